@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the third-party tools that the interop checks and benchmarks use,
+# by name from the Go module proxy, into .tools/bin. A tool already present
+# at the pinned version is not reinstalled.
+#
+# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry]
+# With no arguments it installs crane, oras and conformance (what make test needs).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/.tools/bin"
+mkdir -p "$bin"
+
+declare -A pkgs=(
+  [crane]="github.com/google/go-containerregistry/cmd/crane@v0.22.1"
+  [oras]="oras.land/oras/cmd/oras@v1.3.6"
+  [conformance]="github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
+  [registry]="github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+)
+
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance)
+
+for t in "${tools[@]}"; do
+  pkg=${pkgs[$t]:-}
+  if [ -z "$pkg" ]; then
+    echo "install-tools: unknown tool $t" >&2
+    exit 2
+  fi
+  stamp="$bin/.$t.version"
+  if [ -x "$bin/$t" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$pkg" ]; then
+    continue
+  fi
+  echo "install-tools: go install $pkg"
+  GOBIN="$bin" GOFLAGS=-buildvcs=false go install "$pkg"
+  echo "$pkg" >"$stamp"
+done
