@@ -1,0 +1,67 @@
+package meta
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// SchemaVersion is the schema version this code reads and writes: the
+// version of the last migration.
+const SchemaVersion = 1
+
+// A migration moves the database from version-1 to version. It runs inside
+// the write transaction of Open, so a failed migration changes nothing.
+type migration struct {
+	version uint64
+	name    string
+	apply   func(tx *bolt.Tx) error
+}
+
+// migrations is the ordered list of every schema change. Append new ones at
+// the end and never edit one that has shipped.
+var migrations = []migration{
+	{version: 1, name: "create the v1 tree", apply: migrateCreateV1},
+}
+
+func migrateCreateV1(tx *bolt.Tx) error {
+	if _, err := createMetaBucket(tx); err != nil {
+		return err
+	}
+	if _, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyRepositories); err != nil {
+		return err
+	}
+	_, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyUploads)
+	return err
+}
+
+// migrate applies, in order, every migration of list that is newer than the
+// recorded version, and records the version after each one.
+func migrate(tx *bolt.Tx, list []migration) error {
+	current, err := readSchemaVersion(tx)
+	if err != nil {
+		return err
+	}
+	latest := uint64(0)
+	if len(list) > 0 {
+		latest = list[len(list)-1].version
+	}
+	if current > latest {
+		return fmt.Errorf("schema version %d is newer than the supported version %d: %w",
+			current, latest, errdefs.ErrFailedPrecondition)
+	}
+	for _, m := range list {
+		if m.version <= current {
+			continue
+		}
+		if err := m.apply(tx); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+		if err := writeSchemaVersion(tx, m.version); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}

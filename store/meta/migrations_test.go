@@ -1,0 +1,150 @@
+package meta
+
+import (
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// rawBolt opens a bbolt file without running any migration.
+func rawBolt(t *testing.T) *bolt.DB {
+	t.Helper()
+	bdb, err := bolt.Open(filepath.Join(t.TempDir(), "raw.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bdb.Close() })
+	return bdb
+}
+
+func TestMigrationsAreOrdered(t *testing.T) {
+	for i, m := range migrations {
+		if m.version != uint64(i+1) {
+			t.Errorf("migration %d (%s) has version %d, want %d", i, m.name, m.version, i+1)
+		}
+	}
+	if last := migrations[len(migrations)-1].version; last != SchemaVersion {
+		t.Errorf("last migration is %d, SchemaVersion is %d", last, SchemaVersion)
+	}
+}
+
+// TestMigrations applies each migration to a database at the version before
+// it and checks what the migration must have done.
+func TestMigrations(t *testing.T) {
+	tests := []struct {
+		version uint64
+		name    string
+		check   func(t *testing.T, tx *bolt.Tx)
+	}{
+		{
+			version: 1,
+			name:    "create the v1 tree",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				for _, path := range [][][]byte{
+					{bucketKeyMeta},
+					{bucketKeyV1, bucketKeyRepositories},
+					{bucketKeyV1, bucketKeyUploads},
+				} {
+					if getBucket(tx, path...) == nil {
+						t.Errorf("bucket %q missing", path)
+					}
+				}
+			},
+		},
+	}
+	if len(tests) != len(migrations) {
+		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if migrations[i].version != tt.version {
+				t.Fatalf("migration %d has version %d, test expects %d", i, migrations[i].version, tt.version)
+			}
+			bdb := rawBolt(t)
+			err := bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations[:i]) })
+			if err != nil {
+				t.Fatalf("migrating to %d: %v", tt.version-1, err)
+			}
+			err = bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations[:i+1]) })
+			if err != nil {
+				t.Fatalf("migration %d: %v", tt.version, err)
+			}
+			err = bdb.View(func(tx *bolt.Tx) error {
+				v, err := readSchemaVersion(tx)
+				if err != nil {
+					return err
+				}
+				if v != tt.version {
+					t.Errorf("recorded version = %d, want %d", v, tt.version)
+				}
+				tt.check(t, tx)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMigrateSkipsAppliedMigrations(t *testing.T) {
+	bdb := rawBolt(t)
+	runs := 0
+	list := []migration{{version: 1, name: "count", apply: func(*bolt.Tx) error { runs++; return nil }}}
+	for range 2 {
+		if err := bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, list) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if runs != 1 {
+		t.Errorf("migration ran %d times, want 1", runs)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bucketKeyMeta)
+		if err != nil {
+			return err
+		}
+		return b.Put(keySchema, binary.BigEndian.AppendUint64(nil, SchemaVersion+1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := Open(path)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open accepted a file written by a newer schema")
+	}
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("error class: got %v, want ErrFailedPrecondition", err)
+	}
+}
+
+func TestOpenFreshDatabaseIsUsable(t *testing.T) {
+	db := testDB(t)
+	err := db.View(context.Background(), func(tx *bolt.Tx) error {
+		if GetRepositoriesBucket(tx) == nil || GetUploadsBucket(tx) == nil {
+			t.Error("a fresh database lacks the v1 buckets")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
