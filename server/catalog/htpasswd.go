@@ -1,0 +1,238 @@
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// bcryptPrefixes are the hash kinds an htpasswd file may hold. Apache's
+// htpasswd -B writes $2y$; Go's bcrypt writes $2a$. The other kinds of
+// Apache's format (MD5 $apr1$, {SHA}, crypt, plain) are refused.
+var bcryptPrefixes = []string{"$2a$", "$2b$", "$2y$"}
+
+// passwordCost is the bcrypt cost of HashPassword; tests lower it.
+var passwordCost = bcrypt.DefaultCost
+
+// Htpasswd holds the users of an htpasswd file of bcrypt hashes
+// ("user:$2y$..." lines). It is safe for concurrent use.
+type Htpasswd struct {
+	users []htUser
+
+	dummyOnce sync.Once
+	dummy     []byte
+}
+
+type htUser struct {
+	name    string
+	nameSum [sha256.Size]byte
+	hash    []byte
+}
+
+// LoadHtpasswd reads the htpasswd file at path; see ParseHtpasswd.
+func LoadHtpasswd(path string) (*Htpasswd, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("htpasswd file %s: %w", path, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("htpasswd file %s: %w", path, err)
+	}
+	defer f.Close()
+	h, err := ParseHtpasswd(f)
+	if err != nil {
+		return nil, fmt.Errorf("htpasswd file %s: %w", path, err)
+	}
+	return h, nil
+}
+
+// ParseHtpasswd reads htpasswd lines. Blank lines and lines starting with #
+// are skipped. Every other line must be "user:hash" with a bcrypt hash;
+// any other hash kind, a malformed line or a user listed twice is an
+// error of class errdefs.ErrInvalidArgument that names the line.
+func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
+	h := &Htpasswd{}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		if !ok || user == "" || hash == "" {
+			return nil, fmt.Errorf("line %d: not user:hash: %w", n, errdefs.ErrInvalidArgument)
+		}
+		if !isBcrypt(hash) {
+			return nil, fmt.Errorf("line %d: user %q: the hash is not bcrypt (%s): create it with `htpasswd -B` or `catalogd passwd`: %w",
+				n, user, strings.Join(bcryptPrefixes, ", "), errdefs.ErrInvalidArgument)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("line %d: user %q: bad bcrypt hash: %v: %w", n, user, err, errdefs.ErrInvalidArgument)
+		}
+		if seen[user] {
+			return nil, fmt.Errorf("line %d: user %q listed twice: %w", n, user, errdefs.ErrInvalidArgument)
+		}
+		seen[user] = true
+		h.users = append(h.users, htUser{name: user, nameSum: sha256.Sum256([]byte(user)), hash: []byte(hash)})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func isBcrypt(hash string) bool {
+	for _, p := range bcryptPrefixes {
+		if strings.HasPrefix(hash, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Users returns the user names, in file order.
+func (h *Htpasswd) Users() []string {
+	out := make([]string, 0, len(h.users))
+	for _, u := range h.users {
+		out = append(out, u.name)
+	}
+	return out
+}
+
+// Authenticate reports whether user and password match an entry.
+//
+// The user lookup compares the SHA-256 of every name in constant time and
+// visits every entry, and an unknown user still costs one bcrypt
+// comparison against a dummy hash, so that the response time does not tell
+// which user names exist.
+func (h *Htpasswd) Authenticate(user, password string) bool {
+	sum := sha256.Sum256([]byte(user))
+	var hash []byte
+	for i := range h.users {
+		if subtle.ConstantTimeCompare(sum[:], h.users[i].nameSum[:]) == 1 {
+			hash = h.users[i].hash
+		}
+	}
+	if hash == nil {
+		_ = bcrypt.CompareHashAndPassword(h.dummyHash(), []byte(password))
+		return false
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+}
+
+// dummyHash is a hash at the cost of the file's first entry, made once.
+func (h *Htpasswd) dummyHash() []byte {
+	h.dummyOnce.Do(func() {
+		cost := passwordCost
+		if len(h.users) > 0 {
+			if c, err := bcrypt.Cost(h.users[0].hash); err == nil {
+				cost = c
+			}
+		}
+		h.dummy, _ = bcrypt.GenerateFromPassword([]byte("catalogd dummy password"), cost)
+	})
+	return h.dummy
+}
+
+// HashPassword returns the htpasswd line "user:<bcrypt hash>" for user and
+// password, at bcrypt's default cost.
+func HashPassword(user, password string) (string, error) {
+	if err := validUser(user); err != nil {
+		return "", err
+	}
+	if password == "" {
+		return "", fmt.Errorf("user %q: empty password: %w", user, errdefs.ErrInvalidArgument)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
+	if err != nil {
+		// Only a password longer than bcrypt's 72 bytes gets here.
+		return "", fmt.Errorf("user %q: %v: %w", user, err, errdefs.ErrInvalidArgument)
+	}
+	return user + ":" + string(hash), nil
+}
+
+func validUser(user string) error {
+	if user == "" || strings.ContainsAny(user, ":\r\n#") || strings.TrimSpace(user) != user {
+		return fmt.Errorf("user name %q: must be non-empty, without ':', '#', line breaks or surrounding spaces: %w",
+			user, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// SetPassword sets the password of user in the htpasswd file at path,
+// replacing the user's line or appending one, and creating the file (mode
+// 0600, its directory 0700) if needed. The other lines are kept as they
+// are. The file is replaced atomically. An existing file that does not
+// parse is left alone and its error returned.
+func SetPassword(path, user, password string) error {
+	line, err := HashPassword(user, password)
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("htpasswd file %s: %w", path, err)
+	}
+	if _, err := ParseHtpasswd(bytes.NewReader(old)); err != nil {
+		return fmt.Errorf("htpasswd file %s: %w", path, err)
+	}
+	var out bytes.Buffer
+	replaced := false
+	for l := range strings.Lines(string(old)) {
+		l = strings.TrimRight(l, "\r\n")
+		// ParseHtpasswd above refused files that list a user twice.
+		if name, _, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && name == user {
+			l, replaced = line, true
+		}
+		out.WriteString(l)
+		out.WriteByte('\n')
+	}
+	if !replaced {
+		out.WriteString(line)
+		out.WriteByte('\n')
+	}
+	return writeFileAtomic(path, out.Bytes(), 0o600)
+}
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it
+// and renames it over path.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,174 @@
+package catalog
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+func minCostHash(t *testing.T, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func TestParseHtpasswd(t *testing.T) {
+	defer func(c int) { passwordCost = c }(passwordCost)
+	passwordCost = bcrypt.MinCost
+	h2a := minCostHash(t, "pw-a")
+	h2y := "$2y$" + strings.TrimPrefix(minCostHash(t, "pw-y"), "$2a$") // what Apache's htpasswd -B writes
+	h2b := "$2b$" + strings.TrimPrefix(minCostHash(t, "pw-b"), "$2a$")
+
+	t.Run("bcrypt kinds, comments and blank lines", func(t *testing.T) {
+		file := "# users\n\nalice:" + h2a + "\n  bob:" + h2y + "  \r\ncarol:" + h2b + "\n"
+		h, err := ParseHtpasswd(strings.NewReader(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Users(); !slices.Equal(got, []string{"alice", "bob", "carol"}) {
+			t.Fatalf("users %v", got)
+		}
+		for _, tc := range []struct {
+			user, pass string
+			ok         bool
+		}{
+			{"alice", "pw-a", true},
+			{"bob", "pw-y", true},
+			{"carol", "pw-b", true},
+			{"alice", "pw-y", false},
+			{"alice", "", false},
+			{"dave", "pw-a", false},
+			{"", "", false},
+			{"Alice", "pw-a", false},
+		} {
+			if got := h.Authenticate(tc.user, tc.pass); got != tc.ok {
+				t.Errorf("Authenticate(%q, %q) = %v, want %v", tc.user, tc.pass, got, tc.ok)
+			}
+		}
+	})
+
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"apr1 md5", "alice:$apr1$abcdefgh$0123456789abcdefghijkl\n", "not bcrypt"},
+		{"sha1", "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n", "not bcrypt"},
+		{"crypt", "alice:rl5eZQqI6Oq1I\n", "not bcrypt"},
+		{"plain text", "alice:secret\n", "not bcrypt"},
+		{"truncated bcrypt", "alice:$2y$05$tooshort\n", "bad bcrypt hash"},
+		{"no colon", "alice\n", "not user:hash"},
+		{"empty user", ":" + h2a + "\n", "not user:hash"},
+		{"user twice", "alice:" + h2a + "\nalice:" + h2a + "\n", "listed twice"},
+	} {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			_, err := ParseHtpasswd(strings.NewReader(tc.file))
+			if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("err %v, want an invalid argument naming the line and %q", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("an empty file has no users", func(t *testing.T) {
+		h, err := ParseHtpasswd(strings.NewReader(""))
+		if err != nil || len(h.Users()) != 0 || h.Authenticate("admin", "") {
+			t.Fatalf("empty file: %v %v", h.Users(), err)
+		}
+	})
+}
+
+func TestLoadHtpasswdMissing(t *testing.T) {
+	_, err := LoadHtpasswd(filepath.Join(t.TempDir(), "nope"))
+	if !errdefs.IsNotFound(err) {
+		t.Fatalf("err %v, want not found", err)
+	}
+}
+
+func TestSetPassword(t *testing.T) {
+	defer func(c int) { passwordCost = c }(passwordCost)
+	passwordCost = bcrypt.MinCost
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth", "htpasswd")
+
+	if err := SetPassword(path, "admin", "first"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", st.Mode().Perm())
+	}
+	// Another user and a comment, written by hand, are kept.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("# kept comment\nother:" + minCostHash(t, "other-pw") + "\n")
+	f.Close()
+
+	if err := SetPassword(path, "admin", "second"); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetPassword(path, "new", "third"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := LoadHtpasswd(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Users(); !slices.Equal(got, []string{"admin", "other", "new"}) {
+		t.Fatalf("users %v", got)
+	}
+	for _, tc := range []struct {
+		user, pass string
+		ok         bool
+	}{
+		{"admin", "second", true}, {"admin", "first", false}, {"other", "other-pw", true}, {"new", "third", true},
+	} {
+		if got := h.Authenticate(tc.user, tc.pass); got != tc.ok {
+			t.Errorf("Authenticate(%q, %q) = %v, want %v", tc.user, tc.pass, got, tc.ok)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "# kept comment\n") {
+		t.Fatalf("comment lost:\n%s", b)
+	}
+
+	for _, tc := range []struct{ name, user, pass string }{
+		{"colon in the user", "a:b", "pw"},
+		{"empty user", "", "pw"},
+		{"line break in the user", "a\nb", "pw"},
+		{"empty password", "admin", ""},
+		{"password over bcrypt's 72 bytes", "admin", strings.Repeat("x", 73)},
+	} {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			if err := SetPassword(path, tc.user, tc.pass); !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("err %v, want invalid argument", err)
+			}
+		})
+	}
+	after, _ := os.ReadFile(path)
+	if string(after) != string(b) {
+		t.Fatal("a refused SetPassword changed the file")
+	}
+
+	t.Run("a file that does not parse is left alone", func(t *testing.T) {
+		bad := filepath.Join(dir, "bad")
+		os.WriteFile(bad, []byte("alice:{SHA}abc\n"), 0o600)
+		if err := SetPassword(bad, "bob", "pw"); !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("err %v", err)
+		}
+		if got, _ := os.ReadFile(bad); string(got) != "alice:{SHA}abc\n" {
+			t.Fatalf("bad file changed: %q", got)
+		}
+	})
+}
