@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog"
+	catalogserver "github.com/containerprovider/containerprovider/server/catalog"
+	"github.com/containerprovider/containerprovider/server/middleware"
+)
+
+// DefaultListen is catalogd's default address: loopback only.
+const DefaultListen = "127.0.0.1:5000"
+
+// shutdownTimeout is how long a SIGINT or SIGTERM lets requests in flight
+// finish before the connections are closed.
+const shutdownTimeout = 30 * time.Second
+
+type serveConfig struct {
+	common
+	listen          string
+	htpasswd        string
+	insecureDev     bool
+	readOnly        bool
+	tlsCert         string
+	tlsKey          string
+	maxManifestSize int64
+	maxBlobSize     int64
+}
+
+func (c *serveConfig) register(f *flagSet) {
+	c.common.register(f)
+	f.stringVar(&c.listen, "listen", DefaultListen, "address to listen on; any other than loopback should have TLS")
+	f.stringVar(&c.htpasswd, "htpasswd", "", "htpasswd file of bcrypt hashes for pushes and deletes (default <root>/auth/htpasswd, created with a user admin on first start)")
+	f.boolVar(&c.insecureDev, "insecure-dev", false, "DEVELOPMENT ONLY: anyone can push and delete, without credentials")
+	f.boolVar(&c.readOnly, "read-only", false, "refuse every push and delete (403)")
+	f.stringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	f.stringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.sizeVar(&c.maxManifestSize, "max-manifest-size", catalog.DefaultMaxManifestSize, "largest manifest accepted (bytes, or with a unit: 4MiB)")
+	f.sizeVar(&c.maxBlobSize, "max-blob-size", catalogserver.DefaultMaxBlobSize, "largest blob accepted (bytes, or with a unit: 64GiB)")
+}
+
+// check validates the serve flags.
+func (c *serveConfig) check(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	if err := c.common.check(); err != nil {
+		return usageError{err}
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	if c.insecureDev && c.htpasswd != "" {
+		return usagef("--insecure-dev and --htpasswd exclude each other")
+	}
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		return usagef("--listen %q: %v", c.listen, err)
+	}
+	if c.maxManifestSize <= 0 || c.maxBlobSize <= 0 {
+		return usagef("--max-manifest-size and --max-blob-size must be positive")
+	}
+	return nil
+}
+
+func setupServe(a *app, f *flagSet) func(context.Context, []string) error {
+	c := &serveConfig{}
+	c.register(f)
+	return func(ctx context.Context, args []string) error {
+		if err := c.check(args); err != nil {
+			return err
+		}
+		return a.serve(ctx, c)
+	}
+}
+
+func (a *app) serve(ctx context.Context, c *serveConfig) error {
+	log := c.logger(a.stderr)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	rt, err := openRoot(c.root, catalog.WithMaxManifestSize(c.maxManifestSize))
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
+	opts := []catalogserver.Opt{
+		catalogserver.WithLogger(log),
+		catalogserver.WithReadOnly(c.readOnly),
+		catalogserver.WithInsecureDev(c.insecureDev),
+		catalogserver.WithMaxManifestSize(c.maxManifestSize),
+		catalogserver.WithMaxBlobSize(c.maxBlobSize),
+	}
+	switch {
+	case c.insecureDev:
+		log.Warn("WARNING: --insecure-dev: ANYONE who can reach this server can push and delete images, without credentials. Never use it outside development.")
+	case c.readOnly && c.htpasswd == "":
+		// Every write is refused: no credentials are needed.
+	default:
+		h, err := loadCredentials(c, log)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, catalogserver.WithHtpasswd(h))
+	}
+
+	handler, err := catalogserver.New(rt.reg, opts...)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.listen, err)
+	}
+	tls := c.tlsCert != ""
+	if !tls && !isLoopback(ln.Addr()) {
+		log.WithField("listen", ln.Addr().String()).Warn("listening beyond loopback without TLS: credentials and images cross the network in clear text; give --tls-cert and --tls-key")
+	}
+	srv := middleware.NewServer(c.listen, handler, middleware.WithErrorLogger(log))
+	done := make(chan error, 1)
+	go func() {
+		if tls {
+			done <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey)
+		} else {
+			done <- srv.Serve(ln)
+		}
+	}()
+	log.WithFields(logrus.Fields{
+		"listen":    ln.Addr().String(),
+		"root":      c.root,
+		"tls":       tls,
+		"read_only": c.readOnly,
+	}).Info("catalogd serving")
+
+	select {
+	case err := <-done:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// isLoopback reports whether addr only listens on a loopback interface.
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// loadCredentials loads the htpasswd file of --htpasswd, or the root's
+// default one, which it creates with a user admin on first start.
+func loadCredentials(c *serveConfig, log *logrus.Logger) (*catalogserver.Htpasswd, error) {
+	path := c.htpasswd
+	if path == "" {
+		path = defaultHtpasswd(c.root)
+		created, err := ensureAdmin(c.root)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			log.WithFields(logrus.Fields{"user": "admin", "password_file": adminPasswordPath(c.root), "htpasswd": path}).
+				Warn("created the user admin for pushes and deletes; its password is in the password file (add users with `catalogd passwd`)")
+		}
+	}
+	h, err := catalogserver.LoadHtpasswd(path)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: create it with `catalogd passwd --htpasswd %s USER`", err, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(h.Users()) == 0 {
+		log.WithField("htpasswd", path).Warn("the htpasswd file has no users: nobody can push or delete")
+	}
+	log.WithFields(logrus.Fields{"htpasswd": path, "users": len(h.Users())}).Info("pushes and deletes need credentials")
+	return h, nil
+}
+
+// ensureAdmin creates the root's default credentials when its htpasswd
+// file does not exist: a user admin with a random password, whose bcrypt
+// line goes to auth/htpasswd and whose clear text goes to
+// auth/admin-password, both 0600. The password file is written first, so
+// that an interrupted start leaves no htpasswd line without its password:
+// the next start makes both again.
+func ensureAdmin(root string) (bool, error) {
+	path := defaultHtpasswd(root)
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Join(root, authDir), 0o700); err != nil {
+		return false, err
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return false, err
+	}
+	password := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := writePrivateFile(adminPasswordPath(root), []byte(password+"\n")); err != nil {
+		return false, err
+	}
+	if err := catalogserver.SetPassword(path, "admin", password); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// writePrivateFile writes data to path with mode 0600, through a
+// temporary file renamed into place.
+func writePrivateFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
