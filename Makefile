@@ -1,0 +1,42 @@
+# ContainerProvider
+#
+#   make run     build, seed catalogd on first run, start the daemons on loopback
+#   make test    go vet, gofmt, the whole suite with -race, interop with real clients
+#   make bench   benchmarks (slow; results in bench/results/)
+#   make lint    go vet and gofmt only
+
+GO      ?= go
+BIN     := $(CURDIR)/bin
+TOOLS   := $(CURDIR)/.tools/bin
+CMDS    := catalogd
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build run test unit tools lint bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+run: build
+	@scripts/run.sh
+
+tools:
+	@scripts/install-tools.sh crane oras conformance
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The e2e tests in test/e2e start the real binaries from $(BIN) and use the
+# real clients from $(TOOLS): crane, oras and the OCI conformance suite.
+test: lint build tools
+	CP_BIN_DIR=$(BIN) CP_TOOLS_DIR=$(TOOLS) $(GO) test -race -count=1 -timeout 20m ./...
+
+bench: build
+	@scripts/install-tools.sh crane registry
+	@bench/run.sh
+
+clean:
+	rm -rf $(BIN) .run
