@@ -1,0 +1,420 @@
+// Command blobserve measures how fast catalogd serves one large blob to 1 and
+// to N concurrent clients, next to the CNCF distribution registry serving the
+// same blob on the same machine in the same run, and next to the machine's
+// floor: sha256 over the same bytes and a synced write of them.
+//
+// It is run by `make bench` (bench/run.sh), which builds catalogd and
+// installs crane and the registry first. Every server listens on 127.0.0.1.
+// Figures are medians of --runs runs; the report goes to stdout and to
+// --out as Markdown.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+func main() {
+	var (
+		binDir   = flag.String("bin", "bin", "directory holding catalogd")
+		toolsDir = flag.String("tools", ".tools/bin", "directory holding crane and registry")
+		sizeStr  = flag.String("size", "1GiB", "size of the blob")
+		runs     = flag.Int("runs", 5, "runs per measurement; the median is reported")
+		clients  = flag.String("clients", "1,8", "comma-separated concurrent client counts")
+		out      = flag.String("out", "", "write the Markdown report here too")
+		work     = flag.String("work", "", "scratch directory (default: a new temporary one, removed at the end)")
+	)
+	flag.Parse()
+	size, err := parseSize(*sizeStr)
+	if err != nil {
+		fatal(err)
+	}
+	var counts []int
+	for _, s := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 64 {
+			fatal(fmt.Errorf("bad --clients %q", *clients))
+		}
+		counts = append(counts, n)
+	}
+	if *work == "" {
+		d, err := os.MkdirTemp("", "cp-bench-")
+		if err != nil {
+			fatal(err)
+		}
+		defer os.RemoveAll(d)
+		*work = d
+	}
+	b := &bench{bin: *binDir, tools: *toolsDir, work: *work, size: size, runs: *runs}
+	report, err := b.run(counts)
+	if err != nil {
+		b.stop()
+		fatal(err)
+	}
+	b.stop()
+	fmt.Print(report)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+			fatal(err)
+		}
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "blobserve:", err)
+	os.Exit(1)
+}
+
+type bench struct {
+	bin, tools, work string
+	size             int64
+	runs             int
+	procs            []*exec.Cmd
+}
+
+func (b *bench) run(counts []int) (string, error) {
+	ctx := context.Background()
+	catRoot := filepath.Join(b.work, "catalogd")
+	step("seeding catalogd with a %s base layer, uncompressed", human(b.size))
+	if err := b.exec(ctx, filepath.Join(b.bin, "catalogd"), "seed", "--root", catRoot,
+		"--base-layer-size", strconv.FormatInt(b.size, 10), "--compression", "none"); err != nil {
+		return "", err
+	}
+	catAddr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	if err := b.start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", catAddr); err != nil {
+		return "", err
+	}
+	if err := waitReady("http://" + catAddr + "/v2/"); err != nil {
+		return "", err
+	}
+	repo, layer, err := biggestLayer(catAddr, "nanoserver", "10.0.14393.0")
+	if err != nil {
+		return "", err
+	}
+	blobPath := filepath.Join(catRoot, "blobs", "sha256", strings.TrimPrefix(layer.Digest, "sha256:"))
+	step("blob %s, %s", layer.Digest, human(layer.Size))
+
+	regAddr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	regRoot := filepath.Join(b.work, "registry")
+	cfg := filepath.Join(b.work, "registry.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(
+		"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
+		regRoot, regAddr)), 0o644); err != nil {
+		return "", err
+	}
+	if err := b.start(filepath.Join(b.tools, "registry"), []string{"OTEL_SDK_DISABLED=true"}, "serve", cfg); err != nil {
+		return "", err
+	}
+	if err := waitReady("http://" + regAddr + "/v2/"); err != nil {
+		return "", err
+	}
+	step("pushing the image to the distribution registry with crane")
+	if err := b.exec(ctx, filepath.Join(b.tools, "crane"), "copy", "--insecure",
+		catAddr+"/"+repo+":10.0.14393.0", regAddr+"/"+repo+":10.0.14393.0"); err != nil {
+		return "", err
+	}
+
+	var rows []row
+	step("floor: sha256 and a synced write of the same bytes")
+	sha, err := b.median(func() (float64, error) { return hashFile(blobPath) })
+	if err != nil {
+		return "", err
+	}
+	rows = append(rows, row{"sha256 of the blob (page cache)", 1, sha})
+	wr, err := b.median(func() (float64, error) { return syncedCopy(blobPath, filepath.Join(b.work, "floor.copy")) })
+	if err != nil {
+		return "", err
+	}
+	rows = append(rows, row{"synced write of the blob", 1, wr})
+
+	servers := []struct{ name, url string }{
+		{"catalogd", "http://" + catAddr + "/v2/" + repo + "/blobs/" + layer.Digest},
+		{"distribution registry v3.1.2", "http://" + regAddr + "/v2/" + repo + "/blobs/" + layer.Digest},
+	}
+	results := map[string]map[int]float64{}
+	for _, s := range servers {
+		results[s.name] = map[int]float64{}
+		for _, n := range counts {
+			step("%s: %d client(s) x %d runs", s.name, n, b.runs)
+			mbps, err := b.median(func() (float64, error) { return fetch(s.url, n, layer.Size) })
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", s.name, err)
+			}
+			results[s.name][n] = mbps
+			rows = append(rows, row{"GET blob from " + s.name, n, mbps})
+		}
+	}
+
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Serving one %s blob (%s)\n\n", human(layer.Size), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&sb, "Medians of %d runs on this machine, all in one run; MB/s is 10^6 bytes per second, aggregate over the clients.\n\n", b.runs)
+	fmt.Fprintf(&sb, "| measurement | clients | MB/s |\n|---|---:|---:|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "| %s | %d | %.0f |\n", r.name, r.clients, r.mbps)
+	}
+	fmt.Fprintf(&sb, "\n| ratio | clients | value |\n|---|---:|---:|\n")
+	for _, n := range counts {
+		c, r := results["catalogd"][n], results["distribution registry v3.1.2"][n]
+		fmt.Fprintf(&sb, "| catalogd / distribution registry | %d | %.2f |\n", n, c/r)
+		fmt.Fprintf(&sb, "| catalogd / sha256 floor | %d | %.2f |\n", n, c/sha)
+		fmt.Fprintf(&sb, "| catalogd / synced-write floor | %d | %.2f |\n", n, c/wr)
+	}
+	return sb.String(), nil
+}
+
+type row struct {
+	name    string
+	clients int
+	mbps    float64
+}
+
+func (b *bench) median(f func() (float64, error)) (float64, error) {
+	var xs []float64
+	for range b.runs {
+		x, err := f()
+		if err != nil {
+			return 0, err
+		}
+		xs = append(xs, x)
+	}
+	sort.Float64s(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2], nil
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2, nil
+}
+
+func (b *bench) exec(ctx context.Context, bin string, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+b.work, "DOCKER_CONFIG="+filepath.Join(b.work, ".docker"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (b *bench) start(bin string, env []string, args ...string) error {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logf, err := os.Create(filepath.Join(b.work, filepath.Base(bin)+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	b.procs = append(b.procs, cmd)
+	return nil
+}
+
+func (b *bench) stop() {
+	for _, p := range b.procs {
+		p.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			p.Process.Kill()
+			<-done
+		}
+	}
+	b.procs = nil
+}
+
+func step(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "==> "+format+"\n", args...)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitReady(url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer within 30 s", url)
+}
+
+type descriptor struct {
+	MediaType string `json:"mediaType"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+}
+
+// biggestLayer reads a manifest from catalogd and returns its largest layer.
+func biggestLayer(addr, repo, tag string) (string, descriptor, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/"+repo+"/manifests/"+tag, nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", descriptor{}, err
+	}
+	defer resp.Body.Close()
+	var m struct {
+		Layers []descriptor `json:"layers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return "", descriptor{}, err
+	}
+	if len(m.Layers) == 0 {
+		return "", descriptor{}, errors.New("manifest has no layers")
+	}
+	sort.Slice(m.Layers, func(i, j int) bool { return m.Layers[i].Size > m.Layers[j].Size })
+	return repo, m.Layers[0], nil
+}
+
+// fetch downloads url with n concurrent clients and returns the aggregate
+// rate in MB/s.
+func fetch(url string, n int, size int64) (float64, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Minute}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := func() error {
+				resp, err := client.Get(url)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("GET %s: %s", url, resp.Status)
+				}
+				got, err := io.Copy(io.Discard, resp.Body)
+				if err == nil && got != size {
+					err = fmt.Errorf("GET %s: %d bytes, want %d", url, got, size)
+				}
+				return err
+			}()
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return 0, first
+	}
+	return float64(size) * float64(n) / time.Since(start).Seconds() / 1e6, nil
+}
+
+// hashFile returns the sha256 rate over a file, in MB/s.
+func hashFile(path string) (float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	start := time.Now()
+	n, err := io.CopyBuffer(sha256.New(), struct{ io.Reader }{f}, make([]byte, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds() / 1e6, nil
+}
+
+// syncedCopy writes the bytes of src to dst, fsyncs, and returns the rate
+// in MB/s. Reading src comes from the page cache after the first run.
+func syncedCopy(src, dst string) (float64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	defer os.Remove(dst)
+	start := time.Now()
+	out, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.CopyBuffer(out, struct{ io.Reader }{in}, make([]byte, 1<<20))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds() / 1e6, nil
+}
+
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			n, err := strconv.ParseInt(strings.TrimSuffix(s, u.suffix), 10, 64)
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return n * u.mult, nil
+		}
+	}
+	return 0, fmt.Errorf("bad size %q", s)
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
+}
