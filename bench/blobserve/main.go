@@ -109,7 +109,8 @@ func (b *bench) run(counts []int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	blobPath := filepath.Join(catRoot, "blobs", "sha256", strings.TrimPrefix(layer.Digest, "sha256:"))
+	// catalogd keeps its content store in <root>/content.
+	blobPath := filepath.Join(catRoot, "content", "blobs", "sha256", strings.TrimPrefix(layer.Digest, "sha256:"))
 	step("blob %s, %s", layer.Digest, human(layer.Size))
 
 	regAddr, err := freeAddr()

@@ -3,6 +3,8 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -33,7 +36,21 @@ type Htpasswd struct {
 
 	dummyOnce sync.Once
 	dummy     []byte
+
+	// verified remembers recently verified credentials, so that the many
+	// write requests of one push pay for bcrypt once, not each time.
+	// Entries are keyed by an HMAC of user and password under a key that
+	// lives only in this process; the passwords themselves are not kept.
+	cacheKey [32]byte
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]time.Time
 }
+
+// Bounds of the verified-credentials cache.
+const (
+	verifiedTTL = 5 * time.Minute
+	maxVerified = 1024
+)
 
 type htUser struct {
 	name    string
@@ -64,6 +81,9 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 // error of class errdefs.ErrInvalidArgument that names the line.
 func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
 	h := &Htpasswd{}
+	if _, err := rand.Read(h.cacheKey[:]); err != nil {
+		return nil, fmt.Errorf("htpasswd: %w", err)
+	}
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
@@ -117,8 +137,48 @@ func (h *Htpasswd) Users() []string {
 // The user lookup compares the SHA-256 of every name in constant time and
 // visits every entry, and an unknown user still costs one bcrypt
 // comparison against a dummy hash, so that the response time does not tell
-// which user names exist.
+// which user names exist. A pair verified in the last verifiedTTL is
+// accepted from the cache without bcrypt.
 func (h *Htpasswd) Authenticate(user, password string) bool {
+	mac := h.credentialsMAC(user, password)
+	if h.recentlyVerified(mac) {
+		return true
+	}
+	if !h.compare(user, password) {
+		return false
+	}
+	h.remember(mac)
+	return true
+}
+
+func (h *Htpasswd) credentialsMAC(user, password string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, h.cacheKey[:])
+	m.Write([]byte(user))
+	m.Write([]byte{0})
+	m.Write([]byte(password))
+	var out [sha256.Size]byte
+	copy(out[:], m.Sum(nil))
+	return out
+}
+
+func (h *Htpasswd) recentlyVerified(mac [sha256.Size]byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.verified[mac]
+	return ok && time.Since(at) < verifiedTTL
+}
+
+func (h *Htpasswd) remember(mac [sha256.Size]byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.verified == nil || len(h.verified) >= maxVerified {
+		h.verified = map[[sha256.Size]byte]time.Time{}
+	}
+	h.verified[mac] = time.Now()
+}
+
+// compare checks user and password against the file with bcrypt.
+func (h *Htpasswd) compare(user, password string) bool {
 	sum := sha256.Sum256([]byte(user))
 	var hash []byte
 	for i := range h.users {

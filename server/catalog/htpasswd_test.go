@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -171,4 +172,35 @@ func TestSetPassword(t *testing.T) {
 			t.Fatalf("bad file changed: %q", got)
 		}
 	})
+}
+
+// TestAuthenticateCache checks that verified credentials are remembered and
+// that the cache never lets a wrong password or another user through.
+func TestAuthenticateCache(t *testing.T) {
+	h, err := ParseHtpasswd(strings.NewReader("admin:" + minCostHash(t, "secret") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if !h.Authenticate("admin", "secret") {
+			t.Fatalf("attempt %d: right password refused", i)
+		}
+	}
+	if len(h.verified) != 1 {
+		t.Fatalf("cache holds %d entries after three logins of one user, want 1", len(h.verified))
+	}
+	for _, tc := range []struct{ user, pass string }{
+		{"admin", "Secret"}, {"admin", "secret "}, {"admin", ""}, {"other", "secret"}, {"admin\x00", "secret"},
+	} {
+		if h.Authenticate(tc.user, tc.pass) {
+			t.Errorf("Authenticate(%q, %q) = true after a cached success", tc.user, tc.pass)
+		}
+	}
+	// An expired entry is checked with bcrypt again, and still passes.
+	for k := range h.verified {
+		h.verified[k] = time.Now().Add(-2 * verifiedTTL)
+	}
+	if !h.Authenticate("admin", "secret") {
+		t.Fatal("expired cache entry made the right password fail")
+	}
 }
