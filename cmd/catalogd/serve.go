@@ -25,6 +25,13 @@ import (
 // DefaultListen is catalogd's default address: loopback only.
 const DefaultListen = "127.0.0.1:5000"
 
+// Abandoned uploads: a session untouched for uploadTTL is discarded, at
+// start-up and then every purgeInterval.
+const (
+	uploadTTL     = 24 * time.Hour
+	purgeInterval = time.Hour
+)
+
 // shutdownTimeout is how long a SIGINT or SIGTERM lets requests in flight
 // finish before the connections are closed.
 const shutdownTimeout = 30 * time.Second
@@ -132,6 +139,7 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		log.WithField("listen", ln.Addr().String()).Warn("listening beyond loopback without TLS: credentials and images cross the network in clear text; give --tls-cert and --tls-key")
 	}
 	srv := middleware.NewServer(c.listen, handler, middleware.WithErrorLogger(log))
+	go purgeUploads(ctx, rt.reg, log)
 	done := make(chan error, 1)
 	go func() {
 		if tls {
@@ -162,6 +170,27 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		return err
 	}
 	return nil
+}
+
+// purgeUploads discards abandoned upload sessions and their data until ctx
+// ends.
+func purgeUploads(ctx context.Context, reg *catalog.Registry, log *logrus.Logger) {
+	t := time.NewTicker(purgeInterval)
+	defer t.Stop()
+	for {
+		n, err := reg.PurgeUploads(ctx, uploadTTL)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.WithError(err).Warn("purging abandoned uploads")
+		case n > 0:
+			log.WithField("count", n).Info("purged abandoned uploads")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // isLoopback reports whether addr only listens on a loopback interface.
