@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -229,57 +226,7 @@ func loadCredentials(c *serveConfig, log *logrus.Logger) (*catalogserver.Htpassw
 }
 
 // ensureAdmin creates the root's default credentials when its htpasswd
-// file does not exist: a user admin with a random password, whose bcrypt
-// line goes to auth/htpasswd and whose clear text goes to
-// auth/admin-password, both 0600. The password file is written first, so
-// that an interrupted start leaves no htpasswd line without its password:
-// the next start makes both again.
+// file does not exist: see catalogserver.CreateDefaultUser.
 func ensureAdmin(root string) (bool, error) {
-	path := defaultHtpasswd(root)
-	if _, err := os.Stat(path); err == nil {
-		return false, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return false, err
-	}
-	if err := os.MkdirAll(filepath.Join(root, authDir), 0o700); err != nil {
-		return false, err
-	}
-	var b [24]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return false, err
-	}
-	password := base64.RawURLEncoding.EncodeToString(b[:])
-	if err := writePrivateFile(adminPasswordPath(root), []byte(password+"\n")); err != nil {
-		return false, err
-	}
-	if err := catalogserver.SetPassword(path, "admin", password); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// writePrivateFile writes data to path with mode 0600, through a
-// temporary file renamed into place.
-func writePrivateFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return catalogserver.CreateDefaultUser(defaultHtpasswd(root), adminPasswordPath(root), "admin")
 }

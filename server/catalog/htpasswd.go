@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -265,6 +266,32 @@ func SetPassword(path, user, password string) error {
 		out.WriteByte('\n')
 	}
 	return writeFileAtomic(path, out.Bytes(), 0o600)
+}
+
+// CreateDefaultUser makes the default credentials of a fresh root when the
+// htpasswd file does not exist yet: user with a random password, whose
+// bcrypt line goes to htpasswd and whose clear text goes to passwordFile,
+// both 0600 in 0700 directories. The password file is written first, so
+// that an interrupted start leaves no htpasswd line without its password:
+// the next call makes both again. It reports whether it created them.
+func CreateDefaultUser(htpasswd, passwordFile, user string) (bool, error) {
+	if _, err := os.Stat(htpasswd); err == nil {
+		return false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return false, err
+	}
+	password := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := writeFileAtomic(passwordFile, []byte(password+"\n"), 0o600); err != nil {
+		return false, err
+	}
+	if err := SetPassword(htpasswd, user, password); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // writeFileAtomic writes data to a temporary file next to path, syncs it
