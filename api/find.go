@@ -33,9 +33,10 @@ type FindEntry struct {
 
 // ParentRef names a parent image.
 type ParentRef struct {
-	Name    string `json:"name"`
-	Version string `json:"version,omitempty"`
-	Digest  string `json:"digest,omitempty"`
+	Name      string `json:"name"`
+	Version   string `json:"version,omitempty"`
+	Digest    string `json:"digest,omitempty"`
+	Publisher string `json:"publisher,omitempty"`
 }
 
 // FindResponse is the body of GET /v2/_find.

@@ -1,0 +1,164 @@
+package api
+
+import "time"
+
+// This file is providerd's API v1: the JSON bodies of /v1/... requests and
+// responses. Paths, methods and query parameters are listed in
+// server/provider/routes.go and in the README.
+
+// Source is a place images are found and installed from: an OCI
+// Distribution registry, with or without catalogd's find extension.
+type Source struct {
+	// Name identifies the source, e.g. "catalog". [A-Za-z0-9._-], 1-64.
+	Name string `json:"name"`
+	// Location is the registry's base URL, e.g. "http://127.0.0.1:5000".
+	Location string `json:"location"`
+	// Insecure skips TLS certificate verification of an https Location.
+	Insecure bool `json:"insecure,omitempty"`
+	// Username and Password are sent to the registry's token service or
+	// as Basic credentials when it asks. Password is never returned.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// VersionOptions are OneGet's version options, shared by Find, Install,
+// Get and Remove.
+type VersionOptions struct {
+	RequiredVersion string `json:"requiredVersion,omitempty"`
+	MinimumVersion  string `json:"minimumVersion,omitempty"`
+	MaximumVersion  string `json:"maximumVersion,omitempty"`
+	AllVersions     bool   `json:"allVersions,omitempty"`
+}
+
+// Image is an installed image, as Get-ContainerImage shows it.
+type Image struct {
+	Name        string     `json:"name"`
+	Repository  string     `json:"repository"`
+	Publisher   string     `json:"publisher,omitempty"`
+	Version     string     `json:"version"`
+	Description string     `json:"description,omitempty"`
+	IsOSImage   bool       `json:"isOSImage"`
+	ParentImage *ParentRef `json:"parentImage,omitempty"`
+	// Size is the sum of the manifest, config and layer sizes.
+	Size      int64     `json:"size"`
+	Created   time.Time `json:"created"`
+	Installed time.Time `json:"installed"`
+	// Digest is the manifest digest, the image's identity; ID is its hex.
+	Digest string `json:"digest"`
+	ID     string `json:"id"`
+	Source string `json:"source,omitempty"`
+	// Refs are the references that point at the image, e.g.
+	// "nanoserver:10.0.10586.0" and "nanoserver:latest".
+	Refs      []string `json:"refs,omitempty"`
+	OSVersion string   `json:"os.version,omitempty"`
+}
+
+// InstallRequest is the body of POST /v1/images/install.
+type InstallRequest struct {
+	Name string `json:"name"`
+	VersionOptions
+	// Source restricts the search to one source; empty searches all.
+	Source string `json:"source,omitempty"`
+	// Force reinstalls an installed image: every blob is verified again,
+	// and missing or corrupt ones are downloaded again.
+	Force bool `json:"force,omitempty"`
+	// NoParents refuses to install missing parent images: the install then
+	// fails with an error that names the missing parent.
+	NoParents bool `json:"noParents,omitempty"`
+}
+
+// RemoveResult is the answer of DELETE /v1/images.
+type RemoveResult struct {
+	Removed []Image `json:"removed"`
+	// BlobsDeleted and BytesFreed count what garbage collection freed.
+	BlobsDeleted int   `json:"blobsDeleted"`
+	BytesFreed   int64 `json:"bytesFreed"`
+}
+
+// Job states.
+const (
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+	JobCanceled  = "canceled"
+)
+
+// Job is a long operation that runs in providerd whether or not a client
+// watches it.
+type Job struct {
+	ID      string         `json:"id"`
+	Kind    string         `json:"kind"` // "install"
+	State   string         `json:"state"`
+	Request InstallRequest `json:"request"`
+	// Images are the images the job installs, parents first, as
+	// "Name version", once resolved.
+	Images []string `json:"images,omitempty"`
+	// Blobs is the progress of every blob the job downloads.
+	Blobs    []BlobProgress `json:"blobs,omitempty"`
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished,omitempty"`
+	// Result is the installed image, when the job succeeded.
+	Result *Image `json:"result,omitempty"`
+	// Message is the closing sentence, e.g. "Downloaded in 0 hours, 0
+	// minutes, 10 seconds."
+	Message string `json:"message,omitempty"`
+	Error   *Error `json:"error,omitempty"`
+}
+
+// BlobProgress is the progress of one blob of a job.
+type BlobProgress struct {
+	Digest string `json:"digest"`
+	// Image names the image the blob belongs to, "Name version".
+	Image string `json:"image,omitempty"`
+	Total int64  `json:"total"`
+	Done  int64  `json:"done"`
+	// State: "waiting", "downloading", "verifying", "done" or "present"
+	// (already in the store).
+	State string `json:"state"`
+}
+
+// Job event types.
+const (
+	EventState    = "state"    // the job's state changed
+	EventProgress = "progress" // bytes of one blob
+	EventLog      = "log"      // a line for people, e.g. "Installing parent WindowsServerCore"
+	EventResult   = "result"   // the last event: Job is final
+)
+
+// JobEvent is one line of the NDJSON stream of GET /v1/jobs/{id}/events and
+// of POST /v1/images/install?follow=true. The stream starts with a state
+// event carrying the whole Job, and ends with a result event.
+type JobEvent struct {
+	Type    string        `json:"type"`
+	JobID   string        `json:"jobId"`
+	Time    time.Time     `json:"time"`
+	State   string        `json:"state,omitempty"`
+	Blob    *BlobProgress `json:"blob,omitempty"`
+	Message string        `json:"message,omitempty"`
+	Job     *Job          `json:"job,omitempty"`
+}
+
+// Error is the v1 error envelope's body: {"error": {...}}. Code is the
+// error class: InvalidArgument, NotFound, AlreadyExists, Conflict,
+// FailedPrecondition, Unavailable, OutOfRange, TooLarge, Unauthenticated,
+// PermissionDenied, NotImplemented or Internal.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Dependents lists what blocks a removal (409), e.g.
+	// "image microsoft/iis 1.0.0.0" or "container web1".
+	Dependents []string `json:"dependents,omitempty"`
+}
+
+// ErrorResponse is the v1 error envelope.
+type ErrorResponse struct {
+	Error Error `json:"error"`
+}
+
+// Health is the body of GET /healthz.
+type Health struct {
+	Status string `json:"status"` // "ok"
+	// Version of providerd.
+	Version string `json:"version,omitempty"`
+}
