@@ -17,7 +17,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/containerprovider/containerprovider/api"
-	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // Source is what the provider needs of a source. provider/source.Client
@@ -25,9 +24,13 @@ import (
 type Source interface {
 	// Name is the source's name.
 	Name() string
-	// Find lists the source's images that match opts, each with Source
-	// set to Name().
-	Find(ctx context.Context, opts find.Options) ([]api.FindEntry, error)
+	// Catalog lists every image of the source, every version, each with
+	// Source set to Name(): from catalogd's find extension in one request
+	// (GET /v2/_find?allVersions=true), or, from a registry without it,
+	// from _catalog, tags/list and the manifests' annotations. The
+	// provider applies OneGet's rules (find.Filter) to the merged lists,
+	// so every source follows the same rules.
+	Catalog(ctx context.Context) ([]api.FindEntry, error)
 	// Manifest fetches a manifest by tag or digest and verifies its bytes
 	// against its digest (the reference's when it is one).
 	Manifest(ctx context.Context, repo, reference string) (ocispec.Descriptor, []byte, error)
