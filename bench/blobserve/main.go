@@ -10,23 +10,21 @@
 package main
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/containerprovider/containerprovider/bench/harness"
 )
 
 func main() {
@@ -40,7 +38,7 @@ func main() {
 		work     = flag.String("work", "", "scratch directory (default: a new temporary one, removed at the end)")
 	)
 	flag.Parse()
-	size, err := parseSize(*sizeStr)
+	size, err := harness.ParseSize(*sizeStr)
 	if err != nil {
 		fatal(err)
 	}
@@ -61,12 +59,13 @@ func main() {
 		*work = d
 	}
 	b := &bench{bin: *binDir, tools: *toolsDir, work: *work, size: size, runs: *runs}
+	b.procs.LogDir = *work
 	report, err := b.run(counts)
 	if err != nil {
-		b.stop()
+		b.procs.StopAll()
 		fatal(err)
 	}
-	b.stop()
+	b.procs.StopAll()
 	fmt.Print(report)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
@@ -84,25 +83,24 @@ type bench struct {
 	bin, tools, work string
 	size             int64
 	runs             int
-	procs            []*exec.Cmd
+	procs            harness.Procs
 }
 
 func (b *bench) run(counts []int) (string, error) {
-	ctx := context.Background()
 	catRoot := filepath.Join(b.work, "catalogd")
-	step("seeding catalogd with a %s base layer, uncompressed", human(b.size))
-	if err := b.exec(ctx, filepath.Join(b.bin, "catalogd"), "seed", "--root", catRoot,
+	harness.Step("seeding catalogd with a %s base layer, uncompressed", harness.Human(b.size))
+	if err := harness.Run(nil, filepath.Join(b.bin, "catalogd"), "seed", "--root", catRoot,
 		"--base-layer-size", strconv.FormatInt(b.size, 10), "--compression", "none"); err != nil {
 		return "", err
 	}
-	catAddr, err := freeAddr()
+	catAddr, err := harness.FreeAddr()
 	if err != nil {
 		return "", err
 	}
-	if err := b.start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", catAddr); err != nil {
+	if _, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", catAddr); err != nil {
 		return "", err
 	}
-	if err := waitReady("http://" + catAddr + "/v2/"); err != nil {
+	if err := harness.WaitReady("http://" + catAddr + "/v2/"); err != nil {
 		return "", err
 	}
 	repo, layer, err := biggestLayer(catAddr, "nanoserver", "10.0.14393.0")
@@ -111,9 +109,9 @@ func (b *bench) run(counts []int) (string, error) {
 	}
 	// catalogd keeps its content store in <root>/content.
 	blobPath := filepath.Join(catRoot, "content", "blobs", "sha256", strings.TrimPrefix(layer.Digest, "sha256:"))
-	step("blob %s, %s", layer.Digest, human(layer.Size))
+	harness.Step("blob %s, %s", layer.Digest, harness.Human(layer.Size))
 
-	regAddr, err := freeAddr()
+	regAddr, err := harness.FreeAddr()
 	if err != nil {
 		return "", err
 	}
@@ -124,26 +122,26 @@ func (b *bench) run(counts []int) (string, error) {
 		regRoot, regAddr)), 0o644); err != nil {
 		return "", err
 	}
-	if err := b.start(filepath.Join(b.tools, "registry"), []string{"OTEL_SDK_DISABLED=true"}, "serve", cfg); err != nil {
+	if _, err := b.procs.Start(filepath.Join(b.tools, "registry"), []string{"OTEL_SDK_DISABLED=true"}, "serve", cfg); err != nil {
 		return "", err
 	}
-	if err := waitReady("http://" + regAddr + "/v2/"); err != nil {
+	if err := harness.WaitReady("http://" + regAddr + "/v2/"); err != nil {
 		return "", err
 	}
-	step("pushing the image to the distribution registry with crane")
-	if err := b.exec(ctx, filepath.Join(b.tools, "crane"), "copy", "--insecure",
+	harness.Step("pushing the image to the distribution registry with crane")
+	if err := harness.Run([]string{"HOME=" + b.work, "DOCKER_CONFIG=" + filepath.Join(b.work, ".docker")}, filepath.Join(b.tools, "crane"), "copy", "--insecure",
 		catAddr+"/"+repo+":10.0.14393.0", regAddr+"/"+repo+":10.0.14393.0"); err != nil {
 		return "", err
 	}
 
 	var rows []row
-	step("floor: sha256 and a synced write of the same bytes")
-	sha, err := b.median(func() (float64, error) { return hashFile(blobPath) })
+	harness.Step("floor: sha256 and a synced write of the same bytes")
+	sha, err := harness.Median(b.runs, func() (float64, error) { return harness.HashFiles(blobPath) })
 	if err != nil {
 		return "", err
 	}
 	rows = append(rows, row{"sha256 of the blob (page cache)", 1, sha})
-	wr, err := b.median(func() (float64, error) { return syncedCopy(blobPath, filepath.Join(b.work, "floor.copy")) })
+	wr, err := harness.Median(b.runs, func() (float64, error) { return harness.SyncedCopy(b.work, blobPath) })
 	if err != nil {
 		return "", err
 	}
@@ -157,8 +155,8 @@ func (b *bench) run(counts []int) (string, error) {
 	for _, s := range servers {
 		results[s.name] = map[int]float64{}
 		for _, n := range counts {
-			step("%s: %d client(s) x %d runs", s.name, n, b.runs)
-			mbps, err := b.median(func() (float64, error) { return fetch(s.url, n, layer.Size) })
+			harness.Step("%s: %d client(s) x %d runs", s.name, n, b.runs)
+			mbps, err := harness.Median(b.runs, func() (float64, error) { return fetch(s.url, n, layer.Size) })
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", s.name, err)
 			}
@@ -168,7 +166,7 @@ func (b *bench) run(counts []int) (string, error) {
 	}
 
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "# Serving one %s blob (%s)\n\n", human(layer.Size), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&sb, "# Serving one %s blob (%s)\n\n", harness.Human(layer.Size), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&sb, "Medians of %d runs on this machine, all in one run; MB/s is 10^6 bytes per second, aggregate over the clients.\n\n", b.runs)
 	fmt.Fprintf(&sb, "| measurement | clients | MB/s |\n|---|---:|---:|\n")
 	for _, r := range rows {
@@ -188,91 +186,6 @@ type row struct {
 	name    string
 	clients int
 	mbps    float64
-}
-
-func (b *bench) median(f func() (float64, error)) (float64, error) {
-	var xs []float64
-	for range b.runs {
-		x, err := f()
-		if err != nil {
-			return 0, err
-		}
-		xs = append(xs, x)
-	}
-	sort.Float64s(xs)
-	if len(xs)%2 == 1 {
-		return xs[len(xs)/2], nil
-	}
-	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2, nil
-}
-
-func (b *bench) exec(ctx context.Context, bin string, args ...string) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+b.work, "DOCKER_CONFIG="+filepath.Join(b.work, ".docker"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-func (b *bench) start(bin string, env []string, args ...string) error {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	logf, err := os.Create(filepath.Join(b.work, filepath.Base(bin)+".log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	b.procs = append(b.procs, cmd)
-	return nil
-}
-
-func (b *bench) stop() {
-	for _, p := range b.procs {
-		p.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			p.Process.Kill()
-			<-done
-		}
-	}
-	b.procs = nil
-}
-
-func step(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "==> "+format+"\n", args...)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func waitReady(url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within 30 s", url)
 }
 
 type descriptor struct {
@@ -348,74 +261,4 @@ func fetch(url string, n int, size int64) (float64, error) {
 		return 0, first
 	}
 	return float64(size) * float64(n) / time.Since(start).Seconds() / 1e6, nil
-}
-
-// hashFile returns the sha256 rate over a file, in MB/s.
-func hashFile(path string) (float64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	start := time.Now()
-	n, err := io.CopyBuffer(sha256.New(), struct{ io.Reader }{f}, make([]byte, 1<<20))
-	if err != nil {
-		return 0, err
-	}
-	return float64(n) / time.Since(start).Seconds() / 1e6, nil
-}
-
-// syncedCopy writes the bytes of src to dst, fsyncs, and returns the rate
-// in MB/s. Reading src comes from the page cache after the first run.
-func syncedCopy(src, dst string) (float64, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
-	defer os.Remove(dst)
-	start := time.Now()
-	out, err := os.Create(dst)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.CopyBuffer(out, struct{ io.Reader }{in}, make([]byte, 1<<20))
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	return float64(n) / time.Since(start).Seconds() / 1e6, nil
-}
-
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			n, err := strconv.ParseInt(strings.TrimSuffix(s, u.suffix), 10, 64)
-			if err != nil || n <= 0 {
-				return 0, fmt.Errorf("bad size %q", s)
-			}
-			return n * u.mult, nil
-		}
-	}
-	return 0, fmt.Errorf("bad size %q", s)
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	default:
-		return fmt.Sprintf("%d bytes", n)
-	}
 }

@@ -1,0 +1,233 @@
+// Package harness holds what the benchmark commands of bench/ share:
+// starting and stopping servers on 127.0.0.1, medians, the machine's floor
+// (sha256 and a synced write of the same bytes) and size formatting.
+package harness
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Procs starts long-running processes and stops them all at the end.
+type Procs struct {
+	// LogDir receives one <binary>.log per process.
+	LogDir string
+	procs  []*exec.Cmd
+}
+
+// Start starts bin with args and extra environment.
+func (p *Procs) Start(bin string, env []string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logf, err := os.OpenFile(filepath.Join(p.LogDir, filepath.Base(bin)+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p.procs = append(p.procs, cmd)
+	return cmd, nil
+}
+
+// StopAll interrupts every process and waits for it, killing it after 10 s.
+func (p *Procs) StopAll() {
+	for _, c := range p.procs {
+		c.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			<-done
+		}
+	}
+	p.procs = nil
+}
+
+// Run runs bin to completion with a 15-minute limit; its output is kept
+// only for the error.
+func Run(env []string, bin string, args ...string) error {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(15 * time.Minute):
+			cmd.Process.Kill()
+		}
+	}()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// Step prints a progress line on stderr.
+func Step(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "==> "+format+"\n", args...)
+}
+
+// FreeAddr returns a free 127.0.0.1 address.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// WaitReady waits up to 30 s for url to answer 200.
+func WaitReady(url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer within 30 s", url)
+}
+
+// Median runs f runs times and returns the median of its results.
+func Median(runs int, f func() (float64, error)) (float64, error) {
+	var xs []float64
+	for range runs {
+		x, err := f()
+		if err != nil {
+			return 0, err
+		}
+		xs = append(xs, x)
+	}
+	sort.Float64s(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2], nil
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2, nil
+}
+
+// MBps is n bytes over d, in 10^6 bytes per second.
+func MBps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+
+// HashFiles returns the sha256 rate over the files, in MB/s.
+func HashFiles(paths ...string) (float64, error) {
+	var n int64
+	start := time.Now()
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return 0, err
+		}
+		m, err := io.CopyBuffer(sha256.New(), struct{ io.Reader }{f}, make([]byte, 1<<20))
+		f.Close()
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	return MBps(n, time.Since(start)), nil
+}
+
+// SyncedCopy writes the bytes of the files to dir, fsyncs each, and returns
+// the rate in MB/s. The copies are removed.
+func SyncedCopy(dir string, paths ...string) (float64, error) {
+	var n int64
+	start := time.Now()
+	for i, src := range paths {
+		dst := filepath.Join(dir, fmt.Sprintf("floor-%d.copy", i))
+		m, err := syncedCopy(src, dst)
+		os.Remove(dst)
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	return MBps(n, time.Since(start)), nil
+}
+
+func syncedCopy(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.CopyBuffer(out, struct{ io.Reader }{in}, make([]byte, 1<<20))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// ParseSize reads "1GiB", "256MiB", "4KiB" or plain bytes.
+func ParseSize(s string) (int64, error) {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			n, err := strconv.ParseInt(strings.TrimSuffix(s, u.suffix), 10, 64)
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return n * u.mult, nil
+		}
+	}
+	return 0, fmt.Errorf("bad size %q", s)
+}
+
+// Human formats a byte count.
+func Human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
+}
+
+// PeakRSS returns the peak resident set size of a process (VmHWM), in
+// bytes, read from /proc.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
