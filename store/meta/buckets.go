@@ -8,7 +8,7 @@ package meta
 //	meta/
 //	└── schema -> schema version, uint64 big-endian
 //	v1/
-//	├── repositories/
+//	├── repositories/              catalogd: the published images
 //	│   └── <name>/                repository name, e.g. microsoft/iis
 //	│       ├── manifests/
 //	│       │   └── <digest> -> manifest record (JSON)
@@ -19,8 +19,22 @@ package meta
 //	│       └── referrers/
 //	│           └── <subject>/     digest of the manifest referred to
 //	│               └── <digest> -> artifact type of the referring manifest
-//	└── uploads/
-//	    └── <id> -> upload session (JSON)
+//	├── uploads/                   catalogd: blob uploads in progress
+//	│   └── <id> -> upload session (JSON)
+//	├── images/                    providerd: the installed images
+//	│   └── <digest> -> image record (JSON), keyed by manifest digest
+//	├── refs/                      providerd: names that point at images
+//	│   └── <repo>/                repository name, e.g. nanoserver
+//	│       └── <tag> -> manifest digest, e.g. 10.0.10586.0 or latest
+//	├── containers/                providerd: {name, image, state, created}
+//	│   └── <id> -> container record (JSON)
+//	├── jobs/                      providerd: install jobs
+//	│   └── <id> -> job record (JSON)
+//	├── sources/                   providerd: where images come from
+//	│   └── <name> -> source (JSON)
+//	└── leases/                    providerd: blobs that GC keeps
+//	    └── <job>/                 id of a job that has not ended
+//	        └── <digest> -> empty
 
 import (
 	"encoding/binary"
@@ -29,7 +43,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Bucket and key names. The catalog reaches them through the helpers below.
+// Bucket and key names. The catalog and the provider reach them through the
+// helpers below.
 var (
 	bucketKeyMeta         = []byte("meta")
 	keySchema             = []byte("schema")
@@ -40,6 +55,12 @@ var (
 	bucketKeyBlobs        = []byte("blobs")
 	bucketKeyReferrers    = []byte("referrers")
 	bucketKeyUploads      = []byte("uploads")
+	bucketKeyImages       = []byte("images")
+	bucketKeyRefs         = []byte("refs")
+	bucketKeyContainers   = []byte("containers")
+	bucketKeyJobs         = []byte("jobs")
+	bucketKeySources      = []byte("sources")
+	bucketKeyLeases       = []byte("leases")
 )
 
 // getBucket walks keys from the root, or returns nil when a bucket on the
@@ -207,4 +228,84 @@ func child(bkt *bolt.Bucket, key []byte) *bolt.Bucket {
 		return nil
 	}
 	return bkt.Bucket(key)
+}
+
+// GetImagesBucket returns v1/images, whose keys are manifest digests and
+// whose values are the provider's JSON image records.
+func GetImagesBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyImages) }
+
+// GetRefsBucket returns v1/refs, whose keys are repository names and whose
+// values are nil (each repository is a bucket).
+func GetRefsBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyRefs) }
+
+// GetRefBucket returns v1/refs/<repo>, whose keys are tags and whose values
+// manifest digests, or nil.
+func GetRefBucket(tx *bolt.Tx, repo string) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyRefs, []byte(repo))
+}
+
+// CreateRefBucket returns v1/refs/<repo>, creating it if needed. tx must be
+// writable.
+func CreateRefBucket(tx *bolt.Tx, repo string) (*bolt.Bucket, error) {
+	return createBucketIfNotExists(tx, bucketKeyV1, bucketKeyRefs, []byte(repo))
+}
+
+// DeleteRefBucketIfEmpty deletes v1/refs/<repo> when it holds no tag. It
+// reports whether the bucket was deleted.
+func DeleteRefBucketIfEmpty(tx *bolt.Tx, repo string) (bool, error) {
+	bkt := GetRefBucket(tx, repo)
+	if bkt == nil {
+		return false, nil
+	}
+	if first, _ := bkt.Cursor().First(); first != nil {
+		return false, nil
+	}
+	if err := GetRefsBucket(tx).DeleteBucket([]byte(repo)); err != nil {
+		return false, fmt.Errorf("refs %s: delete bucket: %w", repo, err)
+	}
+	return true, nil
+}
+
+// GetContainersBucket returns v1/containers, whose keys are container ids
+// and whose values JSON container records: {"name", "image" (the manifest
+// digest of its image), "state", "created"}.
+func GetContainersBucket(tx *bolt.Tx) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyContainers)
+}
+
+// GetJobsBucket returns v1/jobs, whose keys are job ids and whose values
+// JSON job records.
+func GetJobsBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyJobs) }
+
+// GetSourcesBucket returns v1/sources, whose keys are source names and whose
+// values JSON sources.
+func GetSourcesBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeySources) }
+
+// GetLeasesBucket returns v1/leases, whose keys are the ids of the jobs that
+// hold leases and whose values are nil (each job is a bucket).
+func GetLeasesBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyLeases) }
+
+// GetJobLeasesBucket returns v1/leases/<job>, whose keys are the digests
+// that job leases (values are empty), or nil.
+func GetJobLeasesBucket(tx *bolt.Tx, job string) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyLeases, []byte(job))
+}
+
+// CreateJobLeasesBucket returns v1/leases/<job>, creating it if needed. tx
+// must be writable.
+func CreateJobLeasesBucket(tx *bolt.Tx, job string) (*bolt.Bucket, error) {
+	return createBucketIfNotExists(tx, bucketKeyV1, bucketKeyLeases, []byte(job))
+}
+
+// DeleteJobLeasesBucket deletes v1/leases/<job> and every lease in it. A job
+// with no leases is not an error.
+func DeleteJobLeasesBucket(tx *bolt.Tx, job string) error {
+	leases := GetLeasesBucket(tx)
+	if leases == nil || leases.Bucket([]byte(job)) == nil {
+		return nil
+	}
+	if err := leases.DeleteBucket([]byte(job)); err != nil {
+		return fmt.Errorf("leases of job %s: delete bucket: %w", job, err)
+	}
+	return nil
 }

@@ -123,6 +123,8 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		subject  = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 		tag      = "10.0.14393.0"
 		uploadID = "0123456789abcdef0123456789abcdef"
+		refRepo  = "nanoserver"
+		jobID    = "fedcba9876543210fedcba9876543210"
 	)
 	db := testDB(t)
 	err := db.Update(context.Background(), func(tx *bolt.Tx) error {
@@ -146,7 +148,33 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		if err := ref.Put([]byte(dgst), []byte("application/example")); err != nil {
 			return err
 		}
-		return GetUploadsBucket(tx).Put([]byte(uploadID), []byte("{}"))
+		if err := GetUploadsBucket(tx).Put([]byte(uploadID), []byte("{}")); err != nil {
+			return err
+		}
+		if err := GetImagesBucket(tx).Put([]byte(dgst), []byte("{}")); err != nil {
+			return err
+		}
+		refs, err := CreateRefBucket(tx, refRepo)
+		if err != nil {
+			return err
+		}
+		if err := refs.Put([]byte(tag), []byte(dgst)); err != nil {
+			return err
+		}
+		if err := GetContainersBucket(tx).Put([]byte(uploadID), []byte("{}")); err != nil {
+			return err
+		}
+		if err := GetJobsBucket(tx).Put([]byte(uploadID), []byte("{}")); err != nil {
+			return err
+		}
+		if err := GetSourcesBucket(tx).Put([]byte(repoName), []byte("{}")); err != nil {
+			return err
+		}
+		leases, err := CreateJobLeasesBucket(tx, jobID)
+		if err != nil {
+			return err
+		}
+		return leases.Put([]byte(dgst), []byte{})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -157,8 +185,73 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		subject:  "<subject>",
 		tag:      "<tag>",
 		uploadID: "<id>",
+		refRepo:  "<repo>",
+		jobID:    "<job>",
 	})
 	if want := drawnPaths(t); !slices.Equal(got, want) {
 		t.Errorf("database built by the helpers:\n got %q\nwant %q (the drawing)", got, want)
+	}
+}
+
+func TestRefAndLeaseBucketHelpers(t *testing.T) {
+	const (
+		repo = "nanoserver"
+		job  = "0123456789abcdef"
+		dgst = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	)
+	db := testDB(t)
+	ctx := context.Background()
+	err := db.Update(ctx, func(tx *bolt.Tx) error {
+		if GetRefBucket(tx, repo) != nil || GetJobLeasesBucket(tx, job) != nil {
+			t.Error("a fresh database has a ref or lease bucket")
+		}
+		if deleted, err := DeleteRefBucketIfEmpty(tx, repo); err != nil || deleted {
+			t.Errorf("DeleteRefBucketIfEmpty of a missing bucket = %v, %v; want false, nil", deleted, err)
+		}
+		if err := DeleteJobLeasesBucket(tx, job); err != nil {
+			t.Errorf("DeleteJobLeasesBucket of a missing bucket: %v", err)
+		}
+		refs, err := CreateRefBucket(tx, repo)
+		if err != nil {
+			return err
+		}
+		if err := refs.Put([]byte("latest"), []byte(dgst)); err != nil {
+			return err
+		}
+		if deleted, err := DeleteRefBucketIfEmpty(tx, repo); err != nil || deleted {
+			t.Errorf("DeleteRefBucketIfEmpty of a bucket with a tag = %v, %v; want false, nil", deleted, err)
+		}
+		if err := refs.Delete([]byte("latest")); err != nil {
+			return err
+		}
+		if deleted, err := DeleteRefBucketIfEmpty(tx, repo); err != nil || !deleted {
+			t.Errorf("DeleteRefBucketIfEmpty of an empty bucket = %v, %v; want true, nil", deleted, err)
+		}
+		leases, err := CreateJobLeasesBucket(tx, job)
+		if err != nil {
+			return err
+		}
+		if err := leases.Put([]byte(dgst), nil); err != nil {
+			return err
+		}
+		return DeleteJobLeasesBucket(tx, job)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(ctx, func(tx *bolt.Tx) error {
+		if GetRefBucket(tx, repo) != nil {
+			t.Error("the empty ref bucket is still there")
+		}
+		if GetJobLeasesBucket(tx, job) != nil {
+			t.Error("the job's lease bucket is still there")
+		}
+		if GetRefsBucket(tx) == nil || GetLeasesBucket(tx) == nil {
+			t.Error("v1/refs or v1/leases was deleted with its child")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -24,6 +24,7 @@ type migration struct {
 // the end and never edit one that has shipped.
 var migrations = []migration{
 	{version: 1, name: "create the v1 tree", apply: migrateCreateV1},
+	{version: 2, name: "add the provider buckets", apply: migrateProviderBuckets},
 }
 
 func migrateCreateV1(tx *bolt.Tx) error {
@@ -35,6 +36,20 @@ func migrateCreateV1(tx *bolt.Tx) error {
 	}
 	_, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyUploads)
 	return err
+}
+
+// providerBuckets are the buckets of v1 that migration 2 adds for providerd.
+var providerBuckets = [][]byte{
+	bucketKeyImages, bucketKeyRefs, bucketKeyContainers, bucketKeyJobs, bucketKeySources, bucketKeyLeases,
+}
+
+func migrateProviderBuckets(tx *bolt.Tx) error {
+	for _, k := range providerBuckets {
+		if _, err := createBucketIfNotExists(tx, bucketKeyV1, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrate applies, in order, every migration of list that is newer than the

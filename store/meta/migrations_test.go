@@ -56,6 +56,24 @@ func TestMigrations(t *testing.T) {
 				}
 			},
 		},
+		{
+			version: 2,
+			name:    "add the provider buckets",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				for _, k := range [][]byte{
+					bucketKeyImages, bucketKeyRefs, bucketKeyContainers,
+					bucketKeyJobs, bucketKeySources, bucketKeyLeases,
+				} {
+					if getBucket(tx, bucketKeyV1, k) == nil {
+						t.Errorf("bucket v1/%s missing", k)
+					}
+				}
+				// The catalog's buckets are untouched.
+				if getBucket(tx, bucketKeyV1, bucketKeyRepositories) == nil || getBucket(tx, bucketKeyV1, bucketKeyUploads) == nil {
+					t.Error("migration 2 lost a bucket of version 1")
+				}
+			},
+		},
 	}
 	if len(tests) != len(migrations) {
 		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))
@@ -141,6 +159,43 @@ func TestOpenFreshDatabaseIsUsable(t *testing.T) {
 	err := db.View(context.Background(), func(tx *bolt.Tx) error {
 		if GetRepositoriesBucket(tx) == nil || GetUploadsBucket(tx) == nil {
 			t.Error("a fresh database lacks the v1 buckets")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrationKeepsCatalogData opens a version 1 database that holds a
+// catalog repository and an upload, and checks that migration 2 keeps them.
+func TestMigrationKeepsCatalogData(t *testing.T) {
+	bdb := rawBolt(t)
+	const repo, uploadID = "nanoserver", "0123456789abcdef"
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:1]); err != nil {
+			return err
+		}
+		if _, err := CreateRepositoryBucket(tx, repo); err != nil {
+			return err
+		}
+		return GetUploadsBucket(tx).Put([]byte(uploadID), []byte("{}"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.View(func(tx *bolt.Tx) error {
+		if GetRepositoryBucket(tx, repo) == nil {
+			t.Errorf("repository %s lost by the migration", repo)
+		}
+		if GetUploadsBucket(tx).Get([]byte(uploadID)) == nil {
+			t.Errorf("upload %s lost by the migration", uploadID)
+		}
+		if GetImagesBucket(tx) == nil || GetLeasesBucket(tx) == nil {
+			t.Error("provider buckets missing after the migration")
 		}
 		return nil
 	})
