@@ -1,6 +1,12 @@
 package api
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
 
 // This file is providerd's API v1: the JSON bodies of /v1/... requests and
 // responses. Paths, methods and query parameters are listed in
@@ -161,4 +167,82 @@ type Health struct {
 	Status string `json:"status"` // "ok"
 	// Version of providerd.
 	Version string `json:"version,omitempty"`
+}
+
+// SourcesResponse is the body of GET /v1/sources.
+type SourcesResponse struct {
+	Sources []Source `json:"sources"`
+}
+
+// ImagesResponse is the body of GET /v1/images.
+type ImagesResponse struct {
+	Images []Image `json:"images"`
+}
+
+// JobsResponse is the body of GET /v1/jobs.
+type JobsResponse struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// The codes of the v1 error envelope: one per errdefs class, named after
+// it, and CodeInternal for an error of no class.
+const (
+	CodeInvalidArgument    = "InvalidArgument"
+	CodeNotFound           = "NotFound"
+	CodeAlreadyExists      = "AlreadyExists"
+	CodeConflict           = "Conflict"
+	CodeFailedPrecondition = "FailedPrecondition"
+	CodeUnavailable        = "Unavailable"
+	CodeOutOfRange         = "OutOfRange"
+	CodeTooLarge           = "TooLarge"
+	CodeUnauthenticated    = "Unauthenticated"
+	CodePermissionDenied   = "PermissionDenied"
+	CodeNotImplemented     = "NotImplemented"
+	CodeInternal           = "Internal"
+)
+
+// errorCodes pairs each code with its class. The server finds the code of
+// an error by testing the classes in this order; the client finds the
+// class of a code in the same table.
+var errorCodes = []struct {
+	code  string
+	class error
+}{
+	{CodeInvalidArgument, errdefs.ErrInvalidArgument},
+	{CodeNotFound, errdefs.ErrNotFound},
+	{CodeAlreadyExists, errdefs.ErrAlreadyExists},
+	{CodeConflict, errdefs.ErrConflict},
+	{CodeFailedPrecondition, errdefs.ErrFailedPrecondition},
+	{CodeOutOfRange, errdefs.ErrOutOfRange},
+	{CodeTooLarge, errdefs.ErrTooLarge},
+	{CodeUnauthenticated, errdefs.ErrUnauthenticated},
+	{CodePermissionDenied, errdefs.ErrPermissionDenied},
+	{CodeNotImplemented, errdefs.ErrNotImplemented},
+	{CodeUnavailable, errdefs.ErrUnavailable},
+}
+
+// ErrorCode is the envelope code of err: the name of its errdefs class
+// (a timeout is Unavailable, as errdefs.HTTPStatus has it), or
+// CodeInternal.
+func ErrorCode(err error) string {
+	for _, c := range errorCodes {
+		if errors.Is(err, c.class) {
+			return c.code
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return CodeUnavailable
+	}
+	return CodeInternal
+}
+
+// ErrorClass is the errdefs class of an envelope code, nil for
+// CodeInternal and for a code it does not know.
+func ErrorClass(code string) error {
+	for _, c := range errorCodes {
+		if c.code == code {
+			return c.class
+		}
+	}
+	return nil
 }

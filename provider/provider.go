@@ -3,20 +3,25 @@
 // nothing of HTTP; server/provider translates its API v1 onto these calls.
 package provider
 
-// CONTRACT SKELETON: the bodies are filled in by the provider
-// implementation. The exported signatures and doc comments are the contract
-// that server/provider and cmd/providerd build against.
-
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/store/content"
+	"github.com/containerprovider/containerprovider/store/meta"
 )
 
 // Source is what the provider needs of a source. provider/source.Client
@@ -57,7 +62,13 @@ type Config struct {
 	// HTTPClient is the client of the default NewSource (default: a
 	// client with sane timeouts).
 	HTTPClient *http.Client
-	Logger     *logrus.Logger
+	// Logger receives the provider's logs (default: logrus's standard
+	// logger). Job lines carry job_id, image and digest fields.
+	Logger *logrus.Logger
+
+	// tune, when set, adjusts the provider before New resumes any job.
+	// Tests use it to inject the disk probe, the margin and the backoff.
+	tune func(*Provider)
 }
 
 // FindOptions are the options of Find: OneGet's, plus a source filter.
@@ -89,71 +100,162 @@ type RemoveOptions struct {
 	ID string
 }
 
+// The names of the files under Config.Root.
+const (
+	dbFile     = "provider.db"
+	contentDir = "content"
+)
+
+// DefaultParallelism is the number of blobs a job downloads at once when
+// Config.Parallelism is not set.
+const DefaultParallelism = 4
+
+// defaultDiskMargin is the free space an install leaves on the disk on top
+// of the bytes it still has to download.
+const defaultDiskMargin = 32 << 20
+
 // Provider is the engine. All methods are safe for concurrent use.
-type Provider struct{}
+type Provider struct {
+	root        string
+	db          *meta.DB
+	cs          content.Store
+	log         *logrus.Logger
+	newSource   SourceFactory
+	parallelism int
+
+	// freeSpace reports the bytes available to the provider on the
+	// filesystem of path; diskMargin is kept free on top of an install.
+	freeSpace  func(path string) (uint64, error)
+	diskMargin int64
+	retry      retryPolicy
+
+	// jobCtx is the parent of every job and download; Close cancels it.
+	jobCtx  context.Context
+	stopAll context.CancelFunc
+	// running counts the goroutines of jobs and downloads, which Close
+	// waits for.
+	running sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	active   map[string]*job        // jobs that have not ended, by id
+	byTarget map[digest.Digest]*job // the same, by the digest they install
+	sources  map[string]Source      // clients of the sources, by name
+
+	// gcMu orders garbage collection against the leases of jobs: a
+	// collection holds it from mark to sweep, a job while it writes its
+	// leases, so a blob is either marked or looked up after the sweep.
+	gcMu sync.RWMutex
+
+	flightMu sync.Mutex
+	flights  map[digest.Digest]*flight // downloads in progress, by digest
+
+	metrics metrics
+}
 
 // New opens (creating if needed) the provider root and resumes the jobs that
 // a previous process left unfinished.
-func New(ctx context.Context, cfg Config) (*Provider, error) { panic("unimplemented") }
+//
+// The root holds provider.db (the bbolt database, locked by one process at
+// a time: a second New on the same root gives ErrUnavailable) and content/
+// (the blobs). The default sources are added when the database has none.
+// Unfinished jobs (queued or running) start again in the background; their
+// downloads resume at the data already on disk. The caller closes the
+// Provider.
+func New(ctx context.Context, cfg Config) (*Provider, error) {
+	if cfg.Root == "" {
+		return nil, fmt.Errorf("provider root: empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.Parallelism < 0 {
+		return nil, fmt.Errorf("parallelism %d: negative: %w", cfg.Parallelism, errdefs.ErrInvalidArgument)
+	}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("provider root %s: %w", cfg.Root, err)
+	}
+	db, err := meta.Open(filepath.Join(cfg.Root, dbFile))
+	if err != nil {
+		return nil, err
+	}
+	cs, err := content.NewStore(filepath.Join(cfg.Root, contentDir))
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	p := &Provider{
+		root:        cfg.Root,
+		db:          db,
+		cs:          cs,
+		log:         cfg.Logger,
+		newSource:   cfg.NewSource,
+		parallelism: cfg.Parallelism,
+		freeSpace:   freeSpace,
+		diskMargin:  defaultDiskMargin,
+		retry:       defaultRetryPolicy,
+		active:      map[string]*job{},
+		byTarget:    map[digest.Digest]*job{},
+		sources:     map[string]Source{},
+		flights:     map[digest.Digest]*flight{},
+	}
+	if p.log == nil {
+		p.log = logrus.StandardLogger()
+	}
+	if p.parallelism == 0 {
+		p.parallelism = DefaultParallelism
+	}
+	if p.newSource == nil {
+		p.newSource = defaultSourceFactory(cfg.HTTPClient)
+	}
+	p.jobCtx, p.stopAll = context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.tune != nil {
+		cfg.tune(p)
+	}
+	if err := p.addDefaultSources(ctx, cfg.DefaultSources); err != nil {
+		p.stopAll()
+		_ = db.Close()
+		return nil, err
+	}
+	if err := p.resumeJobs(ctx); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	return p, nil
+}
 
 // Close stops the running jobs (they resume at the next New) and closes the
 // database.
-func (p *Provider) Close() error { panic("unimplemented") }
+//
+// The jobs stop without being marked failed or canceled: their records stay
+// queued or running, their leases stay in place, and their partial
+// downloads stay in the content store's ingests. Close waits for them to
+// stop. Calls after the first return nil.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
 
-// Sources lists the sources, passwords left out.
-func (p *Provider) Sources(ctx context.Context) ([]api.Source, error) { panic("unimplemented") }
-
-// AddSource adds a source; AlreadyExists if the name is taken.
-func (p *Provider) AddSource(ctx context.Context, s api.Source) (api.Source, error) {
-	panic("unimplemented")
+	p.stopAll()
+	p.running.Wait()
+	return p.db.Close()
 }
 
-// RemoveSource removes a source; NotFound if there is none by that name.
-func (p *Provider) RemoveSource(ctx context.Context, name string) error { panic("unimplemented") }
+// isClosing reports whether Close has begun.
+func (p *Provider) isClosing() bool { return p.jobCtx.Err() != nil }
 
-// Find searches every source (or one) with OneGet's rules.
-func (p *Provider) Find(ctx context.Context, opts FindOptions) ([]api.FindEntry, error) {
-	panic("unimplemented")
+// defaultHTTPClient bounds the dial, the TLS handshake and the wait for
+// response headers, but not the whole request: a blob of several GB may
+// take long, and the download's context ends it when needed.
+func defaultHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = 15 * time.Second
+	tr.ResponseHeaderTimeout = 60 * time.Second
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: tr}
 }
 
-// Install validates req and starts an install job, or returns the job
-// already installing the same image. Bad input is refused before any job
-// exists. The job runs until it ends, whatever happens to ctx.
-func (p *Provider) Install(ctx context.Context, req api.InstallRequest) (api.Job, error) {
-	panic("unimplemented")
-}
-
-// Jobs lists the jobs, newest first.
-func (p *Provider) Jobs(ctx context.Context) ([]api.Job, error) { panic("unimplemented") }
-
-// Job returns one job.
-func (p *Provider) Job(ctx context.Context, id string) (api.Job, error) { panic("unimplemented") }
-
-// Watch streams a job's events: first a state event with the whole job,
-// then progress, ending with a result event, after which the channel is
-// closed. It is closed early when ctx ends; the job goes on.
-func (p *Provider) Watch(ctx context.Context, id string) (<-chan api.JobEvent, error) {
-	panic("unimplemented")
-}
-
-// Cancel stops a job. Its downloaded data stays in the store's ingests for a
-// later install to resume.
-func (p *Provider) Cancel(ctx context.Context, id string) (api.Job, error) {
-	panic("unimplemented")
-}
-
-// Images lists the installed images that match opts.
-func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, error) {
-	panic("unimplemented")
-}
-
-// Remove removes the selected images, then collects the blobs nothing
-// references. An image that a child image or a container depends on is
-// refused with a *DependentsError (class Conflict), and nothing is removed.
-func (p *Provider) Remove(ctx context.Context, opts RemoveOptions) (api.RemoveResult, error) {
-	panic("unimplemented")
-}
-
-// WriteMetrics writes the Prometheus text exposition of the provider's
-// counters: bytes downloaded, installs, failures, job durations.
-func (p *Provider) WriteMetrics(w io.Writer) error { panic("unimplemented") }
+// errClosed is returned by calls made after Close.
+var errClosed = fmt.Errorf("provider is closed: %w", errdefs.ErrUnavailable)

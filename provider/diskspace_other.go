@@ -1,0 +1,14 @@
+//go:build !unix
+
+package provider
+
+import (
+	"fmt"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// freeSpace is not known on this system: installs skip the check.
+func freeSpace(path string) (uint64, error) {
+	return 0, fmt.Errorf("free space of %s: %w", path, errdefs.ErrNotImplemented)
+}

@@ -1,0 +1,345 @@
+package provider
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	goversion "github.com/hashicorp/go-version"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/store/meta"
+)
+
+// imageRecord is the value of v1/images/<digest>: an installed image, with
+// what Get-ContainerImage shows and the descriptors of its blobs, every one
+// of which is committed in the content store.
+type imageRecord struct {
+	Name        string         `json:"name"`
+	Repository  string         `json:"repository"`
+	Publisher   string         `json:"publisher,omitempty"`
+	Version     string         `json:"version"`
+	Description string         `json:"description,omitempty"`
+	IsOSImage   bool           `json:"isOSImage"`
+	Parent      *api.ParentRef `json:"parent,omitempty"`
+	Size        int64          `json:"size"`
+	Created     time.Time      `json:"created"`
+	Installed   time.Time      `json:"installed"`
+	// Digest is the image's identity: the digest of the manifest the
+	// source tagged (an index's, when the source serves an index).
+	Digest    digest.Digest `json:"digest"`
+	Source    string        `json:"source,omitempty"`
+	OSVersion string        `json:"osVersion,omitempty"`
+	// Index is the descriptor of the index the source tagged, when it was
+	// one; Manifest is then the manifest chosen in it.
+	Index    *ocispec.Descriptor  `json:"index,omitempty"`
+	Manifest ocispec.Descriptor   `json:"manifest"`
+	Config   ocispec.Descriptor   `json:"config"`
+	Layers   []ocispec.Descriptor `json:"layers"`
+}
+
+// label names the image for people: "Name version".
+func (r *imageRecord) label() string { return r.Name + " " + r.Version }
+
+// blobs lists every blob the record references.
+func (r *imageRecord) blobs() []ocispec.Descriptor {
+	out := make([]ocispec.Descriptor, 0, len(r.Layers)+3)
+	if r.Index != nil {
+		out = append(out, *r.Index)
+	}
+	out = append(out, r.Manifest, r.Config)
+	return append(out, r.Layers...)
+}
+
+// image is the record as the API shows it, with the refs that point at it.
+func (r *imageRecord) image(refs []string) api.Image {
+	img := api.Image{
+		Name:        r.Name,
+		Repository:  r.Repository,
+		Publisher:   r.Publisher,
+		Version:     r.Version,
+		Description: r.Description,
+		IsOSImage:   r.IsOSImage,
+		Size:        r.Size,
+		Created:     r.Created,
+		Installed:   r.Installed,
+		Digest:      r.Digest.String(),
+		ID:          r.Digest.Encoded(),
+		Source:      r.Source,
+		Refs:        refs,
+		OSVersion:   r.OSVersion,
+	}
+	if r.Parent != nil {
+		p := *r.Parent
+		img.ParentImage = &p
+	}
+	return img
+}
+
+// parsedVersion is the record's version, or nil when it does not parse.
+func (r *imageRecord) parsedVersion() *goversion.Version {
+	v, err := goversion.NewVersion(r.Version)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// jobRecord is the value of v1/jobs/<id>: the job as the API shows it,
+// plus what a restarted provider needs to run it again.
+type jobRecord struct {
+	api.Job
+	// Target is the digest of the requested image.
+	Target digest.Digest `json:"target"`
+	// Chain lists the images to install, parents first, the requested one
+	// last, as their sources described them.
+	Chain []api.FindEntry `json:"chain,omitempty"`
+}
+
+// unfinished reports whether the job has not reached a final state.
+func (r *jobRecord) unfinished() bool {
+	return r.State == api.JobQueued || r.State == api.JobRunning
+}
+
+// containerRecord is the value of v1/containers/<id>. Containers arrive in
+// a later issue; Remove already reads them to refuse removing an image that
+// a container (in any state) is built on.
+type containerRecord struct {
+	Name string `json:"name"`
+	// Image is the manifest digest of the container's image.
+	Image   string    `json:"image"`
+	State   string    `json:"state"`
+	Created time.Time `json:"created"`
+}
+
+// getImage reads the record of dgst; ok is false when there is none.
+func getImage(tx *bolt.Tx, dgst digest.Digest) (imageRecord, bool, error) {
+	var rec imageRecord
+	b := meta.GetImagesBucket(tx)
+	if b == nil {
+		return rec, false, nil
+	}
+	v := b.Get([]byte(dgst))
+	if v == nil {
+		return rec, false, nil
+	}
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return rec, false, fmt.Errorf("image record %s: %w", dgst, err)
+	}
+	return rec, true, nil
+}
+
+// listImages reads every image record.
+func listImages(tx *bolt.Tx) ([]imageRecord, error) {
+	var out []imageRecord
+	b := meta.GetImagesBucket(tx)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var rec imageRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("image record %s: %w", k, err)
+		}
+		out = append(out, rec)
+		return nil
+	})
+	return out, err
+}
+
+// listRefs maps each image digest to the refs ("repo:tag") that point at
+// it, sorted.
+func listRefs(tx *bolt.Tx) (map[digest.Digest][]string, error) {
+	out := map[digest.Digest][]string{}
+	refs := meta.GetRefsBucket(tx)
+	if refs == nil {
+		return out, nil
+	}
+	err := refs.ForEach(func(repo, _ []byte) error {
+		b := refs.Bucket(repo)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(tag, dgst []byte) error {
+			d := digest.Digest(dgst)
+			out[d] = append(out[d], string(repo)+":"+string(tag))
+			return nil
+		})
+	})
+	for _, v := range out {
+		slices.Sort(v)
+	}
+	return out, err
+}
+
+// putImage writes rec and the ref repository:version to it, and moves the
+// repository's "latest" ref to its highest installed version.
+func putImage(tx *bolt.Tx, rec imageRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("image record %s: %w", rec.Digest, err)
+	}
+	if err := meta.GetImagesBucket(tx).Put([]byte(rec.Digest), b); err != nil {
+		return fmt.Errorf("image record %s: %w", rec.Digest, err)
+	}
+	refs, err := meta.CreateRefBucket(tx, rec.Repository)
+	if err != nil {
+		return err
+	}
+	if err := refs.Put([]byte(rec.Version), []byte(rec.Digest)); err != nil {
+		return fmt.Errorf("ref %s:%s: %w", rec.Repository, rec.Version, err)
+	}
+	return updateLatest(tx, rec.Repository)
+}
+
+// latestTag is the ref that names the highest installed version of a
+// repository.
+const latestTag = "latest"
+
+// updateLatest points repo:latest at the installed image of repo with the
+// highest version, or deletes it (and the repository's refs bucket when it
+// is empty) when none is left.
+func updateLatest(tx *bolt.Tx, repo string) error {
+	recs, err := listImages(tx)
+	if err != nil {
+		return err
+	}
+	var best *imageRecord
+	var bestV *goversion.Version
+	for i := range recs {
+		r := &recs[i]
+		if r.Repository != repo {
+			continue
+		}
+		v := r.parsedVersion()
+		if best == nil || (v != nil && (bestV == nil || v.GreaterThan(bestV))) {
+			best, bestV = r, v
+		}
+	}
+	refs := meta.GetRefBucket(tx, repo)
+	if best == nil {
+		if refs == nil {
+			return nil
+		}
+		if err := refs.Delete([]byte(latestTag)); err != nil {
+			return err
+		}
+		_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
+		return err
+	}
+	if refs == nil {
+		if refs, err = meta.CreateRefBucket(tx, repo); err != nil {
+			return err
+		}
+	}
+	return refs.Put([]byte(latestTag), []byte(best.Digest))
+}
+
+// deleteImage deletes the record of dgst and every ref that points at it,
+// then fixes the latest ref of its repository.
+func deleteImage(tx *bolt.Tx, rec imageRecord) error {
+	if err := meta.GetImagesBucket(tx).Delete([]byte(rec.Digest)); err != nil {
+		return fmt.Errorf("image record %s: %w", rec.Digest, err)
+	}
+	refs := meta.GetRefsBucket(tx)
+	var emptied []string
+	err := refs.ForEach(func(repo, _ []byte) error {
+		b := refs.Bucket(repo)
+		if b == nil {
+			return nil
+		}
+		var tags [][]byte
+		err := b.ForEach(func(tag, d []byte) error {
+			if digest.Digest(d) == rec.Digest {
+				tags = append(tags, slices.Clone(tag))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, t := range tags {
+			if err := b.Delete(t); err != nil {
+				return err
+			}
+		}
+		if len(tags) > 0 {
+			emptied = append(emptied, string(repo))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("refs of %s: %w", rec.Digest, err)
+	}
+	for _, repo := range append(emptied, rec.Repository) {
+		if err := updateLatest(tx, repo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getJob reads the record of job id; ok is false when there is none.
+func getJob(tx *bolt.Tx, id string) (jobRecord, bool, error) {
+	var rec jobRecord
+	v := meta.GetJobsBucket(tx).Get([]byte(id))
+	if v == nil {
+		return rec, false, nil
+	}
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return rec, false, fmt.Errorf("job record %s: %w", id, err)
+	}
+	return rec, true, nil
+}
+
+// listJobs reads every job record.
+func listJobs(tx *bolt.Tx) ([]jobRecord, error) {
+	var out []jobRecord
+	err := meta.GetJobsBucket(tx).ForEach(func(k, v []byte) error {
+		var rec jobRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("job record %s: %w", k, err)
+		}
+		out = append(out, rec)
+		return nil
+	})
+	return out, err
+}
+
+// encodeJob marshals rec outside the transaction that writes it.
+func encodeJob(rec jobRecord) ([]byte, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("job record %s: %w", rec.ID, err)
+	}
+	return b, nil
+}
+
+// listContainers reads every container record.
+func listContainers(tx *bolt.Tx) (map[string]containerRecord, error) {
+	out := map[string]containerRecord{}
+	b := meta.GetContainersBucket(tx)
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var rec containerRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("container record %s: %w", k, err)
+		}
+		out[string(k)] = rec
+		return nil
+	})
+	return out, err
+}
+
+// sameName reports whether name is a record's display name or repository,
+// case-insensitively.
+func sameName(name string, r *imageRecord) bool {
+	return strings.EqualFold(name, r.Name) || strings.EqualFold(name, r.Repository)
+}

@@ -1,0 +1,227 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/store/content"
+	"github.com/containerprovider/containerprovider/store/meta"
+)
+
+// Remove removes the selected images, then collects the blobs nothing
+// references. An image that a child image or a container depends on is
+// refused with a *DependentsError (class Conflict), and nothing is removed.
+//
+// Exactly one of opts.Name and opts.ID selects (else InvalidArgument):
+//   - Name matches the display name or the repository (wildcards allowed),
+//     with the version options (validated with OneGet's rules); no option
+//     selects every version;
+//   - ID is a digest, or at least 4 hex characters that begin the id of
+//     exactly one image (InvalidArgument listing them when several do).
+//
+// Nothing selected is NotFound. The dependents are the installed images
+// whose parent is selected and that are not selected themselves, and every
+// container, in any state, of a selected image. The records and refs go in
+// one transaction; then garbage collection deletes the blobs that no
+// remaining record and no job's lease references. The result lists the
+// removed images and what the collection freed.
+func (p *Provider) Remove(ctx context.Context, opts RemoveOptions) (api.RemoveResult, error) {
+	if p.isClosing() {
+		return api.RemoveResult{}, errClosed
+	}
+	name, id := strings.TrimSpace(opts.Name), strings.TrimSpace(opts.ID)
+	switch {
+	case name == "" && id == "":
+		return api.RemoveResult{}, fmt.Errorf("remove: a name or an id is required: %w", errdefs.ErrInvalidArgument)
+	case name != "" && id != "":
+		return api.RemoveResult{}, fmt.Errorf("remove: give a name or an id, not both: %w", errdefs.ErrInvalidArgument)
+	}
+	vf, err := newVersionFilter(opts.VersionOptions)
+	if err != nil {
+		return api.RemoveResult{}, err
+	}
+	if id != "" && vf.any() {
+		return api.RemoveResult{}, fmt.Errorf("remove: version options select by name, not by id: %w", errdefs.ErrInvalidArgument)
+	}
+
+	var removed []api.Image
+	err = p.db.Update(ctx, func(tx *bolt.Tx) error {
+		recs, err := listImages(tx)
+		if err != nil {
+			return err
+		}
+		refs, err := listRefs(tx)
+		if err != nil {
+			return err
+		}
+		var sel []imageRecord
+		if id != "" {
+			if sel, err = selectByID(recs, id); err != nil {
+				return err
+			}
+		} else {
+			for _, r := range recs {
+				if (find.MatchName(name, r.Name) || find.MatchName(name, r.Repository)) && vf.match(r.Version) {
+					sel = append(sel, r)
+				}
+			}
+			if len(sel) == 0 {
+				return fmt.Errorf("image %q: no installed image matches: %w", name, errdefs.ErrNotFound)
+			}
+		}
+		containers, err := listContainers(tx)
+		if err != nil {
+			return err
+		}
+		if derr := dependents(sel, recs, containers); derr != nil {
+			return derr
+		}
+		for _, r := range sel {
+			if err := deleteImage(tx, r); err != nil {
+				return err
+			}
+			removed = append(removed, r.image(refs[r.Digest]))
+		}
+		return nil
+	})
+	if err != nil {
+		return api.RemoveResult{}, err
+	}
+	slices.SortFunc(removed, compareImages)
+	for _, img := range removed {
+		p.log.WithField("image", img.Name+" "+img.Version).WithField("digest", img.Digest).Info("image removed")
+	}
+	res := api.RemoveResult{Removed: removed}
+	res.BlobsDeleted, res.BytesFreed, err = p.collectGarbage(ctx)
+	if err != nil {
+		return res, fmt.Errorf("images removed, but garbage collection failed: %w", err)
+	}
+	return res, nil
+}
+
+// selectByID finds the image of a digest or of a unique id prefix.
+func selectByID(recs []imageRecord, id string) ([]imageRecord, error) {
+	if _, err := digest.Parse(id); err != nil {
+		prefix := strings.TrimPrefix(strings.ToLower(id), string(digest.SHA256)+":")
+		if len(prefix) < minIDPrefix || !isHex(prefix) {
+			return nil, fmt.Errorf("image id %q: want a digest or at least %d hex characters: %w",
+				id, minIDPrefix, errdefs.ErrInvalidArgument)
+		}
+		if !slices.ContainsFunc(recs, func(r imageRecord) bool { return strings.HasPrefix(r.Digest.Encoded(), prefix) }) {
+			return nil, fmt.Errorf("image id %q: %w", id, errdefs.ErrNotFound)
+		}
+	}
+	return resolveImages(recs, id)
+}
+
+// dependents refuses the removal of sel when images outside sel, or
+// containers, are built on it.
+func dependents(sel, recs []imageRecord, containers map[string]containerRecord) error {
+	selected := map[digest.Digest]imageRecord{}
+	for _, r := range sel {
+		selected[r.Digest] = r
+	}
+	var blocked *imageRecord
+	var deps []string
+	block := func(r imageRecord, dep string) {
+		if blocked == nil {
+			blocked = &r
+		}
+		deps = append(deps, dep)
+	}
+	for _, r := range recs {
+		if _, ok := selected[r.Digest]; ok || r.Parent == nil {
+			continue
+		}
+		if parent, ok := selected[digest.Digest(r.Parent.Digest)]; ok {
+			block(parent, "image "+r.label())
+		}
+	}
+	ids := make([]string, 0, len(containers))
+	for id := range containers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		c := containers[id]
+		if img, ok := selected[digest.Digest(c.Image)]; ok {
+			name := c.Name
+			if name == "" {
+				name = id
+			}
+			block(img, "container "+name)
+		}
+	}
+	if blocked == nil {
+		return nil
+	}
+	return &DependentsError{Image: blocked.label(), Dependents: deps}
+}
+
+// collectGarbage deletes every committed blob that no image record and no
+// lease references: the marks are read in one transaction, then the store
+// is swept. It holds gcMu, so a job cannot lease a blob between the two.
+func (p *Provider) collectGarbage(ctx context.Context) (int, int64, error) {
+	p.gcMu.Lock()
+	defer p.gcMu.Unlock()
+	marked := map[digest.Digest]bool{}
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		recs, err := listImages(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			marked[r.Digest] = true
+			for _, d := range r.blobs() {
+				marked[d.Digest] = true
+			}
+		}
+		leases := meta.GetLeasesBucket(tx)
+		return leases.ForEach(func(job, _ []byte) error {
+			b := leases.Bucket(job)
+			if b == nil {
+				return nil
+			}
+			return b.ForEach(func(d, _ []byte) error {
+				marked[digest.Digest(d)] = true
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	var garbage []content.Info
+	err = p.cs.Walk(ctx, func(info content.Info) error {
+		if !marked[info.Digest] {
+			garbage = append(garbage, info)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	n, freed := 0, int64(0)
+	for _, info := range garbage {
+		if err := p.cs.Delete(ctx, info.Digest); err != nil {
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			return n, freed, err
+		}
+		n++
+		freed += info.Size
+	}
+	if n > 0 {
+		p.log.WithField("blobs", n).WithField("bytes", freed).Info("garbage collected")
+	}
+	return n, freed, nil
+}

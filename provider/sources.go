@@ -1,0 +1,186 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/store/meta"
+)
+
+var sourceNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// validateSource checks a source's settings before the factory sees them.
+func validateSource(s api.Source) error {
+	if !sourceNameRE.MatchString(s.Name) {
+		return fmt.Errorf("source name %q: want 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-': %w",
+			s.Name, errdefs.ErrInvalidArgument)
+	}
+	u, err := url.Parse(s.Location)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("source %s: location %q: want an http or https URL: %w",
+			s.Name, s.Location, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// makeSource validates s and makes its client. A factory error of no class
+// is a bad setting: InvalidArgument.
+func (p *Provider) makeSource(s api.Source) (Source, error) {
+	if err := validateSource(s); err != nil {
+		return nil, err
+	}
+	src, err := p.newSource(s)
+	if err != nil {
+		if api.ErrorCode(err) == api.CodeInternal {
+			return nil, fmt.Errorf("source %s: %w: %w", s.Name, err, errdefs.ErrInvalidArgument)
+		}
+		return nil, fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	return src, nil
+}
+
+// addDefaultSources adds list when the database holds no source yet.
+func (p *Provider) addDefaultSources(ctx context.Context, list []api.Source) error {
+	if len(list) == 0 {
+		return nil
+	}
+	empty := false
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		k, _ := meta.GetSourcesBucket(tx).Cursor().First()
+		empty = k == nil
+		return nil
+	})
+	if err != nil || !empty {
+		return err
+	}
+	for _, s := range list {
+		if _, err := p.AddSource(ctx, s); err != nil && !errdefs.IsAlreadyExists(err) {
+			return fmt.Errorf("default source: %w", err)
+		}
+	}
+	return nil
+}
+
+// Sources lists the sources, passwords left out.
+func (p *Provider) Sources(ctx context.Context) ([]api.Source, error) {
+	list, err := p.sourceSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		list[i].Password = ""
+	}
+	return list, nil
+}
+
+// sourceSettings reads every source, passwords included, sorted by name.
+func (p *Provider) sourceSettings(ctx context.Context) ([]api.Source, error) {
+	out := []api.Source{}
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		return meta.GetSourcesBucket(tx).ForEach(func(k, v []byte) error {
+			var s api.Source
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("source record %s: %w", k, err)
+			}
+			out = append(out, s)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// AddSource adds a source; AlreadyExists if the name is taken.
+//
+// The name must be 1 to 64 of [A-Za-z0-9._-] and the location an http or
+// https URL; the source factory must accept the settings. Errors are
+// InvalidArgument for bad settings. The returned source has no password.
+func (p *Provider) AddSource(ctx context.Context, s api.Source) (api.Source, error) {
+	src, err := p.makeSource(s)
+	if err != nil {
+		return api.Source{}, err
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return api.Source{}, fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err = p.db.Update(ctx, func(tx *bolt.Tx) error {
+		bkt := meta.GetSourcesBucket(tx)
+		if bkt.Get([]byte(s.Name)) != nil {
+			return fmt.Errorf("source %s: %w", s.Name, errdefs.ErrAlreadyExists)
+		}
+		return bkt.Put([]byte(s.Name), b)
+	})
+	if err != nil {
+		return api.Source{}, err
+	}
+	p.sources[s.Name] = src
+	p.log.WithField("source", s.Name).WithField("location", s.Location).Info("source added")
+	s.Password = ""
+	return s, nil
+}
+
+// RemoveSource removes a source; NotFound if there is none by that name.
+// Installed images keep the name of the source they came from.
+func (p *Provider) RemoveSource(ctx context.Context, name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
+		bkt := meta.GetSourcesBucket(tx)
+		if bkt.Get([]byte(name)) == nil {
+			return fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
+		}
+		return bkt.Delete([]byte(name))
+	})
+	if err != nil {
+		return err
+	}
+	delete(p.sources, name)
+	p.log.WithField("source", name).Info("source removed")
+	return nil
+}
+
+// source returns the client of the source name, made once and then
+// cached. NotFound when there is no such source.
+func (p *Provider) source(ctx context.Context, name string) (Source, error) {
+	p.mu.Lock()
+	src, ok := p.sources[name]
+	p.mu.Unlock()
+	if ok {
+		return src, nil
+	}
+	var s api.Source
+	found := false
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		v := meta.GetSourcesBucket(tx).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &s)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", name, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
+	}
+	if src, err = p.makeSource(s); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cached, ok := p.sources[name]; ok {
+		return cached, nil
+	}
+	p.sources[name] = src
+	return src, nil
+}
