@@ -1,0 +1,188 @@
+// Package client is the Go client of providerd's API v1.
+//
+//	c, err := client.New("http://127.0.0.1:5050", client.WithToken(token))
+//	entries, err := c.Find(ctx, client.FindOptions{Name: "Nano*"})
+//	stream, err := c.InstallFollow(ctx, api.InstallRequest{Name: "NanoServer"})
+//	defer stream.Close()
+//	for {
+//		ev, err := stream.Next()
+//		if err == io.EOF {
+//			break // the result event was the last one
+//		}
+//		...
+//	}
+//
+// Every method returns a *Error for an answer in the v1 error envelope. Its
+// Unwrap gives the errdefs class of its code, so errors.Is(err,
+// errdefs.ErrNotFound) works as on the server side. Other failures
+// (connection refused, a body that does not decode) are returned as they
+// are, wrapped with the call.
+//
+// A Client is safe for concurrent use.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// DefaultEndpoint is providerd's default address.
+const DefaultEndpoint = "http://127.0.0.1:5050"
+
+// maxResponseSize caps a JSON answer; a list of every job or image of a
+// host is far below it.
+const maxResponseSize = 64 << 20
+
+// Opt sets an option of New.
+type Opt func(*Client)
+
+// WithToken sends `Authorization: Bearer <token>` with every request.
+func WithToken(token string) Opt { return func(c *Client) { c.token = token } }
+
+// WithHTTPClient replaces the default HTTP client. It should have no
+// overall Timeout: event streams last as long as their job, and a
+// context ends them instead.
+func WithHTTPClient(hc *http.Client) Opt { return func(c *Client) { c.hc = hc } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Opt { return func(c *Client) { c.userAgent = ua } }
+
+// Client calls providerd's API v1 at one endpoint.
+type Client struct {
+	base      *url.URL
+	hc        *http.Client
+	token     string
+	userAgent string
+}
+
+// New returns a client of the providerd at endpoint, an http or https URL
+// (a bare host:port is read as http://host:port). It fails with
+// InvalidArgument on an endpoint that is not such a URL.
+func New(endpoint string, opts ...Opt) (*Client, error) {
+	if endpoint == "" {
+		endpoint = DefaultEndpoint
+	}
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "http://" + endpoint
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: %v: %w", endpoint, err, errdefs.ErrInvalidArgument)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("endpoint %q: want http://host:port or https://host:port: %w", endpoint, errdefs.ErrInvalidArgument)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := &Client{base: u, userAgent: "containerprovider-client"}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		c.hc = defaultHTTPClient()
+	}
+	return c, nil
+}
+
+// Endpoint is the endpoint's URL.
+func (c *Client) Endpoint() string { return c.base.String() }
+
+// defaultHTTPClient bounds connecting and the wait for response headers,
+// but not the body: an event stream lasts as long as its job.
+func defaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Minute,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		ForceAttemptHTTP2:     true,
+	}}
+}
+
+// request sends method path?query with body (encoded as JSON when not
+// nil) and returns the response when its status is one of ok; any other
+// status is turned into a *Error and the body closed.
+func (c *Client) request(ctx context.Context, method, path string, query url.Values, body any, ok ...int) (*http.Response, error) {
+	// path is escaped already (pathEscape on its variable segments).
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + path
+	unescaped, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %v: %w", method, path, err, errdefs.ErrInvalidArgument)
+	}
+	u.Path = unescaped
+	if len(query) > 0 {
+		u.RawQuery = query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encoding the request: %w", method, path, err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("providerd at %s: %w", c.base.Host, err)
+	}
+	for _, s := range ok {
+		if resp.StatusCode == s {
+			return resp, nil
+		}
+	}
+	defer resp.Body.Close()
+	return nil, decodeError(resp)
+}
+
+// call sends a request and decodes a JSON answer of status ok into out
+// (nil: the body is discarded).
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any, ok int) error {
+	resp, err := c.request(ctx, method, path, query, body, ok)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseSize))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseSize)).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// pathEscape escapes one path segment.
+func pathEscape(s string) string { return url.PathEscape(s) }
+
+// errNoSegment refuses an empty path segment, which would name another
+// route.
+func errNoSegment(what string) error {
+	return fmt.Errorf("empty %s: %w", what, errdefs.ErrInvalidArgument)
+}

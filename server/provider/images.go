@@ -1,0 +1,104 @@
+package provider
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/provider"
+)
+
+var (
+	findParams   = append([]string{paramName, paramSource}, versionParams...)
+	imagesParams = append([]string{paramName, paramPublisher, paramChildOf}, versionParams...)
+	removeParams = append([]string{paramName, paramID}, versionParams...)
+)
+
+// find answers GET /v1/find, Find-ContainerImage across the sources:
+//
+//	/v1/find?name=&requiredVersion=&minimumVersion=&maximumVersion=&allVersions=&source=
+//
+// 200 is an api.FindResponse; each entry names its source.
+func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r, findParams...)
+	if err != nil {
+		return err
+	}
+	vo, err := q.versionOptions()
+	if err != nil {
+		return err
+	}
+	entries, err := s.backend.Find(r.Context(), provider.FindOptions{
+		Name:           q.Get(paramName),
+		VersionOptions: vo,
+		Source:         q.Get(paramSource),
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.FindResponse{Images: nonNil(entries)})
+}
+
+// listImages answers GET /v1/images, Get-ContainerImage:
+//
+//	/v1/images?name=&publisher=&requiredVersion=&minimumVersion=&maximumVersion=&allVersions=&childOf=
+//
+// 200 is an api.ImagesResponse.
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r, imagesParams...)
+	if err != nil {
+		return err
+	}
+	vo, err := q.versionOptions()
+	if err != nil {
+		return err
+	}
+	images, err := s.backend.Images(r.Context(), provider.GetOptions{
+		Name:           q.Get(paramName),
+		Publisher:      q.Get(paramPublisher),
+		VersionOptions: vo,
+		ChildOf:        q.Get(paramChildOf),
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.ImagesResponse{Images: nonNil(images)})
+}
+
+// removeImages answers DELETE /v1/images, Remove-ContainerImage, by name
+// with version options or by id:
+//
+//	/v1/images?name=&requiredVersion=&minimumVersion=&maximumVersion=&allVersions=
+//	/v1/images?id=
+//
+// 200 is an api.RemoveResult. An image that others depend on is 409
+// Conflict with the dependents in the envelope, and nothing is removed. A
+// request that names no image, or both a name and an id, is 400 before the
+// provider is called: a DELETE that selects nothing must not be read as
+// "everything".
+func (s *Server) removeImages(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r, removeParams...)
+	if err != nil {
+		return err
+	}
+	vo, err := q.versionOptions()
+	if err != nil {
+		return err
+	}
+	opts := provider.RemoveOptions{Name: q.Get(paramName), VersionOptions: vo, ID: q.Get(paramID)}
+	switch {
+	case opts.Name == "" && opts.ID == "":
+		return fmt.Errorf("remove: give a name (with version options) or an id: %w", errdefs.ErrInvalidArgument)
+	case opts.Name != "" && opts.ID != "":
+		return fmt.Errorf("remove: name and id exclude each other: %w", errdefs.ErrInvalidArgument)
+	case opts.ID != "" && vo != (api.VersionOptions{}):
+		return fmt.Errorf("remove: version options go with a name, not an id: %w", errdefs.ErrInvalidArgument)
+	}
+	res, err := s.backend.Remove(r.Context(), opts)
+	if err != nil {
+		return err
+	}
+	res.Removed = nonNil(res.Removed)
+	return writeJSON(w, http.StatusOK, res)
+}

@@ -1,0 +1,216 @@
+package provider_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/publish"
+	engine "github.com/containerprovider/containerprovider/provider"
+	servercatalog "github.com/containerprovider/containerprovider/server/catalog"
+	serverprovider "github.com/containerprovider/containerprovider/server/provider"
+	"github.com/containerprovider/containerprovider/store/content"
+	"github.com/containerprovider/containerprovider/store/meta"
+)
+
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+// newCatalogd serves a seeded catalog (small layers) on loopback.
+func newCatalogd(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := meta.Open(filepath.Join(dir, "catalog.db"), meta.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	cs, err := content.NewStore(filepath.Join(dir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := catalog.NewRegistry(cs, db)
+	if _, err := publish.Seed(t.Context(), reg, publish.SeedOptions{
+		BaseLayerSize: 64 << 10, AppLayerSize: 8 << 10, Compression: publish.CompressionNone,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := servercatalog.New(reg, servercatalog.WithLogger(quietLogger()), servercatalog.WithInsecureDev(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestAgainstTheEngine runs API v1 end to end: the Go client, this server
+// with a token, the real provider and a real catalogd.
+func TestAgainstTheEngine(t *testing.T) {
+	ctx := t.Context()
+	catalogURL := newCatalogd(t)
+	p, err := engine.New(context.Background(), engine.Config{
+		Root:           t.TempDir(),
+		DefaultSources: []api.Source{{Name: "catalog", Location: catalogURL}},
+		Logger:         quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	const token = "integration-token-0123456789"
+	s, err := serverprovider.New(p, serverprovider.WithLogger(quietLogger()), serverprovider.WithToken(token), serverprovider.WithVersion("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	t.Cleanup(s.StopStreams)
+	c, err := client.New(srv.URL, client.WithToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	anon, _ := client.New(srv.URL)
+	if _, err := anon.Images(ctx, client.ImagesOptions{}); !errdefs.IsUnauthenticated(err) {
+		t.Fatalf("without the token: %v", err)
+	}
+	if h, err := c.Health(ctx); err != nil || h.Status != "ok" {
+		t.Fatalf("health %+v, %v", h, err)
+	}
+	sources, err := c.Sources(ctx)
+	if err != nil || len(sources) != 1 || sources[0].Name != "catalog" {
+		t.Fatalf("sources %+v, %v", sources, err)
+	}
+	if _, err := c.AddSource(ctx, api.Source{Name: "catalog", Location: catalogURL}); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("adding a taken name: %v", err)
+	}
+	if err := c.RemoveSource(ctx, "nothing"); !errdefs.IsNotFound(err) {
+		t.Fatalf("removing an unknown source: %v", err)
+	}
+
+	found, err := c.Find(ctx, client.FindOptions{Name: "nano*", VersionOptions: api.VersionOptions{AllVersions: true}})
+	if err != nil || len(found) != 2 || found[0].Source != "catalog" || found[0].Name != "NanoServer" {
+		t.Fatalf("find %+v, %v", found, err)
+	}
+	if _, err := c.Find(ctx, client.FindOptions{VersionOptions: api.VersionOptions{RequiredVersion: "1.0", MinimumVersion: "1.0"}}); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("RequiredVersion with MinimumVersion: %v", err)
+	}
+
+	// Install microsoft/iis, following the job: its parent comes first.
+	stream, err := c.InstallFollow(ctx, api.InstallRequest{Name: "microsoft/iis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	var types []string
+	var result *api.Job
+	for range 100000 {
+		ev, err := stream.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %v: %v", types, err)
+		}
+		if len(types) == 0 || types[len(types)-1] != ev.Type {
+			types = append(types, ev.Type)
+		}
+		if ev.Type == api.EventResult {
+			result = ev.Job
+		}
+	}
+	if len(types) < 2 || types[0] != api.EventState || types[len(types)-1] != api.EventResult || result == nil {
+		t.Fatalf("events %v, result %+v", types, result)
+	}
+	if result.State != api.JobSucceeded || !regexp.MustCompile(`^Downloaded in \d+ hours, \d+ minutes, \d+ seconds\.$`).MatchString(result.Message) {
+		t.Fatalf("result %+v", result)
+	}
+
+	images, err := c.Images(ctx, client.ImagesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, img := range images {
+		names = append(names, img.Name)
+		if img.Name == "microsoft/iis" && (img.ParentImage == nil || img.ParentImage.Name != "WindowsServerCore") {
+			t.Fatalf("iis without its parent: %+v", img)
+		}
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"WindowsServerCore", "microsoft/iis"}) {
+		t.Fatalf("installed %v", names)
+	}
+	children, err := c.Images(ctx, client.ImagesOptions{ChildOf: "WindowsServerCore"})
+	if err != nil || len(children) != 1 || children[0].Name != "microsoft/iis" {
+		t.Fatalf("children %+v, %v", children, err)
+	}
+
+	// The base cannot go while iis depends on it.
+	_, err = c.Remove(ctx, client.RemoveOptions{Name: "WindowsServerCore"})
+	var ce *client.Error
+	if !errdefs.IsConflict(err) || !errors.As(err, &ce) || ce.StatusCode != 409 ||
+		!slices.ContainsFunc(ce.API.Dependents, func(d string) bool { return strings.Contains(d, "microsoft/iis") }) {
+		t.Fatalf("removing the base: %v (%+v)", err, ce)
+	}
+	res, err := c.Remove(ctx, client.RemoveOptions{Name: "microsoft/iis"})
+	if err != nil || len(res.Removed) != 1 || res.BytesFreed <= 0 {
+		t.Fatalf("removing iis: %+v, %v", res, err)
+	}
+	res, err = c.Remove(ctx, client.RemoveOptions{Name: "WindowsServerCore"})
+	if err != nil || len(res.Removed) != 1 {
+		t.Fatalf("removing the base: %+v, %v", res, err)
+	}
+
+	jobs, err := c.Jobs(ctx)
+	if err != nil || len(jobs) == 0 || jobs[0].State != api.JobSucceeded {
+		t.Fatalf("jobs %+v, %v", jobs, err)
+	}
+	// Re-attaching to a finished job gives its state and its result.
+	again, err := c.Events(ctx, jobs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	first, err := again.Next()
+	if err != nil || first.Type != api.EventState {
+		t.Fatalf("first event %+v, %v", first, err)
+	}
+	last, err := again.Next()
+	if err != nil || last.Type != api.EventResult || last.Job == nil || last.Job.Message != result.Message {
+		t.Fatalf("last event %+v, %v", last, err)
+	}
+	if _, err := again.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the result: %v", err)
+	}
+	if _, err := c.Job(ctx, "no-such-job"); !errdefs.IsNotFound(err) {
+		t.Fatalf("unknown job: %v", err)
+	}
+	if _, err := c.Events(ctx, "no-such-job"); !errdefs.IsNotFound(err) {
+		t.Fatalf("events of an unknown job: %v", err)
+	}
+	metrics, err := c.Metrics(ctx)
+	if err != nil || !strings.Contains(metrics, "# TYPE providerd_installs_total counter") {
+		t.Fatalf("metrics %q, %v", metrics, err)
+	}
+}
