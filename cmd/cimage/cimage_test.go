@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/provider"
+	providerserver "github.com/containerprovider/containerprovider/server/provider"
+)
+
+var at = time.Date(2016, 1, 12, 9, 30, 0, 0, time.UTC)
+
+func TestExitCodeMapping(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, 0},
+		{"usage", usagef("bad"), 2},
+		{"not found", &client.Error{StatusCode: 404, API: api.Error{Code: "NotFound", Message: "x"}}, 3},
+		{"conflict", &client.Error{StatusCode: 409, API: api.Error{Code: "Conflict", Message: "x"}}, 4},
+		{"already exists", &client.Error{StatusCode: 409, API: api.Error{Code: "AlreadyExists", Message: "x"}}, 4},
+		{"invalid", &client.Error{StatusCode: 400, API: api.Error{Code: "InvalidArgument", Message: "x"}}, 1},
+		{"internal", &client.Error{StatusCode: 500, API: api.Error{Code: "Internal", Message: "x"}}, 1},
+		{"a job that found nothing", &jobError{job: api.Job{Error: &api.Error{Code: "NotFound", Message: "x"}}}, 3},
+		{"a failed job", &jobError{job: api.Job{Error: &api.Error{Code: "FailedPrecondition", Message: "x"}}}, 1},
+		{"detached", errDetached, 130},
+		{"interrupted", fmt.Errorf("GET: %w", context.Canceled), 130},
+		{"plain", errors.New("boom"), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exitCode(tc.err); got != tc.want {
+				t.Fatalf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFind(t *testing.T) {
+	e := newEnv(t, &fakeBackend{findResult: []api.FindEntry{
+		{Name: "NanoServer", Version: "10.0.10586.0", Source: "catalog", Description: tp4, IsOSImage: true},
+	}})
+	r := e.run(t, "", "find", "Nano*", "--minimum-version", "10.0", "--source", "catalog").want(t, 0)
+	if !strings.HasPrefix(r.stdout, "Name                 Version                 Source      Description\n") ||
+		!strings.Contains(r.stdout, "NanoServer           10.0.10586.0            catalog     Container OS Image of Windows Server 2016 Techn...\n") {
+		t.Fatalf("stdout:\n%s", r.stdout)
+	}
+	want := provider.FindOptions{Name: "Nano*", VersionOptions: api.VersionOptions{MinimumVersion: "10.0"}, Source: "catalog"}
+	if got := e.fake.finds[len(e.fake.finds)-1]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("find options %+v, want %+v", got, want)
+	}
+
+	r = e.run(t, "", "--output", "json", "find").want(t, 0)
+	var resp api.FindResponse
+	if err := json.Unmarshal([]byte(r.stdout), &resp); err != nil || len(resp.Images) != 1 || resp.Images[0].Source != "catalog" {
+		t.Fatalf("json %q: %v", r.stdout, err)
+	}
+	r = e.run(t, "", "find", "Missing").want(t, 3)
+	if r.stderr != "cimage: no image named \"Missing\" in the sources: not found\n" {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	e.run(t, "", "find", "a", "b").want(t, 2)
+	e.run(t, "", "find", "--newest").want(t, 2)
+}
+
+func TestImages(t *testing.T) {
+	e := newEnv(t, &fakeBackend{imagesResult: []api.Image{
+		{Name: "NanoServer", Publisher: "CN=Microsoft", Version: "10.0.10586.0", IsOSImage: true},
+		{Name: "WindowsServerCoreIIS", Publisher: "CN=Demo", Version: "1.0.0.0",
+			ParentImage: &api.ParentRef{Name: "WindowsServerCore", Version: "10.0.10586.0"}},
+	}})
+	r := e.run(t, "", "images").want(t, 0)
+	const want = "" +
+		"Name                    Publisher       Version         IsOSImage\n" +
+		"----                    ---------       -------         ---------\n" +
+		"NanoServer              CN=Microsoft    10.0.10586.0    True\n" +
+		"WindowsServerCoreIIS    CN=Demo         1.0.0.0         False\n"
+	if r.stdout != want {
+		t.Fatalf("stdout:\n%s", r.stdout)
+	}
+	// Flags before and after the name, and the global --output after the command.
+	r = e.run(t, "", "images", "--publisher", "CN=Demo", "Windows*", "--child-of", "WindowsServerCore", "--all-versions", "--output", "json").want(t, 0)
+	wantOpts := provider.GetOptions{Name: "Windows*", Publisher: "CN=Demo", ChildOf: "WindowsServerCore", VersionOptions: api.VersionOptions{AllVersions: true}}
+	if got := e.fake.gets[len(e.fake.gets)-1]; !reflect.DeepEqual(got, wantOpts) {
+		t.Fatalf("options %+v, want %+v", got, wantOpts)
+	}
+	var resp api.ImagesResponse
+	if err := json.Unmarshal([]byte(r.stdout), &resp); err != nil || len(resp.Images) != 2 || resp.Images[1].ParentImage == nil {
+		t.Fatalf("json %q: %v", r.stdout, err)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	e := newEnv(t, &fakeBackend{removeFn: func(o provider.RemoveOptions) (api.RemoveResult, error) {
+		if o.Name == "Nothing" {
+			return api.RemoveResult{}, fmt.Errorf("image %q: %w", o.Name, errdefs.ErrNotFound)
+		}
+		if o.Name == "WindowsServerCore" {
+			return api.RemoveResult{}, &provider.DependentsError{Image: "WindowsServerCore 10.0.10586.0",
+				Dependents: []string{"image microsoft/iis 1.0.0.0", "container web1"}}
+		}
+		return api.RemoveResult{
+			Removed:      []api.Image{{Name: "microsoft/iis", Version: "1.0.0.0", ID: "0123456789abcdef0123"}},
+			BlobsDeleted: 3, BytesFreed: 5 << 20,
+		}, nil
+	}})
+	r := e.run(t, "", "remove", "microsoft/iis", "--required-version", "1.0.0.0").want(t, 0)
+	if r.stdout != "Removed microsoft/iis 1.0.0.0 (id 0123456789ab)\nFreed 5.0 MiB (3 blobs deleted).\n" {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	if got := e.fake.removes[len(e.fake.removes)-1]; got != (provider.RemoveOptions{Name: "microsoft/iis", VersionOptions: api.VersionOptions{RequiredVersion: "1.0.0.0"}}) {
+		t.Fatalf("options %+v", got)
+	}
+	e.run(t, "", "remove", "--id", "0123").want(t, 0)
+	if got := e.fake.removes[len(e.fake.removes)-1]; got != (provider.RemoveOptions{ID: "0123"}) {
+		t.Fatalf("options %+v", got)
+	}
+
+	r = e.run(t, "", "remove", "WindowsServerCore").want(t, 4)
+	if r.stderr != "cimage: image WindowsServerCore 10.0.10586.0 cannot be removed: image microsoft/iis 1.0.0.0, container web1 depend on it\n" {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	r = e.run(t, "", "remove", "Nothing").want(t, 3)
+	for _, args := range [][]string{
+		{"remove"},
+		{"remove", "a", "b"},
+		{"remove", "a", "--id", "0123"},
+		{"remove", "--id", "0123", "--all-versions"},
+	} {
+		if r := e.run(t, "", args...); r.code != 2 || strings.Count(r.stderr, "\n") != 1 {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}
+
+// TestErrorLineNamesDependents: dependents the message does not name are
+// added to the line.
+func TestErrorLineNamesDependents(t *testing.T) {
+	err := &client.Error{StatusCode: 409, API: api.Error{Code: "Conflict", Message: "image A 1.0.0.0 is in use",
+		Dependents: []string{"image B 1.0.0.0", "container c1"}}}
+	if got := errorLine(&globals{}, err); got != "image A 1.0.0.0 is in use (dependents: image B 1.0.0.0, container c1)" {
+		t.Fatalf("line %q", got)
+	}
+}
+
+// installEvents is a scripted install of NanoServer with its parent:
+// states, a log line, progress that must not print a line per chunk, a
+// blob already present, and the result.
+func installEvents() []api.JobEvent {
+	req := api.InstallRequest{Name: "NanoServer", VersionOptions: api.VersionOptions{RequiredVersion: "10.0.10586.0"}}
+	job := &api.Job{ID: "j1", Kind: "install", State: api.JobQueued, Request: req, Started: at}
+	blob := func(d, state string, done int64) *api.BlobProgress {
+		return &api.BlobProgress{Digest: "sha256:" + strings.Repeat(d, 64), Image: "NanoServer 10.0.10586.0", Total: 2 << 20, Done: done, State: state}
+	}
+	done := &api.Job{ID: "j1", Kind: "install", State: api.JobSucceeded, Request: req, Started: at, Finished: at.Add(3 * time.Second),
+		Message: "Downloaded in 0 hours, 0 minutes, 3 seconds."}
+	return []api.JobEvent{
+		{Type: api.EventState, JobID: "j1", Time: at, State: api.JobQueued, Job: job},
+		{Type: api.EventState, JobID: "j1", Time: at, State: api.JobRunning},
+		{Type: api.EventLog, JobID: "j1", Time: at, Message: "Resolved NanoServer 10.0.10586.0"},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("a", "present", 2<<20)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "downloading", 1<<20)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("c", "downloading", 1<<10)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "downloading", 2<<20)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "verifying", 2<<20)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "done", 2<<20)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "done", 2<<20)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("c", "done", 2<<20)},
+		{Type: api.EventState, JobID: "j1", Time: at, State: api.JobSucceeded},
+		{Type: api.EventResult, JobID: "j1", Time: at, State: api.JobSucceeded, Job: done},
+	}
+}
+
+// TestInstallPlainProgress follows a scripted job without a terminal.
+func TestInstallPlainProgress(t *testing.T) {
+	e := newEnv(t, &fakeBackend{watch: scripted(installEvents()...)})
+	r := e.run(t, "", "install", "NanoServer", "--required-version", "10.0.10586.0", "--source", "catalog", "--force", "--no-parents").want(t, 0)
+	const want = "" +
+		"Job j1 queued: install NanoServer -RequiredVersion 10.0.10586.0\n" +
+		"Job j1 running\n" +
+		"Resolved NanoServer 10.0.10586.0\n" +
+		"NanoServer 10.0.10586.0 sha256:aaaaaaaaaaaa: already present (2.0 MiB)\n" +
+		"NanoServer 10.0.10586.0 sha256:bbbbbbbbbbbb: done (2.0 MiB)\n" +
+		"NanoServer 10.0.10586.0 sha256:cccccccccccc: done (2.0 MiB)\n" +
+		"Downloaded in 0 hours, 0 minutes, 3 seconds.\n"
+	if r.stdout != want {
+		t.Fatalf("stdout:\n%s\nwant:\n%s", r.stdout, want)
+	}
+	if r.stderr != "" {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	wantReq := api.InstallRequest{Name: "NanoServer", VersionOptions: api.VersionOptions{RequiredVersion: "10.0.10586.0"}, Source: "catalog", Force: true, NoParents: true}
+	if len(e.fake.installs) != 1 || e.fake.installs[0] != wantReq {
+		t.Fatalf("install requests %+v, want %+v", e.fake.installs, wantReq)
+	}
+}
+
+func TestInstallJSON(t *testing.T) {
+	e := newEnv(t, &fakeBackend{watch: scripted(installEvents()...)})
+	r := e.run(t, "", "--output", "json", "install", "NanoServer").want(t, 0)
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	var types []string
+	for sc.Scan() {
+		var ev api.JobEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		types = append(types, ev.Type)
+	}
+	if len(types) != len(installEvents()) || types[len(types)-1] != api.EventResult {
+		t.Fatalf("events %v", types)
+	}
+}
+
+func TestInstallFailures(t *testing.T) {
+	failed := func(code, msg string) func(context.Context, string) (<-chan api.JobEvent, error) {
+		job := &api.Job{ID: "j1", Kind: "install", State: api.JobQueued, Request: api.InstallRequest{Name: "iis"}}
+		end := &api.Job{ID: "j1", Kind: "install", State: api.JobFailed, Error: &api.Error{Code: code, Message: msg}}
+		return scripted(
+			api.JobEvent{Type: api.EventState, JobID: "j1", State: api.JobQueued, Job: job},
+			api.JobEvent{Type: api.EventResult, JobID: "j1", State: api.JobFailed, Job: end},
+		)
+	}
+	for _, tc := range []struct {
+		name    string
+		fake    *fakeBackend
+		code    int
+		message string
+	}{
+		{"digest mismatch", &fakeBackend{watch: failed("FailedPrecondition", "layer sha256:ab of microsoft/iis 1.0.0.0: digest mismatch")},
+			1, "cimage: layer sha256:ab of microsoft/iis 1.0.0.0: digest mismatch\n"},
+		{"missing parent", &fakeBackend{watch: failed("NotFound", "parent WindowsServerCore 10.0.10586.0 is not installed")},
+			3, "cimage: parent WindowsServerCore 10.0.10586.0 is not installed\n"},
+		{"refused before the job", &fakeBackend{installErr: fmt.Errorf("RequiredVersion and MinimumVersion exclude each other: %w", errdefs.ErrInvalidArgument)},
+			1, "cimage: RequiredVersion and MinimumVersion exclude each other: invalid argument\n"},
+		{"canceled", &fakeBackend{watch: scripted(
+			api.JobEvent{Type: api.EventResult, JobID: "j1", State: api.JobCanceled, Job: &api.Job{ID: "j1", State: api.JobCanceled}})},
+			1, "cimage: job j1 was canceled; its downloaded data stays for the next install\n"},
+		{"stream cut before the result", &fakeBackend{watch: scripted(installEvents()[:3]...)},
+			1, "cimage: the stream of job j1 ended before the job did (providerd stopped, or the connection dropped); the job goes on when providerd runs: re-attach with `cimage jobs attach j1`\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.fake)
+			r := e.run(t, "", "install", "iis").want(t, tc.code)
+			if r.stderr != tc.message {
+				t.Fatalf("stderr %q, want %q", r.stderr, tc.message)
+			}
+		})
+	}
+}
+
+// TestInstallCtrlCDetaches: Ctrl-C while following leaves the job
+// running, says how to re-attach and exits with 130.
+func TestInstallCtrlCDetaches(t *testing.T) {
+	watchEnded := make(chan struct{})
+	fake := &fakeBackend{watch: func(ctx context.Context, id string) (<-chan api.JobEvent, error) {
+		ch := make(chan api.JobEvent)
+		go func() {
+			defer close(ch)
+			defer close(watchEnded)
+			select {
+			case ch <- installEvents()[0]:
+			case <-ctx.Done():
+				return
+			}
+			<-ctx.Done() // the job goes on; only the watch ends
+		}()
+		return ch, nil
+	}}
+	e := newEnv(t, fake)
+	// The user presses Ctrl-C once the first line is on the screen.
+	e.onOutput = e.ctrlC
+	r := e.run(t, "", "install", "NanoServer").want(t, 130)
+	if !strings.Contains(r.stderr, "Detached from job j1: it goes on in providerd. Re-attach with: cimage jobs attach j1") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	select {
+	case <-watchEnded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server kept watching after the client left")
+	}
+	if len(fake.canceled) != 0 {
+		t.Fatalf("the job was canceled: %v", fake.canceled)
+	}
+}
+
+func TestInstallDetachFlag(t *testing.T) {
+	fake := &fakeBackend{}
+	e := newEnv(t, fake)
+	r := e.run(t, "", "install", "--detach", "NanoServer").want(t, 0)
+	if r.stdout != "j1\n" {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	r = e.run(t, "", "install", "NanoServer", "--detach", "--output", "json").want(t, 0)
+	var job api.Job
+	if err := json.Unmarshal([]byte(r.stdout), &job); err != nil || job.ID != "j1" {
+		t.Fatalf("json %q: %v", r.stdout, err)
+	}
+	e.run(t, "", "install").want(t, 2)
+	e.run(t, "", "install", "a", "b").want(t, 2)
+}
+
+func TestJobs(t *testing.T) {
+	running := api.Job{ID: "j1", Kind: "install", State: api.JobRunning, Started: at,
+		Request: api.InstallRequest{Name: "microsoft/iis"}, Images: []string{"WindowsServerCore 10.0.10586.0", "microsoft/iis 1.0.0.0"},
+		Blobs: []api.BlobProgress{
+			{Digest: "sha256:" + strings.Repeat("1", 64), Image: "WindowsServerCore 10.0.10586.0", Total: 4 << 20, Done: 4 << 20, State: "done"},
+			{Digest: "sha256:" + strings.Repeat("2", 64), Image: "microsoft/iis 1.0.0.0", Total: 4 << 20, Done: 1 << 20, State: "downloading"},
+		}}
+	failed := api.Job{ID: "j0", Kind: "install", State: api.JobFailed, Started: at.Add(-time.Hour), Finished: at.Add(-time.Hour + time.Second),
+		Request: api.InstallRequest{Name: "Nope"}, Error: &api.Error{Code: "NotFound", Message: `no image named "Nope"`}}
+	fake := &fakeBackend{jobsResult: []api.Job{running, failed}, job: &running, watch: scripted(installEvents()...)}
+	e := newEnv(t, fake)
+
+	r := e.run(t, "", "jobs").want(t, 0)
+	const wantList = "" +
+		"Id        State      Image                                                  Progress                Started              Message\n" +
+		"--        -----      -----                                                  --------                -------              -------\n" +
+		"j1        running    WindowsServerCore 10.0.10586.0, microsoft/iis 1.0.0.0  5.0 MiB / 8.0 MiB       2016-01-12 09:30:00\n" +
+		"j0        failed     Nope                                                                           2016-01-12 08:30:00  no image named \"Nope\"\n"
+	if r.stdout != wantList {
+		t.Fatalf("jobs:\n%s\nwant:\n%s", r.stdout, wantList)
+	}
+	r = e.run(t, "", "jobs", "show", "j1").want(t, 0)
+	for _, want := range []string{"Id       : j1\n", "State    : running\n", "Progress : 5.0 MiB / 8.0 MiB\n",
+		"sha256:222222222222  microsoft/iis 1.0.0.0", "downloading  1.0 MiB / 4.0 MiB"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Fatalf("jobs show lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	e.run(t, "", "jobs", "show", "j9").want(t, 3)
+	e.run(t, "", "jobs", "show").want(t, 2)
+	e.run(t, "", "jobs", "dance").want(t, 2)
+
+	r = e.run(t, "", "jobs", "attach", "j1").want(t, 0)
+	if !strings.HasSuffix(r.stdout, "Downloaded in 0 hours, 0 minutes, 3 seconds.\n") {
+		t.Fatalf("attach stdout:\n%s", r.stdout)
+	}
+	r = e.run(t, "", "jobs", "cancel", "j1").want(t, 0)
+	if r.stdout != "Job j1 canceled\n" {
+		t.Fatalf("cancel stdout %q", r.stdout)
+	}
+	e.run(t, "", "jobs", "cancel", "j9").want(t, 3)
+	r = e.run(t, "", "jobs", "--output", "json").want(t, 0)
+	var jobs api.JobsResponse
+	if err := json.Unmarshal([]byte(r.stdout), &jobs); err != nil || len(jobs.Jobs) != 2 {
+		t.Fatalf("json %q: %v", r.stdout, err)
+	}
+}
+
+func TestSources(t *testing.T) {
+	fake := &fakeBackend{}
+	e := newEnv(t, fake)
+	r := e.run(t, "", "source", "list").want(t, 0)
+	const wantList = "" +
+		"Name            Location                        Insecure  Username\n" +
+		"----            --------                        --------  --------\n" +
+		"catalog         http://127.0.0.1:5000           False\n" +
+		"hub             https://registry.example        False     me\n"
+	if r.stdout != wantList {
+		t.Fatalf("source list:\n%s\nwant:\n%s", r.stdout, wantList)
+	}
+	r = e.run(t, "s3cret\n", "source", "add", "hub2", "https://r2.example", "--insecure", "--username", "me", "--password-stdin").want(t, 0)
+	if r.stdout != "Added source hub2 (https://r2.example)\n" {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	if want := (api.Source{Name: "hub2", Location: "https://r2.example", Insecure: true, Username: "me", Password: "s3cret"}); len(fake.added) != 1 || fake.added[0] != want {
+		t.Fatalf("added %+v, want %+v", fake.added, want)
+	}
+	e.run(t, "", "source", "add", "x", "http://x", "--username", "me").want(t, 2)
+	e.run(t, "", "source", "add", "x", "http://x", "--password-stdin", "--username", "me").want(t, 2) // empty stdin
+	e.run(t, "", "source", "add", "x").want(t, 2)
+	fake.addSourceErr = fmt.Errorf("source %q: %w", "catalog", errdefs.ErrAlreadyExists)
+	e.run(t, "", "source", "add", "catalog", "http://x").want(t, 4)
+
+	r = e.run(t, "", "source", "remove", "hub").want(t, 0)
+	if r.stdout != "Removed source hub\n" {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	e.run(t, "", "source", "remove", "nope").want(t, 3)
+	e.run(t, "", "source").want(t, 2)
+}
+
+// TestToken: the token comes from --token or $CIMAGE_TOKEN; without it a
+// providerd that needs one answers 401, printed with a hint.
+func TestToken(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	e := newEnv(t, &fakeBackend{}, providerserver.WithToken(token))
+	r := e.run(t, "", "images").want(t, 1)
+	if !strings.Contains(r.stderr, "(give the token with --token or $CIMAGE_TOKEN)") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	e.run(t, "", "--token", token, "images").want(t, 0)
+	e.run(t, "", "images", "--token", token).want(t, 0)
+}
+
+func TestUsageAndHelp(t *testing.T) {
+	e := newEnv(t, &fakeBackend{})
+	r := e.run(t, "", "-h").want(t, 0)
+	for _, want := range []string{"Exit codes:", "130", "CIMAGE_ENDPOINT", "CIMAGE_TOKEN", "jobs attach ID", "source add NAME URL"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	r = e.run(t, "", "install", "-h").want(t, 0)
+	if !strings.Contains(r.stdout, "-no-parents") || !strings.Contains(r.stdout, "-detach") {
+		t.Fatalf("install -h:\n%s", r.stdout)
+	}
+	e.run(t, "").want(t, 2)
+	e.run(t, "", "frobnicate").want(t, 2)
+	e.run(t, "", "--output", "yaml", "images").want(t, 2)
+	e.run(t, "", "--endpoint", "ftp://x", "images").want(t, 2)
+}
+
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		pos  []string
+		all  bool
+	}{
+		{[]string{"a", "--all-versions", "b"}, []string{"a", "b"}, true},
+		{[]string{"--all-versions", "a"}, []string{"a"}, true},
+		{[]string{"a", "--", "--all-versions"}, []string{"a", "--all-versions"}, false},
+		{nil, nil, false},
+	} {
+		var v versionFlags
+		f := newTestFlagSet()
+		v.register(f)
+		pos, err := parseInterspersed(f, tc.args)
+		if err != nil || !reflect.DeepEqual(pos, tc.pos) || v.AllVersions != tc.all {
+			t.Errorf("%q: %q all=%v, %v; want %q all=%v", tc.args, pos, v.AllVersions, err, tc.pos, tc.all)
+		}
+	}
+}

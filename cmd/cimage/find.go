@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/client"
+)
+
+// The columns of find: Find-ContainerImage's Name, Version and
+// Description at the reference's widths, with the source in between. The
+// description is cut at 50 characters with "...", as PowerShell cut
+// "Container OS Image of Windows Server 2016 Techn...".
+var findColumns = []column{
+	{header: "Name", width: 21},
+	{header: "Version", width: 24},
+	{header: "Source", width: 12},
+	{header: "Description", max: 50},
+}
+
+// formatFind is the table of find.
+func formatFind(entries []api.FindEntry) string {
+	rows := make([][]string, 0, len(entries))
+	for _, e := range entries {
+		rows = append(rows, []string{e.Name, e.Version, e.Source, e.Description})
+	}
+	return formatTable(findColumns, rows)
+}
+
+func setupFind(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
+	var v versionFlags
+	v.register(f)
+	source := f.String("source", "", "search this source only")
+	return func(ctx context.Context, c *client.Client, args []string) error {
+		if len(args) > 1 {
+			return usagef("find takes at most one NAME, got %q", args)
+		}
+		opts := client.FindOptions{VersionOptions: v.VersionOptions, Source: *source}
+		if len(args) == 1 {
+			opts.Name = args[0]
+		}
+		entries, err := c.Find(ctx, opts)
+		if err != nil {
+			return err
+		}
+		if g.output == outputJSON {
+			return writeJSON(a.stdout, api.FindResponse{Images: nonNil(entries)})
+		}
+		_, err = io.WriteString(a.stdout, formatFind(entries))
+		return err
+	}
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// oneArg checks that args is exactly one argument, named what.
+func oneArg(cmd, what string, args []string) (string, error) {
+	if len(args) != 1 || args[0] == "" {
+		return "", usagef("%s takes one %s, got %q", cmd, what, args)
+	}
+	return args[0], nil
+}

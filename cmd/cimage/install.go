@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/client"
+)
+
+func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
+	var v versionFlags
+	v.register(f)
+	source := f.String("source", "", "install from this source only")
+	force := f.Bool("force", false, "reinstall an installed image: verify every blob again and download the missing or corrupt ones")
+	noParents := f.Bool("no-parents", false, "do not install missing parent images: fail, naming the missing parent")
+	detach := f.Bool("detach", false, "print the job id and return at once; the job runs on in providerd")
+	return func(ctx context.Context, c *client.Client, args []string) error {
+		name, err := oneArg("install", "NAME", args)
+		if err != nil {
+			return err
+		}
+		req := api.InstallRequest{Name: name, VersionOptions: v.VersionOptions, Source: *source, Force: *force, NoParents: *noParents}
+		if *detach {
+			job, err := c.Install(ctx, req)
+			if err != nil {
+				return err
+			}
+			if g.output == outputJSON {
+				return writeJSON(a.stdout, job)
+			}
+			_, err = fmt.Fprintln(a.stdout, job.ID)
+			return err
+		}
+		stream, err := c.InstallFollow(ctx, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintf(a.stderr, "Interrupted before the job's stream began; if the job started, it goes on in providerd: see `cimage jobs`.\n")
+				return errDetached
+			}
+			return err
+		}
+		return a.follow(ctx, g, stream)
+	}
+}
+
+// follow prints the events of a job until its result, then what the job
+// came to: its closing sentence, or its error. Ctrl-C (the end of ctx)
+// detaches: the job goes on in providerd, and follow says how to
+// re-attach; it never cancels the job.
+func (a *app) follow(ctx context.Context, g *globals, stream *client.EventStream) error {
+	defer stream.Close()
+	// A Next that waits for the next event returns when the stream closes.
+	stop := context.AfterFunc(ctx, func() { _ = stream.Close() })
+	defer stop()
+
+	r := a.newRenderer(g)
+	var result *api.Job
+	for {
+		ev, err := stream.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			r.stop()
+			id := stream.JobID()
+			if ctx.Err() != nil {
+				fmt.Fprintf(a.stderr, "Detached from job %s: it goes on in providerd. Re-attach with: cimage jobs attach %s\n", id, id)
+				return errDetached
+			}
+			if errors.Is(err, client.ErrStreamEnded) {
+				return fmt.Errorf("the stream of job %s ended before the job did (providerd stopped, or the connection dropped); "+
+					"the job goes on when providerd runs: re-attach with `cimage jobs attach %s`", id, id)
+			}
+			return err
+		}
+		r.event(ev)
+		if ev.Type == api.EventResult {
+			result = ev.Job
+		}
+	}
+	r.stop()
+	return a.outcome(g, stream.JobID(), result)
+}
+
+// outcome prints the closing sentence of a job that succeeded, and turns
+// a job that did not into an error.
+func (a *app) outcome(g *globals, id string, job *api.Job) error {
+	if job == nil {
+		return fmt.Errorf("job %s: the result event carries no job", id)
+	}
+	switch job.State {
+	case api.JobSucceeded:
+		if g.output == outputJSON || job.Message == "" {
+			return nil
+		}
+		_, err := fmt.Fprintln(a.stdout, job.Message)
+		return err
+	case api.JobCanceled:
+		return fmt.Errorf("job %s was canceled; its downloaded data stays for the next install", job.ID)
+	default:
+		return &jobError{job: *job}
+	}
+}
+
+// jobError is the error of a failed job. Its class is that of the job's
+// error code, so that a job that found no image exits with 3.
+type jobError struct{ job api.Job }
+
+func (e *jobError) Error() string {
+	if e.job.Error != nil && e.job.Error.Message != "" {
+		return e.job.Error.Message
+	}
+	return fmt.Sprintf("job %s %s", e.job.ID, e.job.State)
+}
+
+func (e *jobError) Unwrap() error {
+	if e.job.Error == nil {
+		return nil
+	}
+	return api.ErrorClass(e.job.Error.Code)
+}

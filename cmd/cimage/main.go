@@ -1,0 +1,365 @@
+// Command cimage is the command-line client of providerd. Its commands
+// mirror the ContainerImage cmdlets:
+//
+//	cimage find      Find-ContainerImage
+//	cimage install   Install-ContainerImage
+//	cimage images    Get-ContainerImage
+//	cimage remove    Remove-ContainerImage
+//	cimage jobs      the install jobs: list, show, attach, cancel
+//	cimage source    the sources: add, list, remove
+//
+// `cimage -h` lists the commands, the global flags and the exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitNotFound = 3
+	exitConflict = 4
+	exitDetached = 130 // Ctrl-C: detached from a job, which goes on
+)
+
+const exitCodesHelp = `Exit codes:
+  0    success
+  1    error
+  2    usage error (bad flags or arguments)
+  3    not found (no such image, job or source)
+  4    conflict (the image has dependents, or the name is taken)
+  130  interrupted by Ctrl-C; an install or attach detached, and its job goes on
+`
+
+// app is one run of cimage: its streams, environment and signals, which
+// tests replace.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// terminal reports whether w is a terminal (progress bars) or not
+	// (plain lines).
+	terminal func(w io.Writer) bool
+	// interrupt returns a context that ends at Ctrl-C.
+	interrupt func(ctx context.Context) (context.Context, context.CancelFunc)
+	// loc is the time zone of the times printed.
+	loc *time.Location
+}
+
+func main() {
+	a := &app{
+		stdin:    os.Stdin,
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		getenv:   os.Getenv,
+		terminal: isTerminal,
+		interrupt: func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return signal.NotifyContext(ctx, os.Interrupt)
+		},
+		loc: time.Local,
+	}
+	os.Exit(a.main(context.Background(), os.Args[1:]))
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// globals are the flags that come before the command (and may come after
+// it too).
+type globals struct {
+	endpoint string
+	token    string
+	output   string
+}
+
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// register adds the global flags to f, with their current values as
+// defaults.
+func (g *globals) register(f *flag.FlagSet, getenv func(string) string, fromEnv bool) {
+	endpoint, token := g.endpoint, g.token
+	if fromEnv {
+		endpoint, token = client.DefaultEndpoint, ""
+		if v := getenv("CIMAGE_ENDPOINT"); v != "" {
+			endpoint = v
+		}
+		token = getenv("CIMAGE_TOKEN")
+		g.output = outputTable
+	}
+	f.StringVar(&g.endpoint, "endpoint", endpoint, "providerd's URL [$CIMAGE_ENDPOINT]")
+	g.token = token
+	f.Var(secretValue{&g.token}, "token", "bearer `token` of a providerd that needs one [$CIMAGE_TOKEN]")
+	f.StringVar(&g.output, "output", g.output, "output format: table or json")
+}
+
+// secretValue is a string flag whose value never shows in the help.
+type secretValue struct{ p *string }
+
+func (v secretValue) String() string { return "" }
+
+func (v secretValue) Set(s string) error {
+	*v.p = s
+	return nil
+}
+
+func (g *globals) check() error {
+	if g.output != outputTable && g.output != outputJSON {
+		return usagef("--output %q: want table or json", g.output)
+	}
+	return nil
+}
+
+// command is a command or a subcommand: its name, the arguments its usage
+// line shows, its summary, and how it runs.
+type command struct {
+	name    string
+	args    string
+	summary string
+	// setup registers the command's flags on f and returns the function
+	// that runs it with the positional arguments.
+	setup func(a *app, g *globals, f *flag.FlagSet) func(ctx context.Context, c *client.Client, args []string) error
+	// subs are the subcommands; run, when set with subs, runs when no
+	// subcommand is named (jobs lists the jobs).
+	subs []command
+}
+
+func commands() []command {
+	return []command{
+		{name: "find", args: "[NAME]", summary: "find images in the sources (Find-ContainerImage)", setup: setupFind},
+		{name: "install", args: "NAME", summary: "install an image and its missing parents, following the job (Install-ContainerImage)", setup: setupInstall},
+		{name: "images", args: "[NAME]", summary: "list the installed images (Get-ContainerImage)", setup: setupImages},
+		{name: "remove", args: "NAME | --id ID", summary: "remove installed images and free their blobs (Remove-ContainerImage)", setup: setupRemove},
+		{name: "jobs", args: "[show|attach|cancel ID]", summary: "list the install jobs", setup: setupJobs, subs: []command{
+			{name: "show", args: "ID", summary: "show a job and the progress of its blobs", setup: setupJobShow},
+			{name: "attach", args: "ID", summary: "follow a running job to its end (Ctrl-C detaches again)", setup: setupJobAttach},
+			{name: "cancel", args: "ID", summary: "cancel a job; its downloaded data stays for a later install", setup: setupJobCancel},
+		}},
+		{name: "source", args: "add|list|remove", summary: "manage the sources images are found and installed from", subs: []command{
+			{name: "add", args: "NAME URL", summary: "add an OCI registry or a catalogd as a source", setup: setupSourceAdd},
+			{name: "list", summary: "list the sources", setup: setupSourceList},
+			{name: "remove", args: "NAME", summary: "remove a source", setup: setupSourceRemove},
+		}},
+	}
+}
+
+// main runs the command line and returns the exit code.
+func (a *app) main(ctx context.Context, args []string) int {
+	ctx, stop := a.interrupt(ctx)
+	defer stop()
+
+	g := &globals{}
+	gf := flag.NewFlagSet("cimage", flag.ContinueOnError)
+	gf.SetOutput(io.Discard)
+	g.register(gf, a.getenv, true)
+	if err := gf.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			a.usage(a.stdout)
+			return exitOK
+		}
+		return a.fail(g, usageError{err})
+	}
+	rest := gf.Args()
+	if len(rest) == 0 {
+		a.usage(a.stderr)
+		return exitUsage
+	}
+	if rest[0] == "help" {
+		a.usage(a.stdout)
+		return exitOK
+	}
+	cmd, path, rest, ok := findCommand(commands(), rest)
+	if !ok {
+		fmt.Fprintf(a.stderr, "cimage: unknown command %q; see cimage -h\n", strings.Join(path, " "))
+		return exitUsage
+	}
+	if cmd.setup == nil {
+		// A group without a default (source): it needs a subcommand.
+		fmt.Fprintf(a.stderr, "cimage %s: give a subcommand: %s\n", cmd.name, cmd.args)
+		return exitUsage
+	}
+	f := flag.NewFlagSet("cimage "+strings.Join(path, " "), flag.ContinueOnError)
+	f.SetOutput(io.Discard)
+	g.register(f, a.getenv, false)
+	run := cmd.setup(a, g, f)
+	positional, err := parseInterspersed(f, rest)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			a.commandUsage(a.stdout, cmd, path, f)
+			return exitOK
+		}
+		return a.fail(g, usageError{err})
+	}
+	if err := g.check(); err != nil {
+		return a.fail(g, err)
+	}
+	c, err := client.New(g.endpoint, client.WithToken(g.token), client.WithUserAgent("cimage"))
+	if err != nil {
+		return a.fail(g, usageError{fmt.Errorf("--endpoint: %w", err)})
+	}
+	return a.fail(g, run(ctx, c, positional))
+}
+
+// findCommand walks args down the command tree: it returns the command,
+// the names that led to it, and the arguments after them.
+func findCommand(cmds []command, args []string) (command, []string, []string, bool) {
+	for _, c := range cmds {
+		if c.name != args[0] {
+			continue
+		}
+		path, rest := []string{c.name}, args[1:]
+		if len(c.subs) > 0 && len(rest) > 0 {
+			for _, s := range c.subs {
+				if s.name == rest[0] {
+					return s, append(path, s.name), rest[1:], true
+				}
+			}
+		}
+		return c, path, rest, true
+	}
+	return command{}, args[:1], nil, false
+}
+
+// parseInterspersed parses flags anywhere among the positional arguments,
+// as in `cimage install NanoServer --required-version 10.0.10586.0`, and
+// returns the positional ones. "--" ends the flags.
+func parseInterspersed(f *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for len(args) > 0 {
+		if err := f.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := f.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+			// flag.Parse stopped at "--": the rest is positional.
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	return positional, nil
+}
+
+// usageError is a command line that cannot run as given: exit code 2.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// errDetached ends a followed job on Ctrl-C; the message was printed.
+var errDetached = errors.New("detached")
+
+// exitCode maps an error to the exit code.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errDetached), errors.Is(err, context.Canceled):
+		return exitDetached
+	case errors.As(err, &ue):
+		return exitUsage
+	case errdefs.IsNotFound(err):
+		return exitNotFound
+	case errdefs.IsConflict(err), errdefs.IsAlreadyExists(err):
+		return exitConflict
+	default:
+		return exitError
+	}
+}
+
+// fail prints err as one line `cimage: <message>` on stderr (nothing for a
+// detach, whose message is printed already) and returns its exit code.
+func (a *app) fail(g *globals, err error) int {
+	code := exitCode(err)
+	if err == nil || errors.Is(err, errDetached) {
+		return code
+	}
+	fmt.Fprintf(a.stderr, "cimage: %s\n", errorLine(g, err))
+	return code
+}
+
+// errorLine is the one-line text of err, with the dependents of a refused
+// removal and a hint for the usual mistakes.
+func errorLine(g *globals, err error) string {
+	msg := err.Error()
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		var missing []string
+		for _, d := range ce.API.Dependents {
+			if !strings.Contains(msg, d) {
+				missing = append(missing, d)
+			}
+		}
+		if len(missing) > 0 {
+			msg += " (dependents: " + strings.Join(missing, ", ") + ")"
+		}
+	}
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, context.Canceled):
+		msg = "interrupted"
+	case errdefs.IsUnauthenticated(err):
+		msg += " (give the token with --token or $CIMAGE_TOKEN)"
+	case errors.As(err, &oe) && oe.Op == "dial":
+		msg += fmt.Sprintf(" (is providerd running at %s? Set --endpoint or $CIMAGE_ENDPOINT)", g.endpoint)
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// usage prints the commands, the global flags and the exit codes.
+func (a *app) usage(w io.Writer) {
+	fmt.Fprintf(w, "cimage finds, installs, lists and removes container images through providerd.\n\n")
+	fmt.Fprintf(w, "Usage: cimage [--endpoint URL] [--token T] [--output table|json] <command> [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+		for _, s := range c.subs {
+			fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+s.name+" "+s.args), s.summary)
+		}
+	}
+	fmt.Fprintf(w, "\nGlobal flags (before or after the command):\n")
+	gf := flag.NewFlagSet("cimage", flag.ContinueOnError)
+	(&globals{}).register(gf, a.getenv, true)
+	gf.SetOutput(w)
+	gf.PrintDefaults()
+	fmt.Fprintf(w, "\nRun `cimage <command> -h` for the flags of a command.\n\n%s", exitCodesHelp)
+}
+
+// commandUsage prints the help of one command.
+func (a *app) commandUsage(w io.Writer, c command, path []string, f *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: cimage %s [flags]\n  %s\n", strings.TrimSpace(strings.Join(path, " ")+" "+c.args), c.summary)
+	for _, s := range c.subs {
+		fmt.Fprintf(w, "  cimage %s %s %s: %s\n", c.name, s.name, s.args, s.summary)
+	}
+	fmt.Fprintf(w, "\nFlags:\n")
+	f.SetOutput(w)
+	f.PrintDefaults()
+	fmt.Fprintf(w, "\n%s", exitCodesHelp)
+}

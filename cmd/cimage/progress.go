@@ -1,0 +1,210 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/containerprovider/containerprovider/api"
+)
+
+// Blob states of api.BlobProgress that end a blob.
+const (
+	blobDone    = "done"
+	blobPresent = "present"
+)
+
+// renderer shows the events of a job: bars on a terminal, plain lines
+// otherwise, NDJSON with --output json.
+type renderer interface {
+	event(ev api.JobEvent)
+	// stop ends the display; the renderer is not used after it.
+	stop()
+}
+
+func (a *app) newRenderer(g *globals) renderer {
+	switch {
+	case g.output == outputJSON:
+		return &jsonRenderer{enc: json.NewEncoder(a.stdout)}
+	case a.terminal(a.stdout):
+		return newBarRenderer(a.stdout)
+	default:
+		return newPlainRenderer(a.stdout)
+	}
+}
+
+// jsonRenderer prints each event as one line of JSON.
+type jsonRenderer struct{ enc *json.Encoder }
+
+func (r *jsonRenderer) event(ev api.JobEvent) { _ = r.enc.Encode(ev) }
+func (r *jsonRenderer) stop()                 {}
+
+// describeJob is a job's request as the cmdlet line that would start it,
+// with the images it resolved to once known.
+func describeJob(j *api.Job) string {
+	s := strings.TrimSpace(j.Kind + " " + j.Request.Name + " " + describeVersions(j.Request.VersionOptions))
+	if len(j.Images) > 0 {
+		s += " (" + strings.Join(j.Images, ", ") + ")"
+	}
+	return s
+}
+
+// isFinal reports whether a job state is an end.
+func isFinal(state string) bool {
+	return state == api.JobSucceeded || state == api.JobFailed || state == api.JobCanceled
+}
+
+// blobLabel names a blob for people: its image and short digest.
+func blobLabel(b api.BlobProgress) string {
+	if b.Image != "" {
+		return b.Image + " " + shortDigest(b.Digest)
+	}
+	return shortDigest(b.Digest)
+}
+
+// plainRenderer prints lines for a log or a pipe: the job's state changes,
+// its log lines, and one line per blob when it is done or found present;
+// never a line per chunk of bytes. The closing sentence or the error comes
+// from the caller.
+type plainRenderer struct {
+	w     io.Writer
+	state string
+	ended map[string]bool // blobs whose line is printed
+}
+
+func newPlainRenderer(w io.Writer) *plainRenderer {
+	return &plainRenderer{w: w, ended: map[string]bool{}}
+}
+
+func (r *plainRenderer) event(ev api.JobEvent) {
+	switch ev.Type {
+	case api.EventState, api.EventResult:
+		state := ev.State
+		if state == "" && ev.Job != nil {
+			state = ev.Job.State
+		}
+		if r.state == "" && ev.Job != nil {
+			fmt.Fprintf(r.w, "Job %s %s: %s\n", ev.Job.ID, state, describeJob(ev.Job))
+			for _, b := range ev.Job.Blobs {
+				r.blob(b)
+			}
+		} else if state != r.state && !isFinal(state) {
+			fmt.Fprintf(r.w, "Job %s %s\n", ev.JobID, state)
+		}
+		if state != "" {
+			r.state = state
+		}
+	case api.EventLog:
+		fmt.Fprintln(r.w, ev.Message)
+	case api.EventProgress:
+		if ev.Blob != nil {
+			r.blob(*ev.Blob)
+		}
+	}
+}
+
+func (r *plainRenderer) blob(b api.BlobProgress) {
+	if r.ended[b.Digest] {
+		return
+	}
+	switch b.State {
+	case blobDone:
+		fmt.Fprintf(r.w, "%s: done (%s)\n", blobLabel(b), humanSize(b.Total))
+	case blobPresent:
+		fmt.Fprintf(r.w, "%s: already present (%s)\n", blobLabel(b), humanSize(b.Total))
+	default:
+		return
+	}
+	r.ended[b.Digest] = true
+}
+
+func (r *plainRenderer) stop() {}
+
+// barRenderer draws a progress bar per blob on a terminal, with the state
+// changes and log lines printed above the bars.
+type barRenderer struct {
+	p     *mpb.Progress
+	bars  map[string]*mpb.Bar
+	order []string
+	state string
+}
+
+func newBarRenderer(w io.Writer, opts ...mpb.ContainerOption) *barRenderer {
+	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(100)}, opts...)
+	return &barRenderer{p: mpb.New(opts...), bars: map[string]*mpb.Bar{}}
+}
+
+func (r *barRenderer) printf(format string, args ...any) {
+	_, _ = fmt.Fprintf(r.p, format, args...)
+}
+
+func (r *barRenderer) event(ev api.JobEvent) {
+	switch ev.Type {
+	case api.EventState, api.EventResult:
+		state := ev.State
+		if state == "" && ev.Job != nil {
+			state = ev.Job.State
+		}
+		if r.state == "" && ev.Job != nil {
+			r.printf("Job %s %s: %s\n", ev.Job.ID, state, describeJob(ev.Job))
+		} else if state != r.state && !isFinal(state) {
+			r.printf("Job %s %s\n", ev.JobID, state)
+		}
+		if state != "" {
+			r.state = state
+		}
+		if ev.Job != nil {
+			for _, b := range ev.Job.Blobs {
+				r.blob(b)
+			}
+		}
+	case api.EventLog:
+		r.printf("%s\n", ev.Message)
+	case api.EventProgress:
+		if ev.Blob != nil {
+			r.blob(*ev.Blob)
+		}
+	}
+}
+
+func (r *barRenderer) blob(b api.BlobProgress) {
+	bar, ok := r.bars[b.Digest]
+	if !ok {
+		bar = r.p.AddBar(b.Total,
+			mpb.PrependDecorators(decor.Name(blobLabel(b), decor.WCSyncSpaceR)),
+			mpb.AppendDecorators(
+				decor.OnComplete(decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace), "done"),
+				decor.OnComplete(decor.Percentage(decor.WCSyncSpace), ""),
+			),
+		)
+		r.bars[b.Digest] = bar
+		r.order = append(r.order, b.Digest)
+	}
+	if bar.Completed() {
+		return
+	}
+	switch b.State {
+	case blobDone, blobPresent:
+		bar.SetTotal(max(b.Total, b.Done), true)
+	default:
+		if b.Total > 0 {
+			bar.SetTotal(b.Total, false)
+		}
+		bar.SetCurrent(b.Done)
+	}
+}
+
+// stop aborts the bars that did not end (a failed job, a detach) and waits
+// for the last drawing.
+func (r *barRenderer) stop() {
+	for _, d := range r.order {
+		if b := r.bars[d]; !b.Completed() {
+			b.Abort(false)
+		}
+	}
+	r.p.Wait()
+}

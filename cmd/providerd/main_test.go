@@ -1,0 +1,443 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// syncBuffer is an output stream that a running command and the test share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func testApp(env map[string]string) (*app, *syncBuffer, *syncBuffer) {
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	return &app{stdout: out, stderr: errOut, getenv: func(k string) string { return env[k] }}, out, errOut
+}
+
+// parseServe parses serve's flags as main does, without running it.
+func parseServe(t *testing.T, env map[string]string, args ...string) (*serveConfig, error) {
+	t.Helper()
+	a, _, errOut := testApp(env)
+	f := newFlagSet("serve", a.getenv, errOut)
+	c := &serveConfig{}
+	c.register(f)
+	if err := f.parse(args); err != nil {
+		return c, err
+	}
+	return c, c.check(f.Args())
+}
+
+func TestServeFlags(t *testing.T) {
+	home := map[string]string{"HOME": "/home/u"}
+	t.Run("defaults", func(t *testing.T) {
+		c, err := parseServe(t, home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.root != "/home/u/.local/share/containerprovider/providerd" || c.listen != "127.0.0.1:5050" ||
+			c.parallelism != 4 || c.logFormat != "text" || c.logLevel != "info" ||
+			c.tlsCert != "" || c.tlsKey != "" || c.tokenFile != "" {
+			t.Fatalf("defaults %+v", c)
+		}
+		if !slices.Equal(c.sources, []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5000"}}) {
+			t.Fatalf("default sources %+v", c.sources)
+		}
+	})
+	t.Run("XDG_DATA_HOME first", func(t *testing.T) {
+		c, err := parseServe(t, map[string]string{"HOME": "/home/u", "XDG_DATA_HOME": "/data"})
+		if err != nil || c.root != "/data/containerprovider/providerd" {
+			t.Fatalf("root %q, %v", c.root, err)
+		}
+	})
+	t.Run("environment", func(t *testing.T) {
+		c, err := parseServe(t, map[string]string{
+			"HOME":                  "/home/u",
+			"PROVIDERD_ROOT":        "/srv/providerd",
+			"PROVIDERD_LISTEN":      "127.0.0.1:6000",
+			"PROVIDERD_SOURCE":      "catalog=http://127.0.0.1:5001, hub=https://registry.example/",
+			"PROVIDERD_PARALLELISM": "8",
+			"PROVIDERD_LOG_FORMAT":  "json",
+			"PROVIDERD_LOG_LEVEL":   "debug",
+			"PROVIDERD_TOKEN_FILE":  "/etc/providerd/token",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.root != "/srv/providerd" || c.listen != "127.0.0.1:6000" || c.parallelism != 8 || c.logFormat != "json" ||
+			c.logLevel != "debug" || c.tokenFile != "/etc/providerd/token" {
+			t.Fatalf("from the environment: %+v", c)
+		}
+		want := []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5001"}, {Name: "hub", Location: "https://registry.example"}}
+		if !slices.Equal(c.sources, want) {
+			t.Fatalf("sources %+v, want %+v", c.sources, want)
+		}
+	})
+	t.Run("flags win over the environment, and --source replaces the default", func(t *testing.T) {
+		c, err := parseServe(t, map[string]string{"HOME": "/h", "PROVIDERD_LISTEN": "127.0.0.1:6000", "PROVIDERD_SOURCE": "env=http://e"},
+			"--listen", "127.0.0.1:7000", "--source", "a=http://127.0.0.1:1", "--source", "b=https://b.example:5000", "--parallelism", "2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []api.Source{{Name: "a", Location: "http://127.0.0.1:1"}, {Name: "b", Location: "https://b.example:5000"}}
+		if c.listen != "127.0.0.1:7000" || !slices.Equal(c.sources, want) || c.parallelism != 2 {
+			t.Fatalf("%+v", c)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"bad parallelism in the environment", map[string]string{"HOME": "/h", "PROVIDERD_PARALLELISM": "many"}, nil},
+		{"bad source in the environment", map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "nourl"}, nil},
+		{"parallelism 0", home, []string{"--parallelism", "0"}},
+		{"parallelism too high", home, []string{"--parallelism", "65"}},
+		{"source without =", home, []string{"--source", "catalog"}},
+		{"source with a bad name", home, []string{"--source", "a b=http://x"}},
+		{"source with a bad URL", home, []string{"--source", "a=ftp://x"}},
+		{"source given twice", home, []string{"--source", "a=http://x", "--source", "A=http://y"}},
+		{"log format", home, []string{"--log-format", "xml"}},
+		{"log level", home, []string{"--log-level", "loud"}},
+		{"cert without key", home, []string{"--tls-cert", "c.pem"}},
+		{"bad listen", home, []string{"--listen", "5050"}},
+		{"bad port", home, []string{"--listen", "127.0.0.1:http-ish"}},
+		{"no root", map[string]string{}, nil},
+		{"arguments", home, []string{"extra"}},
+	} {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			if _, err := parseServe(t, tc.env, tc.args...); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestCheckExposure(t *testing.T) {
+	for _, tc := range []struct {
+		listen         string
+		tls, token, ok bool
+	}{
+		{listen: "127.0.0.1:5050", ok: true},
+		{listen: "127.1.2.3:5050", ok: true},
+		{listen: "[::1]:5050", ok: true},
+		{listen: "localhost:5050", ok: true},
+		{listen: "LOCALHOST:5050", ok: true},
+		{listen: "127.0.0.1:5050", token: true, ok: true},
+		{listen: "0.0.0.0:5050"},
+		{listen: ":5050"},
+		{listen: "[::]:5050"},
+		{listen: "192.168.1.10:5050"},
+		{listen: "host.example:5050"},
+		{listen: "0.0.0.0:5050", tls: true},
+		{listen: "0.0.0.0:5050", token: true},
+		{listen: "0.0.0.0:5050", tls: true, token: true, ok: true},
+		{listen: "192.168.1.10:5050", tls: true, token: true, ok: true},
+	} {
+		name := tc.listen
+		if tc.tls {
+			name += " tls"
+		}
+		if tc.token {
+			name += " token"
+		}
+		t.Run(name, func(t *testing.T) {
+			err := checkExposure(tc.listen, tc.tls, tc.token)
+			if tc.ok != (err == nil) {
+				t.Fatalf("checkExposure = %v, want ok %v", err, tc.ok)
+			}
+			var ue usageError
+			if err != nil && !errors.As(err, &ue) {
+				t.Fatalf("%v is not a usage error", err)
+			}
+			if err != nil && !strings.Contains(err.Error(), "refusing to listen") {
+				t.Fatalf("unclear error %q", err)
+			}
+		})
+	}
+}
+
+// TestRefusalExitStatus runs the command line: a --listen beyond loopback
+// without TLS and a token exits with status 2 and says why, before
+// anything listens or opens the root.
+func TestRefusalExitStatus(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	for _, args := range [][]string{
+		{"serve", "--root", root, "--listen", "0.0.0.0:0"},
+		{"serve", "--root", root, "--listen", ":0", "--token-file", "/nonexistent"},
+		{"serve", "--root", root, "--listen", "[::]:0", "--tls-cert", "c.pem", "--tls-key", "k.pem"},
+	} {
+		a, _, errOut := testApp(nil)
+		if code := a.main(t.Context(), args); code != 2 {
+			t.Fatalf("%v: exit %d, want 2; stderr %s", args, code, errOut)
+		}
+		msg := errOut.String()
+		if !strings.Contains(msg, "refusing to listen") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Fatalf("%v: stderr %q", args, msg)
+		}
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatalf("the root was created: %v", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	a, out, _ := testApp(nil)
+	if code := a.main(t.Context(), []string{"-h"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"providerd serve", "PROVIDERD_ROOT", "PROVIDERD_LISTEN", "PROVIDERD_SOURCE", "PROVIDERD_PARALLELISM",
+		"PROVIDERD_LOG_FORMAT", "PROVIDERD_LOG_LEVEL", "PROVIDERD_TLS_CERT", "PROVIDERD_TLS_KEY", "PROVIDERD_TOKEN_FILE", "Exit status"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	a, _, errOut := testApp(nil)
+	if code := a.main(t.Context(), []string{"serve", "-h"}); code != 0 || !strings.Contains(errOut.String(), "--token-file") {
+		t.Fatalf("serve -h: exit %d, %s", code, errOut)
+	}
+	a, _, _ = testApp(nil)
+	if code := a.main(t.Context(), []string{"dance"}); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+	a, _, _ = testApp(nil)
+	if code := a.main(t.Context(), nil); code != 2 {
+		t.Fatalf("no command: exit %d", code)
+	}
+}
+
+func TestReadToken(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	_, _, errOut := testApp(nil)
+	log := newLogger(errOut, "text", "info")
+	for _, tc := range []struct {
+		name, content string
+		mode          os.FileMode
+		want          string // "" for an error
+	}{
+		{"first line, trimmed", "  0123456789abcdefXYZ \nsecond line\n", 0o600, "0123456789abcdefXYZ"},
+		{"no newline", "0123456789abcdef", 0o600, "0123456789abcdef"},
+		{"too short", "short\n", 0o600, ""},
+		{"empty", "", 0o600, ""},
+		{"inner space", "0123456789 abcdef0123\n", 0o600, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readToken(write(tc.name, tc.content, tc.mode), log)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("accepted %q", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("readToken = %q, %v, want %q", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := readToken(filepath.Join(dir, "missing"), log); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	if _, err := readToken(dir, log); err == nil {
+		t.Fatal("directory accepted")
+	}
+	if _, err := readToken(write("open", "0123456789abcdef\n", 0o644), log); err != nil || !strings.Contains(errOut.String(), "chmod 600") {
+		t.Fatalf("a readable token file: %v, log %q", err, errOut)
+	}
+}
+
+// running is a providerd serve started by a test.
+type running struct {
+	addr   net.Addr
+	cancel context.CancelFunc
+	code   chan int
+	stderr *syncBuffer
+}
+
+// startServe runs `providerd serve args...` on 127.0.0.1:0 until the test
+// stops it.
+func startServe(t *testing.T, args ...string) *running {
+	t.Helper()
+	a, _, errOut := testApp(map[string]string{"HOME": t.TempDir()})
+	listening := make(chan net.Addr, 1)
+	a.onListen = func(addr net.Addr) { listening <- addr }
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &running{cancel: cancel, code: make(chan int, 1), stderr: errOut}
+	go func() {
+		r.code <- a.main(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...))
+	}()
+	select {
+	case r.addr = <-listening:
+	case code := <-r.code:
+		cancel()
+		t.Fatalf("serve exited with %d: %s", code, errOut)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("serve did not listen: %s", errOut)
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop ends serve as a signal would, and checks that it exits with 0.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case code := <-r.code:
+		if code != 0 {
+			t.Errorf("serve exited with %d: %s", code, r.stderr)
+		}
+		r.code <- code // a second stop sees it again
+	case <-time.After(60 * time.Second):
+		t.Errorf("serve did not stop: %s", r.stderr)
+	}
+}
+
+// TestServeWithToken starts the real provider behind the real server on
+// loopback with a token file: requests without the token get 401, with
+// it they are served, and the first start added the default sources.
+func TestServeWithToken(t *testing.T) {
+	dir := t.TempDir()
+	const token = "test-token-0123456789abcdef"
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startServe(t, "--root", filepath.Join(dir, "root"), "--token-file", tokenFile, "--source", "local=http://127.0.0.1:1")
+	endpoint := "http://" + r.addr.String()
+
+	anon, err := client.New(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.Health(t.Context()); !errdefs.IsUnauthenticated(err) {
+		t.Fatalf("health without the token: %v", err)
+	}
+	wrong, _ := client.New(endpoint, client.WithToken("test-token-0123456789abcdeX"))
+	if _, err := wrong.Sources(t.Context()); !errdefs.IsUnauthenticated(err) {
+		t.Fatalf("sources with a wrong token: %v", err)
+	}
+	c, _ := client.New(endpoint, client.WithToken(token))
+	h, err := c.Health(t.Context())
+	if err != nil || h.Status != "ok" {
+		t.Fatalf("health %+v, %v", h, err)
+	}
+	sources, err := c.Sources(t.Context())
+	if err != nil || len(sources) != 1 || sources[0].Name != "local" || sources[0].Location != "http://127.0.0.1:1" {
+		t.Fatalf("sources %+v, %v", sources, err)
+	}
+	if _, err := c.Metrics(t.Context()); err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	r.stop(t)
+	if !strings.Contains(r.stderr.String(), "shutting down") {
+		t.Fatalf("no shutdown line: %s", r.stderr)
+	}
+}
+
+// TestServeTLS serves HTTPS with a self-signed certificate made here.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("tls-token-0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startServe(t, "--root", filepath.Join(dir, "root"), "--tls-cert", certFile, "--tls-key", keyFile, "--token-file", tokenFile)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer hc.CloseIdleConnections()
+	c, err := client.New("https://"+r.addr.String(), client.WithHTTPClient(hc), client.WithToken("tls-token-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := c.Health(t.Context()); err != nil || h.Status != "ok" {
+		t.Fatalf("health over TLS: %+v, %v", h, err)
+	}
+	plain, _ := client.New("http://"+r.addr.String(), client.WithToken("tls-token-0123456789abcdef"))
+	if _, err := plain.Health(t.Context()); err == nil {
+		t.Fatal("plain HTTP served on the TLS port")
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns
+// their paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T, dir string) (string, string, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "providerd test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/server/middleware"
+	providerserver "github.com/containerprovider/containerprovider/server/provider"
+)
+
+// DefaultListen is providerd's default address: loopback only.
+const DefaultListen = "127.0.0.1:5050"
+
+// DefaultSource is the source added on first start: the local catalogd.
+var DefaultSource = api.Source{Name: "catalog", Location: "http://127.0.0.1:5000"}
+
+// minTokenLength is the shortest bearer token accepted from --token-file.
+const minTokenLength = 16
+
+// maxParallelism bounds --parallelism.
+const maxParallelism = 64
+
+// shutdownTimeout is how long a SIGINT or SIGTERM lets requests in flight
+// finish before the connections are closed. Event streams do not count:
+// they end at once, and their clients re-attach later.
+const shutdownTimeout = 30 * time.Second
+
+const serveNotes = `
+  providerd listens on loopback only unless told otherwise. A --listen address
+  that is not loopback is refused unless --tls-cert, --tls-key and --token-file
+  are all given. With --token-file (on any address) every request, /healthz
+  included, needs "Authorization: Bearer <token>".
+  On SIGINT or SIGTERM it stops serving and closes the provider; unfinished
+  install jobs resume where their data stopped at the next start.
+`
+
+type serveConfig struct {
+	root        string
+	listen      string
+	sources     []api.Source
+	parallelism int
+	logFormat   string
+	logLevel    string
+	tlsCert     string
+	tlsKey      string
+	tokenFile   string
+}
+
+func (c *serveConfig) register(f *flagSet) {
+	f.stringVar(&c.root, "root", defaultRoot(f.getenv), "directory of the provider: database and content store")
+	f.stringVar(&c.listen, "listen", DefaultListen, "address to listen on; beyond loopback it needs --tls-cert, --tls-key and --token-file")
+	f.sourcesVar(&c.sources, "source", []api.Source{DefaultSource},
+		"a source to add on first start, when the database has none (repeatable; the environment variable takes a comma-separated list)")
+	f.intVar(&c.parallelism, "parallelism", provider.DefaultParallelism, "blobs one install job downloads at once (1-64)")
+	f.stringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	f.stringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.stringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	f.stringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.stringVar(&c.tokenFile, "token-file", "", fmt.Sprintf("file whose first line is the bearer token every request must carry (at least %d characters)", minTokenLength))
+}
+
+// check validates the serve flags, the exposure rule included.
+func (c *serveConfig) check(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	if c.root == "" {
+		return usagef("--root: no default (neither XDG_DATA_HOME nor HOME is set): give one")
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return usagef("--log-format %q: want text or json", c.logFormat)
+	}
+	if _, err := logrus.ParseLevel(c.logLevel); err != nil {
+		return usagef("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.parallelism < 1 || c.parallelism > maxParallelism {
+		return usagef("--parallelism %d: want 1 to %d", c.parallelism, maxParallelism)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	return checkExposure(c.listen, c.tlsCert != "", c.tokenFile != "")
+}
+
+// checkExposure is the rule of --listen: loopback is always allowed; any
+// other address, all interfaces ("", 0.0.0.0, ::) included, only with TLS
+// and a token. A host name other than localhost counts as beyond loopback,
+// since what it resolves to may change. The error is a usage error (exit
+// status 2).
+func checkExposure(listen string, hasTLS, hasToken bool) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return usagef("--listen %q: %v", listen, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return usagef("--listen %q: bad port: %v", listen, err)
+	}
+	if isLoopbackHost(host) || (hasTLS && hasToken) {
+		return nil
+	}
+	var missing []string
+	if !hasTLS {
+		missing = append(missing, "--tls-cert and --tls-key")
+	}
+	if !hasToken {
+		missing = append(missing, "--token-file")
+	}
+	where := host
+	if where == "" {
+		where = "every interface"
+	}
+	return usagef("refusing to listen on %s (%s is not loopback) without TLS and a bearer token: give %s, or listen on 127.0.0.1",
+		listen, where, strings.Join(missing, " and "))
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback IP.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// isLoopbackAddr reports whether a listener's address is on loopback.
+func isLoopbackAddr(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// readToken reads the bearer token: the first line of path, trimmed. A
+// file that others can read is accepted with a warning.
+func readToken(path string, log *logrus.Logger) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", usagef("--token-file: %v", err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", usagef("--token-file %s: not a regular file", path)
+	}
+	if st.Size() > 4096 {
+		return "", usagef("--token-file %s: larger than 4 KiB; it should hold one token", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("--token-file: %v", err)
+	}
+	token, _, _ := strings.Cut(string(data), "\n")
+	token = strings.TrimSpace(token)
+	if len(token) < minTokenLength {
+		return "", usagef("--token-file %s: the token must have at least %d characters", path, minTokenLength)
+	}
+	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "", usagef("--token-file %s: the token must not hold spaces or control characters", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		log.WithField("token_file", path).Warn("the token file can be read by other users: chmod 600 it")
+	}
+	return token, nil
+}
+
+func setupServe(a *app, f *flagSet) func(context.Context, []string) error {
+	c := &serveConfig{}
+	c.register(f)
+	return func(ctx context.Context, args []string) error {
+		if err := c.check(args); err != nil {
+			return err
+		}
+		return a.serve(ctx, c)
+	}
+}
+
+// serve runs providerd until ctx ends or a SIGINT or SIGTERM arrives.
+func (a *app) serve(ctx context.Context, c *serveConfig) error {
+	log := newLogger(a.stderr, c.logFormat, c.logLevel)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var token string
+	if c.tokenFile != "" {
+		t, err := readToken(c.tokenFile, log)
+		if err != nil {
+			return err
+		}
+		token = t
+	}
+	var tlsConfig *tls.Config
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return usagef("--tls-cert %s, --tls-key %s: %v", c.tlsCert, c.tlsKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	// Listen before opening the provider, so that a port in use fails
+	// before any job resumes.
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.listen, err)
+	}
+	defer ln.Close()
+	// localhost could resolve beyond loopback: check what was bound.
+	if !isLoopbackAddr(ln.Addr()) && (tlsConfig == nil || token == "") {
+		return usagef("refusing to serve on %s, which is not loopback, without TLS and a bearer token", ln.Addr())
+	}
+
+	p, err := provider.New(ctx, provider.Config{
+		Root:           c.root,
+		DefaultSources: c.sources,
+		Parallelism:    c.parallelism,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("provider root %s: %w", c.root, err)
+	}
+	defer func() {
+		if err := p.Close(); err != nil {
+			log.WithError(err).Error("closing the provider")
+		}
+	}()
+
+	opts := []providerserver.Opt{providerserver.WithLogger(log), providerserver.WithVersion(version)}
+	if token != "" {
+		opts = append(opts, providerserver.WithToken(token))
+	}
+	handler, err := providerserver.New(p, opts...)
+	if err != nil {
+		return err
+	}
+	// The server's WriteTimeout (middleware.DefaultWriteTimeout) bounds
+	// every answer but the event streams of install?follow and
+	// /v1/jobs/{id}/events, which move their write deadline before each
+	// event (see server/provider.StreamWriteWindow), so an install of any
+	// length streams to its end. Shutdown ends the streams first.
+	srv := middleware.NewServer(c.listen, handler, middleware.WithErrorLogger(log))
+	srv.RegisterOnShutdown(handler.StopStreams)
+	done := make(chan error, 1)
+	if tlsConfig != nil {
+		srv.TLSConfig = tlsConfig
+		go func() { done <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { done <- srv.Serve(ln) }()
+	}
+	log.WithFields(logrus.Fields{
+		"listen":      ln.Addr().String(),
+		"root":        c.root,
+		"tls":         tlsConfig != nil,
+		"token":       token != "",
+		"parallelism": c.parallelism,
+		"version":     version,
+	}).Info("providerd serving")
+	if a.onListen != nil {
+		a.onListen(ln.Addr())
+	}
+
+	select {
+	case err := <-done:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; unfinished jobs resume at the next start")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
