@@ -1,6 +1,7 @@
 # ContainerProvider
 #
 #   make run     build, seed catalogd on first run, start the daemons on loopback
+#   make demo    replay the reference session against fresh daemons
 #   make test    go vet, gofmt, the whole suite with -race, interop with real clients
 #   make bench   benchmarks (slow; results in bench/results/)
 #   make lint    go vet and gofmt only
@@ -8,10 +9,10 @@
 GO      ?= go
 BIN     := $(CURDIR)/bin
 TOOLS   := $(CURDIR)/.tools/bin
-CMDS    := catalogd
+CMDS    := catalogd providerd cimage
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test unit tools lint bench clean
+.PHONY: all build run demo test tools lint bench clean
 
 all: build
 
@@ -22,15 +23,19 @@ build:
 run: build
 	@scripts/run.sh
 
+demo: build
+	@scripts/demo.sh
+
 tools:
-	@scripts/install-tools.sh crane oras conformance
+	@scripts/install-tools.sh crane oras conformance registry
 
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # The e2e tests in test/e2e start the real binaries from $(BIN) and use the
-# real clients from $(TOOLS): crane, oras and the OCI conformance suite.
+# real clients from $(TOOLS): crane, oras, the OCI conformance suite and the
+# CNCF distribution registry.
 test: lint build tools
 	CP_BIN_DIR=$(BIN) CP_TOOLS_DIR=$(TOOLS) $(GO) test -race -count=1 -timeout 20m ./...
 

@@ -4,7 +4,7 @@
 # at the pinned version is not reinstalled.
 #
 # Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry]
-# With no arguments it installs crane, oras and conformance (what make test needs).
+# With no arguments it installs everything make test needs.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +19,7 @@ declare -A pkgs=(
 )
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance)
+[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry)
 
 for t in "${tools[@]}"; do
   pkg=${pkgs[$t]:-}

@@ -56,9 +56,20 @@ func runCatalogd(t *testing.T, args ...string) string {
 // when the test ends.
 func startCatalogd(t *testing.T, seed bool, extra ...string) *catalogd {
 	t.Helper()
-	root := t.TempDir()
+	var seedArgs []string
 	if seed {
-		runCatalogd(t, "seed", "--root", root)
+		seedArgs = []string{}
+	}
+	return startCatalogdSeeded(t, seedArgs, extra...)
+}
+
+// startCatalogdSeeded is startCatalogd with `catalogd seed` flags: nil seeds
+// nothing, an empty list seeds with the defaults.
+func startCatalogdSeeded(t *testing.T, seedArgs []string, extra ...string) *catalogd {
+	t.Helper()
+	root := t.TempDir()
+	if seedArgs != nil {
+		runCatalogd(t, append([]string{"seed", "--root", root}, seedArgs...)...)
 	}
 	addr := freeAddr(t)
 	args := append([]string{"serve", "--root", root, "--listen", addr}, extra...)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make demo: replay the reference documentation's session end to end against
+# a fresh catalogd and providerd on free loopback ports, and print it as a
+# transcript. Everything it creates lives in a temporary directory that is
+# removed at the end.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/bin"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_for() {
+  for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "no answer on $1"; exit 1
+}
+
+cat_addr="127.0.0.1:$(free_port)"
+prov_addr="127.0.0.1:$(free_port)"
+"$bin/catalogd" seed --root "$work/catalogd" >/dev/null
+"$bin/catalogd" serve --root "$work/catalogd" --listen "$cat_addr" >"$work/catalogd.log" 2>&1 &
+pids+=($!)
+wait_for "http://$cat_addr/v2/"
+"$bin/providerd" serve --root "$work/providerd" --listen "$prov_addr" --source "catalog=http://$cat_addr" >"$work/providerd.log" 2>&1 &
+pids+=($!)
+wait_for "http://$prov_addr/healthz"
+export CIMAGE_ENDPOINT="http://$prov_addr"
+
+# say CMDLET -- COMMAND...: print the cmdlet the command stands for, then run it.
+say() {
+  local cmdlet=$1; shift 2
+  printf '\nPS C:\\> %s\n$ cimage %s\n' "$cmdlet" "$*"
+  "$bin/cimage" "$@" || true
+}
+
+say "Find-ContainerImage" -- find
+say "Install-ContainerImage -Name NanoServer -Version 10.0.10586.0" -- install NanoServer --required-version 10.0.10586.0
+say "Get-ContainerImage" -- images
+say "Install-ContainerImage -Name microsoft/iis   # pulls WindowsServerCore first" -- install microsoft/iis
+say "Get-ContainerImage" -- images
+say "Get-ContainerImage -ChildOf WindowsServerCore" -- images --child-of WindowsServerCore
+say "Remove-ContainerImage -Name WindowsServerCore   # refused: microsoft/iis depends on it" -- remove WindowsServerCore
+say "Remove-ContainerImage -Name microsoft/iis" -- remove microsoft/iis
+say "Remove-ContainerImage -Name WindowsServerCore" -- remove WindowsServerCore
+say "Get-ContainerImage" -- images
+echo
