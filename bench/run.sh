@@ -1,11 +1,34 @@
 #!/usr/bin/env bash
-# make bench: catalogd serving one 1 GiB blob to 1 and 8 clients, next to the
-# CNCF distribution registry and the machine's floor, medians of 5 runs.
-# The report is printed and kept in bench/results/blobserve.md.
+# make bench: the benchmarks, each next to its peers and the machine's floor
+# in the same run, medians of several runs. Reports are printed and kept in
+# bench/results/.
+#   blobserve  catalogd serving one 1 GiB blob to 1 and 8 clients, next to
+#              the CNCF distribution registry
+#   install    providerd installing a 1 GiB image (1 layer, and 4 layers),
+#              next to crane pull and skopeo copy, with providerd's peak RSS
+# BENCH=blobserve or BENCH=install runs one of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p bench/results
-go run ./bench/blobserve --bin bin --tools .tools/bin \
-  --size "${BENCH_SIZE:-1GiB}" --runs "${BENCH_RUNS:-5}" --clients "${BENCH_CLIENTS:-1,8}" \
-  --out bench/results/blobserve.md
+
+if ! command -v skopeo >/dev/null 2>&1; then
+  echo "==> installing skopeo (apt-get)"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && apt-get install -y -qq skopeo >/dev/null
+  else
+    sudo apt-get update -qq && sudo apt-get install -y -qq skopeo >/dev/null
+  fi
+fi
+
+which=${BENCH:-all}
+if [ "$which" = all ] || [ "$which" = blobserve ]; then
+  go run ./bench/blobserve --bin bin --tools .tools/bin \
+    --size "${BENCH_SIZE:-1GiB}" --runs "${BENCH_RUNS:-5}" --clients "${BENCH_CLIENTS:-1,8}" \
+    --out bench/results/blobserve.md
+fi
+if [ "$which" = all ] || [ "$which" = install ]; then
+  go run ./bench/install --bin bin --tools .tools/bin \
+    --size "${BENCH_SIZE:-1GiB}" --runs "${BENCH_RUNS:-5}" \
+    --out bench/results/install.md
+fi

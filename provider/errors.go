@@ -18,7 +18,11 @@ type DependentsError struct {
 }
 
 func (e *DependentsError) Error() string {
-	return fmt.Sprintf("image %s cannot be removed: %s depend on it", e.Image, strings.Join(e.Dependents, ", "))
+	verb := "depend"
+	if len(e.Dependents) == 1 {
+		verb = "depends"
+	}
+	return fmt.Sprintf("image %s cannot be removed: %s %s on it", e.Image, strings.Join(e.Dependents, ", "), verb)
 }
 
 // Unwrap gives the error its class.
