@@ -1,0 +1,304 @@
+// Command install measures how fast providerd installs a 1 GiB image from
+// catalogd, next to crane and skopeo pulling the same image from the same
+// catalogd in the same run, and next to the machine's floor: sha256 over the
+// same bytes and a synced write of them. It also reports providerd's peak
+// RSS.
+//
+// Two images are measured: one with a single 1 GiB layer, and one whose four
+// 256 MiB layers come from a chain of four images (each built on the one
+// before, as application images are built on a base OS image), which
+// providerd installs parents first with parallel downloads.
+//
+// It is run by `make bench` (bench/run.sh). Every server listens on
+// 127.0.0.1. Figures are medians of --runs runs.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/bench/harness"
+)
+
+// image is one benchmark image and the chain of images it is built on.
+type image struct {
+	label  string
+	chain  []string // repositories, base first; the last one is installed
+	layers []string // the layer files, base first
+	size   int64    // bytes of all layers
+}
+
+func main() {
+	var (
+		binDir   = flag.String("bin", "bin", "directory holding catalogd and providerd")
+		toolsDir = flag.String("tools", ".tools/bin", "directory holding crane")
+		sizeStr  = flag.String("size", "1GiB", "total layer bytes of each image")
+		runs     = flag.Int("runs", 5, "runs per measurement; the median is reported")
+		out      = flag.String("out", "", "write the Markdown report here too")
+	)
+	flag.Parse()
+	size, err := harness.ParseSize(*sizeStr)
+	if err != nil {
+		fatal(err)
+	}
+	work, err := os.MkdirTemp("", "cp-bench-install-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(work)
+	b := &bench{bin: *binDir, tools: *toolsDir, work: work, runs: *runs}
+	b.procs.LogDir = work
+	report, err := b.run(size)
+	b.procs.StopAll()
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Print(report)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+			fatal(err)
+		}
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "install bench:", err)
+	os.Exit(1)
+}
+
+type bench struct {
+	bin, tools, work string
+	runs             int
+	procs            harness.Procs
+	catAddr          string
+	provAddr         string
+}
+
+func (b *bench) run(size int64) (string, error) {
+	skopeo, _ := exec.LookPath("skopeo")
+	catRoot := filepath.Join(b.work, "catalogd")
+	single := &image{label: "1 layer of " + harness.Human(size), chain: []string{"bench/single"}}
+	four := &image{label: "4 layers of " + harness.Human(size/4), chain: []string{"bench/four-1", "bench/four-2", "bench/four-3", "bench/four-4"}}
+	harness.Step("generating and publishing the images (%s each)", harness.Human(size))
+	for i, img := range []*image{single, four} {
+		per := size / int64(len(img.chain))
+		for j, repo := range img.chain {
+			layer := filepath.Join(b.work, fmt.Sprintf("layer-%d-%d.tar", i, j))
+			if err := writeLayer(layer, per, uint64(i*10+j)); err != nil {
+				return "", err
+			}
+			args := []string{"publish", "--root", catRoot, "--name", repo, "--version", "1.0.0.0", "--publisher", "Bench", "--layer", layer}
+			if j > 0 {
+				args = append(args, "--parent", img.chain[j-1]+":1.0.0.0")
+			}
+			if err := harness.Run(nil, filepath.Join(b.bin, "catalogd"), args...); err != nil {
+				return "", err
+			}
+			img.layers = append(img.layers, layer)
+			fi, _ := os.Stat(layer)
+			img.size += fi.Size()
+		}
+	}
+
+	var err error
+	if b.catAddr, err = harness.FreeAddr(); err != nil {
+		return "", err
+	}
+	if _, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", b.catAddr); err != nil {
+		return "", err
+	}
+	if err := harness.WaitReady("http://" + b.catAddr + "/v2/"); err != nil {
+		return "", err
+	}
+	if b.provAddr, err = harness.FreeAddr(); err != nil {
+		return "", err
+	}
+	prov, err := b.procs.Start(filepath.Join(b.bin, "providerd"), nil, "serve", "--root", filepath.Join(b.work, "providerd"),
+		"--listen", b.provAddr, "--source", "catalog=http://"+b.catAddr)
+	if err != nil {
+		return "", err
+	}
+	if err := harness.WaitReady("http://" + b.provAddr + "/healthz"); err != nil {
+		return "", err
+	}
+
+	type result struct {
+		img                            *image
+		prov, crane, skopeo, sha, sync float64
+	}
+	var results []result
+	for _, img := range []*image{single, four} {
+		r := result{img: img}
+		last := img.chain[len(img.chain)-1]
+		harness.Step("%s: providerd install x %d", img.label, b.runs)
+		if r.prov, err = harness.Median(b.runs, func() (float64, error) { return b.install(img) }); err != nil {
+			return "", err
+		}
+		harness.Step("%s: crane pull x %d", img.label, b.runs)
+		if r.crane, err = harness.Median(b.runs, func() (float64, error) {
+			dir := filepath.Join(b.work, "crane-out")
+			defer os.RemoveAll(dir)
+			return timed(img.size, func() error {
+				return harness.Run([]string{"HOME=" + b.work}, filepath.Join(b.tools, "crane"), "pull", "--insecure", "--format", "oci", b.catAddr+"/"+last+":1.0.0.0", dir)
+			})
+		}); err != nil {
+			return "", err
+		}
+		if skopeo != "" {
+			harness.Step("%s: skopeo copy x %d", img.label, b.runs)
+			if r.skopeo, err = harness.Median(b.runs, func() (float64, error) {
+				dir := filepath.Join(b.work, "skopeo-out")
+				defer os.RemoveAll(dir)
+				return timed(img.size, func() error {
+					return harness.Run([]string{"HOME=" + b.work}, skopeo, "copy", "--src-tls-verify=false",
+						"docker://"+b.catAddr+"/"+last+":1.0.0.0", "oci:"+dir+":1.0.0.0")
+				})
+			}); err != nil {
+				return "", err
+			}
+		}
+		harness.Step("%s: floor", img.label)
+		if r.sha, err = harness.Median(b.runs, func() (float64, error) { return harness.HashFiles(img.layers...) }); err != nil {
+			return "", err
+		}
+		if r.sync, err = harness.Median(b.runs, func() (float64, error) { return harness.SyncedCopy(b.work, img.layers...) }); err != nil {
+			return "", err
+		}
+		results = append(results, r)
+	}
+	rss, err := harness.PeakRSS(prov.Process.Pid)
+	if err != nil {
+		return "", err
+	}
+
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Installing a %s image (%s)\n\n", harness.Human(size), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&sb, "Medians of %d runs, all in one run on this machine; MB/s is 10^6 layer bytes per second, from the request to the image being usable.\n", b.runs)
+	fmt.Fprintf(&sb, "providerd verifies every digest and fsyncs every blob before it records the image; crane and skopeo write an OCI layout.\n\n")
+	fmt.Fprintf(&sb, "| image | providerd install | crane pull | skopeo copy | sha256 floor | synced-write floor |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		fmt.Fprintf(&sb, "| %s | %.0f | %.0f | %s | %.0f | %.0f |\n", r.img.label, r.prov, r.crane, orNA(r.skopeo), r.sha, r.sync)
+	}
+	fmt.Fprintf(&sb, "\n| image | providerd / crane | providerd / skopeo | providerd / sha256 floor | providerd / synced-write floor |\n|---|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		fmt.Fprintf(&sb, "| %s | %.2f | %s | %.2f | %.2f |\n", r.img.label, r.prov/r.crane, ratio(r.prov, r.skopeo), r.prov/r.sha, r.prov/r.sync)
+	}
+	fmt.Fprintf(&sb, "\nproviderd peak RSS (VmHWM) over all the installs: %.1f MiB\n", float64(rss)/(1<<20))
+	if skopeo == "" {
+		fmt.Fprintf(&sb, "\nskopeo was not installed: bench/run.sh installs it with apt-get.\n")
+	}
+	return sb.String(), nil
+}
+
+func orNA(x float64) string {
+	if x == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func timed(n int64, f func() error) (float64, error) {
+	start := time.Now()
+	if err := f(); err != nil {
+		return 0, err
+	}
+	return harness.MBps(n, time.Since(start)), nil
+}
+
+// install installs img through providerd's API, waits for the job, then
+// removes the chain so that the next run starts from an empty store.
+func (b *bench) install(img *image) (float64, error) {
+	last := img.chain[len(img.chain)-1]
+	mbps, err := timed(img.size, func() error {
+		body, _ := json.Marshal(api.InstallRequest{Name: last})
+		resp, err := http.Post("http://"+b.provAddr+"/v1/images/install", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		var job api.Job
+		err = json.NewDecoder(resp.Body).Decode(&job)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("install %s: %s %v", last, resp.Status, err)
+		}
+		deadline := time.Now().Add(10 * time.Minute)
+		for time.Now().Before(deadline) {
+			resp, err := http.Get("http://" + b.provAddr + "/v1/jobs/" + job.ID)
+			if err != nil {
+				return err
+			}
+			err = json.NewDecoder(resp.Body).Decode(&job)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			switch job.State {
+			case api.JobSucceeded:
+				return nil
+			case api.JobFailed, api.JobCanceled:
+				return fmt.Errorf("install %s: %s: %+v", last, job.State, job.Error)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return fmt.Errorf("install %s: not done in 10 minutes", last)
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i := len(img.chain) - 1; i >= 0; i-- {
+		req, _ := http.NewRequest(http.MethodDelete, "http://"+b.provAddr+"/v1/images?name="+img.chain[i], nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("remove %s: %s", img.chain[i], resp.Status)
+		}
+	}
+	return mbps, nil
+}
+
+// writeLayer writes an uncompressed layer tar of about size bytes: one file
+// of pseudo-random (incompressible) bytes.
+func writeLayer(path string, size int64, seed uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	payload := size - 3*512 // header and end-of-archive blocks
+	if err := tw.WriteHeader(&tar.Header{Name: "Files/data.bin", Mode: 0o644, Size: payload, ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	var key [32]byte
+	key[0] = byte(seed)
+	if _, err := io.CopyN(tw, rand.NewChaCha8(key), payload); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
