@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -148,9 +149,10 @@ func HashFiles(paths ...string) (float64, error) {
 }
 
 // SyncedCopy writes the bytes of the files to dir, fsyncs each, and returns
-// the rate in MB/s. The copies are removed.
+// the rate in MB/s. The copies are removed. It starts after Settle.
 func SyncedCopy(dir string, paths ...string) (float64, error) {
 	var n int64
+	Settle()
 	start := time.Now()
 	for i, src := range paths {
 		dst := filepath.Join(dir, fmt.Sprintf("floor-%d.copy", i))
@@ -231,3 +233,8 @@ func PeakRSS(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
+
+// Settle flushes every dirty page of the machine to disk, so that a timed
+// run does not pay for the writeback of the one before it (a peer that
+// does not fsync leaves its bytes for the next run to flush).
+func Settle() { syscall.Sync() }

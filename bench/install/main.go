@@ -186,7 +186,8 @@ func (b *bench) run(size int64) (string, error) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Installing a %s image (%s)\n\n", harness.Human(size), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&sb, "Medians of %d runs, all in one run on this machine; MB/s is 10^6 layer bytes per second, from the request to the image being usable.\n", b.runs)
-	fmt.Fprintf(&sb, "providerd verifies every digest and fsyncs every blob before it records the image; crane and skopeo write an OCI layout.\n\n")
+	fmt.Fprintf(&sb, "Each run starts after a sync(2), so that none pays for the writeback of the one before.\n")
+	fmt.Fprintf(&sb, "providerd verifies every digest and fsyncs every blob before it records the image; crane and skopeo write an OCI layout and do not fsync it, so their figures leave their last bytes in the page cache.\n\n")
 	fmt.Fprintf(&sb, "| image | providerd install | crane pull | skopeo copy | sha256 floor | synced-write floor |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		fmt.Fprintf(&sb, "| %s | %.0f | %.0f | %s | %.0f | %.0f |\n", r.img.label, r.prov, r.crane, orNA(r.skopeo), r.sha, r.sync)
@@ -216,7 +217,10 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f", a/b)
 }
 
+// timed runs f after the disk has settled and returns n bytes over its
+// duration in MB/s.
 func timed(n int64, f func() error) (float64, error) {
+	harness.Settle()
 	start := time.Now()
 	if err := f(); err != nil {
 		return 0, err
