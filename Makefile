@@ -27,7 +27,7 @@ demo: build
 	@scripts/demo.sh
 
 tools:
-	@scripts/install-tools.sh crane oras conformance registry
+	@scripts/install-tools.sh crane oras conformance registry skopeo
 
 lint:
 	$(GO) vet ./...
@@ -35,12 +35,11 @@ lint:
 
 # The e2e tests in test/e2e start the real binaries from $(BIN) and use the
 # real clients from $(TOOLS): crane, oras, the OCI conformance suite and the
-# CNCF distribution registry.
+# CNCF distribution registry, and skopeo from Debian's packages.
 test: lint build tools
 	CP_BIN_DIR=$(BIN) CP_TOOLS_DIR=$(TOOLS) $(GO) test -race -count=1 -timeout 20m ./...
 
 bench: build
-	@scripts/install-tools.sh crane registry
 	@bench/run.sh
 
 clean:

@@ -12,14 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p bench/results
 
-if ! command -v skopeo >/dev/null 2>&1; then
-  echo "==> installing skopeo (apt-get)"
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && apt-get install -y -qq skopeo >/dev/null
-  else
-    sudo apt-get update -qq && sudo apt-get install -y -qq skopeo >/dev/null
-  fi
-fi
+scripts/install-tools.sh crane registry skopeo
 
 which=${BENCH:-all}
 if [ "$which" = all ] || [ "$which" = blobserve ]; then

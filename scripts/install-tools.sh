@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the third-party tools that the interop checks and benchmarks use,
-# by name from the Go module proxy, into .tools/bin. A tool already present
-# at the pinned version is not reinstalled.
+# Installs the third-party tools that the interop checks and benchmarks use:
+# Go programs by name from the Go module proxy into .tools/bin (a tool
+# already present at the pinned version is not reinstalled), and skopeo
+# from Debian's packages with apt-get (as root, or through sudo).
 #
-# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry]
+# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry] [skopeo]
 # With no arguments it installs everything make test needs.
 set -euo pipefail
 
@@ -19,9 +20,18 @@ declare -A pkgs=(
 )
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry)
+[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry skopeo)
 
 for t in "${tools[@]}"; do
+  if [ "$t" = skopeo ]; then
+    if ! command -v skopeo >/dev/null 2>&1; then
+      echo "install-tools: apt-get install skopeo"
+      sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
+    fi
+    continue
+  fi
   pkg=${pkgs[$t]:-}
   if [ -z "$pkg" ]; then
     echo "install-tools: unknown tool $t" >&2
