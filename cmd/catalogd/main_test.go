@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 	catalogserver "github.com/containerprovider/containerprovider/server/catalog"
 )
 
@@ -47,72 +48,14 @@ func testApp(env map[string]string, stdin string) (*app, *syncBuffer, *syncBuffe
 	}, out, errOut
 }
 
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{in: "0", want: 0},
-		{in: "1048576", want: 1 << 20},
-		{in: "4MiB", want: 4 << 20},
-		{in: "1GiB", want: 1 << 30},
-		{in: "512kib", want: 512 << 10},
-		{in: " 2 TiB ", want: 2 << 40},
-		{in: "10MB", want: 10_000_000},
-		{in: "1gb", want: 1_000_000_000},
-		{in: "100B", want: 100},
-		{in: "", bad: true},
-		{in: "MiB", bad: true},
-		{in: "-1", bad: true},
-		{in: "1.5GiB", bad: true},
-		{in: "4 MiBs", bad: true},
-		{in: "9223372036854775807KiB", bad: true},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseSize(tc.in)
-			if tc.bad {
-				if err == nil {
-					t.Fatalf("parseSize(%q) = %d, want an error", tc.in, got)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("parseSize(%q) = %d, %v, want %d", tc.in, got, err, tc.want)
-			}
-		})
-	}
-	if s := formatSize(64 << 30); s != "64GiB" {
-		t.Fatalf("formatSize = %q", s)
-	}
-}
-
-func TestDefaultRoot(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want string
-	}{
-		{"XDG_DATA_HOME first", map[string]string{"XDG_DATA_HOME": "/data", "HOME": "/home/u"}, "/data/containerprovider/catalogd"},
-		{"then HOME", map[string]string{"HOME": "/home/u"}, "/home/u/.local/share/containerprovider/catalogd"},
-		{"neither", nil, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := defaultRoot(func(k string) string { return tc.env[k] }); got != tc.want {
-				t.Fatalf("defaultRoot = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 // parseServe parses serve's flags as main does, without running it.
 func parseServe(t *testing.T, env map[string]string, args ...string) (*serveConfig, error) {
 	t.Helper()
 	a, _, errOut := testApp(env, "")
-	f := newFlagSet("serve", a.getenv, errOut)
+	f := cli.NewFlagSet("catalogd", "serve", a.getenv, errOut)
 	c := &serveConfig{}
 	c.register(f)
-	if err := f.parse(args); err != nil {
+	if err := f.Parse(args); err != nil {
 		return c, err
 	}
 	return c, c.check(f.Args())
@@ -125,8 +68,8 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.listen != "127.0.0.1:5000" || c.root != "/home/u/.local/share/containerprovider/catalogd" ||
-			c.logFormat != "text" || c.logLevel != "info" || c.insecureDev || c.readOnly || c.htpasswd != "" ||
+		if c.listen != "127.0.0.1:5000" || c.Root != "/home/u/.local/share/containerprovider/catalogd" ||
+			c.LogFormat != "text" || c.LogLevel != "info" || c.insecureDev || c.readOnly || c.htpasswd != "" ||
 			c.maxManifestSize != 4<<20 || c.maxBlobSize != catalogserver.DefaultMaxBlobSize {
 			t.Fatalf("defaults %+v", c)
 		}
@@ -145,8 +88,8 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.root != "/srv/catalog" || c.listen != "127.0.0.1:6000" || !c.readOnly || c.maxManifestSize != 1<<20 ||
-			c.logFormat != "json" || c.htpasswd != "/etc/catalogd/htpasswd" {
+		if c.Root != "/srv/catalog" || c.listen != "127.0.0.1:6000" || !c.readOnly || c.maxManifestSize != 1<<20 ||
+			c.LogFormat != "json" || c.htpasswd != "/etc/catalogd/htpasswd" {
 			t.Fatalf("from the environment: %+v", c)
 		}
 		// Flags win over the environment.
@@ -198,15 +141,15 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("-h exit %d", code)
 	}
 	help := out.String()
-	for _, c := range commands() {
-		if !strings.Contains(help, "  "+c.name+" ") || !strings.Contains(help, c.summary) {
-			t.Errorf("help lacks the command %s and its summary", c.name)
+	for _, c := range a.commands() {
+		if !strings.Contains(help, "  "+c.Name+" ") || !strings.Contains(help, c.Summary) {
+			t.Errorf("help lacks the command %s and its summary", c.Name)
 		}
-		f := newFlagSet(c.name, a.getenv, io.Discard)
-		c.setup(a, f)
+		f := a.program().FlagSet(c, io.Discard)
+		c.Setup(f)
 		f.VisitAll(func(fl *flag.Flag) {
-			if !strings.Contains(help, "-"+fl.Name) || !strings.Contains(help, "$"+envName(fl.Name)) {
-				t.Errorf("help lacks the flag %s of %s or its variable %s", fl.Name, c.name, envName(fl.Name))
+			if !strings.Contains(help, "-"+fl.Name) || !strings.Contains(help, "$"+f.EnvName(fl.Name)) {
+				t.Errorf("help lacks the flag %s of %s or its variable %s", fl.Name, c.Name, f.EnvName(fl.Name))
 			}
 		})
 	}
@@ -246,10 +189,10 @@ func TestPublishFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _, _ := testApp(map[string]string{"HOME": dir}, "")
-			f := newFlagSet("publish", a.getenv, io.Discard)
+			f := cli.NewFlagSet("catalogd", "publish", a.getenv, io.Discard)
 			c := &publishConfig{}
 			c.register(f)
-			if err := f.parse(tc.args); err != nil {
+			if err := f.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := c.check(f.Args()); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -259,10 +202,10 @@ func TestPublishFlags(t *testing.T) {
 	}
 	t.Run("environment", func(t *testing.T) {
 		a, _, _ := testApp(map[string]string{"HOME": dir, "CATALOGD_NAME": "Demo", "CATALOGD_VERSION": "1.0", "CATALOGD_DIR": dir}, "")
-		f := newFlagSet("publish", a.getenv, io.Discard)
+		f := cli.NewFlagSet("catalogd", "publish", a.getenv, io.Discard)
 		c := &publishConfig{}
 		c.register(f)
-		if err := f.parse(nil); err != nil {
+		if err := f.Parse(nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.check(nil); err != nil || c.name != "Demo" || c.version != "1.0" {
@@ -273,10 +216,10 @@ func TestPublishFlags(t *testing.T) {
 
 func TestSeedFlags(t *testing.T) {
 	a, _, _ := testApp(map[string]string{"HOME": "/h", "CATALOGD_BASE_LAYER_SIZE": "1GiB"}, "")
-	f := newFlagSet("seed", a.getenv, io.Discard)
+	f := cli.NewFlagSet("catalogd", "seed", a.getenv, io.Discard)
 	c := &seedConfig{}
 	c.register(f)
-	if err := f.parse([]string{"--app-layer-size", "4MiB", "--compression", "none"}); err != nil {
+	if err := f.Parse([]string{"--app-layer-size", "4MiB", "--compression", "none"}); err != nil {
 		t.Fatal(err)
 	}
 	if c.baseLayerSize != 1<<30 || c.appLayerSize != 4<<20 || c.compression != "none" {

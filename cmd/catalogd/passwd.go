@@ -4,17 +4,18 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 	catalogserver "github.com/containerprovider/containerprovider/server/catalog"
 )
 
 type passwdConfig struct {
-	common
+	cli.DaemonFlags
 	htpasswd string
 }
 
-func (c *passwdConfig) register(f *flagSet) {
-	c.common.register(f)
-	f.stringVar(&c.htpasswd, "htpasswd", "", "htpasswd file to update (default <root>/auth/htpasswd)")
+func (c *passwdConfig) register(f *cli.FlagSet) {
+	c.DaemonFlags.Register(f, rootUsage)
+	f.StringVar(&c.htpasswd, "htpasswd", "", "htpasswd file to update (default <root>/auth/htpasswd)")
 }
 
 // path is the htpasswd file to update.
@@ -22,28 +23,28 @@ func (c *passwdConfig) path() string {
 	if c.htpasswd != "" {
 		return c.htpasswd
 	}
-	return defaultHtpasswd(c.root)
+	return defaultHtpasswd(c.Root)
 }
 
-func setupPasswd(a *app, f *flagSet) func(context.Context, []string) error {
+func (a *app) setupPasswd(f *cli.FlagSet) func(context.Context, []string) error {
 	c := &passwdConfig{}
 	c.register(f)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
-			return usagef("want exactly one argument, the user name")
+			return cli.Usagef("want exactly one argument, the user name")
 		}
 		if c.htpasswd == "" {
-			if err := c.common.check(); err != nil {
-				return usageError{err}
+			if err := c.DaemonFlags.Check(); err != nil {
+				return err
 			}
 		}
 		user := args[0]
-		password, err := oneLine(a.stdin)
+		password, err := cli.FirstLine(a.stdin)
 		if err != nil {
 			return fmt.Errorf("reading the password from stdin: %w", err)
 		}
 		if password == "" {
-			return usagef("no password on stdin (give it as the first line, e.g. from a file or a pipe)")
+			return cli.Usagef("no password on stdin (give it as the first line, e.g. from a file or a pipe)")
 		}
 		if err := catalogserver.SetPassword(c.path(), user, password); err != nil {
 			return err

@@ -6,10 +6,11 @@ import (
 	"os"
 
 	"github.com/containerprovider/containerprovider/catalog/publish"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 type publishConfig struct {
-	common
+	cli.DaemonFlags
 	name        string
 	repository  string
 	version     string
@@ -20,50 +21,50 @@ type publishConfig struct {
 	layer       string
 }
 
-func (c *publishConfig) register(f *flagSet) {
-	c.common.register(f)
-	f.stringVar(&c.name, "name", "", "display name of the image, e.g. NanoServer (required)")
-	f.stringVar(&c.repository, "repository", "", "OCI repository (default: the name in lower case)")
-	f.stringVar(&c.version, "version", "", "version, normalised to four parts: 1.0 is 1.0.0.0 (required)")
-	f.stringVar(&c.publisher, "publisher", "", "publisher, shown as CN=<publisher>")
-	f.stringVar(&c.description, "description", "", "description")
-	f.stringVar(&c.parent, "parent", "", "parent image: name or repository, with :version (default its latest); empty for a base OS image")
-	f.stringVar(&c.dir, "dir", "", "directory to pack as the image's layer (exactly one of --dir and --layer)")
-	f.stringVar(&c.layer, "layer", "", "layer file, a tar or a gzip-compressed tar, used as it is (exactly one of --dir and --layer)")
+func (c *publishConfig) register(f *cli.FlagSet) {
+	c.DaemonFlags.Register(f, rootUsage)
+	f.StringVar(&c.name, "name", "", "display name of the image, e.g. NanoServer (required)")
+	f.StringVar(&c.repository, "repository", "", "OCI repository (default: the name in lower case)")
+	f.StringVar(&c.version, "version", "", "version, normalised to four parts: 1.0 is 1.0.0.0 (required)")
+	f.StringVar(&c.publisher, "publisher", "", "publisher, shown as CN=<publisher>")
+	f.StringVar(&c.description, "description", "", "description")
+	f.StringVar(&c.parent, "parent", "", "parent image: name or repository, with :version (default its latest); empty for a base OS image")
+	f.StringVar(&c.dir, "dir", "", "directory to pack as the image's layer (exactly one of --dir and --layer)")
+	f.StringVar(&c.layer, "layer", "", "layer file, a tar or a gzip-compressed tar, used as it is (exactly one of --dir and --layer)")
 }
 
 // check validates the publish flags and returns the layer.
 func (c *publishConfig) check(args []string) (publish.Layer, error) {
 	if len(args) > 0 {
-		return publish.Layer{}, usagef("unexpected arguments %q", args)
+		return publish.Layer{}, cli.Usagef("unexpected arguments %q", args)
 	}
-	if err := c.common.check(); err != nil {
-		return publish.Layer{}, usageError{err}
+	if err := c.DaemonFlags.Check(); err != nil {
+		return publish.Layer{}, err
 	}
 	if c.name == "" || c.version == "" {
-		return publish.Layer{}, usagef("--name and --version are required")
+		return publish.Layer{}, cli.Usagef("--name and --version are required")
 	}
 	switch {
 	case (c.dir == "") == (c.layer == ""):
-		return publish.Layer{}, usagef("give exactly one of --dir and --layer")
+		return publish.Layer{}, cli.Usagef("give exactly one of --dir and --layer")
 	case c.dir != "":
 		if st, err := os.Stat(c.dir); err != nil {
 			return publish.Layer{}, fmt.Errorf("--dir: %w", err)
 		} else if !st.IsDir() {
-			return publish.Layer{}, usagef("--dir %s is not a directory (use --layer for a layer file)", c.dir)
+			return publish.Layer{}, cli.Usagef("--dir %s is not a directory (use --layer for a layer file)", c.dir)
 		}
 		return publish.LayerFromPath(c.dir), nil
 	default:
 		if st, err := os.Stat(c.layer); err != nil {
 			return publish.Layer{}, fmt.Errorf("--layer: %w", err)
 		} else if st.IsDir() {
-			return publish.Layer{}, usagef("--layer %s is a directory (use --dir to pack one)", c.layer)
+			return publish.Layer{}, cli.Usagef("--layer %s is a directory (use --dir to pack one)", c.layer)
 		}
 		return publish.LayerFromPath(c.layer), nil
 	}
 }
 
-func setupPublish(a *app, f *flagSet) func(context.Context, []string) error {
+func (a *app) setupPublish(f *cli.FlagSet) func(context.Context, []string) error {
 	c := &publishConfig{}
 	c.register(f)
 	return func(ctx context.Context, args []string) error {
@@ -71,7 +72,7 @@ func setupPublish(a *app, f *flagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
-		rt, err := openRoot(c.root)
+		rt, err := openRoot(c.Root)
 		if err != nil {
 			return err
 		}

@@ -5,51 +5,52 @@ import (
 	"fmt"
 
 	"github.com/containerprovider/containerprovider/catalog/publish"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 type seedConfig struct {
-	common
+	cli.DaemonFlags
 	baseLayerSize int64
 	appLayerSize  int64
 	compression   string
 }
 
-func (c *seedConfig) register(f *flagSet) {
-	c.common.register(f)
-	f.sizeVar(&c.baseLayerSize, "base-layer-size", publish.DefaultBaseLayerSize, "size of the files in each base OS image's layer (bytes, or with a unit: 4MiB, 1GiB)")
-	f.sizeVar(&c.appLayerSize, "app-layer-size", publish.DefaultAppLayerSize, "size of the files in each application image's own layer (bytes, or with a unit)")
-	f.stringVar(&c.compression, "compression", "gzip", "layer compression: gzip or none")
+func (c *seedConfig) register(f *cli.FlagSet) {
+	c.DaemonFlags.Register(f, rootUsage)
+	f.SizeVar(&c.baseLayerSize, "base-layer-size", publish.DefaultBaseLayerSize, "size of the files in each base OS image's layer (bytes, or with a unit: 4MiB, 1GiB)")
+	f.SizeVar(&c.appLayerSize, "app-layer-size", publish.DefaultAppLayerSize, "size of the files in each application image's own layer (bytes, or with a unit)")
+	f.StringVar(&c.compression, "compression", "gzip", "layer compression: gzip or none")
 }
 
-func setupSeed(a *app, f *flagSet) func(context.Context, []string) error {
+func (a *app) setupSeed(f *cli.FlagSet) func(context.Context, []string) error {
 	c := &seedConfig{}
 	c.register(f)
 	return func(ctx context.Context, args []string) error {
 		if len(args) > 0 {
-			return usagef("unexpected arguments %q", args)
+			return cli.Usagef("unexpected arguments %q", args)
 		}
-		if err := c.common.check(); err != nil {
-			return usageError{err}
+		if err := c.DaemonFlags.Check(); err != nil {
+			return err
 		}
 		comp, err := publish.ParseCompression(c.compression)
 		if err != nil {
-			return usageError{err}
+			return cli.UsageError{Err: err}
 		}
 		if c.baseLayerSize <= 0 || c.appLayerSize <= 0 {
-			return usagef("--base-layer-size and --app-layer-size must be positive")
+			return cli.Usagef("--base-layer-size and --app-layer-size must be positive")
 		}
 		return a.seed(ctx, c, comp)
 	}
 }
 
 func (a *app) seed(ctx context.Context, c *seedConfig, comp publish.Compression) error {
-	rt, err := openRoot(c.root)
+	rt, err := openRoot(c.Root)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 	fmt.Fprintf(a.stdout, "seeding %s (base layers %s, application layers %s, %s)\n",
-		c.root, humanSize(c.baseLayerSize), humanSize(c.appLayerSize), comp)
+		c.Root, cli.HumanSize(c.baseLayerSize), cli.HumanSize(c.appLayerSize), comp)
 	rep, err := publish.Seed(ctx, rt.reg, publish.SeedOptions{
 		BaseLayerSize: c.baseLayerSize,
 		AppLayerSize:  c.appLayerSize,
@@ -59,7 +60,7 @@ func (a *app) seed(ctx context.Context, c *seedConfig, comp publish.Compression)
 			if it.Skipped {
 				state = "skipped  "
 			}
-			fmt.Fprintf(a.stdout, "  %s %-28s %-14s %s %10s\n", state, it.Repository, it.Version, it.Digest, humanSize(it.Size))
+			fmt.Fprintf(a.stdout, "  %s %-28s %-14s %s %10s\n", state, it.Repository, it.Version, it.Digest, cli.HumanSize(it.Size))
 		},
 	})
 	fmt.Fprintf(a.stdout, "%d images: %d published, %d skipped (already there)\n", len(rep.Items), rep.Published(), rep.Skipped())

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 	catalogserver "github.com/containerprovider/containerprovider/server/catalog"
 	"github.com/containerprovider/containerprovider/server/middleware"
 )
@@ -34,7 +33,7 @@ const (
 const shutdownTimeout = 30 * time.Second
 
 type serveConfig struct {
-	common
+	cli.DaemonFlags
 	listen          string
 	htpasswd        string
 	insecureDev     bool
@@ -45,42 +44,42 @@ type serveConfig struct {
 	maxBlobSize     int64
 }
 
-func (c *serveConfig) register(f *flagSet) {
-	c.common.register(f)
-	f.stringVar(&c.listen, "listen", DefaultListen, "address to listen on; any other than loopback should have TLS")
-	f.stringVar(&c.htpasswd, "htpasswd", "", "htpasswd file of bcrypt hashes for pushes and deletes (default <root>/auth/htpasswd, created with a user admin on first start)")
-	f.boolVar(&c.insecureDev, "insecure-dev", false, "DEVELOPMENT ONLY: anyone can push and delete, without credentials")
-	f.boolVar(&c.readOnly, "read-only", false, "refuse every push and delete (403)")
-	f.stringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
-	f.stringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
-	f.sizeVar(&c.maxManifestSize, "max-manifest-size", catalog.DefaultMaxManifestSize, "largest manifest accepted (bytes, or with a unit: 4MiB)")
-	f.sizeVar(&c.maxBlobSize, "max-blob-size", catalogserver.DefaultMaxBlobSize, "largest blob accepted (bytes, or with a unit: 64GiB)")
+func (c *serveConfig) register(f *cli.FlagSet) {
+	c.DaemonFlags.Register(f, rootUsage)
+	f.StringVar(&c.listen, "listen", DefaultListen, "address to listen on; any other than loopback should have TLS")
+	f.StringVar(&c.htpasswd, "htpasswd", "", "htpasswd file of bcrypt hashes for pushes and deletes (default <root>/auth/htpasswd, created with a user admin on first start)")
+	f.BoolVar(&c.insecureDev, "insecure-dev", false, "DEVELOPMENT ONLY: anyone can push and delete, without credentials")
+	f.BoolVar(&c.readOnly, "read-only", false, "refuse every push and delete (403)")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	f.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.SizeVar(&c.maxManifestSize, "max-manifest-size", catalog.DefaultMaxManifestSize, "largest manifest accepted (bytes, or with a unit: 4MiB)")
+	f.SizeVar(&c.maxBlobSize, "max-blob-size", catalogserver.DefaultMaxBlobSize, "largest blob accepted (bytes, or with a unit: 64GiB)")
 }
 
 // check validates the serve flags.
 func (c *serveConfig) check(args []string) error {
 	if len(args) > 0 {
-		return usagef("unexpected arguments %q", args)
+		return cli.Usagef("unexpected arguments %q", args)
 	}
-	if err := c.common.check(); err != nil {
-		return usageError{err}
+	if err := c.DaemonFlags.Check(); err != nil {
+		return err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return usagef("--tls-cert and --tls-key go together")
+		return cli.Usagef("--tls-cert and --tls-key go together")
 	}
 	if c.insecureDev && c.htpasswd != "" {
-		return usagef("--insecure-dev and --htpasswd exclude each other")
+		return cli.Usagef("--insecure-dev and --htpasswd exclude each other")
 	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {
-		return usagef("--listen %q: %v", c.listen, err)
+		return cli.Usagef("--listen %q: %v", c.listen, err)
 	}
 	if c.maxManifestSize <= 0 || c.maxBlobSize <= 0 {
-		return usagef("--max-manifest-size and --max-blob-size must be positive")
+		return cli.Usagef("--max-manifest-size and --max-blob-size must be positive")
 	}
 	return nil
 }
 
-func setupServe(a *app, f *flagSet) func(context.Context, []string) error {
+func (a *app) setupServe(f *cli.FlagSet) func(context.Context, []string) error {
 	c := &serveConfig{}
 	c.register(f)
 	return func(ctx context.Context, args []string) error {
@@ -92,11 +91,11 @@ func setupServe(a *app, f *flagSet) func(context.Context, []string) error {
 }
 
 func (a *app) serve(ctx context.Context, c *serveConfig) error {
-	log := c.logger(a.stderr)
+	log := c.Logger(a.stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	rt, err := openRoot(c.root, catalog.WithMaxManifestSize(c.maxManifestSize))
+	rt, err := openRoot(c.Root, catalog.WithMaxManifestSize(c.maxManifestSize))
 	if err != nil {
 		return err
 	}
@@ -137,36 +136,17 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 	}
 	srv := middleware.NewServer(c.listen, handler, middleware.WithErrorLogger(log))
 	go purgeUploads(ctx, rt.reg, log)
-	done := make(chan error, 1)
-	go func() {
-		if tls {
-			done <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey)
-		} else {
-			done <- srv.Serve(ln)
-		}
-	}()
 	log.WithFields(logrus.Fields{
 		"listen":    ln.Addr().String(),
-		"root":      c.root,
+		"root":      c.Root,
 		"tls":       tls,
 		"read_only": c.readOnly,
 	}).Info("catalogd serving")
-
-	select {
-	case err := <-done:
-		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
+	serve := srv.Serve
+	if tls {
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, c.tlsCert, c.tlsKey) }
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return cli.Serve(ctx, srv, ln, serve, shutdownTimeout, func() { log.Info("shutting down") })
 }
 
 // purgeUploads discards abandoned upload sessions and their data until ctx
@@ -201,13 +181,13 @@ func isLoopback(addr net.Addr) bool {
 func loadCredentials(c *serveConfig, log *logrus.Logger) (*catalogserver.Htpasswd, error) {
 	path := c.htpasswd
 	if path == "" {
-		path = defaultHtpasswd(c.root)
-		created, err := ensureAdmin(c.root)
+		path = defaultHtpasswd(c.Root)
+		created, err := ensureAdmin(c.Root)
 		if err != nil {
 			return nil, err
 		}
 		if created {
-			log.WithFields(logrus.Fields{"user": "admin", "password_file": adminPasswordPath(c.root), "htpasswd": path}).
+			log.WithFields(logrus.Fields{"user": "admin", "password_file": adminPasswordPath(c.Root), "htpasswd": path}).
 				Warn("created the user admin for pushes and deletes; its password is in the password file (add users with `catalogd passwd`)")
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 	"github.com/containerprovider/containerprovider/provider"
 	providerserver "github.com/containerprovider/containerprovider/server/provider"
 )
@@ -27,7 +28,7 @@ func TestExitCodeMapping(t *testing.T) {
 		want int
 	}{
 		{"nil", nil, 0},
-		{"usage", usagef("bad"), 2},
+		{"usage", cli.Usagef("bad"), 2},
 		{"not found", &client.Error{StatusCode: 404, API: api.Error{Code: "NotFound", Message: "x"}}, 3},
 		{"conflict", &client.Error{StatusCode: 409, API: api.Error{Code: "Conflict", Message: "x"}}, 4},
 		{"already exists", &client.Error{StatusCode: 409, API: api.Error{Code: "AlreadyExists", Message: "x"}}, 4},

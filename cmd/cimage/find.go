@@ -7,6 +7,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 // The columns of find: Find-ContainerImage's Name, Version and
@@ -35,7 +36,7 @@ func setupFind(a *app, g *globals, f *flag.FlagSet) func(context.Context, *clien
 	source := f.String("source", "", "search this source only")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) > 1 {
-			return usagef("find takes at most one NAME, got %q", args)
+			return cli.Usagef("find takes at most one NAME, got %q", args)
 		}
 		opts := client.FindOptions{VersionOptions: v.VersionOptions, Source: *source}
 		if len(args) == 1 {
@@ -64,7 +65,7 @@ func nonNil[T any](s []T) []T {
 // oneArg checks that args is exactly one argument, named what.
 func oneArg(cmd, what string, args []string) (string, error) {
 	if len(args) != 1 || args[0] == "" {
-		return "", usagef("%s takes one %s, got %q", cmd, what, args)
+		return "", cli.Usagef("%s takes one %s, got %q", cmd, what, args)
 	}
 	return args[0], nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 // The columns of images: Get-ContainerImage's, at the reference's widths.
@@ -35,7 +36,7 @@ func setupImages(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 	childOf := f.String("child-of", "", "only the images whose parent is IMAGE: a name, name:version, a digest or an id prefix")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) > 1 {
-			return usagef("images takes at most one NAME, got %q", args)
+			return cli.Usagef("images takes at most one NAME, got %q", args)
 		}
 		opts := client.ImagesOptions{Publisher: *publisher, VersionOptions: v.VersionOptions, ChildOf: *childOf}
 		if len(args) == 1 {
@@ -68,7 +69,7 @@ func formatRemoved(res api.RemoveResult) string {
 	if res.BlobsDeleted == 1 {
 		blobs = "blob"
 	}
-	fmt.Fprintf(&b, "Freed %s (%d %s deleted).\n", humanSize(res.BytesFreed), res.BlobsDeleted, blobs)
+	fmt.Fprintf(&b, "Freed %s (%d %s deleted).\n", cli.HumanSize(res.BytesFreed), res.BlobsDeleted, blobs)
 	return b.String()
 }
 
@@ -80,9 +81,9 @@ func setupRemove(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 		opts := client.RemoveOptions{VersionOptions: v.VersionOptions, ID: *id}
 		switch {
 		case *id != "" && len(args) > 0:
-			return usagef("remove takes a NAME or --id, not both")
+			return cli.Usagef("remove takes a NAME or --id, not both")
 		case *id != "" && v.VersionOptions != (api.VersionOptions{}):
-			return usagef("version options go with a NAME, not --id")
+			return cli.Usagef("version options go with a NAME, not --id")
 		case *id == "":
 			name, err := oneArg("remove", "NAME (or --id ID)", args)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 // timeLayout is how cimage prints times.
@@ -39,7 +40,7 @@ func jobProgress(j api.Job) string {
 			done += b.Done
 		}
 	}
-	return humanSize(done) + " / " + humanSize(total)
+	return cli.HumanSize(done) + " / " + cli.HumanSize(total)
 }
 
 // jobImage names what a job installs: the images it resolved, else its
@@ -95,7 +96,7 @@ func (a *app) formatJob(j api.Job) string {
 		b.WriteString("\n")
 		rows := make([][]string, 0, len(j.Blobs))
 		for _, bl := range j.Blobs {
-			rows = append(rows, []string{shortDigest(bl.Digest), bl.Image, bl.State, humanSize(bl.Done) + " / " + humanSize(bl.Total)})
+			rows = append(rows, []string{shortDigest(bl.Digest), bl.Image, bl.State, cli.HumanSize(bl.Done) + " / " + cli.HumanSize(bl.Total)})
 		}
 		b.WriteString(formatTable([]column{
 			{header: "Blob", width: 21}, {header: "Image", width: 28}, {header: "State", width: 13}, {header: "Bytes"},
@@ -107,7 +108,7 @@ func (a *app) formatJob(j api.Job) string {
 func setupJobs(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) > 0 {
-			return usagef("unknown jobs subcommand %q: want show, attach or cancel", args[0])
+			return cli.Usagef("unknown jobs subcommand %q: want show, attach or cancel", args[0])
 		}
 		jobs, err := c.Jobs(ctx)
 		if err != nil {

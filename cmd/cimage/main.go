@@ -25,13 +25,14 @@ import (
 
 	"github.com/containerprovider/containerprovider/api/client"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 // Exit codes.
 const (
-	exitOK       = 0
-	exitError    = 1
-	exitUsage    = 2
+	exitOK       = cli.ExitOK
+	exitError    = cli.ExitFailure
+	exitUsage    = cli.ExitUsage
 	exitNotFound = 3
 	exitConflict = 4
 	exitDetached = 130 // Ctrl-C: detached from a job, which goes on
@@ -129,7 +130,7 @@ func (v secretValue) Set(s string) error {
 
 func (g *globals) check() error {
 	if g.output != outputTable && g.output != outputJSON {
-		return usagef("--output %q: want table or json", g.output)
+		return cli.Usagef("--output %q: want table or json", g.output)
 	}
 	return nil
 }
@@ -181,7 +182,7 @@ func (a *app) main(ctx context.Context, args []string) int {
 			a.usage(a.stdout)
 			return exitOK
 		}
-		return a.fail(g, usageError{err})
+		return a.fail(g, cli.UsageError{Err: err})
 	}
 	rest := gf.Args()
 	if len(rest) == 0 {
@@ -212,14 +213,14 @@ func (a *app) main(ctx context.Context, args []string) int {
 			a.commandUsage(a.stdout, cmd, path, f)
 			return exitOK
 		}
-		return a.fail(g, usageError{err})
+		return a.fail(g, cli.UsageError{Err: err})
 	}
 	if err := g.check(); err != nil {
 		return a.fail(g, err)
 	}
 	c, err := client.New(g.endpoint, client.WithToken(g.token), client.WithUserAgent("cimage"))
 	if err != nil {
-		return a.fail(g, usageError{fmt.Errorf("--endpoint: %w", err)})
+		return a.fail(g, cli.UsageError{Err: fmt.Errorf("--endpoint: %w", err)})
 	}
 	return a.fail(g, run(ctx, c, positional))
 }
@@ -268,23 +269,17 @@ func parseInterspersed(f *flag.FlagSet, args []string) ([]string, error) {
 	return positional, nil
 }
 
-// usageError is a command line that cannot run as given: exit code 2.
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
 // errDetached ends a followed job on Ctrl-C; the message was printed.
 var errDetached = errors.New("detached")
 
 // exitCode maps an error to the exit code.
 func exitCode(err error) int {
-	var ue usageError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errDetached), errors.Is(err, context.Canceled):
 		return exitDetached
-	case errors.As(err, &ue):
+	case cli.IsUsage(err):
 		return exitUsage
 	case errdefs.IsNotFound(err):
 		return exitNotFound

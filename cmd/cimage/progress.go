@@ -10,6 +10,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 // Blob states of api.BlobProgress that end a blob.
@@ -113,9 +114,9 @@ func (r *plainRenderer) blob(b api.BlobProgress) {
 	}
 	switch b.State {
 	case blobDone:
-		fmt.Fprintf(r.w, "%s: done (%s)\n", blobLabel(b), humanSize(b.Total))
+		fmt.Fprintf(r.w, "%s: done (%s)\n", blobLabel(b), cli.HumanSize(b.Total))
 	case blobPresent:
-		fmt.Fprintf(r.w, "%s: already present (%s)\n", blobLabel(b), humanSize(b.Total))
+		fmt.Fprintf(r.w, "%s: already present (%s)\n", blobLabel(b), cli.HumanSize(b.Total))
 	default:
 		return
 	}

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 var sourcesColumns = []column{
@@ -34,20 +33,20 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 	passwordStdin := f.Bool("password-stdin", false, "read the password from the first line of stdin")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) != 2 {
-			return usagef("source add takes NAME URL, got %q", args)
+			return cli.Usagef("source add takes NAME URL, got %q", args)
 		}
 		if (*username == "") != !*passwordStdin {
-			return usagef("--username and --password-stdin go together")
+			return cli.Usagef("--username and --password-stdin go together")
 		}
 		src := api.Source{Name: args[0], Location: args[1], Insecure: *insecure, Username: *username}
 		if *passwordStdin {
-			line, err := bufio.NewReader(io.LimitReader(a.stdin, 4096)).ReadString('\n')
-			if err != nil && err != io.EOF {
+			password, err := cli.FirstLine(a.stdin)
+			if err != nil {
 				return fmt.Errorf("reading the password from stdin: %w", err)
 			}
-			src.Password = strings.TrimRight(line, "\r\n")
+			src.Password = password
 			if src.Password == "" {
-				return usagef("--password-stdin: stdin holds no password")
+				return cli.Usagef("--password-stdin: stdin holds no password")
 			}
 		}
 		added, err := c.AddSource(ctx, src)
@@ -65,7 +64,7 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 func setupSourceList(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) > 0 {
-			return usagef("source list takes no argument, got %q", args)
+			return cli.Usagef("source list takes no argument, got %q", args)
 		}
 		sources, err := c.Sources(ctx)
 		if err != nil {

@@ -92,16 +92,3 @@ func TestTruncate(t *testing.T) {
 		}
 	}
 }
-
-func TestHumanSize(t *testing.T) {
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {10 << 20, "10.0 MiB"}, {3 << 30, "3.0 GiB"},
-	} {
-		if got := humanSize(tc.n); got != tc.want {
-			t.Errorf("humanSize(%d) = %q, want %q", tc.n, got, tc.want)
-		}
-	}
-}

@@ -10,12 +10,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"net"
 	"os"
+
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 // version is providerd's version, reported by /healthz; the build sets it
@@ -32,17 +31,22 @@ type app struct {
 	onListen func(net.Addr)
 }
 
-// command is a subcommand: its name, its one-line summary, its flags and
-// how it runs once they are parsed.
-type command struct {
-	name    string
-	summary string
-	setup   func(a *app, f *flagSet) func(ctx context.Context, args []string) error
+func (a *app) commands() []cli.Command {
+	return []cli.Command{
+		{Name: "serve", Summary: "serve API v1: find, install, list and remove container images", Notes: serveNotes, Setup: a.setupServe},
+	}
 }
 
-func commands() []command {
-	return []command{
-		{name: "serve", summary: "serve API v1: find, install, list and remove container images", setup: setupServe},
+// program is providerd's command line over a's streams and environment.
+func (a *app) program() *cli.Program {
+	return &cli.Program{
+		Name:     "providerd",
+		Intro:    "providerd finds, installs, lists and removes container images on this host, over HTTP API v1.",
+		Commands: a.commands(),
+		Footer:   "Exit status: 0 on success, 1 on a failure, 2 on a usage error, such as a --listen beyond loopback without TLS and a token.\n",
+		Stdout:   a.stdout,
+		Stderr:   a.stderr,
+		Getenv:   a.getenv,
 	}
 }
 
@@ -54,73 +58,5 @@ func main() {
 // main runs the subcommand of args and returns the exit status: 0, 1 for
 // a failure, 2 for a usage error (a refused --listen included).
 func (a *app) main(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		a.usage(a.stderr)
-		return 2
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		a.usage(a.stdout)
-		return 0
-	}
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		f := newFlagSet(c.name, a.getenv, a.stderr)
-		run := c.setup(a, f)
-		f.Usage = func() { a.commandUsage(f.Output(), c, f) }
-		if err := f.parse(args[1:]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			fmt.Fprintf(a.stderr, "providerd %s: %v\n", c.name, err)
-			return 2
-		}
-		if err := run(ctx, f.Args()); err != nil {
-			fmt.Fprintf(a.stderr, "providerd %s: %v\n", c.name, err)
-			var ue usageError
-			if errors.As(err, &ue) {
-				return 2
-			}
-			return 1
-		}
-		return 0
-	}
-	fmt.Fprintf(a.stderr, "providerd: unknown command %q\n\n", args[0])
-	a.usage(a.stderr)
-	return 2
-}
-
-// usageError is a command line that parses but cannot run as given.
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// usage prints every subcommand with its summary and its flags.
-func (a *app) usage(w io.Writer) {
-	fmt.Fprintf(w, "providerd finds, installs, lists and removes container images on this host, over HTTP API v1.\n\n")
-	fmt.Fprintf(w, "Usage: providerd <command> [flags]\n\nCommands:\n")
-	cmds := commands()
-	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
-	for _, c := range cmds {
-		fmt.Fprintln(w)
-		f := newFlagSet(c.name, a.getenv, w)
-		c.setup(a, f)
-		a.commandUsage(w, c, f)
-	}
-	fmt.Fprintf(w, "\nExit status: 0 on success, 1 on a failure, 2 on a usage error, such as a --listen beyond loopback without TLS and a token.\n")
-}
-
-// commandUsage prints the help of one subcommand.
-func (a *app) commandUsage(w io.Writer, c command, f *flagSet) {
-	fmt.Fprintf(w, "providerd %s [flags]\n  %s\n", c.name, c.summary)
-	if c.name == "serve" {
-		fmt.Fprint(w, serveNotes)
-	}
-	fmt.Fprintf(w, "\nFlags (each defaults to its $%s* environment variable when set):\n", envPrefix)
-	f.SetOutput(w)
-	f.PrintDefaults()
+	return a.program().Run(ctx, args)
 }

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 // syncBuffer is an output stream that a running command and the test share.
@@ -54,10 +54,10 @@ func testApp(env map[string]string) (*app, *syncBuffer, *syncBuffer) {
 func parseServe(t *testing.T, env map[string]string, args ...string) (*serveConfig, error) {
 	t.Helper()
 	a, _, errOut := testApp(env)
-	f := newFlagSet("serve", a.getenv, errOut)
+	f := cli.NewFlagSet("providerd", "serve", a.getenv, errOut)
 	c := &serveConfig{}
 	c.register(f)
-	if err := f.parse(args); err != nil {
+	if err := f.Parse(args); err != nil {
 		return c, err
 	}
 	return c, c.check(f.Args())
@@ -70,8 +70,8 @@ func TestServeFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.root != "/home/u/.local/share/containerprovider/providerd" || c.listen != "127.0.0.1:5050" ||
-			c.parallelism != 4 || c.logFormat != "text" || c.logLevel != "info" ||
+		if c.Root != "/home/u/.local/share/containerprovider/providerd" || c.listen != "127.0.0.1:5050" ||
+			c.parallelism != 4 || c.LogFormat != "text" || c.LogLevel != "info" ||
 			c.tlsCert != "" || c.tlsKey != "" || c.tokenFile != "" {
 			t.Fatalf("defaults %+v", c)
 		}
@@ -81,8 +81,8 @@ func TestServeFlags(t *testing.T) {
 	})
 	t.Run("XDG_DATA_HOME first", func(t *testing.T) {
 		c, err := parseServe(t, map[string]string{"HOME": "/home/u", "XDG_DATA_HOME": "/data"})
-		if err != nil || c.root != "/data/containerprovider/providerd" {
-			t.Fatalf("root %q, %v", c.root, err)
+		if err != nil || c.Root != "/data/containerprovider/providerd" {
+			t.Fatalf("root %q, %v", c.Root, err)
 		}
 	})
 	t.Run("environment", func(t *testing.T) {
@@ -99,8 +99,8 @@ func TestServeFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.root != "/srv/providerd" || c.listen != "127.0.0.1:6000" || c.parallelism != 8 || c.logFormat != "json" ||
-			c.logLevel != "debug" || c.tokenFile != "/etc/providerd/token" {
+		if c.Root != "/srv/providerd" || c.listen != "127.0.0.1:6000" || c.parallelism != 8 || c.LogFormat != "json" ||
+			c.LogLevel != "debug" || c.tokenFile != "/etc/providerd/token" {
 			t.Fatalf("from the environment: %+v", c)
 		}
 		want := []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5001"}, {Name: "hub", Location: "https://registry.example"}}
@@ -181,8 +181,7 @@ func TestCheckExposure(t *testing.T) {
 			if tc.ok != (err == nil) {
 				t.Fatalf("checkExposure = %v, want ok %v", err, tc.ok)
 			}
-			var ue usageError
-			if err != nil && !errors.As(err, &ue) {
+			if err != nil && !cli.IsUsage(err) {
 				t.Fatalf("%v is not a usage error", err)
 			}
 			if err != nil && !strings.Contains(err.Error(), "refusing to listen") {
@@ -251,7 +250,7 @@ func TestReadToken(t *testing.T) {
 		return p
 	}
 	_, _, errOut := testApp(nil)
-	log := newLogger(errOut, "text", "info")
+	log := (&cli.DaemonFlags{LogFormat: "text", LogLevel: "info"}).Logger(errOut)
 	for _, tc := range []struct {
 		name, content string
 		mode          os.FileMode

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 	"github.com/containerprovider/containerprovider/provider"
 	"github.com/containerprovider/containerprovider/server/middleware"
 	providerserver "github.com/containerprovider/containerprovider/server/provider"
@@ -48,49 +47,39 @@ const serveNotes = `
 `
 
 type serveConfig struct {
-	root        string
+	cli.DaemonFlags
 	listen      string
 	sources     []api.Source
 	parallelism int
-	logFormat   string
-	logLevel    string
 	tlsCert     string
 	tlsKey      string
 	tokenFile   string
 }
 
-func (c *serveConfig) register(f *flagSet) {
-	f.stringVar(&c.root, "root", defaultRoot(f.getenv), "directory of the provider: database and content store")
-	f.stringVar(&c.listen, "listen", DefaultListen, "address to listen on; beyond loopback it needs --tls-cert, --tls-key and --token-file")
-	f.sourcesVar(&c.sources, "source", []api.Source{DefaultSource},
+func (c *serveConfig) register(f *cli.FlagSet) {
+	c.DaemonFlags.Register(f, "directory of the provider: database and content store")
+	f.StringVar(&c.listen, "listen", DefaultListen, "address to listen on; beyond loopback it needs --tls-cert, --tls-key and --token-file")
+	sourcesVar(f, &c.sources, "source", []api.Source{DefaultSource},
 		"a source to add on first start, when the database has none (repeatable; the environment variable takes a comma-separated list)")
-	f.intVar(&c.parallelism, "parallelism", provider.DefaultParallelism, "blobs one install job downloads at once (1-64)")
-	f.stringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	f.stringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.stringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
-	f.stringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
-	f.stringVar(&c.tokenFile, "token-file", "", fmt.Sprintf("file whose first line is the bearer token every request must carry (at least %d characters)", minTokenLength))
+	f.IntVar(&c.parallelism, "parallelism", provider.DefaultParallelism, "blobs one install job downloads at once (1-64)")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	f.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.StringVar(&c.tokenFile, "token-file", "", fmt.Sprintf("file whose first line is the bearer token every request must carry (at least %d characters)", minTokenLength))
 }
 
 // check validates the serve flags, the exposure rule included.
 func (c *serveConfig) check(args []string) error {
 	if len(args) > 0 {
-		return usagef("unexpected arguments %q", args)
+		return cli.Usagef("unexpected arguments %q", args)
 	}
-	if c.root == "" {
-		return usagef("--root: no default (neither XDG_DATA_HOME nor HOME is set): give one")
-	}
-	if c.logFormat != "text" && c.logFormat != "json" {
-		return usagef("--log-format %q: want text or json", c.logFormat)
-	}
-	if _, err := logrus.ParseLevel(c.logLevel); err != nil {
-		return usagef("--log-level %q: want debug, info, warn or error", c.logLevel)
+	if err := c.DaemonFlags.Check(); err != nil {
+		return err
 	}
 	if c.parallelism < 1 || c.parallelism > maxParallelism {
-		return usagef("--parallelism %d: want 1 to %d", c.parallelism, maxParallelism)
+		return cli.Usagef("--parallelism %d: want 1 to %d", c.parallelism, maxParallelism)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return usagef("--tls-cert and --tls-key go together")
+		return cli.Usagef("--tls-cert and --tls-key go together")
 	}
 	return checkExposure(c.listen, c.tlsCert != "", c.tokenFile != "")
 }
@@ -103,10 +92,10 @@ func (c *serveConfig) check(args []string) error {
 func checkExposure(listen string, hasTLS, hasToken bool) error {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return usagef("--listen %q: %v", listen, err)
+		return cli.Usagef("--listen %q: %v", listen, err)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
-		return usagef("--listen %q: bad port: %v", listen, err)
+		return cli.Usagef("--listen %q: bad port: %v", listen, err)
 	}
 	if isLoopbackHost(host) || (hasTLS && hasToken) {
 		return nil
@@ -122,7 +111,7 @@ func checkExposure(listen string, hasTLS, hasToken bool) error {
 	if where == "" {
 		where = "every interface"
 	}
-	return usagef("refusing to listen on %s (%s is not loopback) without TLS and a bearer token: give %s, or listen on 127.0.0.1",
+	return cli.Usagef("refusing to listen on %s (%s is not loopback) without TLS and a bearer token: give %s, or listen on 127.0.0.1",
 		listen, where, strings.Join(missing, " and "))
 }
 
@@ -146,25 +135,25 @@ func isLoopbackAddr(addr net.Addr) bool {
 func readToken(path string, log *logrus.Logger) (string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return "", usagef("--token-file: %v", err)
+		return "", cli.Usagef("--token-file: %v", err)
 	}
 	if !st.Mode().IsRegular() {
-		return "", usagef("--token-file %s: not a regular file", path)
+		return "", cli.Usagef("--token-file %s: not a regular file", path)
 	}
 	if st.Size() > 4096 {
-		return "", usagef("--token-file %s: larger than 4 KiB; it should hold one token", path)
+		return "", cli.Usagef("--token-file %s: larger than 4 KiB; it should hold one token", path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", usagef("--token-file: %v", err)
+		return "", cli.Usagef("--token-file: %v", err)
 	}
 	token, _, _ := strings.Cut(string(data), "\n")
 	token = strings.TrimSpace(token)
 	if len(token) < minTokenLength {
-		return "", usagef("--token-file %s: the token must have at least %d characters", path, minTokenLength)
+		return "", cli.Usagef("--token-file %s: the token must have at least %d characters", path, minTokenLength)
 	}
 	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", usagef("--token-file %s: the token must not hold spaces or control characters", path)
+		return "", cli.Usagef("--token-file %s: the token must not hold spaces or control characters", path)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		log.WithField("token_file", path).Warn("the token file can be read by other users: chmod 600 it")
@@ -172,7 +161,7 @@ func readToken(path string, log *logrus.Logger) (string, error) {
 	return token, nil
 }
 
-func setupServe(a *app, f *flagSet) func(context.Context, []string) error {
+func (a *app) setupServe(f *cli.FlagSet) func(context.Context, []string) error {
 	c := &serveConfig{}
 	c.register(f)
 	return func(ctx context.Context, args []string) error {
@@ -185,7 +174,7 @@ func setupServe(a *app, f *flagSet) func(context.Context, []string) error {
 
 // serve runs providerd until ctx ends or a SIGINT or SIGTERM arrives.
 func (a *app) serve(ctx context.Context, c *serveConfig) error {
-	log := newLogger(a.stderr, c.logFormat, c.logLevel)
+	log := c.Logger(a.stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -201,7 +190,7 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 	if c.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
 		if err != nil {
-			return usagef("--tls-cert %s, --tls-key %s: %v", c.tlsCert, c.tlsKey, err)
+			return cli.Usagef("--tls-cert %s, --tls-key %s: %v", c.tlsCert, c.tlsKey, err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
@@ -215,17 +204,17 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 	defer ln.Close()
 	// localhost could resolve beyond loopback: check what was bound.
 	if !isLoopbackAddr(ln.Addr()) && (tlsConfig == nil || token == "") {
-		return usagef("refusing to serve on %s, which is not loopback, without TLS and a bearer token", ln.Addr())
+		return cli.Usagef("refusing to serve on %s, which is not loopback, without TLS and a bearer token", ln.Addr())
 	}
 
 	p, err := provider.New(ctx, provider.Config{
-		Root:           c.root,
+		Root:           c.Root,
 		DefaultSources: c.sources,
 		Parallelism:    c.parallelism,
 		Logger:         log,
 	})
 	if err != nil {
-		return fmt.Errorf("provider root %s: %w", c.root, err)
+		return fmt.Errorf("provider root %s: %w", c.Root, err)
 	}
 	defer func() {
 		if err := p.Close(); err != nil {
@@ -248,16 +237,9 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 	// length streams to its end. Shutdown ends the streams first.
 	srv := middleware.NewServer(c.listen, handler, middleware.WithErrorLogger(log))
 	srv.RegisterOnShutdown(handler.StopStreams)
-	done := make(chan error, 1)
-	if tlsConfig != nil {
-		srv.TLSConfig = tlsConfig
-		go func() { done <- srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { done <- srv.Serve(ln) }()
-	}
 	log.WithFields(logrus.Fields{
 		"listen":      ln.Addr().String(),
-		"root":        c.root,
+		"root":        c.Root,
 		"tls":         tlsConfig != nil,
 		"token":       token != "",
 		"parallelism": c.parallelism,
@@ -266,20 +248,12 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 	if a.onListen != nil {
 		a.onListen(ln.Addr())
 	}
-
-	select {
-	case err := <-done:
-		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
+	serve := srv.Serve
+	if tlsConfig != nil {
+		srv.TLSConfig = tlsConfig
+		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 	}
-	log.Info("shutting down; unfinished jobs resume at the next start")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return cli.Serve(ctx, srv, ln, serve, shutdownTimeout, func() {
+		log.Info("shutting down; unfinished jobs resume at the next start")
+	})
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
+)
+
+// sourcesVar registers a repeatable NAME=URL flag. Its environment
+// variable holds a comma-separated list. The first use on the command line
+// replaces the default (from the environment or def) rather than adding to
+// it.
+func sourcesVar(f *cli.FlagSet, p *[]api.Source, name string, def []api.Source, usage string) {
+	*p = def
+	f.Var(&sourcesValue{list: p}, name, "`NAME=URL`: "+usage)
+}
+
+// sourcesValue is the value of a repeatable NAME=URL flag; its
+// environment variable is a comma-separated list.
+type sourcesValue struct {
+	list *[]api.Source
+	set  bool // the command line gave one already
+}
+
+func (v *sourcesValue) String() string {
+	if v == nil || v.list == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(*v.list))
+	for _, s := range *v.list {
+		parts = append(parts, s.Name+"="+s.Location)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *sourcesValue) Set(s string) error {
+	src, err := parseSource(s)
+	if err != nil {
+		return err
+	}
+	if !v.set {
+		*v.list, v.set = nil, true
+	}
+	for _, have := range *v.list {
+		if strings.EqualFold(have.Name, src.Name) {
+			return fmt.Errorf("source %q given twice", src.Name)
+		}
+	}
+	*v.list = append(*v.list, src)
+	return nil
+}
+
+// SetEnv reads the comma-separated list of the environment variable, with
+// an error for each item that does not parse.
+func (v *sourcesValue) SetEnv(s string) error {
+	var list []api.Source
+	var errs []error
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		src, err := parseSource(item)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		list = append(list, src)
+	}
+	*v.list = list
+	return errors.Join(errs...)
+}
+
+// sourceName is what the provider accepts as a source name.
+var sourceName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// parseSource reads NAME=URL, URL an http or https base URL.
+func parseSource(s string) (api.Source, error) {
+	name, loc, ok := strings.Cut(s, "=")
+	if !ok {
+		return api.Source{}, fmt.Errorf("source %q: want NAME=URL", s)
+	}
+	if !sourceName.MatchString(name) {
+		return api.Source{}, fmt.Errorf("source %q: the name must be 1 to 64 of A-Z a-z 0-9 . _ -", s)
+	}
+	u, err := url.Parse(loc)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return api.Source{}, fmt.Errorf("source %q: the URL must be http://host[:port] or https://host[:port]", s)
+	}
+	return api.Source{Name: name, Location: strings.TrimSuffix(loc, "/")}, nil
+}
