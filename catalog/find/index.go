@@ -177,11 +177,11 @@ func parentOf(a map[string]string, entries []api.FindEntry, byDigest, byRepo map
 		// The same manifest may sit in several repositories: prefer the
 		// one base.name names.
 		if i, ok := byDigest[repo+"@"+p.Digest]; ok {
-			p.Name, p.Version = entries[i].Name, entries[i].Version
+			p.Name, p.Version, p.Publisher = entries[i].Name, entries[i].Version, entries[i].Publisher
 			return p
 		}
 		if i, ok := byDigest[p.Digest]; ok {
-			p.Name, p.Version = entries[i].Name, entries[i].Version
+			p.Name, p.Version, p.Publisher = entries[i].Name, entries[i].Version, entries[i].Publisher
 			return p
 		}
 	}

@@ -97,7 +97,7 @@ func TestIndex(t *testing.T) {
 			Digest: nano.Digest.String(), Size: nano.ContentSize,
 			Created: time.Date(2016, 10, 12, 0, 0, 0, 0, time.UTC), OSVersion: "10.0.14393.0"},
 		{Name: "NanoServerIIS", Repository: "nanoserveriis", Version: "1.0.0.0", Publisher: "CN=Demo",
-			Parent: &api.ParentRef{Name: "NanoServer", Version: "10.0.14393.0", Digest: nano.Digest.String()},
+			Parent: &api.ParentRef{Name: "NanoServer", Version: "10.0.14393.0", Digest: nano.Digest.String(), Publisher: "CN=Microsoft"},
 			Digest: iis.Digest.String(), Size: iis.ContentSize, Created: pushed, OSVersion: "10.0.14393.0"},
 		{Name: "orphan", Repository: "orphan", Version: "2.0",
 			Parent: &api.ParentRef{Name: "elsewhere.example:5000/base", Version: "2.0", Digest: digest.FromString("missing").String()},
