@@ -246,3 +246,81 @@ func ErrorClass(code string) error {
 	}
 	return nil
 }
+
+// Container states. A container runs no process: start and stop only set
+// its state.
+const (
+	ContainerCreated = "Created"
+	ContainerRunning = "Running"
+	ContainerStopped = "Stopped"
+)
+
+// Container is a container record: a writable directory on top of an
+// installed image, from which New-ContainerImage builds a new image.
+type Container struct {
+	// ID is 64 hex; a unique prefix is accepted wherever an id is.
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Image is the image the container was created from, "Name version";
+	// ImageDigest its manifest digest.
+	Image       string `json:"image"`
+	ImageDigest string `json:"imageDigest"`
+	// ParentImageName is the display name of that image, as
+	// Get-Container showed it.
+	ParentImageName string    `json:"parentImageName"`
+	State           string    `json:"state"`
+	Created         time.Time `json:"created"`
+}
+
+// ContainerCreateRequest is the body of POST /v1/containers.
+type ContainerCreateRequest struct {
+	// Image names an installed image: "Name", "Name:version", a digest or
+	// an id prefix.
+	Image string `json:"image"`
+	// Name must be unique; empty picks one.
+	Name string `json:"name,omitempty"`
+}
+
+// CommitRequest is the body of POST /v1/images/commit (New-ContainerImage).
+type CommitRequest struct {
+	// Container is a container id, id prefix or name.
+	Container string `json:"container"`
+	Name      string `json:"name"`
+	// Publisher is stored as "CN=<Publisher>" unless it starts with CN=.
+	Publisher string `json:"publisher"`
+	// Version is padded to four parts: 1.0 is 1.0.0.0.
+	Version     string `json:"version"`
+	Description string `json:"description,omitempty"`
+	// Force replaces an image of the same name and version.
+	Force bool `json:"force,omitempty"`
+}
+
+// SaveRequest is the body of POST /v1/images/save (Save-ContainerImage).
+type SaveRequest struct {
+	Name string `json:"name,omitempty"`
+	VersionOptions
+	// ID selects an installed image by digest or id prefix instead of Name.
+	ID string `json:"id,omitempty"`
+	// Source saves straight from this source without installing (OneGet's
+	// Save-Package); empty saves the installed image, or, when it is not
+	// installed, the image from the sources.
+	Source string `json:"source,omitempty"`
+	// Path, when set, is a file or directory on the daemon host to write
+	// to; empty streams the archive back in the response.
+	Path string `json:"path,omitempty"`
+	// Force overwrites an existing file and creates a missing directory.
+	Force bool `json:"force,omitempty"`
+}
+
+// SaveResult is the answer of a save to a path.
+type SaveResult struct {
+	Path  string `json:"path"`
+	Size  int64  `json:"size"`
+	Image Image  `json:"image"`
+}
+
+// LoadResult is the answer of POST /v1/images/load (Install -Path).
+type LoadResult struct {
+	// Images are the images the archive installed, parents first.
+	Images []Image `json:"images"`
+}

@@ -104,6 +104,8 @@ type RemoveOptions struct {
 const (
 	dbFile     = "provider.db"
 	contentDir = "content"
+	// tmpDir holds spooled archives; it is emptied at each start.
+	tmpDir = "tmp"
 )
 
 // DefaultParallelism is the number of blobs a job downloads at once when
@@ -150,6 +152,8 @@ type Provider struct {
 	flightMu sync.Mutex
 	flights  map[digest.Digest]*flight // downloads in progress, by digest
 
+	ctrLocks containerLocks
+
 	metrics metrics
 }
 
@@ -157,11 +161,13 @@ type Provider struct {
 // a previous process left unfinished.
 //
 // The root holds provider.db (the bbolt database, locked by one process at
-// a time: a second New on the same root gives ErrUnavailable) and content/
-// (the blobs). The default sources are added when the database has none.
-// Unfinished jobs (queued or running) start again in the background; their
-// downloads resume at the data already on disk. The caller closes the
-// Provider.
+// a time: a second New on the same root gives ErrUnavailable), content/
+// (the blobs), containers/<id>/rootfs (the containers' directories) and
+// tmp/ (spooled archives). Container directories without a record and the
+// files of tmp/ are leftovers of an interrupted process: New deletes them.
+// The default sources are added when the database has none. Unfinished
+// jobs (queued or running) start again in the background; their downloads
+// resume at the data already on disk. The caller closes the Provider.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Root == "" {
 		return nil, fmt.Errorf("provider root: empty: %w", errdefs.ErrInvalidArgument)
@@ -210,6 +216,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.tune(p)
 	}
 	if err := p.addDefaultSources(ctx, cfg.DefaultSources); err != nil {
+		p.stopAll()
+		_ = db.Close()
+		return nil, err
+	}
+	if err := p.cleanOrphans(ctx); err != nil {
 		p.stopAll()
 		_ = db.Close()
 		return nil, err
