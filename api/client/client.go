@@ -110,9 +110,17 @@ func defaultHTTPClient() *http.Client {
 	}}
 }
 
-// request sends method path?query with body (encoded as JSON when not
-// nil) and returns the response when its status is one of ok; any other
-// status is turned into a *Error and the body closed.
+// rawBody is a request body sent as it is, with its content type and, when
+// known (>= 0), its length.
+type rawBody struct {
+	r           io.Reader
+	contentType string
+	size        int64
+}
+
+// request sends method path?query with body and returns the response when
+// its status is one of ok; any other status is turned into a *Error and the
+// body closed. body is nil, a rawBody, or a value encoded as JSON.
 func (c *Client) request(ctx context.Context, method, path string, query url.Values, body any, ok ...int) (*http.Response, error) {
 	// path is escaped already (pathEscape on its variable segments).
 	u := *c.base
@@ -126,19 +134,31 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 		u.RawQuery = query.Encode()
 	}
 	var rd io.Reader
-	if body != nil {
+	contentType := ""
+	size := int64(-1)
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		rd, contentType, size = b.r, b.contentType, b.size
+	default:
 		data, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: encoding the request: %w", method, path, err)
 		}
-		rd = bytes.NewReader(data)
+		rd, contentType = bytes.NewReader(data), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if size >= 0 {
+		req.ContentLength = size
+		if size == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.userAgent != "" {
@@ -160,10 +180,10 @@ func (c *Client) request(ctx context.Context, method, path string, query url.Val
 	return nil, decodeError(resp)
 }
 
-// call sends a request and decodes a JSON answer of status ok into out
-// (nil: the body is discarded).
-func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any, ok int) error {
-	resp, err := c.request(ctx, method, path, query, body, ok)
+// call sends a request and decodes a JSON answer of one of the statuses ok
+// into out (nil: the body is discarded).
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any, ok ...int) error {
+	resp, err := c.request(ctx, method, path, query, body, ok...)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,7 @@ func newTestServer(t *testing.T, routes map[string]http.HandlerFunc) *testServer
 	ts := &testServer{}
 	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		ts.mu.Lock()
 		ts.reqs = append(ts.reqs, seen{r.Method, r.URL.Path, r.URL.Query(), r.Header.Get("Authorization"), string(body)})
 		ts.mu.Unlock()

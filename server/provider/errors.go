@@ -45,6 +45,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if middleware.HeaderWritten(w) {
 		return
 	}
+	// A long call (a load, a save to a path) may have outlasted the
+	// WriteTimeout that started with the request.
+	extendWrite(w, r)
 	status := errdefs.HTTPStatus(err)
 	body, jerr := marshal(envelope(err, status, middleware.RequestID(r.Context())))
 	if jerr != nil {

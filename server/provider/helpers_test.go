@@ -38,6 +38,19 @@ type fakeBackend struct {
 	images       func(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
 	remove       func(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
 	writeMetrics func(w io.Writer) error
+
+	save            func(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
+	saveToPath      func(ctx context.Context, req api.SaveRequest) (api.SaveResult, error)
+	loadFile        func(ctx context.Context, path string) (api.LoadResult, error)
+	load            func(ctx context.Context, r io.Reader) (api.LoadResult, error)
+	commit          func(ctx context.Context, req api.CommitRequest) (api.Image, error)
+	createContainer func(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error)
+	containers      func(ctx context.Context) ([]api.Container, error)
+	container       func(ctx context.Context, ref string) (api.Container, error)
+	startContainer  func(ctx context.Context, ref string) (api.Container, error)
+	stopContainer   func(ctx context.Context, ref string) (api.Container, error)
+	copyTo          func(ctx context.Context, ref, dest string, r io.Reader) error
+	removeContainer func(ctx context.Context, ref string, force bool) error
 }
 
 func (f *fakeBackend) record(call string) {
@@ -151,6 +164,103 @@ func (f *fakeBackend) WriteMetrics(w io.Writer) error {
 	return f.writeMetrics(w)
 }
 
+func (f *fakeBackend) Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error) {
+	f.record("Save " + req.Name + req.ID)
+	if f.save == nil {
+		return api.Image{}, notFound("image " + req.Name + req.ID)
+	}
+	return f.save(ctx, req, w)
+}
+
+func (f *fakeBackend) SaveToPath(ctx context.Context, req api.SaveRequest) (api.SaveResult, error) {
+	f.record("SaveToPath " + req.Path)
+	if f.saveToPath == nil {
+		return api.SaveResult{}, notFound("image " + req.Name + req.ID)
+	}
+	return f.saveToPath(ctx, req)
+}
+
+func (f *fakeBackend) LoadFile(ctx context.Context, path string) (api.LoadResult, error) {
+	f.record("LoadFile " + path)
+	if f.loadFile == nil {
+		return api.LoadResult{}, notFound("file " + path)
+	}
+	return f.loadFile(ctx, path)
+}
+
+func (f *fakeBackend) Load(ctx context.Context, r io.Reader) (api.LoadResult, error) {
+	f.record("Load")
+	if f.load == nil {
+		_, err := io.Copy(io.Discard, r)
+		return api.LoadResult{}, err
+	}
+	return f.load(ctx, r)
+}
+
+func (f *fakeBackend) Commit(ctx context.Context, req api.CommitRequest) (api.Image, error) {
+	f.record("Commit " + req.Container)
+	if f.commit == nil {
+		return api.Image{}, notFound("container " + req.Container)
+	}
+	return f.commit(ctx, req)
+}
+
+func (f *fakeBackend) CreateContainer(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error) {
+	f.record("CreateContainer " + req.Image)
+	if f.createContainer == nil {
+		return api.Container{}, notFound("image " + req.Image)
+	}
+	return f.createContainer(ctx, req)
+}
+
+func (f *fakeBackend) Containers(ctx context.Context) ([]api.Container, error) {
+	f.record("Containers")
+	if f.containers == nil {
+		return nil, nil
+	}
+	return f.containers(ctx)
+}
+
+func (f *fakeBackend) Container(ctx context.Context, ref string) (api.Container, error) {
+	f.record("Container " + ref)
+	if f.container == nil {
+		return api.Container{}, notFound("container " + ref)
+	}
+	return f.container(ctx, ref)
+}
+
+func (f *fakeBackend) StartContainer(ctx context.Context, ref string) (api.Container, error) {
+	f.record("StartContainer " + ref)
+	if f.startContainer == nil {
+		return api.Container{}, notFound("container " + ref)
+	}
+	return f.startContainer(ctx, ref)
+}
+
+func (f *fakeBackend) StopContainer(ctx context.Context, ref string) (api.Container, error) {
+	f.record("StopContainer " + ref)
+	if f.stopContainer == nil {
+		return api.Container{}, notFound("container " + ref)
+	}
+	return f.stopContainer(ctx, ref)
+}
+
+func (f *fakeBackend) CopyToContainer(ctx context.Context, ref, dest string, r io.Reader) error {
+	f.record("CopyToContainer " + ref + " " + dest)
+	if f.copyTo == nil {
+		return notFound("container " + ref)
+	}
+	return f.copyTo(ctx, ref, dest, r)
+}
+
+func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force bool) error {
+	f.record(fmt.Sprintf("RemoveContainer %s force=%t", ref, force))
+	if f.removeContainer == nil {
+		return notFound("container " + ref)
+	}
+	return f.removeContainer(ctx, ref, force)
+}
+
 // testEnv is a server on a fake backend behind a loopback httptest server.
 type testEnv struct {
 	fake *fakeBackend
@@ -184,6 +294,12 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // response is a finished response, body read.

@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"io"
@@ -212,5 +213,115 @@ func TestAgainstTheEngine(t *testing.T) {
 	metrics, err := c.Metrics(ctx)
 	if err != nil || !strings.Contains(metrics, "# TYPE providerd_installs_total counter") {
 		t.Fatalf("metrics %q, %v", metrics, err)
+	}
+}
+
+// engineClient runs a real provider behind this server and returns its
+// client.
+func engineClient(t *testing.T, sources []api.Source) *client.Client {
+	t.Helper()
+	p, err := engine.New(context.Background(), engine.Config{Root: t.TempDir(), DefaultSources: sources, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	s, err := serverprovider.New(p, serverprovider.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	t.Cleanup(s.StopStreams)
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestLifecycleAgainstTheEngine: save a streamed archive on one providerd,
+// install it on another that has no source, then build an image from a
+// container there, all through the Go client and this server.
+func TestLifecycleAgainstTheEngine(t *testing.T) {
+	ctx := t.Context()
+	a := engineClient(t, []api.Source{{Name: "catalog", Location: newCatalogd(t)}})
+	stream, err := a.InstallFollow(ctx, api.InstallRequest{Name: "microsoft/iis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100000 {
+		if _, err := stream.Next(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream.Close()
+
+	save, err := a.Save(ctx, api.SaveRequest{Name: "microsoft/iis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := io.ReadAll(save)
+	save.Close()
+	if err != nil || len(archive) == 0 {
+		t.Fatalf("save: %d bytes, %v", len(archive), err)
+	}
+	if img := save.Image(); img.Name != "microsoft/iis" || img.Version != "1.0.0.0" {
+		t.Fatalf("saved image %+v", img)
+	}
+	if save.FileName != "" && save.FileName != "microsoft_iis-1-0-0-0.tar" {
+		t.Fatalf("file name %q", save.FileName)
+	}
+
+	b := engineClient(t, nil)
+	loaded, err := b.Load(ctx, strings.NewReader(string(archive)))
+	if err != nil || len(loaded.Images) != 2 || loaded.Images[0].Name != "WindowsServerCore" || loaded.Images[1].Name != "microsoft/iis" {
+		t.Fatalf("load %+v, %v", loaded, err)
+	}
+	if _, err := b.Load(ctx, strings.NewReader("not a tar at all")); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("loading garbage: %v", err)
+	}
+
+	ctr, err := b.CreateContainer(ctx, api.ContainerCreateRequest{Image: "WindowsServerCore", Name: "web1"})
+	if err != nil || ctr.Name != "web1" || len(ctr.ID) != 64 {
+		t.Fatalf("create %+v, %v", ctr, err)
+	}
+	var tarball strings.Builder
+	tw := tar.NewWriter(&tarball)
+	_ = tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: 5, Typeflag: tar.TypeReg})
+	_, _ = tw.Write([]byte("hello"))
+	_ = tw.Close()
+	if err := b.CopyToContainer(ctx, ctr.ID[:12], "/app", strings.NewReader(tarball.String())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.StopContainer(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := b.Commit(ctx, api.CommitRequest{Container: "web1", Publisher: "Demo", Name: "DemoImage", Version: "1.0"})
+	if err != nil || img.Publisher != "CN=Demo" || img.Version != "1.0.0.0" || img.IsOSImage || img.ParentImage == nil || img.ParentImage.Name != "WindowsServerCore" {
+		t.Fatalf("commit %+v, %v", img, err)
+	}
+	if _, err := b.Commit(ctx, api.CommitRequest{Container: "web1", Publisher: "Demo", Name: "DemoImage", Version: "1.0"}); !errdefs.IsAlreadyExists(err) && !errdefs.IsConflict(err) {
+		t.Fatalf("committing a taken name and version: %v", err)
+	}
+	_, err = b.Remove(ctx, client.RemoveOptions{Name: "WindowsServerCore"})
+	var ce *client.Error
+	if !errdefs.IsConflict(err) || !errors.As(err, &ce) || !slices.ContainsFunc(ce.API.Dependents, func(d string) bool { return strings.Contains(d, "web1") }) {
+		t.Fatalf("removing the base with a container on it: %v (%+v)", err, ce)
+	}
+	list, err := b.Containers(ctx)
+	if err != nil || len(list) != 1 || list[0].State != api.ContainerStopped {
+		t.Fatalf("containers %+v, %v", list, err)
+	}
+	if err := b.RemoveContainer(ctx, "web1", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Container(ctx, "web1"); !errdefs.IsNotFound(err) {
+		t.Fatalf("removed container: %v", err)
 	}
 }

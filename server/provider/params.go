@@ -29,6 +29,8 @@ const (
 	paramChildOf         = "childOf"
 	paramID              = "id"
 	paramFollow          = "follow"
+	paramPath            = "path"
+	paramForce           = "force"
 )
 
 // versionParams are OneGet's version options as query parameters.

@@ -20,12 +20,23 @@ const (
 	RouteJob       = "job"        // GET /v1/jobs/{id}
 	RouteJobEvents = "job-events" // GET /v1/jobs/{id}/events
 	RouteJobCancel = "job-cancel" // POST /v1/jobs/{id}/cancel
+	RouteSave      = "save"       // POST /v1/images/save
+	RouteLoad      = "load"       // POST /v1/images/load
+	RouteCommit    = "commit"     // POST /v1/images/commit
+
+	RouteContainers       = "containers"        // GET, POST /v1/containers
+	RouteContainer        = "container"         // GET, DELETE /v1/containers/{ref}
+	RouteContainerStart   = "container-start"   // POST /v1/containers/{ref}/start
+	RouteContainerStop    = "container-stop"    // POST /v1/containers/{ref}/stop
+	RouteContainerArchive = "container-archive" // PUT /v1/containers/{ref}/archive
 )
 
 // The route variables.
 const (
 	varName = "name"
 	varID   = "id"
+	// varRef is a container's id, unique id prefix or name.
+	varRef = "ref"
 )
 
 // route is one line of the route table.
@@ -35,11 +46,11 @@ type route struct {
 	methods []string
 }
 
-// routes is the route table of API v1, in matching order. {name} and {id}
-// are single path segments that the provider validates, so that a bad one
-// gets its InvalidArgument or NotFound in the envelope rather than a bare
-// routing 404. /v1/images/install comes before anything else under
-// /v1/images.
+// routes is the route table of API v1, in matching order. {name}, {id} and
+// {ref} are single path segments that the provider validates, so that a bad
+// one gets its InvalidArgument or NotFound in the envelope rather than a
+// bare routing 404. /v1/images/install, save, load and commit come before
+// anything else under /v1/images.
 var routes = []route{
 	{RouteHealth, "/healthz", []string{http.MethodGet}},
 	{RouteMetrics, "/metrics", []string{http.MethodGet}},
@@ -47,11 +58,19 @@ var routes = []route{
 	{RouteSource, "/v1/sources/{name}", []string{http.MethodDelete}},
 	{RouteFind, "/v1/find", []string{http.MethodGet}},
 	{RouteInstall, "/v1/images/install", []string{http.MethodPost}},
+	{RouteSave, "/v1/images/save", []string{http.MethodPost}},
+	{RouteLoad, "/v1/images/load", []string{http.MethodPost}},
+	{RouteCommit, "/v1/images/commit", []string{http.MethodPost}},
 	{RouteImages, "/v1/images", []string{http.MethodGet, http.MethodDelete}},
 	{RouteJobs, "/v1/jobs", []string{http.MethodGet}},
 	{RouteJob, "/v1/jobs/{id}", []string{http.MethodGet}},
 	{RouteJobEvents, "/v1/jobs/{id}/events", []string{http.MethodGet}},
 	{RouteJobCancel, "/v1/jobs/{id}/cancel", []string{http.MethodPost}},
+	{RouteContainers, "/v1/containers", []string{http.MethodGet, http.MethodPost}},
+	{RouteContainer, "/v1/containers/{ref}", []string{http.MethodGet, http.MethodDelete}},
+	{RouteContainerStart, "/v1/containers/{ref}/start", []string{http.MethodPost}},
+	{RouteContainerStop, "/v1/containers/{ref}/stop", []string{http.MethodPost}},
+	{RouteContainerArchive, "/v1/containers/{ref}/archive", []string{http.MethodPut}},
 }
 
 // newRouter builds the router of the route table, with no handlers yet:

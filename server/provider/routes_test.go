@@ -15,7 +15,7 @@ import (
 func TestRouteTable(t *testing.T) {
 	e := newTestEnv(t, &fakeBackend{})
 	s := e.s
-	sample := map[string]string{varName: "catalog", varID: "0123456789abcdef"}
+	sample := map[string]string{varName: "catalog", varID: "0123456789abcdef", varRef: "web1"}
 	handlers := s.handlers()
 	seen := map[string]bool{}
 	err := s.router.Walk(func(rt *mux.Route, _ *mux.Router, _ []*mux.Route) error {
@@ -90,6 +90,15 @@ func TestRouteMatching(t *testing.T) {
 		{"job events", "GET", "/v1/jobs/abc/events", RouteJobEvents, map[string]string{varID: "abc"}},
 		{"job cancel", "POST", "/v1/jobs/abc/cancel", RouteJobCancel, map[string]string{varID: "abc"}},
 		{"source", "DELETE", "/v1/sources/my.registry", RouteSource, map[string]string{varName: "my.registry"}},
+		{"save is not an image query", "POST", "/v1/images/save", RouteSave, nil},
+		{"load", "POST", "/v1/images/load", RouteLoad, nil},
+		{"commit", "POST", "/v1/images/commit", RouteCommit, nil},
+		{"containers", "POST", "/v1/containers", RouteContainers, nil},
+		{"container", "DELETE", "/v1/containers/web1", RouteContainer, map[string]string{varRef: "web1"}},
+		{"container by id prefix", "GET", "/v1/containers/0123abcd", RouteContainer, map[string]string{varRef: "0123abcd"}},
+		{"container start", "POST", "/v1/containers/web1/start", RouteContainerStart, map[string]string{varRef: "web1"}},
+		{"container stop", "POST", "/v1/containers/web1/stop", RouteContainerStop, map[string]string{varRef: "web1"}},
+		{"container archive", "PUT", "/v1/containers/web1/archive", RouteContainerArchive, map[string]string{varRef: "web1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var match mux.RouteMatch
@@ -115,6 +124,10 @@ func TestUnroutable(t *testing.T) {
 	e.do(t, http.MethodGet, "/v1/jobs/a/b/c", nil).wantError(t, http.StatusNotFound, "NotFound")
 	e.do(t, http.MethodPut, "/v1/images", nil).wantError(t, http.StatusNotImplemented, "NotImplemented")
 	e.do(t, http.MethodGet, "/v1/images/install", nil).wantError(t, http.StatusNotImplemented, "NotImplemented")
+	e.do(t, http.MethodGet, "/v1/images/save", nil).wantError(t, http.StatusNotImplemented, "NotImplemented")
+	e.do(t, http.MethodPost, "/v1/containers/web1", nil).wantError(t, http.StatusNotImplemented, "NotImplemented")
+	e.do(t, http.MethodPost, "/v1/containers/web1/archive", nil).wantError(t, http.StatusNotImplemented, "NotImplemented")
+	e.do(t, http.MethodGet, "/v1/containers/web1/logs", nil).wantError(t, http.StatusNotFound, "NotFound")
 	if calls := e.fake.called(); len(calls) != 0 {
 		t.Fatalf("backend called: %v", calls)
 	}

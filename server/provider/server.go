@@ -26,8 +26,13 @@ import (
 	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
-// MaxBodySize caps every request body.
+// MaxBodySize caps every JSON request body.
 const MaxBodySize = 64 << 10
+
+// MaxArchiveSize is the default cap of the tar bodies: an image archive for
+// POST /v1/images/load and the files of PUT /v1/containers/{ref}/archive
+// (see WithMaxArchiveSize).
+const MaxArchiveSize = 64 << 30
 
 // Realm is the realm of the Bearer challenge.
 const Realm = "providerd"
@@ -48,6 +53,20 @@ type Backend interface {
 	Images(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
 	Remove(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
 	WriteMetrics(w io.Writer) error
+
+	Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
+	SaveToPath(ctx context.Context, req api.SaveRequest) (api.SaveResult, error)
+	LoadFile(ctx context.Context, path string) (api.LoadResult, error)
+	Load(ctx context.Context, r io.Reader) (api.LoadResult, error)
+	Commit(ctx context.Context, req api.CommitRequest) (api.Image, error)
+
+	CreateContainer(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error)
+	Containers(ctx context.Context) ([]api.Container, error)
+	Container(ctx context.Context, ref string) (api.Container, error)
+	StartContainer(ctx context.Context, ref string) (api.Container, error)
+	StopContainer(ctx context.Context, ref string) (api.Container, error)
+	CopyToContainer(ctx context.Context, ref, dest string, r io.Reader) error
+	RemoveContainer(ctx context.Context, ref string, force bool) error
 }
 
 var _ Backend = (*provider.Provider)(nil)
@@ -56,9 +75,10 @@ var _ Backend = (*provider.Provider)(nil)
 type Opt func(*options)
 
 type options struct {
-	logger  *logrus.Logger
-	token   string
-	version string
+	logger     *logrus.Logger
+	token      string
+	version    string
+	maxArchive int64
 }
 
 // WithLogger sets the logger of the request log lines (default: logrus's
@@ -68,6 +88,16 @@ func WithLogger(l *logrus.Logger) Opt { return func(o *options) { o.logger = l }
 // WithToken makes every request need `Authorization: Bearer <token>`. An
 // empty token turns the check off.
 func WithToken(token string) Opt { return func(o *options) { o.token = token } }
+
+// WithMaxArchiveSize replaces MaxArchiveSize as the cap of the tar bodies
+// (n > 0).
+func WithMaxArchiveSize(n int64) Opt {
+	return func(o *options) {
+		if n > 0 {
+			o.maxArchive = n
+		}
+	}
+}
 
 // WithVersion sets the version that /healthz reports.
 func WithVersion(v string) Opt { return func(o *options) { o.version = v } }
@@ -91,7 +121,7 @@ func New(backend Backend, opts ...Opt) (*Server, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("provider server: nil backend: %w", errdefs.ErrInvalidArgument)
 	}
-	o := options{logger: logrus.StandardLogger()}
+	o := options{logger: logrus.StandardLogger(), maxArchive: MaxArchiveSize}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -137,6 +167,15 @@ func (s *Server) handlers() map[string]map[string]handlerFunc {
 		RouteJob:       {http.MethodGet: s.getJob},
 		RouteJobEvents: {http.MethodGet: s.jobEvents},
 		RouteJobCancel: {http.MethodPost: s.cancelJob},
+		RouteSave:      {http.MethodPost: s.save},
+		RouteLoad:      {http.MethodPost: s.load},
+		RouteCommit:    {http.MethodPost: s.commit},
+
+		RouteContainers:       {http.MethodGet: s.listContainers, http.MethodPost: s.createContainer},
+		RouteContainer:        {http.MethodGet: s.getContainer, http.MethodDelete: s.removeContainer},
+		RouteContainerStart:   {http.MethodPost: s.startContainer},
+		RouteContainerStop:    {http.MethodPost: s.stopContainer},
+		RouteContainerArchive: {http.MethodPut: s.copyToContainer},
 	}
 }
 
