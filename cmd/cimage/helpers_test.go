@@ -41,6 +41,137 @@ type fakeBackend struct {
 	watch func(ctx context.Context, id string) (<-chan api.JobEvent, error)
 	// installErr refuses installs.
 	installErr error
+
+	// save writes the archive of a streamed save; nil: NotFound.
+	save       func(req api.SaveRequest, w io.Writer) (api.Image, error)
+	saves      []api.SaveRequest
+	saveResult api.SaveResult
+	// loaded is what Load read; loadResult its answer.
+	loaded     []byte
+	loadFiles  []string
+	loadResult api.LoadResult
+	loadErr    error
+
+	containersResult []api.Container
+	creates          []api.ContainerCreateRequest
+	states           []string // "start web1", "stop web1"
+	removedCtrs      []string // "web1 force=true"
+	// copied is what CopyToContainer read, by "ref dest".
+	copied    map[string][]byte
+	copyErr   error
+	commits   []api.CommitRequest
+	commitErr error
+}
+
+func (f *fakeBackend) Save(_ context.Context, req api.SaveRequest, w io.Writer) (api.Image, error) {
+	f.mu.Lock()
+	f.saves = append(f.saves, req)
+	save := f.save
+	f.mu.Unlock()
+	if save == nil {
+		return api.Image{}, fmt.Errorf("image %q: %w", req.Name, errdefs.ErrNotFound)
+	}
+	return save(req, w)
+}
+
+func (f *fakeBackend) SaveToPath(_ context.Context, req api.SaveRequest) (api.SaveResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.saves = append(f.saves, req)
+	return f.saveResult, nil
+}
+
+func (f *fakeBackend) LoadFile(_ context.Context, path string) (api.LoadResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loadFiles = append(f.loadFiles, path)
+	return f.loadResult, f.loadErr
+}
+
+func (f *fakeBackend) Load(_ context.Context, r io.Reader) (api.LoadResult, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return api.LoadResult{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loaded = data
+	return f.loadResult, f.loadErr
+}
+
+func (f *fakeBackend) Commit(_ context.Context, req api.CommitRequest) (api.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commits = append(f.commits, req)
+	if f.commitErr != nil {
+		return api.Image{}, f.commitErr
+	}
+	return api.Image{Name: req.Name, Publisher: "CN=" + req.Publisher, Version: req.Version + ".0.0",
+		ParentImage: &api.ParentRef{Name: "NanoServer", Version: "10.0.10586.0", Publisher: "CN=Microsoft"}}, nil
+}
+
+func (f *fakeBackend) CreateContainer(_ context.Context, req api.ContainerCreateRequest) (api.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creates = append(f.creates, req)
+	if req.Image != "NanoServer" {
+		return api.Container{}, fmt.Errorf("image %q: %w", req.Image, errdefs.ErrNotFound)
+	}
+	return api.Container{ID: strings.Repeat("0c", 32), Name: req.Name, Image: "NanoServer 10.0.10586.0",
+		ParentImageName: "NanoServer", State: api.ContainerCreated, Created: time.Date(2016, 1, 12, 9, 30, 0, 0, time.UTC)}, nil
+}
+
+func (f *fakeBackend) Containers(context.Context) ([]api.Container, error) {
+	return f.containersResult, nil
+}
+
+func (f *fakeBackend) Container(_ context.Context, ref string) (api.Container, error) {
+	return api.Container{}, fmt.Errorf("container %s: %w", ref, errdefs.ErrNotFound)
+}
+
+func (f *fakeBackend) setState(verb, ref, state string) (api.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states = append(f.states, verb+" "+ref)
+	if ref != "web1" {
+		return api.Container{}, fmt.Errorf("container %s: %w", ref, errdefs.ErrNotFound)
+	}
+	return api.Container{ID: strings.Repeat("0c", 32), Name: "web1", Image: "NanoServer 10.0.10586.0", ParentImageName: "NanoServer", State: state}, nil
+}
+
+func (f *fakeBackend) StartContainer(_ context.Context, ref string) (api.Container, error) {
+	return f.setState("start", ref, api.ContainerRunning)
+}
+
+func (f *fakeBackend) StopContainer(_ context.Context, ref string) (api.Container, error) {
+	return f.setState("stop", ref, api.ContainerStopped)
+}
+
+func (f *fakeBackend) CopyToContainer(_ context.Context, ref, dest string, r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.copyErr != nil {
+		return f.copyErr
+	}
+	if f.copied == nil {
+		f.copied = map[string][]byte{}
+	}
+	f.copied[ref+" "+dest] = data
+	return nil
+}
+
+func (f *fakeBackend) RemoveContainer(_ context.Context, ref string, force bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removedCtrs = append(f.removedCtrs, fmt.Sprintf("%s force=%t", ref, force))
+	if ref == "running" && !force {
+		return fmt.Errorf("container running is running; stop it or use --force: %w", errdefs.ErrConflict)
+	}
+	return nil
 }
 
 func (f *fakeBackend) Sources(context.Context) ([]api.Source, error) {

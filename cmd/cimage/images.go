@@ -29,9 +29,39 @@ func formatImages(images []api.Image) string {
 	return formatTable(imagesColumns, rows)
 }
 
+// The columns of images --parent: the reference's
+// `Get-ContainerImage | select Name, ParentImage`.
+var parentColumns = []column{
+	{header: "Name", width: 18},
+	{header: "ParentImage"},
+}
+
+// parentImageText is a parent as PowerShell printed the ParentImage
+// property:
+//
+//	ContainerImage (Name = 'NanoServer') [Publisher = 'CN=Microsoft', Version = '10.0.10586.0']
+//
+// and "" for a base OS image.
+func parentImageText(p *api.ParentRef) string {
+	if p == nil || p.Name == "" {
+		return ""
+	}
+	return fmt.Sprintf("ContainerImage (Name = '%s') [Publisher = '%s', Version = '%s']", p.Name, p.Publisher, p.Version)
+}
+
+// formatParents is the table of images --parent.
+func formatParents(images []api.Image) string {
+	rows := make([][]string, 0, len(images))
+	for _, img := range images {
+		rows = append(rows, []string{img.Name, parentImageText(img.ParentImage)})
+	}
+	return formatTable(parentColumns, rows)
+}
+
 func setupImages(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	var v versionFlags
 	v.register(f)
+	parent := f.Bool("parent", false, "show the Name and ParentImage columns (Get-ContainerImage | select Name, ParentImage)")
 	publisher := f.String("publisher", "", "only the images of this publisher, e.g. CN=Microsoft")
 	childOf := f.String("child-of", "", "only the images whose parent is IMAGE: a name, name:version, a digest or an id prefix")
 	return func(ctx context.Context, c *client.Client, args []string) error {
@@ -49,7 +79,11 @@ func setupImages(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 		if g.output == outputJSON {
 			return writeJSON(a.stdout, api.ImagesResponse{Images: nonNil(images)})
 		}
-		_, err = io.WriteString(a.stdout, formatImages(images))
+		table := formatImages(images)
+		if *parent {
+			table = formatParents(images)
+		}
+		_, err = io.WriteString(a.stdout, table)
 		return err
 	}
 }

@@ -6,9 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
@@ -18,8 +22,22 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 	force := f.Bool("force", false, "reinstall an installed image: verify every blob again and download the missing or corrupt ones")
 	noParents := f.Bool("no-parents", false, "do not install missing parent images: fail, naming the missing parent")
 	detach := f.Bool("detach", false, "print the job id and return at once; the job runs on in providerd")
+	path := f.String("path", "", "install the images of a saved archive `FILE` instead of a NAME (Install-ContainerImage -Path)")
+	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path), and providerd reads it")
 	return func(ctx context.Context, c *client.Client, args []string) error {
-		name, err := oneArg("install", "NAME", args)
+		if *path != "" {
+			switch {
+			case len(args) > 0:
+				return cli.Usagef("install takes a NAME or --path, not both")
+			case v.VersionOptions != (api.VersionOptions{}) || *source != "" || *force || *noParents || *detach:
+				return cli.Usagef("--path installs what the archive holds: version options, --source, --force, --no-parents and --detach go with a NAME")
+			}
+			return a.installPath(ctx, g, c, *path, *remote)
+		}
+		if *remote {
+			return cli.Usagef("--remote-path goes with --path")
+		}
+		name, err := oneArg("install", "NAME (or --path FILE)", args)
 		if err != nil {
 			return err
 		}
@@ -46,6 +64,66 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 		return a.follow(ctx, g, stream)
 	}
 }
+
+// installPath installs a saved archive: a local file uploaded to
+// providerd, or with remote a file on providerd's host. It prints the
+// images installed, parents first.
+func (a *app) installPath(ctx context.Context, g *globals, c *client.Client, path string, remote bool) error {
+	var res api.LoadResult
+	if remote {
+		var err error
+		if res, err = c.LoadFile(ctx, path); err != nil {
+			return err
+		}
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return localError(path, err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return localError(path, err)
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a file: %w", path, errdefs.ErrInvalidArgument)
+		}
+		progress := a.newByteProgress(g, "Uploading "+filepath.Base(path))
+		// The section reader keeps the length known, for the request's
+		// Content-Length, while the tee counts the bytes.
+		body := &sizedTee{r: io.NewSectionReader(f, 0, st.Size()), w: progress}
+		res, err = c.Load(ctx, body)
+		progress.stop(err == nil)
+		if err != nil {
+			return err
+		}
+	}
+	if g.output == outputJSON {
+		res.Images = nonNil(res.Images)
+		return writeJSON(a.stdout, res)
+	}
+	_, err := io.WriteString(a.stdout, formatImages(res.Images))
+	return err
+}
+
+// sizedTee reads a section and writes what it reads to w, keeping the
+// section's Size and Seek so that its length stays known.
+type sizedTee struct {
+	r *io.SectionReader
+	w io.Writer
+}
+
+func (t *sizedTee) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		_, _ = t.w.Write(p[:n])
+	}
+	return n, err
+}
+
+func (t *sizedTee) Size() int64 { return t.r.Size() }
+
+func (t *sizedTee) Seek(off int64, whence int) (int64, error) { return t.r.Seek(off, whence) }
 
 // follow prints the events of a job until its result, then what the job
 // came to: its closing sentence, or its error. Ctrl-C (the end of ctx)

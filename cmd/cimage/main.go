@@ -5,6 +5,9 @@
 //	cimage install   Install-ContainerImage
 //	cimage images    Get-ContainerImage
 //	cimage remove    Remove-ContainerImage
+//	cimage save      Save-ContainerImage
+//	cimage new       New-ContainerImage
+//	cimage container the containers: create, list, start, stop, rm, cp
 //	cimage jobs      the install jobs: list, show, attach, cancel
 //	cimage source    the sources: add, list, remove
 //
@@ -42,8 +45,8 @@ const exitCodesHelp = `Exit codes:
   0    success
   1    error
   2    usage error (bad flags or arguments)
-  3    not found (no such image, job or source)
-  4    conflict (the image has dependents, or the name is taken)
+  3    not found (no such image, container, job, source or file)
+  4    conflict (the image has dependents, the name is taken, the file exists)
   130  interrupted by Ctrl-C; an install or attach detached, and its job goes on
 `
 
@@ -152,9 +155,20 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "find", args: "[NAME]", summary: "find images in the sources (Find-ContainerImage)", setup: setupFind},
-		{name: "install", args: "NAME", summary: "install an image and its missing parents, following the job (Install-ContainerImage)", setup: setupInstall},
+		{name: "install", args: "NAME | --path FILE", summary: "install an image and its missing parents, following the job, or the images of a saved tar (Install-ContainerImage)", setup: setupInstall},
 		{name: "images", args: "[NAME]", summary: "list the installed images (Get-ContainerImage)", setup: setupImages},
 		{name: "remove", args: "NAME | --id ID", summary: "remove installed images and free their blobs (Remove-ContainerImage)", setup: setupRemove},
+		{name: "save", args: "NAME --path DIR|FILE", summary: "save an image (or --id ID) and its parents to a tar, installed or straight from a source (Save-ContainerImage)", setup: setupSave},
+		{name: "new", args: "--container REF ...", summary: "build an image from a container, on top of its image: --publisher, --name, --version (New-ContainerImage)", setup: setupNew},
+		{name: "container", args: "create|list|...", summary: "manage the containers images are built from: create, list, start, stop, rm, cp", subs: []command{
+			{name: "create", args: "IMAGE", summary: "create a container on an installed image", setup: setupContainerCreate},
+			{name: "list", summary: "list the containers", setup: setupContainerList},
+			{name: "start", args: "REF", summary: "set a container's state to Running (no process runs)", setup: setupContainerState("start")},
+			{name: "stop", args: "REF", summary: "set a container's state to Stopped", setup: setupContainerState("stop")},
+			{name: "rm", args: "REF", summary: "remove a container and its files", setup: setupContainerRemove},
+			{name: "cp", args: "SRC|- REF:/dest", summary: "copy a local file or directory (or a tar on stdin) into a container, like docker cp", setup: setupContainerCopy},
+		}},
+		{name: "containers", summary: "list the containers (container list)", setup: setupContainerList},
 		{name: "jobs", args: "[show|attach|cancel ID]", summary: "list the install jobs", setup: setupJobs, subs: []command{
 			{name: "show", args: "ID", summary: "show a job and the progress of its blobs", setup: setupJobShow},
 			{name: "attach", args: "ID", summary: "follow a running job to its end (Ctrl-C detaches again)", setup: setupJobAttach},
@@ -331,7 +345,7 @@ func errorLine(g *globals, err error) string {
 
 // usage prints the commands, the global flags and the exit codes.
 func (a *app) usage(w io.Writer) {
-	fmt.Fprintf(w, "cimage finds, installs, lists and removes container images through providerd.\n\n")
+	fmt.Fprintf(w, "cimage finds, installs, saves, lists, builds and removes container images through providerd.\n\n")
 	fmt.Fprintf(w, "Usage: cimage [--endpoint URL] [--token T] [--output table|json] <command> [flags]\n\nCommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)

@@ -209,3 +209,58 @@ func (r *barRenderer) stop() {
 	}
 	r.p.Wait()
 }
+
+// byteProgress shows the bytes of a transfer of unknown length (a save, an
+// upload): a spinner with the bytes so far and the speed on a terminal,
+// nothing otherwise. Write counts bytes and never fails.
+type byteProgress interface {
+	io.Writer
+	// stop ends the display: complete when ok, aborted otherwise.
+	stop(ok bool)
+}
+
+func (a *app) newByteProgress(g *globals, label string) byteProgress {
+	if g.output == outputJSON || !a.terminal(a.stdout) {
+		return noProgress{}
+	}
+	return newSpinnerProgress(a.stdout, label)
+}
+
+// noProgress shows nothing.
+type noProgress struct{}
+
+func (noProgress) Write(p []byte) (int, error) { return len(p), nil }
+func (noProgress) stop(bool)                   {}
+
+// spinnerProgress is a byteProgress drawn with mpb.
+type spinnerProgress struct {
+	p   *mpb.Progress
+	bar *mpb.Bar
+}
+
+func newSpinnerProgress(w io.Writer, label string, opts ...mpb.ContainerOption) *spinnerProgress {
+	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(100)}, opts...)
+	p := mpb.New(opts...)
+	bar := p.New(0, mpb.SpinnerStyle(),
+		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR)),
+		mpb.AppendDecorators(
+			decor.CurrentKibiByte("% .1f", decor.WCSyncSpace),
+			decor.OnComplete(decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace), "done"),
+		),
+	)
+	return &spinnerProgress{p: p, bar: bar}
+}
+
+func (s *spinnerProgress) Write(p []byte) (int, error) {
+	s.bar.IncrBy(len(p))
+	return len(p), nil
+}
+
+func (s *spinnerProgress) stop(ok bool) {
+	if ok {
+		s.bar.SetTotal(-1, true)
+	} else {
+		s.bar.Abort(false)
+	}
+	s.p.Wait()
+}
