@@ -119,11 +119,19 @@ func Median(runs int, f func() (float64, error)) (float64, error) {
 		}
 		xs = append(xs, x)
 	}
+	return MedianOf(xs), nil
+}
+
+// MedianOf is the median of xs (0 for none). xs is sorted in place.
+func MedianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	sort.Float64s(xs)
 	if len(xs)%2 == 1 {
-		return xs[len(xs)/2], nil
+		return xs[len(xs)/2]
 	}
-	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2, nil
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }
 
 // MBps is n bytes over d, in 10^6 bytes per second.

@@ -22,6 +22,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,6 +183,14 @@ func (b *bench) run(size int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	sl, err := b.saveLoad(single)
+	if err != nil {
+		return "", err
+	}
+	rssAll, err := harness.PeakRSS(prov.Process.Pid)
+	if err != nil {
+		return "", err
+	}
 
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Installing a %s image (%s)\n\n", harness.Human(size), time.Now().UTC().Format("2006-01-02"))
@@ -197,6 +206,12 @@ func (b *bench) run(size int64) (string, error) {
 		fmt.Fprintf(&sb, "| %s | %.2f | %s | %.2f | %.2f |\n", r.img.label, r.prov/r.crane, ratio(r.prov, r.skopeo), r.prov/r.sha, r.prov/r.sync)
 	}
 	fmt.Fprintf(&sb, "\nproviderd peak RSS (VmHWM) over all the installs: %.1f MiB\n", float64(rss)/(1<<20))
+	fmt.Fprintf(&sb, "\n## Save and Install -Path of the %s image\n\n", single.label)
+	fmt.Fprintf(&sb, "Save writes the archive to a file on the daemon host (fsynced); load installs it into a store that lacks the image (every blob verified, fsynced). cp copies providerd's blob files, without fsync.\n\n")
+	fmt.Fprintf(&sb, "| operation | MB/s | / cp |\n|---|---:|---:|\n")
+	fmt.Fprintf(&sb, "| providerd save | %.0f | %.2f |\n| providerd load | %.0f | %.2f |\n| cp of the blob files | %.0f | 1.00 |\n",
+		sl.save, sl.save/sl.cp, sl.load, sl.load/sl.cp, sl.cp)
+	fmt.Fprintf(&sb, "\nproviderd peak RSS (VmHWM) over the installs, saves and loads: %.1f MiB\n", float64(rssAll)/(1<<20))
 	if skopeo == "" {
 		fmt.Fprintf(&sb, "\nskopeo was not installed: bench/run.sh installs it with apt-get.\n")
 	}
@@ -226,6 +241,91 @@ func timed(n int64, f func() error) (float64, error) {
 		return 0, err
 	}
 	return harness.MBps(n, time.Since(start)), nil
+}
+
+type saveLoadResult struct{ save, load, cp float64 }
+
+// saveLoad installs img, then measures, runs times each: Save to a file on
+// the daemon host, then (after removing the image) Install -Path of that
+// file, next to a plain cp of the same blob files.
+func (b *bench) saveLoad(img *image) (saveLoadResult, error) {
+	var r saveLoadResult
+	last := img.chain[len(img.chain)-1]
+	file := filepath.Join(b.work, "saved.tar")
+	post := func(path string, body any) error {
+		var rd io.Reader
+		if body != nil {
+			bs, _ := json.Marshal(body)
+			rd = bytes.NewReader(bs)
+		}
+		resp, err := http.Post("http://"+b.provAddr+path, "application/json", rd)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("POST %s: %s %s", path, resp.Status, msg)
+		}
+		return nil
+	}
+	harness.Step("%s: providerd save and load x %d", img.label, b.runs)
+	// Install the image once; each run then saves it, removes it and loads
+	// it back.
+	if err := harness.Run(nil, filepath.Join(b.bin, "cimage"), "--endpoint", "http://"+b.provAddr, "install", last); err != nil {
+		return r, err
+	}
+	var saves, loads []float64
+	for range b.runs {
+		os.Remove(file)
+		s, err := timed(img.size, func() error {
+			return post("/v1/images/save", api.SaveRequest{Name: last, Path: file, Force: true})
+		})
+		if err != nil {
+			return r, err
+		}
+		for i := len(img.chain) - 1; i >= 0; i-- {
+			if err := b.remove(img.chain[i]); err != nil {
+				return r, err
+			}
+		}
+		l, err := timed(img.size, func() error { return post("/v1/images/load?path="+url.QueryEscape(file), nil) })
+		if err != nil {
+			return r, err
+		}
+		saves, loads = append(saves, s), append(loads, l)
+	}
+	r.save, r.load = harness.MedianOf(saves), harness.MedianOf(loads)
+	blobs, err := filepath.Glob(filepath.Join(b.work, "providerd", "content", "blobs", "sha256", "*"))
+	if err != nil {
+		return r, err
+	}
+	var err2 error
+	r.cp, err2 = harness.Median(b.runs, func() (float64, error) {
+		dst := filepath.Join(b.work, "cp-out")
+		defer os.RemoveAll(dst)
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return 0, err
+		}
+		return timed(img.size, func() error { return harness.Run(nil, "cp", append(blobs, dst)...) })
+	})
+	os.Remove(file)
+	return r, err2
+}
+
+// remove removes an installed image by name.
+func (b *bench) remove(name string) error {
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+b.provAddr+"/v1/images?name="+url.QueryEscape(name), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("remove %s: %s", name, resp.Status)
+	}
+	return nil
 }
 
 // install installs img through providerd's API, waits for the job, then
@@ -269,15 +369,8 @@ func (b *bench) install(img *image) (float64, error) {
 		return 0, err
 	}
 	for i := len(img.chain) - 1; i >= 0; i-- {
-		req, _ := http.NewRequest(http.MethodDelete, "http://"+b.provAddr+"/v1/images?name="+img.chain[i], nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if err := b.remove(img.chain[i]); err != nil {
 			return 0, err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("remove %s: %s", img.chain[i], resp.Status)
 		}
 	}
 	return mbps, nil
