@@ -292,28 +292,88 @@ func (p *Provider) copyBlob(ctx context.Context, w content.Writer, f *flight, sr
 		return err
 	}
 	defer rc.Close()
-	buf := p.buffer()
-	defer p.releaseBuffer(buf)
-	r := io.LimitReader(rc, size-off)
-	for {
-		n, rerr := io.ReadFull(r, *buf)
-		if n > 0 {
-			if _, werr := w.Write((*buf)[:n]); werr != nil {
+	return p.pipeCopy(w, f, io.LimitReader(rc, size-off), rc, d, size)
+}
+
+// pipelineDepth is how many buffers a download has in flight: while the
+// ingest hashes and writes one, the network fills the next.
+const pipelineDepth = 4
+
+// chunk is one buffer read from the network.
+type chunk struct {
+	buf *[]byte
+	n   int
+	err error
+}
+
+// pipeCopy copies r into w with the reading and the hashing and writing in
+// two goroutines, so that a single download keeps both the network and a
+// core busy. When it returns early it stops the reader: body, which r reads
+// from, is closed, which ends a read in progress.
+func (p *Provider) pipeCopy(w content.Writer, f *flight, r io.Reader, body io.Closer, d digest.Digest, size int64) error {
+	free := make(chan *[]byte, pipelineDepth)
+	for range pipelineDepth {
+		free <- p.buffer()
+	}
+	full := make(chan chunk, pipelineDepth) // never blocks: there are only pipelineDepth buffers
+	stop := make(chan struct{})
+	go func() {
+		defer close(full)
+		for {
+			var buf *[]byte
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(r, *buf)
+			full <- chunk{buf: buf, n: n, err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		body.Close()
+		for c := range full {
+			p.releaseBuffer(c.buf)
+		}
+		for {
+			select {
+			case b := <-free:
+				p.releaseBuffer(b)
+			default:
+				return
+			}
+		}
+	}()
+	for c := range full {
+		if c.n > 0 {
+			if _, werr := w.Write((*c.buf)[:c.n]); werr != nil {
+				free <- c.buf
 				return errWrite{werr}
 			}
-			p.metrics.addBytes(int64(n))
+			p.metrics.addBytes(int64(c.n))
 			f.report(w.Offset())
 		}
+		free <- c.buf
 		switch {
-		case rerr == nil:
+		case c.err == nil:
 			continue
-		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
+		case errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF):
 			if w.Offset() < size {
 				return fmt.Errorf("blob %s: connection ended at %d of %d bytes: %w", d, w.Offset(), size, io.ErrUnexpectedEOF)
 			}
 			return nil
 		default:
-			return fmt.Errorf("blob %s: read at %d of %d bytes: %w", d, w.Offset(), size, rerr)
+			return fmt.Errorf("blob %s: read at %d of %d bytes: %w", d, w.Offset(), size, c.err)
 		}
 	}
+	return nil
 }
