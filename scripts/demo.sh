@@ -50,4 +50,19 @@ say "Remove-ContainerImage -Name WindowsServerCore   # refused: microsoft/iis de
 say "Remove-ContainerImage -Name microsoft/iis" -- remove microsoft/iis
 say "Remove-ContainerImage -Name WindowsServerCore" -- remove WindowsServerCore
 say "Get-ContainerImage" -- images
+
+printf '<h1>Hello from a container image</h1>\n' >"$work/index.html"
+say "New-Container -ContainerImageName NanoServer -Name web1" -- container create NanoServer --name web1
+say "Copy-Item index.html into web1:C:\\inetpub\\wwwroot" -- container cp "$work/index.html" web1:/inetpub/wwwroot
+say "Stop-Container web1" -- container stop web1
+say "Get-Container" -- container list
+say "New-ContainerImage -Container web1 -Publisher Demo -Name DemoImage -Version 1.0" -- new --container web1 --publisher Demo --name DemoImage --version 1.0
+say "Get-ContainerImage" -- images
+say "Get-ContainerImage | select Name, ParentImage" -- images --parent
+say "Remove-ContainerImage -Name NanoServer   # refused: web1 and DemoImage depend on it" -- remove NanoServer
+say "Save-ContainerImage -Name DemoImage -Path $work" -- save DemoImage --path "$work/"
+say "Remove-Container web1" -- container rm web1
+say "Remove-ContainerImage -Name DemoImage" -- remove DemoImage
+say "Install-ContainerImage -Path $work/DemoImage-1-0-0-0.tar" -- install --path "$work/DemoImage-1-0-0-0.tar"
+say "Get-ContainerImage" -- images
 echo
