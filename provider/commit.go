@@ -112,16 +112,10 @@ func (p *Provider) Commit(ctx context.Context, req api.CommitRequest) (api.Image
 	if err != nil {
 		return api.Image{}, err
 	}
-	var id string
-	err = p.db.View(ctx, func(tx *bolt.Tx) error {
-		var err error
-		id, _, err = findContainer(tx, req.Container)
-		return err
-	})
+	id, unlock, err := p.lockContainer(ctx, req.Container)
 	if err != nil {
 		return api.Image{}, err
 	}
-	unlock := p.ctrLocks.lock(id)
 	defer unlock()
 
 	var ctr containerRecord

@@ -386,6 +386,21 @@ func (p *Provider) setContainerState(ctx context.Context, ref, state string) (ap
 	return out, nil
 }
 
+// lockContainer finds the container ref names and takes its lock; the
+// caller calls unlock. The container may be gone by the time the lock is
+// held: callers read its record again under the lock.
+func (p *Provider) lockContainer(ctx context.Context, ref string) (id string, unlock func(), err error) {
+	err = p.db.View(ctx, func(tx *bolt.Tx) error {
+		var err error
+		id, _, err = findContainer(tx, ref)
+		return err
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return id, p.ctrLocks.lock(id), nil
+}
+
 // RemoveContainer removes a container: its record first, then its
 // directory. A running container is Conflict unless force. The image it was
 // built on may be removed afterwards. A directory that cannot be deleted is
@@ -395,16 +410,10 @@ func (p *Provider) RemoveContainer(ctx context.Context, ref string, force bool) 
 	if p.isClosing() {
 		return errClosed
 	}
-	var id string
-	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		var err error
-		id, _, err = findContainer(tx, ref)
-		return err
-	})
+	id, unlock, err := p.lockContainer(ctx, ref)
 	if err != nil {
 		return err
 	}
-	unlock := p.ctrLocks.lock(id)
 	defer unlock()
 	var rec containerRecord
 	err = p.db.Update(ctx, func(tx *bolt.Tx) error {

@@ -45,16 +45,10 @@ func (p *Provider) CopyToContainer(ctx context.Context, ref, dest string, r io.R
 		return errClosed
 	}
 	rel := containerPath(dest)
-	var id string
-	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		var err error
-		id, _, err = findContainer(tx, ref)
-		return err
-	})
+	id, unlock, err := p.lockContainer(ctx, ref)
 	if err != nil {
 		return err
 	}
-	unlock := p.ctrLocks.lock(id)
 	defer unlock()
 	var name string
 	err = p.db.View(ctx, func(tx *bolt.Tx) error {
