@@ -5,6 +5,7 @@
 #   make test    go vet, gofmt, the whole suite with -race, interop with real clients
 #   make bench   benchmarks (slow; results in bench/results/)
 #   make lint    go vet and gofmt only
+#   make fuzz    fuzz the archive reader (FUZZTIME=60s)
 
 GO      ?= go
 BIN     := $(CURDIR)/bin
@@ -12,7 +13,7 @@ TOOLS   := $(CURDIR)/.tools/bin
 CMDS    := catalogd providerd cimage
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run demo test tools lint bench clean
+.PHONY: all build run demo test tools lint bench fuzz clean
 
 all: build
 
@@ -41,6 +42,11 @@ test: lint build tools
 
 bench: build
 	@bench/run.sh
+
+# -fuzzminimizetime keeps the fuzzer exploring: shrinking each new
+# multi-kilobyte tar input for the default 60 s leaves it almost idle.
+fuzz:
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 1x ./provider/archive/
 
 clean:
 	rm -rf $(BIN) .run
