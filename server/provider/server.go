@@ -106,7 +106,7 @@ func WithVersion(v string) Opt { return func(o *options) { o.version = v } }
 type Server struct {
 	backend Backend
 	opts    options
-	auth    *bearerAuth
+	auth    *middleware.BearerAuth
 	router  *mux.Router
 	handler http.Handler
 
@@ -127,7 +127,7 @@ func New(backend Backend, opts ...Opt) (*Server, error) {
 	}
 	s := &Server{backend: backend, opts: o, router: newRouter()}
 	if o.token != "" {
-		s.auth = newBearerAuth(o.token)
+		s.auth = middleware.NewBearerAuth(o.token, "this providerd needs a bearer token (Authorization: Bearer <token>)")
 	}
 	s.streams, s.stopStream = context.WithCancel(context.Background())
 	if err := s.attachHandlers(); err != nil {
@@ -201,7 +201,7 @@ func (s *Server) attachHandlers() error {
 // serve runs every request: the token check, then the router.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.auth != nil {
-		if err := s.auth.check(r); err != nil {
+		if err := s.auth.Check(r); err != nil {
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", Realm))
 			s.writeError(w, r, err)
 			return

@@ -1,4 +1,4 @@
-package provider
+package middleware
 
 import (
 	"crypto/sha256"
@@ -10,28 +10,31 @@ import (
 	"github.com/containerprovider/containerprovider/api/errdefs"
 )
 
-// bearerAuth checks the bearer token of a request.
+// BearerAuth checks the bearer token of requests. It is safe for
+// concurrent use.
 //
 // Both the expected token and the presented one are hashed with SHA-256
 // before subtle.ConstantTimeCompare, so that the comparison takes the same
 // time whatever the presented token's length and content: a plain
 // ConstantTimeCompare returns at once when the lengths differ, which tells
 // the length of the token.
-type bearerAuth struct {
-	sum [sha256.Size]byte
+type BearerAuth struct {
+	sum     [sha256.Size]byte
+	missing string
 }
 
-func newBearerAuth(token string) *bearerAuth {
-	return &bearerAuth{sum: sha256.Sum256([]byte(token))}
+// NewBearerAuth checks requests against token. missing is the message of a
+// request that carries no Authorization header: it says how to send one.
+func NewBearerAuth(token, missing string) *BearerAuth {
+	return &BearerAuth{sum: sha256.Sum256([]byte(token)), missing: missing}
 }
 
-// check returns nil when r carries `Authorization: Bearer <token>`, else
-// an error of class Unauthenticated that does not say what was wrong
-// beyond missing or invalid.
-func (a *bearerAuth) check(r *http.Request) error {
+// Check returns nil when r carries `Authorization: Bearer <token>`, else an
+// error of class Unauthenticated that says no more than missing or invalid.
+func (a *BearerAuth) Check(r *http.Request) error {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return fmt.Errorf("this providerd needs a bearer token (Authorization: Bearer <token>): %w", errdefs.ErrUnauthenticated)
+		return fmt.Errorf("%s: %w", a.missing, errdefs.ErrUnauthenticated)
 	}
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
