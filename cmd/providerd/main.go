@@ -29,6 +29,9 @@ type app struct {
 	// onListen, when set, is told the address serve listens on (tests
 	// listen on port 0).
 	onListen func(net.Addr)
+	// onDockerListen, when set, is told the address of the Docker API
+	// listener (--docker-listen).
+	onDockerListen func(net.Addr)
 }
 
 func (a *app) commands() []cli.Command {

@@ -440,3 +440,93 @@ func selfSigned(t *testing.T, dir string) (string, string, *x509.CertPool) {
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestDockerListenFlag checks the exposure rule of --docker-listen and its
+// environment variable.
+func TestDockerListenFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string
+		want    string
+	}{
+		{name: "off by default"},
+		{name: "loopback", args: []string{"--docker-listen", "127.0.0.1:2375"}, want: "127.0.0.1:2375"},
+		{name: "environment", env: map[string]string{"PROVIDERD_DOCKER_LISTEN": "localhost:2375"}, want: "localhost:2375"},
+		{name: "beyond loopback without TLS", args: []string{"--docker-listen", "0.0.0.0:2375"}, wantErr: "--docker-listen"},
+		{name: "same address as --listen", args: []string{"--listen", "127.0.0.1:2375", "--docker-listen", "127.0.0.1:2375"}, wantErr: "the same address"},
+		{name: "bad address", args: []string{"--docker-listen", "nowhere"}, wantErr: "--docker-listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseServe(t, tc.env, append([]string{"--root", t.TempDir()}, tc.args...)...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || c.dockerListen != tc.want {
+				t.Fatalf("docker listen %q, %v; want %q", c.dockerListen, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestServeDockerAPI serves the Docker API on its own loopback listener,
+// behind the same token as API v1.
+func TestServeDockerAPI(t *testing.T) {
+	dir := t.TempDir()
+	const token = "test-token-0123456789abcdef"
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, _, errOut := testApp(map[string]string{"HOME": t.TempDir()})
+	listening := make(chan net.Addr, 2)
+	a.onDockerListen = func(addr net.Addr) { listening <- addr }
+	ctx, cancel := context.WithCancel(t.Context())
+	code := make(chan int, 1)
+	go func() {
+		code <- a.main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--docker-listen", "127.0.0.1:0",
+			"--root", filepath.Join(dir, "root"), "--token-file", tokenFile, "--source", "local=http://127.0.0.1:1"})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-listening:
+	case c := <-code:
+		cancel()
+		t.Fatalf("serve exited with %d: %s", c, errOut)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("the Docker API did not listen: %s", errOut)
+	}
+	ping := func(auth string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr.String()+"/v1.50/_ping", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := ping(""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("ping without the token: %d", resp.StatusCode)
+	}
+	if resp := ping("Bearer " + token); resp.StatusCode != http.StatusOK || resp.Header.Get("Api-Version") != "1.51" {
+		t.Fatalf("ping with the token: %d %v", resp.StatusCode, resp.Header)
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("serve exited with %d: %s", c, errOut)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not stop: %s", errOut)
+	}
+}

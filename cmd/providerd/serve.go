@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 	"github.com/containerprovider/containerprovider/provider"
+	dockerserver "github.com/containerprovider/containerprovider/server/docker"
 	"github.com/containerprovider/containerprovider/server/middleware"
 	providerserver "github.com/containerprovider/containerprovider/server/provider"
 )
@@ -42,23 +46,30 @@ const serveNotes = `
   that is not loopback is refused unless --tls-cert, --tls-key and --token-file
   are all given. With --token-file (on any address) every request, /healthz
   included, needs "Authorization: Bearer <token>".
+  --docker-listen serves a subset of the Docker Engine API (v1.51) on its own
+  address, for the docker CLI (DOCKER_HOST=tcp://ADDRESS); it is off when
+  empty, and follows the same rule as --listen: beyond loopback it needs TLS
+  and the token, which the docker CLI sends through the HttpHeaders of its
+  config.json ("Authorization": "Bearer <token>").
   On SIGINT or SIGTERM it stops serving and closes the provider; unfinished
   install jobs resume where their data stopped at the next start.
 `
 
 type serveConfig struct {
 	cli.DaemonFlags
-	listen      string
-	sources     []api.Source
-	parallelism int
-	tlsCert     string
-	tlsKey      string
-	tokenFile   string
+	listen       string
+	dockerListen string
+	sources      []api.Source
+	parallelism  int
+	tlsCert      string
+	tlsKey       string
+	tokenFile    string
 }
 
 func (c *serveConfig) register(f *cli.FlagSet) {
 	c.DaemonFlags.Register(f, "directory of the provider: database and content store")
 	f.StringVar(&c.listen, "listen", DefaultListen, "address to listen on; beyond loopback it needs --tls-cert, --tls-key and --token-file")
+	f.StringVar(&c.dockerListen, "docker-listen", "", "address of the Docker Engine API for the docker CLI; empty is off; beyond loopback it needs --tls-cert, --tls-key and --token-file")
 	sourcesVar(f, &c.sources, "source", []api.Source{DefaultSource},
 		"a source to add on first start, when the database has none (repeatable; the environment variable takes a comma-separated list)")
 	f.IntVar(&c.parallelism, "parallelism", provider.DefaultParallelism, "blobs one install job downloads at once (1-64)")
@@ -81,7 +92,16 @@ func (c *serveConfig) check(args []string) error {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return cli.Usagef("--tls-cert and --tls-key go together")
 	}
-	return checkExposure(c.listen, c.tlsCert != "", c.tokenFile != "")
+	if err := checkExposure(c.listen, c.tlsCert != "", c.tokenFile != ""); err != nil {
+		return err
+	}
+	if c.dockerListen == "" {
+		return nil
+	}
+	if c.dockerListen == c.listen && !strings.HasSuffix(c.listen, ":0") {
+		return cli.Usagef("--docker-listen %q: the same address as --listen", c.dockerListen)
+	}
+	return checkFlagExposure("--docker-listen", c.dockerListen, c.tlsCert != "", c.tokenFile != "")
 }
 
 // checkExposure is the rule of --listen: loopback is always allowed; any
@@ -90,12 +110,17 @@ func (c *serveConfig) check(args []string) error {
 // since what it resolves to may change. The error is a usage error (exit
 // status 2).
 func checkExposure(listen string, hasTLS, hasToken bool) error {
+	return checkFlagExposure("--listen", listen, hasTLS, hasToken)
+}
+
+// checkFlagExposure is checkExposure for the address of flag.
+func checkFlagExposure(flag, listen string, hasTLS, hasToken bool) error {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return cli.Usagef("--listen %q: %v", listen, err)
+		return cli.Usagef("%s %q: %v", flag, listen, err)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
-		return cli.Usagef("--listen %q: bad port: %v", listen, err)
+		return cli.Usagef("%s %q: bad port: %v", flag, listen, err)
 	}
 	if isLoopbackHost(host) || (hasTLS && hasToken) {
 		return nil
@@ -111,8 +136,12 @@ func checkExposure(listen string, hasTLS, hasToken bool) error {
 	if where == "" {
 		where = "every interface"
 	}
-	return cli.Usagef("refusing to listen on %s (%s is not loopback) without TLS and a bearer token: give %s, or listen on 127.0.0.1",
-		listen, where, strings.Join(missing, " and "))
+	prefix := ""
+	if flag != "--listen" {
+		prefix = flag + ": "
+	}
+	return cli.Usagef("%srefusing to listen on %s (%s is not loopback) without TLS and a bearer token: give %s, or listen on 127.0.0.1",
+		prefix, listen, where, strings.Join(missing, " and "))
 }
 
 // isLoopbackHost reports whether host is localhost or a loopback IP.
@@ -206,6 +235,16 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 	if !isLoopbackAddr(ln.Addr()) && (tlsConfig == nil || token == "") {
 		return cli.Usagef("refusing to serve on %s, which is not loopback, without TLS and a bearer token", ln.Addr())
 	}
+	var dockerLn net.Listener
+	if c.dockerListen != "" {
+		if dockerLn, err = net.Listen("tcp", c.dockerListen); err != nil {
+			return fmt.Errorf("listen on %s (--docker-listen): %w", c.dockerListen, err)
+		}
+		defer dockerLn.Close()
+		if !isLoopbackAddr(dockerLn.Addr()) && (tlsConfig == nil || token == "") {
+			return cli.Usagef("refusing to serve the Docker API on %s, which is not loopback, without TLS and a bearer token", dockerLn.Addr())
+		}
+	}
 
 	p, err := provider.New(ctx, provider.Config{
 		Root:           c.Root,
@@ -253,7 +292,69 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		srv.TLSConfig = tlsConfig
 		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
 	}
-	return cli.Serve(ctx, srv, ln, serve, shutdownTimeout, func() {
-		log.Info("shutting down; unfinished jobs resume at the next start")
+	if dockerLn == nil {
+		return cli.Serve(ctx, srv, ln, serve, shutdownTimeout, func() {
+			log.Info("shutting down; unfinished jobs resume at the next start")
+		})
+	}
+	dockerOpts := []dockerserver.Opt{dockerserver.WithLogger(log), dockerserver.WithVersion(version), dockerserver.WithRoot(c.Root)}
+	if token != "" {
+		dockerOpts = append(dockerOpts, dockerserver.WithToken(token))
+	}
+	dockerHandler, err := dockerserver.New(p, dockerOpts...)
+	if err != nil {
+		return err
+	}
+	return a.serveBoth(ctx, log, srv, ln, serve, dockerHandler, dockerLn, tlsConfig)
+}
+
+// serveBoth serves API v1 on ln and the Docker API on dockerLn until ctx
+// ends or either server fails; then both shut down.
+func (a *app) serveBoth(ctx context.Context, log *logrus.Logger, srv *http.Server, ln net.Listener, serve func(net.Listener) error,
+	dockerHandler *dockerserver.Server, dockerLn net.Listener, tlsConfig *tls.Config,
+) error {
+	dsrv := middleware.NewServer(dockerLn.Addr().String(), dockerHandler, middleware.WithErrorLogger(log))
+	dsrv.RegisterOnShutdown(dockerHandler.StopStreams)
+	dserve := dsrv.Serve
+	if tlsConfig != nil {
+		dsrv.TLSConfig = tlsConfig
+		dserve = func(ln net.Listener) error { return dsrv.ServeTLS(ln, "", "") }
+	}
+	log.WithFields(logrus.Fields{"docker_listen": dockerLn.Addr().String(), "api_version": dockerserver.APIVersion}).Info("Docker Engine API serving")
+	if a.onDockerListen != nil {
+		a.onDockerListen(dockerLn.Addr())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dockerErr := make(chan error, 1)
+	go func() {
+		err := dserve(dockerLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		} else {
+			err = fmt.Errorf("serving the Docker API on %s: %w", dockerLn.Addr(), err)
+		}
+		dockerErr <- err
+		cancel()
+	}()
+	dockerStopped := make(chan error, 1)
+	shutdownDocker := sync.OnceFunc(func() {
+		go func() {
+			sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer scancel()
+			dockerStopped <- dsrv.Shutdown(sctx)
+		}()
 	})
+	err := cli.Serve(ctx, srv, ln, serve, shutdownTimeout, func() {
+		log.Info("shutting down; unfinished jobs resume at the next start")
+		shutdownDocker()
+	})
+	shutdownDocker()
+	if serr := <-dockerStopped; serr != nil && err == nil {
+		err = fmt.Errorf("docker API shutdown: %w", serr)
+	}
+	if derr := <-dockerErr; derr != nil {
+		return derr
+	}
+	return err
 }

@@ -1,0 +1,219 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/provider"
+)
+
+// fakeBackend is a Backend whose methods run the functions a test sets and
+// record their calls. A method without a function answers an empty list,
+// or NotFound.
+type fakeBackend struct {
+	mu    sync.Mutex
+	calls []string
+
+	findFn       func(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error)
+	installFn    func(ctx context.Context, req api.InstallRequest) (api.Job, error)
+	watchFn      func(ctx context.Context, id string) (<-chan api.JobEvent, error)
+	imagesFn     func(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
+	removeFn     func(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
+	containersFn func(ctx context.Context) ([]api.Container, error)
+}
+
+func (f *fakeBackend) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeBackend) called() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeBackend) Find(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error) {
+	f.record("Find " + opts.Name)
+	if f.findFn == nil {
+		return nil, nil
+	}
+	return f.findFn(ctx, opts)
+}
+
+func (f *fakeBackend) Install(ctx context.Context, req api.InstallRequest) (api.Job, error) {
+	f.record(fmt.Sprintf("Install %s %s", req.Name, req.RequiredVersion))
+	if f.installFn == nil {
+		return api.Job{}, fmt.Errorf("image %s: %w", req.Name, errdefs.ErrNotFound)
+	}
+	return f.installFn(ctx, req)
+}
+
+func (f *fakeBackend) Watch(ctx context.Context, id string) (<-chan api.JobEvent, error) {
+	f.record("Watch " + id)
+	if f.watchFn == nil {
+		return nil, fmt.Errorf("job %s: %w", id, errdefs.ErrNotFound)
+	}
+	return f.watchFn(ctx, id)
+}
+
+func (f *fakeBackend) Images(ctx context.Context, opts provider.GetOptions) ([]api.Image, error) {
+	f.record("Images")
+	if f.imagesFn == nil {
+		return []api.Image{}, nil
+	}
+	return f.imagesFn(ctx, opts)
+}
+
+func (f *fakeBackend) Remove(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error) {
+	f.record("Remove " + opts.ID)
+	if f.removeFn == nil {
+		return api.RemoveResult{}, fmt.Errorf("image %s: %w", opts.ID, errdefs.ErrNotFound)
+	}
+	return f.removeFn(ctx, opts)
+}
+
+func (f *fakeBackend) Containers(ctx context.Context) ([]api.Container, error) {
+	f.record("Containers")
+	if f.containersFn == nil {
+		return []api.Container{}, nil
+	}
+	return f.containersFn(ctx)
+}
+
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+// testEnv is a Server over a fake, on a loopback httptest server.
+type testEnv struct {
+	s    *Server
+	fake *fakeBackend
+	url  string
+}
+
+func newTestEnv(t *testing.T, fake *fakeBackend, opts ...Opt) *testEnv {
+	t.Helper()
+	s, err := New(fake, append([]Opt{WithLogger(quietLogger()), WithVersion("1.2.3"), WithRoot("/var/lib/providerd")}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	t.Cleanup(s.StopStreams)
+	return &testEnv{s: s, fake: fake, url: srv.URL}
+}
+
+// response is a response with its body read.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (e *testEnv) do(t *testing.T, method, path string, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, e.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+// decode decodes the body into v after checking the status is 200.
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, want 200: %s", r.status, r.body)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("body %s: %v", r.body, err)
+	}
+}
+
+// wantError checks the status and that the body is {"message": ...}
+// holding msg.
+func (r response) wantError(t *testing.T, status int, msg string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	var e map[string]string
+	if err := json.Unmarshal(r.body, &e); err != nil {
+		t.Fatalf("body %s: %v", r.body, err)
+	}
+	if len(e) != 1 || !strings.Contains(e["message"], msg) {
+		t.Fatalf("body %s, want a message holding %q", r.body, msg)
+	}
+}
+
+var (
+	created1 = time.Date(2015, 11, 19, 0, 0, 0, 0, time.UTC)
+	created2 = time.Date(2016, 10, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func hex64(c byte) string { return strings.Repeat(string(c), 64) }
+
+// sampleImages are NanoServer 10.0.10586.0, WindowsServerCore 10.0.14393.0
+// and microsoft/iis 1.0.0.0 on it.
+func sampleImages() []api.Image {
+	wsc := api.Image{
+		Name: "WindowsServerCore", Repository: "windowsservercore", Version: "10.0.14393.0",
+		Publisher: "CN=Microsoft", IsOSImage: true, Size: 1000, Created: created2,
+		Digest: "sha256:" + hex64('b'), ID: hex64('b'), OSVersion: "10.0.14393.0",
+		Refs: []string{"windowsservercore:10.0.14393.0", "windowsservercore:latest"},
+	}
+	return []api.Image{
+		{
+			Name: "NanoServer", Repository: "nanoserver", Version: "10.0.10586.0",
+			Publisher: "CN=Microsoft", IsOSImage: true, Size: 500, Created: created1,
+			Digest: "sha256:" + hex64('a'), ID: hex64('a'), OSVersion: "10.0.10586.0",
+			Description: "Container OS Image of Windows Server 2016 Technical Preview 4 : Nano Server",
+			Refs:        []string{"nanoserver:10.0.10586.0", "nanoserver:latest"},
+		},
+		wsc,
+		{
+			Name: "microsoft/iis", Repository: "microsoft/iis", Version: "1.0.0.0",
+			Publisher: "CN=Microsoft", Size: 1200, Created: created2.Add(time.Hour),
+			Digest: "sha256:" + hex64('c'), ID: hex64('c'), OSVersion: "10.0.14393.0",
+			Description: "Internet Information Services (IIS)",
+			ParentImage: &api.ParentRef{Name: "WindowsServerCore", Version: "10.0.14393.0", Digest: wsc.Digest},
+			Refs:        []string{"microsoft/iis:1.0.0.0", "microsoft/iis:latest"},
+		},
+	}
+}
+
+func withImages(f *fakeBackend, imgs []api.Image) *fakeBackend {
+	f.imagesFn = func(context.Context, provider.GetOptions) ([]api.Image, error) { return imgs, nil }
+	return f
+}

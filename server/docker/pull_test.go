@@ -1,0 +1,163 @@
+package docker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/containerprovider/containerprovider/api"
+)
+
+// messages decodes a jsonmessage stream.
+func messages(t *testing.T, body []byte) []jsonMessage {
+	t.Helper()
+	var out []jsonMessage
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		var m jsonMessage
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// lines renders messages as the CLI prints them without a terminal.
+func lines(msgs []jsonMessage) []string {
+	var out []string
+	for _, m := range msgs {
+		switch {
+		case m.Error != "":
+			out = append(out, "error: "+m.Error)
+		case m.ID != "":
+			out = append(out, m.ID+": "+m.Status)
+		default:
+			out = append(out, m.Status)
+		}
+	}
+	return out
+}
+
+func TestPull(t *testing.T) {
+	layer := "sha256:" + hex64('1')
+	present := "sha256:" + hex64('2')
+	result := sampleImages()[0]
+	running := api.Job{ID: "j1", State: api.JobRunning}
+	events := func(final api.Job) []api.JobEvent {
+		return []api.JobEvent{
+			{Type: api.EventState, State: api.JobRunning, Job: &running},
+			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: present, Total: 10, Done: 10, State: "present"}},
+			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: layer, Total: 100, State: "waiting"}},
+			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: layer, Total: 100, Done: 40, State: "downloading"}},
+			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: layer, Total: 100, Done: 100, State: "done"}},
+			{Type: api.EventResult, State: final.State, Job: &final},
+		}
+	}
+	blobs := []api.BlobProgress{{Digest: layer, State: "done"}, {Digest: present, State: "present"}}
+	for _, tc := range []struct {
+		name, query string
+		install     api.Job
+		events      []api.JobEvent
+		wantInstall string
+		want        []string
+	}{
+		{
+			name: "download", query: "fromImage=docker.io/library/nanoserver&tag=10.0.10586.0",
+			install: running, wantInstall: "Install nanoserver 10.0.10586.0",
+			events: events(api.Job{ID: "j1", State: api.JobSucceeded, Blobs: blobs, Result: &result}),
+			want: []string{
+				"10.0.10586.0: Pulling from library/nanoserver",
+				"222222222222: Already exists",
+				"111111111111: Pulling fs layer",
+				"111111111111: Downloading",
+				"111111111111: Verifying Checksum",
+				"111111111111: Download complete",
+				"111111111111: Pull complete",
+				"Digest: " + result.Digest,
+				"Status: Downloaded newer image for nanoserver:10.0.10586.0",
+			},
+		},
+		{
+			name: "up to date", query: "fromImage=microsoft/iis&tag=latest",
+			install:     api.Job{ID: "j2", State: api.JobSucceeded, Result: &result, Message: "microsoft/iis 1.0.0.0 is already installed."},
+			wantInstall: "Install microsoft/iis ",
+			want: []string{
+				"latest: Pulling from microsoft/iis",
+				"Digest: " + result.Digest,
+				"Status: Image is up to date for microsoft/iis:latest",
+			},
+		},
+		{
+			name: "tag inside fromImage", query: "fromImage=nanoserver:10.0.14393.0",
+			install:     api.Job{ID: "j3", State: api.JobSucceeded, Result: &result},
+			wantInstall: "Install nanoserver 10.0.14393.0",
+			want: []string{
+				"10.0.14393.0: Pulling from library/nanoserver",
+				"Digest: " + result.Digest,
+				"Status: Image is up to date for nanoserver:10.0.14393.0",
+			},
+		},
+		{
+			name: "failure", query: "fromImage=nanoserver&tag=latest",
+			install: running, wantInstall: "Install nanoserver ",
+			events: events(api.Job{ID: "j1", State: api.JobFailed, Error: &api.Error{Code: "Unavailable", Message: "source catalog: connection refused"}}),
+			want: []string{
+				"latest: Pulling from library/nanoserver",
+				"222222222222: Already exists",
+				"111111111111: Pulling fs layer",
+				"111111111111: Downloading",
+				"111111111111: Verifying Checksum",
+				"111111111111: Download complete",
+				"error: source catalog: connection refused",
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeBackend{
+				installFn: func(context.Context, api.InstallRequest) (api.Job, error) { return tc.install, nil },
+				watchFn: func(context.Context, string) (<-chan api.JobEvent, error) {
+					ch := make(chan api.JobEvent, len(tc.events))
+					for _, ev := range tc.events {
+						ch <- ev
+					}
+					close(ch)
+					return ch, nil
+				},
+			}
+			e := newTestEnv(t, f)
+			r := e.do(t, http.MethodPost, "/v1.50/images/create?"+tc.query)
+			if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" {
+				t.Fatalf("status %d, %s", r.status, r.body)
+			}
+			msgs := messages(t, r.body)
+			if got := lines(msgs); !slices.Equal(got, tc.want) {
+				t.Fatalf("stream\n%q\nwant\n%q", got, tc.want)
+			}
+			for _, m := range msgs {
+				if m.Status == "Downloading" && (m.ProgressDetail == nil || *m.ProgressDetail != (jsonProgress{Current: 40, Total: 100})) {
+					t.Errorf("Downloading without its progressDetail: %+v", m)
+				}
+				if m.Error != "" && (m.ErrorDetail == nil || m.ErrorDetail.Message != m.Error) {
+					t.Errorf("error without its errorDetail: %+v", m)
+				}
+			}
+			if calls := f.called(); len(calls) == 0 || calls[0] != tc.wantInstall {
+				t.Fatalf("calls %q, want %q first", calls, tc.wantInstall)
+			}
+		})
+	}
+}
+
+func TestPullRefused(t *testing.T) {
+	e := newTestEnv(t, &fakeBackend{})
+	e.do(t, http.MethodPost, "/images/create?fromImage=nothere&tag=latest").wantError(t, http.StatusNotFound, "image nothere")
+	e.do(t, http.MethodPost, "/images/create").wantError(t, http.StatusBadRequest, "fromImage is required")
+	e.do(t, http.MethodPost, "/images/create?fromImage=Bad").wantError(t, http.StatusBadRequest, "invalid reference format")
+	e.do(t, http.MethodPost, "/images/create?fromSrc=-").wantError(t, http.StatusNotImplemented, "fromSrc")
+	e.do(t, http.MethodPost, "/images/create?fromImage=nanoserver&tag=sha256:"+hex64('a')).wantError(t, http.StatusNotImplemented, "pulling by digest")
+}

@@ -1,0 +1,135 @@
+package docker
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+)
+
+// latestTag is the tag of a reference that names none.
+const latestTag = "latest"
+
+// imageRef is a Docker image reference turned into the provider's terms:
+// the repository (nanoserver, microsoft/iis) and a tag or a digest.
+type imageRef struct {
+	// Path is what Docker prints after "Pulling from": library/nanoserver.
+	Path   string
+	Repo   string
+	Tag    string
+	Digest digest.Digest
+}
+
+// String is the familiar form, repo:tag or repo@digest.
+func (r imageRef) String() string {
+	if r.Digest != "" {
+		return r.Repo + "@" + r.Digest.String()
+	}
+	return r.Repo + ":" + r.Tag
+}
+
+// parseRef normalises a Docker reference: docker.io/library/nanoserver,
+// library/nanoserver and nanoserver are the repository nanoserver;
+// docker.io/microsoft/iis is microsoft/iis; another registry's host is
+// dropped, since the provider's sources are not named by host. The tag
+// defaults to latest. A reference Docker itself refuses (upper case,
+// bad characters) is InvalidArgument with Docker's wording.
+func parseRef(s string) (imageRef, error) {
+	named, err := reference.ParseNormalizedNamed(strings.TrimSpace(s))
+	if err != nil {
+		return imageRef{}, newError(errdefs.ErrInvalidArgument, "invalid reference format: %s: %v", s, err)
+	}
+	ref := imageRef{Path: reference.Path(named)}
+	if reference.Domain(named) == "docker.io" {
+		ref.Repo = reference.FamiliarName(named)
+	} else {
+		ref.Repo = ref.Path
+	}
+	if c, ok := named.(reference.Canonical); ok {
+		ref.Digest = c.Digest()
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		ref.Tag = t.Tag()
+	}
+	if ref.Tag == "" && ref.Digest == "" {
+		ref.Tag = latestTag
+	}
+	return ref, nil
+}
+
+// errNoSuchImage is Docker's not-found wording.
+func errNoSuchImage(name string) error {
+	return newError(errdefs.ErrNotFound, "No such image: %s", name)
+}
+
+// isHex reports whether s is lower-case hexadecimal.
+func isHex(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// resolved is an installed image and the reference that named it, empty
+// when it was named by id or digest.
+type resolved struct {
+	img api.Image
+	ref string
+}
+
+// resolveImage finds the installed image that name names, as the daemon
+// does: a full digest or "sha256:<hex>" id; an id prefix of one image (a
+// prefix several ids share is InvalidArgument); else a reference, repo:tag
+// (tag latest by default) among the images' refs, or repo@digest. Nothing
+// is NotFound with Docker's "No such image" wording.
+func resolveImage(imgs []api.Image, name string) (resolved, error) {
+	name = strings.TrimSpace(name)
+	if d, err := digest.Parse(name); err == nil {
+		for _, img := range imgs {
+			if img.Digest == d.String() {
+				return resolved{img: img}, nil
+			}
+		}
+		return resolved{}, errNoSuchImage(name)
+	}
+	if prefix := strings.TrimPrefix(name, "sha256:"); isHex(prefix) {
+		var hits []api.Image
+		for _, img := range imgs {
+			if strings.HasPrefix(img.ID, prefix) {
+				hits = append(hits, img)
+			}
+		}
+		switch {
+		case len(hits) == 1:
+			return resolved{img: hits[0]}, nil
+		case len(hits) > 1:
+			return resolved{}, newError(errdefs.ErrInvalidArgument, "multiple IDs found with provided prefix: %s", prefix)
+		}
+	}
+	ref, err := parseRef(name)
+	if err != nil {
+		return resolved{}, err
+	}
+	for _, img := range imgs {
+		if ref.Digest != "" {
+			if img.Digest == ref.Digest.String() && img.Repository == ref.Repo {
+				return resolved{img: img}, nil
+			}
+			continue
+		}
+		if slices.Contains(img.Refs, ref.String()) {
+			return resolved{img: img, ref: ref.String()}, nil
+		}
+	}
+	return resolved{}, errNoSuchImage(name)
+}
+
+// shortID is the 12 hex the CLI shows of an id or digest.
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

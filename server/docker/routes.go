@@ -1,0 +1,65 @@
+package docker
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// Route names. Handlers are attached to routes by these names. Each route
+// answers under its unversioned path and under /v{version}/, as the route
+// of versioned(name).
+const (
+	RoutePing          = "ping"          // GET, HEAD /_ping
+	RouteVersion       = "version"       // GET /version
+	RouteInfo          = "info"          // GET /info
+	RouteImages        = "images"        // GET /images/json
+	RouteImageSearch   = "image-search"  // GET /images/search
+	RouteImageCreate   = "image-create"  // POST /images/create (docker pull)
+	RouteImageInspect  = "image-inspect" // GET /images/{name}/json
+	RouteImageHistory  = "image-history" // GET /images/{name}/history
+	RouteImageTag      = "image-tag"     // POST /images/{name}/tag
+	RouteImageDelete   = "image-delete"  // DELETE /images/{name}
+	versionedSuffix    = "@versioned"
+	varVersion         = "version"
+	varName            = "name"
+	versionPathPattern = "/v{" + varVersion + `:[0-9]+\.[0-9]+}`
+)
+
+// versioned is the name of the /v{version}/ twin of route name.
+func versioned(name string) string { return name + versionedSuffix }
+
+// route is one line of the route table.
+type route struct {
+	name    string
+	path    string
+	methods []string
+}
+
+// routes is the route table, in matching order. {name} is an image
+// reference, which may hold slashes (microsoft/iis, docker.io/library/
+// nanoserver:latest), so it matches across segments; the fixed paths under
+// /images come first.
+var routes = []route{
+	{RoutePing, "/_ping", []string{http.MethodGet, http.MethodHead}},
+	{RouteVersion, "/version", []string{http.MethodGet}},
+	{RouteInfo, "/info", []string{http.MethodGet}},
+	{RouteImages, "/images/json", []string{http.MethodGet}},
+	{RouteImageSearch, "/images/search", []string{http.MethodGet}},
+	{RouteImageCreate, "/images/create", []string{http.MethodPost}},
+	{RouteImageInspect, "/images/{name:.+}/json", []string{http.MethodGet}},
+	{RouteImageHistory, "/images/{name:.+}/history", []string{http.MethodGet}},
+	{RouteImageTag, "/images/{name:.+}/tag", []string{http.MethodPost}},
+	{RouteImageDelete, "/images/{name:.+}", []string{http.MethodDelete}},
+}
+
+// newRouter builds the router of the route table, with no handlers yet:
+// the server attaches them by route name.
+func newRouter() *mux.Router {
+	r := mux.NewRouter()
+	for _, rt := range routes {
+		r.Path(versionPathPattern + rt.path).Methods(rt.methods...).Name(versioned(rt.name))
+		r.Path(rt.path).Methods(rt.methods...).Name(rt.name)
+	}
+	return r
+}

@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dockerCLI runs the real docker CLI against providerd's Docker API.
+type dockerCLI struct {
+	bin    string
+	host   string
+	config string
+}
+
+func newDockerCLI(t *testing.T, addr string) *dockerCLI {
+	t.Helper()
+	return &dockerCLI{bin: tool(t, "docker"), host: "tcp://" + addr, config: t.TempDir()}
+}
+
+// run runs docker args... and returns its stdout, stderr and exit code.
+func (d *dockerCLI) run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.bin, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_CONFIG="+d.config, "DOCKER_CLI_HINTS=false",
+		"DOCKER_CONTEXT=", "DOCKER_TLS_VERIFY=", "DOCKER_CERT_PATH=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("docker %s: did not end within 3 minutes", strings.Join(args, " "))
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func (d *dockerCLI) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, code := d.run(t, args...)
+	if code != 0 {
+		t.Fatalf("docker %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// rows splits a table the CLI printed into the fields of each line after
+// the header; columns are separated by two spaces or more.
+func rows(out string) [][]string {
+	var res [][]string
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) < 2 {
+		return nil
+	}
+	sep := regexp.MustCompile(`\s{2,}`)
+	for _, l := range lines[1:] {
+		res = append(res, sep.Split(strings.TrimSpace(l), -1))
+	}
+	return res
+}
+
+func wantContains(t *testing.T, what, out string, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if !strings.Contains(out, s) {
+			t.Fatalf("%s: no %q in\n%s", what, s, out)
+		}
+	}
+}
+
+// TestDockerSession drives providerd with the real docker CLI through the
+// documentation's session: version, search, pull (a parent comes along),
+// images, history, rmi refused by a child, rmi by short id, and an
+// unsupported command that fails at once with the 501 message. What docker
+// does is visible through cimage: one store.
+func TestDockerSession(t *testing.T) {
+	dockerAddr := freeAddr(t)
+	d := newDockerCLI(t, dockerAddr) // skips, saying why, without docker
+	cat := startCatalogd(t, true)
+	p := startProviderd(t, cat.URL(""), "", "--docker-listen", dockerAddr)
+
+	out := d.must(t, "version")
+	wantContains(t, "docker version", out, "Server: providerd", "API version:", "1.51", "windows/")
+
+	out = d.must(t, "search", "iis")
+	wantContains(t, "docker search iis", out, "NAME", "DESCRIPTION", "STARS", "OFFICIAL", "microsoft/iis")
+	found := false
+	for _, r := range rows(out) {
+		if r[0] == "microsoft/iis" && strings.HasPrefix(r[1], "Internet Information Services") && r[len(r)-1] == "[OK]" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("docker search iis: no official microsoft/iis row:\n%s", out)
+	}
+	out = d.must(t, "search", "--limit", "3", "windows")
+	if n := len(rows(out)); n != 3 {
+		t.Fatalf("docker search --limit 3 windows: %d rows\n%s", n, out)
+	}
+	if _, errOut, code := d.run(t, "search", "--limit", "101", "windows"); code == 0 || !strings.Contains(errOut, "outside the range") {
+		t.Fatalf("search --limit 101: exit %d, %s", code, errOut)
+	}
+
+	out = d.must(t, "pull", "nanoserver:10.0.10586.0")
+	wantContains(t, "docker pull nanoserver:10.0.10586.0", out,
+		"10.0.10586.0: Pulling from library/nanoserver", "Pull complete", "Digest: sha256:",
+		"Status: Downloaded newer image for nanoserver:10.0.10586.0", "docker.io/library/nanoserver:10.0.10586.0")
+	out = d.must(t, "pull", "nanoserver:10.0.10586.0")
+	wantContains(t, "second pull", out, "Status: Image is up to date for nanoserver:10.0.10586.0")
+
+	out = d.must(t, "pull", "microsoft/iis")
+	t.Logf("docker pull microsoft/iis:\n%s", out)
+	wantContains(t, "docker pull microsoft/iis", out, "latest: Pulling from microsoft/iis", "Status: Downloaded newer image for microsoft/iis:latest")
+
+	out = d.must(t, "images")
+	t.Logf("docker images:\n%s", out)
+	wantContains(t, "docker images", out, "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")
+	ids := map[string]string{}
+	for _, r := range rows(out) {
+		if len(r) < 5 {
+			t.Fatalf("docker images row %q", r)
+		}
+		ids[r[0]+":"+r[1]] = r[2]
+	}
+	for _, ref := range []string{"nanoserver:10.0.10586.0", "nanoserver:latest", "windowsservercore:10.0.14393.0", "windowsservercore:latest", "microsoft/iis:1.0.0.0", "microsoft/iis:latest"} {
+		if len(ids[ref]) != 12 {
+			t.Fatalf("docker images: no row for %s:\n%s", ref, out)
+		}
+	}
+	if len(ids) != 6 || ids["nanoserver:10.0.10586.0"] != ids["nanoserver:latest"] {
+		t.Fatalf("docker images: want 6 rows, the two nanoserver tags on one id:\n%s", out)
+	}
+
+	out = d.must(t, "history", "microsoft/iis")
+	t.Logf("docker history microsoft/iis:\n%s", out)
+	hist := rows(out)
+	if len(hist) != 2 || hist[0][0] != ids["microsoft/iis:latest"] || hist[1][0] != ids["windowsservercore:latest"] {
+		t.Fatalf("docker history microsoft/iis: want iis then its parent:\n%s", out)
+	}
+
+	out = d.must(t, "image", "inspect", "--format", "{{.Os}} {{.OsVersion}}", "nanoserver:10.0.10586.0")
+	if strings.TrimSpace(out) != "windows 10.0.10586.0" {
+		t.Fatalf("docker image inspect: %q", out)
+	}
+
+	// One store: what docker pulled, cimage lists.
+	wantContains(t, "cimage images", mustCimage(t, p, "images"), "NanoServer", "WindowsServerCore", "microsoft/iis")
+
+	_, errOut, code := d.run(t, "rmi", "windowsservercore:10.0.14393.0")
+	if code == 0 || !strings.Contains(errOut, "conflict: unable to delete "+ids["windowsservercore:latest"]+" (cannot be forced) - image has dependent child images") {
+		t.Fatalf("rmi of a parent: exit %d\n%s", code, errOut)
+	}
+
+	out = d.must(t, "rmi", ids["nanoserver:10.0.10586.0"])
+	wantContains(t, "docker rmi by short id", out, "Untagged: nanoserver:10.0.10586.0", "Untagged: nanoserver:latest", "Deleted: sha256:"+ids["nanoserver:10.0.10586.0"])
+	if strings.Contains(mustCimage(t, p, "images"), "NanoServer") {
+		t.Fatal("cimage still lists NanoServer after docker rmi")
+	}
+	out = d.must(t, "rmi", "microsoft/iis:1.0.0.0")
+	wantContains(t, "docker rmi by name and tag", out, "Untagged: microsoft/iis:1.0.0.0", "Deleted: sha256:"+ids["microsoft/iis:1.0.0.0"])
+
+	start := time.Now()
+	_, errOut, code = d.run(t, "run", "nanoserver")
+	if code == 0 || !strings.Contains(errOut, "/containers/create is not supported by providerd") {
+		t.Fatalf("docker run: exit %d\n%s", code, errOut)
+	}
+	t.Logf("docker run failed in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+}
+
+// TestDockerToken checks that the Docker API asks for the same token as
+// API v1, and that the docker CLI sends it from its config's HttpHeaders.
+func TestDockerToken(t *testing.T) {
+	dockerAddr := freeAddr(t)
+	d := newDockerCLI(t, dockerAddr)
+	const token = "docker-token-0123456789abcdef"
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root")}
+	if err := os.MkdirAll(p.Root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p.args = []string{"serve", "--root", p.Root, "--listen", p.Addr, "--docker-listen", dockerAddr,
+		"--token-file", tokenFile, "--source", "catalog=http://127.0.0.1:1"}
+	startTokenProviderd(t, p)
+
+	_, errOut, code := d.run(t, "images")
+	if code == 0 || !strings.Contains(errOut, "needs a bearer token") {
+		t.Fatalf("docker images without the token: exit %d\n%s", code, errOut)
+	}
+	conf := `{"HttpHeaders": {"Authorization": "Bearer ` + token + `"}}`
+	if err := os.WriteFile(filepath.Join(d.config, "config.json"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := d.must(t, "images")
+	wantContains(t, "docker images with the token", out, "REPOSITORY")
+}
+
+// startTokenProviderd starts p, whose every request needs a token, and
+// waits until its Docker API answers (401 without the token).
+func startTokenProviderd(t *testing.T, p *providerd) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(p.Root, "..", "providerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.log = logf
+	p.cmd = exec.Command(filepath.Join(binDir, "providerd"), p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(t) })
+	waitAnswer(t, p.URL("/healthz"))
+}
+
+// waitAnswer waits up to 30 s for url to answer anything over HTTP.
+func waitAnswer(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer within 30 s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
