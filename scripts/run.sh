@@ -9,6 +9,7 @@ bin="$root/bin"
 state="$root/.run"
 catalog_listen="${CATALOGD_LISTEN:-127.0.0.1:5000}"
 provider_listen="${PROVIDERD_LISTEN:-127.0.0.1:5050}"
+docker_listen="${PROVIDERD_DOCKER_LISTEN:-127.0.0.1:2375}"
 catroot="$state/catalogd"
 provroot="$state/providerd"
 
@@ -43,6 +44,7 @@ wait_for catalogd "http://$catalog_listen/v2/" $! "$state/catalogd.log"
 
 echo "==> starting providerd on http://$provider_listen (log: $state/providerd.log)"
 "$bin/providerd" serve --root "$provroot" --listen "$provider_listen" \
+  --docker-listen "$docker_listen" \
   --source "catalog=http://$catalog_listen" >>"$state/providerd.log" 2>&1 &
 pids+=($!)
 wait_for providerd "http://$provider_listen/healthz" $! "$state/providerd.log"
@@ -50,7 +52,8 @@ wait_for providerd "http://$provider_listen/healthz" $! "$state/providerd.log"
 cat <<MSG
 
 catalogd serves the seeded catalog on http://$catalog_listen, and providerd
-runs on http://$provider_listen with that catalog as its source.
+runs on http://$provider_listen with that catalog as its source (and answers
+the docker CLI on tcp://$docker_listen).
 
 Try, in another terminal (cimage talks to providerd on $provider_listen):
   export PATH="$bin:\$PATH"
@@ -60,6 +63,7 @@ Try, in another terminal (cimage talks to providerd on $provider_listen):
   cimage install microsoft/iis                  # pulls its parent, WindowsServerCore, first
   cimage remove WindowsServerCore               # refused while microsoft/iis depends on it
   cimage -h                                     # every command
+  DOCKER_HOST=tcp://$docker_listen docker images   # the docker CLI, on the same store
 
 catalogd's admin password (for pushes) is in $catroot/auth/admin-password.
 Press Ctrl-C to stop both.
