@@ -202,8 +202,8 @@ func putImage(tx *bolt.Tx, rec imageRecord) error {
 const latestTag = "latest"
 
 // updateLatest points repo:latest at the installed image of repo with the
-// highest version, or deletes it (and the repository's refs bucket when it
-// is empty) when none is left.
+// highest version. When none is left it deletes a latest ref whose image
+// is gone, and the repository's refs bucket when it is empty.
 func updateLatest(tx *bolt.Tx, repo string) error {
 	recs, err := listImages(tx)
 	if err != nil {
@@ -226,8 +226,18 @@ func updateLatest(tx *bolt.Tx, repo string) error {
 		if refs == nil {
 			return nil
 		}
-		if err := refs.Delete([]byte(latestTag)); err != nil {
-			return err
+		// A latest ref that Tag added to a repository without installed
+		// images stays while its image does.
+		if d := refs.Get([]byte(latestTag)); d != nil {
+			_, live, err := getImage(tx, digest.Digest(d))
+			if err != nil {
+				return err
+			}
+			if !live {
+				if err := refs.Delete([]byte(latestTag)); err != nil {
+					return err
+				}
+			}
 		}
 		_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
 		return err
