@@ -85,6 +85,17 @@ func marshal(v any) ([]byte, error) {
 
 // writeJSON writes v with status 200.
 func writeJSON(w http.ResponseWriter, v any) error {
+	return writeJSONStatus(w, http.StatusOK, v)
+}
+
+// writeStatus writes a response without a body.
+func writeStatus(w http.ResponseWriter, status int) error {
+	w.WriteHeader(status)
+	return nil
+}
+
+// writeJSONStatus writes v with status.
+func writeJSONStatus(w http.ResponseWriter, status int, v any) error {
 	body, err := marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding the response: %w", err)
@@ -92,7 +103,7 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	_, _ = w.Write(body)
 	return nil
 }
@@ -144,16 +155,22 @@ func (s *Server) adapt(byMethod map[string]handlerFunc) http.Handler {
 // handlers is the handler of each method of each route, by route name.
 func (s *Server) handlers() map[string]map[string]handlerFunc {
 	return map[string]map[string]handlerFunc{
-		RoutePing:         {http.MethodGet: s.ping, http.MethodHead: s.ping},
-		RouteVersion:      {http.MethodGet: s.version},
-		RouteInfo:         {http.MethodGet: s.info},
-		RouteImages:       {http.MethodGet: s.listImages},
-		RouteImageSearch:  {http.MethodGet: s.searchImages},
-		RouteImageCreate:  {http.MethodPost: s.pullImage},
-		RouteImageInspect: {http.MethodGet: s.inspectImage},
-		RouteImageHistory: {http.MethodGet: s.imageHistory},
-		RouteImageTag:     {http.MethodPost: s.tagImage},
-		RouteImageDelete:  {http.MethodDelete: s.deleteImage},
+		RoutePing:            {http.MethodGet: s.ping, http.MethodHead: s.ping},
+		RouteVersion:         {http.MethodGet: s.version},
+		RouteInfo:            {http.MethodGet: s.info},
+		RouteImages:          {http.MethodGet: s.listImages},
+		RouteImageSearch:     {http.MethodGet: s.searchImages},
+		RouteImageCreate:     {http.MethodPost: s.pullImage},
+		RouteImageInspect:    {http.MethodGet: s.inspectImage},
+		RouteImageHistory:    {http.MethodGet: s.imageHistory},
+		RouteImageTag:        {http.MethodPost: s.tagImage},
+		RouteImageDelete:     {http.MethodDelete: s.deleteImage},
+		RouteContainerCreate: {http.MethodPost: s.createContainer},
+		RouteContainers:      {http.MethodGet: s.listContainers},
+		RouteContainerStart:  {http.MethodPost: s.startContainer},
+		RouteContainerStop:   {http.MethodPost: s.stopContainer},
+		RouteContainerDelete: {http.MethodDelete: s.removeContainer},
+		RouteCommit:          {http.MethodPost: s.commit},
 	}
 }
 

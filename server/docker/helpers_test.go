@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -20,8 +21,8 @@ import (
 )
 
 // fakeBackend is a Backend whose methods run the functions a test sets and
-// record their calls. A method without a function answers an empty list,
-// or NotFound.
+// record their calls. A method without a function answers an empty list
+// or config, or NotFound.
 type fakeBackend struct {
 	mu    sync.Mutex
 	calls []string
@@ -32,6 +33,13 @@ type fakeBackend struct {
 	imagesFn     func(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
 	removeFn     func(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
 	containersFn func(ctx context.Context) ([]api.Container, error)
+	tagFn        func(ctx context.Context, image, repo, tag string) error
+	untagFn      func(ctx context.Context, repo, tag string) (bool, error)
+	configFn     func(ctx context.Context, ref string) (ocispec.Image, error)
+	createFn     func(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error)
+	stateFn      func(ctx context.Context, ref, state string) (api.Container, error)
+	rmContainer  func(ctx context.Context, ref string, force bool) error
+	commitFn     func(ctx context.Context, req api.CommitRequest) (api.Image, error)
 }
 
 func (f *fakeBackend) record(call string) {
@@ -92,6 +100,70 @@ func (f *fakeBackend) Containers(ctx context.Context) ([]api.Container, error) {
 		return []api.Container{}, nil
 	}
 	return f.containersFn(ctx)
+}
+
+func (f *fakeBackend) Tag(ctx context.Context, image, repo, tag string) error {
+	f.record(fmt.Sprintf("Tag %s %s:%s", image, repo, tag))
+	if f.tagFn == nil {
+		return fmt.Errorf("image %s: %w", image, errdefs.ErrNotFound)
+	}
+	return f.tagFn(ctx, image, repo, tag)
+}
+
+func (f *fakeBackend) Untag(ctx context.Context, repo, tag string) (bool, error) {
+	f.record(fmt.Sprintf("Untag %s:%s", repo, tag))
+	if f.untagFn == nil {
+		return false, fmt.Errorf("ref %s:%s: %w", repo, tag, errdefs.ErrNotFound)
+	}
+	return f.untagFn(ctx, repo, tag)
+}
+
+func (f *fakeBackend) ImageConfig(ctx context.Context, ref string) (ocispec.Image, error) {
+	f.record("ImageConfig " + ref)
+	if f.configFn == nil {
+		return ocispec.Image{}, nil
+	}
+	return f.configFn(ctx, ref)
+}
+
+func (f *fakeBackend) CreateContainer(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error) {
+	f.record(fmt.Sprintf("CreateContainer %s %s", req.Image, req.Name))
+	if f.createFn == nil {
+		return api.Container{}, fmt.Errorf("image %s: %w", req.Image, errdefs.ErrNotFound)
+	}
+	return f.createFn(ctx, req)
+}
+
+func (f *fakeBackend) StartContainer(ctx context.Context, ref string) (api.Container, error) {
+	return f.setState(ctx, ref, api.ContainerRunning)
+}
+
+func (f *fakeBackend) StopContainer(ctx context.Context, ref string) (api.Container, error) {
+	return f.setState(ctx, ref, api.ContainerStopped)
+}
+
+func (f *fakeBackend) setState(ctx context.Context, ref, state string) (api.Container, error) {
+	f.record(fmt.Sprintf("SetState %s %s", ref, state))
+	if f.stateFn == nil {
+		return api.Container{}, fmt.Errorf("container %s: %w", ref, errdefs.ErrNotFound)
+	}
+	return f.stateFn(ctx, ref, state)
+}
+
+func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force bool) error {
+	f.record(fmt.Sprintf("RemoveContainer %s %v", ref, force))
+	if f.rmContainer == nil {
+		return fmt.Errorf("container %s: %w", ref, errdefs.ErrNotFound)
+	}
+	return f.rmContainer(ctx, ref, force)
+}
+
+func (f *fakeBackend) Commit(ctx context.Context, req api.CommitRequest) (api.Image, error) {
+	f.record(fmt.Sprintf("Commit %s %s %s %s", req.Container, req.Name, req.Version, req.Publisher))
+	if f.commitFn == nil {
+		return api.Image{}, fmt.Errorf("container %s: %w", req.Container, errdefs.ErrNotFound)
+	}
+	return f.commitFn(ctx, req)
 }
 
 func quietLogger() *logrus.Logger {

@@ -105,9 +105,16 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		tags := slices.Clone(img.Refs)
+		digests := repoDigests(img)
 		if refs := f["reference"]; len(refs) > 0 {
 			tags = slices.DeleteFunc(tags, func(t string) bool { return !matchReference(refs, t) })
-			if len(tags) == 0 {
+			// A repo@digest matches by its repository, as the daemon
+			// filters them, so that no other repository shows as <none>.
+			digests = slices.DeleteFunc(digests, func(d string) bool {
+				repo, _, _ := strings.Cut(d, "@")
+				return !matchReference(refs, repo)
+			})
+			if len(tags) == 0 && len(digests) == 0 {
 				continue
 			}
 		}
@@ -118,7 +125,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 			ID:          imageID(img),
 			ParentID:    parentID(img),
 			RepoTags:    tags,
-			RepoDigests: repoDigests(img),
+			RepoDigests: digests,
 			Created:     img.Created.Unix(),
 			Size:        img.Size,
 			SharedSize:  -1,
@@ -133,22 +140,24 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 
 // imageInspect is the subset of moby's ImageInspect that providerd knows.
 type imageInspect struct {
-	ID          string        `json:"Id"`
-	RepoTags    []string      `json:"RepoTags"`
-	RepoDigests []string      `json:"RepoDigests"`
-	Parent      string        `json:"Parent"`
-	Comment     string        `json:"Comment"`
-	Created     string        `json:"Created"`
-	Author      string        `json:"Author"`
-	Os          string        `json:"Os"`
-	OsVersion   string        `json:"OsVersion,omitempty"`
-	Size        int64         `json:"Size"`
-	RootFS      rootFS        `json:"RootFS"`
-	Metadata    imageMetadata `json:"Metadata"`
+	ID           string        `json:"Id"`
+	RepoTags     []string      `json:"RepoTags"`
+	RepoDigests  []string      `json:"RepoDigests"`
+	Parent       string        `json:"Parent"`
+	Comment      string        `json:"Comment"`
+	Created      string        `json:"Created"`
+	Author       string        `json:"Author"`
+	Os           string        `json:"Os"`
+	OsVersion    string        `json:"OsVersion,omitempty"`
+	Architecture string        `json:"Architecture"`
+	Size         int64         `json:"Size"`
+	RootFS       rootFS        `json:"RootFS"`
+	Metadata     imageMetadata `json:"Metadata"`
 }
 
 type rootFS struct {
-	Type string `json:"Type"`
+	Type   string   `json:"Type"`
+	Layers []string `json:"Layers"`
 }
 
 type imageMetadata struct {
@@ -165,23 +174,32 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	img := res.img
+	cfg, err := s.backend.ImageConfig(r.Context(), img.Digest)
+	if err != nil {
+		return err
+	}
+	layers := []string{}
+	for _, d := range cfg.RootFS.DiffIDs {
+		layers = append(layers, d.String())
+	}
 	tags := img.Refs
 	if tags == nil {
 		tags = []string{}
 	}
 	return writeJSON(w, imageInspect{
-		ID:          imageID(img),
-		RepoTags:    tags,
-		RepoDigests: repoDigests(img),
-		Parent:      parentID(img),
-		Comment:     img.Description,
-		Created:     img.Created.UTC().Format(time.RFC3339Nano),
-		Author:      img.Publisher,
-		Os:          osType,
-		OsVersion:   img.OSVersion,
-		Size:        img.Size,
-		RootFS:      rootFS{Type: "layers"},
-		Metadata:    imageMetadata{LastTagTime: img.Installed.UTC().Format(time.RFC3339Nano)},
+		ID:           imageID(img),
+		RepoTags:     tags,
+		RepoDigests:  repoDigests(img),
+		Parent:       parentID(img),
+		Comment:      img.Description,
+		Created:      img.Created.UTC().Format(time.RFC3339Nano),
+		Author:       img.Publisher,
+		Os:           osType,
+		OsVersion:    img.OSVersion,
+		Architecture: cfg.Architecture,
+		Size:         img.Size,
+		RootFS:       rootFS{Type: "layers", Layers: layers},
+		Metadata:     imageMetadata{LastTagTime: img.Installed.UTC().Format(time.RFC3339Nano)},
 	})
 }
 
@@ -198,10 +216,13 @@ type historyItem struct {
 // maxHistory bounds the parent chain that history walks.
 const maxHistory = 64
 
-// imageHistory is `docker history`: the image, then its parents, each
-// image adding one layer to its parent's, so that each row's Size is what
-// the image adds. A parent that is not installed ends the chain with a
-// "<missing>" row, as the daemon shows layers it has no image for.
+// imageHistory is `docker history`: one row per entry of the image
+// config's history, newest first, parents included. Empty-layer entries
+// are rows of size 0, as the daemon shows them. The row that ends the
+// history of an image of the parent chain carries that image's id, tags and
+// size (what it adds to its parent); the others are "<missing>", as the
+// daemon shows layers it has no image for. Without a config history, the
+// rows are the images of the chain (see chainHistory).
 func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request) error {
 	imgs, err := s.allImages(r)
 	if err != nil {
@@ -215,52 +236,115 @@ func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request) error {
 	for _, img := range imgs {
 		byDigest[img.Digest] = img
 	}
-	out := []historyItem{}
-	img := res.img
-	for range maxHistory {
-		tags := img.Refs
-		if tags == nil {
-			tags = []string{}
-		}
-		item := historyItem{
-			ID:      imageID(img),
-			Created: img.Created.Unix(),
-			Tags:    tags,
-			Size:    img.Size,
-			Comment: img.Description,
-		}
-		if img.ParentImage == nil {
-			out = append(out, item)
-			break
-		}
+	chain := []api.Image{res.img}
+	for img := res.img; img.ParentImage != nil && len(chain) < maxHistory; {
 		parent, ok := byDigest[img.ParentImage.Digest]
 		if !ok {
-			out = append(out, item, historyItem{
-				ID:      "<missing>",
-				Tags:    []string{},
-				Comment: fmt.Sprintf("%s %s (not installed)", img.ParentImage.Name, img.ParentImage.Version),
-			})
 			break
 		}
-		if d := img.Size - parent.Size; d >= 0 {
-			item.Size = d
+		chain = append(chain, parent)
+		img = parent
+	}
+	cfg, err := s.backend.ImageConfig(r.Context(), res.img.Digest)
+	if err != nil {
+		return err
+	}
+	if len(cfg.History) == 0 {
+		return writeJSON(w, chainHistory(chain, byDigest))
+	}
+	// The image whose history ends at each entry: a parent's config
+	// history is a prefix of its child's.
+	tops := map[int]int{len(cfg.History) - 1: 0}
+	for i, img := range chain[1:] {
+		pc, err := s.backend.ImageConfig(r.Context(), img.Digest)
+		if err != nil {
+			return err
+		}
+		if n := len(pc.History); n > 0 && n <= len(cfg.History) {
+			if _, ok := tops[n-1]; !ok {
+				tops[n-1] = i + 1
+			}
+		}
+	}
+	out := []historyItem{}
+	for k := len(cfg.History) - 1; k >= 0; k-- {
+		h := cfg.History[k]
+		item := historyItem{ID: "<missing>", CreatedBy: h.CreatedBy, Tags: []string{}, Comment: h.Comment}
+		if h.Created != nil {
+			item.Created = h.Created.Unix()
+		}
+		if c, ok := tops[k]; ok {
+			img := chain[c]
+			item.ID = imageID(img)
+			if img.Refs != nil {
+				item.Tags = img.Refs
+			}
+			item.Size = addedSize(img, byDigest)
+			if item.Created == 0 {
+				item.Created = img.Created.Unix()
+			}
+			if item.Comment == "" {
+				item.Comment = img.Description
+			}
 		}
 		out = append(out, item)
-		img = parent
 	}
 	return writeJSON(w, out)
 }
 
-// tagImage is `docker tag`. The provider names an image by its repository
-// and version and keeps the latest ref itself; it offers no call that adds
-// one reference, so the route answers 501 once the source image and the
-// new name are checked.
+// addedSize is what img adds to its installed parent's size.
+func addedSize(img api.Image, byDigest map[string]api.Image) int64 {
+	if img.ParentImage == nil {
+		return img.Size
+	}
+	if parent, ok := byDigest[img.ParentImage.Digest]; ok && img.Size >= parent.Size {
+		return img.Size - parent.Size
+	}
+	return img.Size
+}
+
+// chainHistory is one row per image of chain, each adding its size to its
+// parent's. A parent that is not installed ends the rows with
+// "<missing>".
+func chainHistory(chain []api.Image, byDigest map[string]api.Image) []historyItem {
+	out := []historyItem{}
+	for _, img := range chain {
+		tags := img.Refs
+		if tags == nil {
+			tags = []string{}
+		}
+		out = append(out, historyItem{
+			ID:      imageID(img),
+			Created: img.Created.Unix(),
+			Tags:    tags,
+			Size:    addedSize(img, byDigest),
+			Comment: img.Description,
+		})
+	}
+	last := chain[len(chain)-1]
+	if last.ParentImage != nil {
+		if _, ok := byDigest[last.ParentImage.Digest]; !ok {
+			out = append(out, historyItem{
+				ID:      "<missing>",
+				Tags:    []string{},
+				Comment: fmt.Sprintf("%s %s (not installed)", last.ParentImage.Name, last.ParentImage.Version),
+			})
+		}
+	}
+	return out
+}
+
+// tagImage is `docker tag`: the provider adds the ref repo:tag (tag
+// latest by default) to the image that {name} names, and the answer is 201.
+// The refs the provider keeps itself (another image's repo:version, the
+// latest of a repository with installed images) are a 409.
 func (s *Server) tagImage(w http.ResponseWriter, r *http.Request) error {
 	imgs, err := s.allImages(r)
 	if err != nil {
 		return err
 	}
-	if _, err := resolveImage(imgs, mux.Vars(r)[varName]); err != nil {
+	res, err := resolveImage(imgs, mux.Vars(r)[varName])
+	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
@@ -268,10 +352,17 @@ func (s *Server) tagImage(w http.ResponseWriter, r *http.Request) error {
 	if t := q.Get("tag"); t != "" {
 		target += ":" + t
 	}
-	if _, err := parseRef(target); err != nil {
+	ref, err := parseRef(target)
+	if err != nil {
 		return err
 	}
-	return newError(errdefs.ErrNotImplemented, "tagging an image is not supported by providerd: an image is named by its repository and version")
+	if ref.Digest != "" {
+		return newError(errdefs.ErrInvalidArgument, "refusing to create a tag with a digest reference")
+	}
+	if err := s.backend.Tag(r.Context(), res.img.Digest, ref.Repo, ref.Tag); err != nil {
+		return err
+	}
+	return writeStatus(w, http.StatusCreated)
 }
 
 // deleteItem is moby's ImageDeleteResponseItem.
@@ -281,9 +372,11 @@ type deleteItem struct {
 }
 
 // deleteImage is `docker rmi`: by repo:tag, full or short id, or digest.
-// The refs the provider keeps for an image, repo:version and repo:latest,
-// name the image itself, so removing by either removes the image and
-// lists every ref as Untagged, then the image as Deleted. A container or a
+// A ref of an image that has refs added by docker tag only untags (the
+// provider's Untag, which refuses the image's own refs while others
+// remain). The refs the provider keeps for an image, repo:version and
+// repo:latest, name the image itself, so removing by either removes the
+// image and lists every ref as Untagged, then the image as Deleted. A container or a
 // child image that depends on it gives 409 with the daemon's wording.
 func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	imgs, err := s.allImages(r)
@@ -297,8 +390,13 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	}
 	img := res.img
 	own := []string{img.Repository + ":" + img.Version, img.Repository + ":" + latestTag}
-	if res.ref != "" && !slices.Contains(own, res.ref) && len(img.Refs) > 1 {
-		return newError(errdefs.ErrNotImplemented, "untagging %s alone is not supported by providerd: remove the image by id", res.ref)
+	if res.ref != "" && slices.ContainsFunc(img.Refs, func(ref string) bool { return !slices.Contains(own, ref) }) {
+		// One name of several: only that ref goes, as the daemon untags.
+		repo, tag, _ := strings.Cut(res.ref, ":")
+		if _, err := s.backend.Untag(r.Context(), repo, tag); err != nil {
+			return err
+		}
+		return writeJSON(w, []deleteItem{{Untagged: res.ref}})
 	}
 	result, err := s.backend.Remove(r.Context(), provider.RemoveOptions{ID: img.Digest})
 	if err != nil {

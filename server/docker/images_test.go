@@ -2,12 +2,18 @@ package docker
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
 )
 
@@ -78,6 +84,7 @@ func TestInspectImage(t *testing.T) {
 		{"short id", "cccccccccccc", hex64('c')},
 		{"full id", "sha256:" + hex64('b'), hex64('b')},
 		{"repo@digest", "windowsservercore@sha256:" + hex64('b'), hex64('b')},
+		{"version with fewer parts", "microsoft/iis:1.0", hex64('c')},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got imageInspect
@@ -112,10 +119,58 @@ func TestImageHistory(t *testing.T) {
 }
 
 func TestTagImage(t *testing.T) {
-	e := newTestEnv(t, withImages(&fakeBackend{}, sampleImages()))
-	e.do(t, http.MethodPost, "/images/nanoserver/tag?repo=mynano&tag=1").wantError(t, http.StatusNotImplemented, "tagging an image is not supported by providerd")
+	f := withImages(&fakeBackend{}, sampleImages())
+	f.tagFn = func(_ context.Context, image, repo, tag string) error {
+		if repo == "microsoft/iis" {
+			return fmt.Errorf("ref microsoft/iis:latest is kept by the provider: %w", errdefs.ErrConflict)
+		}
+		return nil
+	}
+	e := newTestEnv(t, f)
+	for _, tc := range []struct{ name, path, want string }{
+		{"repo and tag", "/v1.51/images/nanoserver/tag?repo=mynano&tag=1", "Tag sha256:" + hex64('a') + " mynano:1"},
+		{"normalised repository, default tag", "/images/cccc/tag?repo=docker.io/library/web", "Tag sha256:" + hex64('c') + " web:latest"},
+		{"repository with a slash", "/images/windowsservercore:latest/tag?repo=docker.io/me/wsc&tag=v2", "Tag sha256:" + hex64('b') + " me/wsc:v2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(t, http.MethodPost, tc.path)
+			if r.status != http.StatusCreated {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			if calls := f.called(); calls[len(calls)-1] != tc.want {
+				t.Fatalf("calls %q, want %q last", calls, tc.want)
+			}
+		})
+	}
+	e.do(t, http.MethodPost, "/images/nanoserver/tag?repo=microsoft/iis").wantError(t, http.StatusConflict, "kept by the provider")
 	e.do(t, http.MethodPost, "/images/nothere/tag?repo=x").wantError(t, http.StatusNotFound, "No such image: nothere")
 	e.do(t, http.MethodPost, "/images/nanoserver/tag?repo=Bad").wantError(t, http.StatusBadRequest, "invalid reference format")
+}
+
+// TestDeleteImageUntags checks that rmi of one ref of several only untags.
+func TestDeleteImageUntags(t *testing.T) {
+	imgs := sampleImages()
+	imgs[0].Refs = append(imgs[0].Refs, "mynano:1")
+	f := withImages(&fakeBackend{}, imgs)
+	f.untagFn = func(_ context.Context, repo, tag string) (bool, error) {
+		if repo == "nanoserver" {
+			return false, fmt.Errorf("ref %s:%s: untag the others first: %w", repo, tag, errdefs.ErrFailedPrecondition)
+		}
+		return false, nil
+	}
+	e := newTestEnv(t, f)
+	var got []deleteItem
+	e.do(t, http.MethodDelete, "/images/mynano:1").decode(t, &got)
+	if !slices.Equal(got, []deleteItem{{Untagged: "mynano:1"}}) {
+		t.Fatalf("got %+v", got)
+	}
+	if calls := f.called(); calls[len(calls)-1] != "Untag mynano:1" {
+		t.Fatalf("calls %q", calls)
+	}
+	r := e.do(t, http.MethodDelete, "/images/nanoserver:latest")
+	if r.status == http.StatusOK || !strings.Contains(string(r.body), "untag the others first") {
+		t.Fatalf("rmi of the image's own ref: %d %s", r.status, r.body)
+	}
 }
 
 func TestDeleteImage(t *testing.T) {
@@ -215,4 +270,59 @@ func TestSearchImages(t *testing.T) {
 	e.do(t, http.MethodGet, "/images/search?term=iis&limit=101").wantError(t, http.StatusBadRequest, "limit 101 is outside the range of [1, 100]")
 	e.do(t, http.MethodGet, "/images/search?term=iis&limit=x").wantError(t, http.StatusBadRequest, "invalid limit")
 	e.do(t, http.MethodGet, "/images/search?term=iis&filters="+url.QueryEscape(`{"stars":{"3":true}}`)).wantError(t, http.StatusNotImplemented, "filter 'stars'")
+}
+
+// configsOf answers the configs of sampleImages: WindowsServerCore has one
+// history entry, microsoft/iis adds an empty-layer entry and a layer.
+func configsOf(t *testing.T) func(context.Context, string) (ocispec.Image, error) {
+	t.Helper()
+	base := []ocispec.History{{Created: &created2, CreatedBy: "Apply image 10.0.14393.0"}}
+	iis := append(slices.Clone(base),
+		ocispec.History{CreatedBy: "cmd /S /C #(nop) ENV IIS=1", EmptyLayer: true},
+		ocispec.History{CreatedBy: "cmd /S /C powershell Add-WindowsFeature Web-Server"})
+	return func(_ context.Context, ref string) (ocispec.Image, error) {
+		cfg := ocispec.Image{Platform: ocispec.Platform{OS: "windows", Architecture: "amd64"}}
+		cfg.RootFS.DiffIDs = []digest.Digest{digest.FromString("base")}
+		switch ref {
+		case "sha256:" + hex64('b'):
+			cfg.History = base
+		case "sha256:" + hex64('c'):
+			cfg.History = iis
+			cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, digest.FromString("iis"))
+		}
+		return cfg, nil
+	}
+}
+
+func TestImageHistoryFromConfig(t *testing.T) {
+	f := withImages(&fakeBackend{}, sampleImages())
+	f.configFn = configsOf(t)
+	e := newTestEnv(t, f)
+	var got []historyItem
+	e.do(t, http.MethodGet, "/images/microsoft/iis/history").decode(t, &got)
+	want := []struct {
+		id, createdBy string
+		size          int64
+	}{
+		{"sha256:" + hex64('c'), "cmd /S /C powershell Add-WindowsFeature Web-Server", 200},
+		{"<missing>", "cmd /S /C #(nop) ENV IIS=1", 0},
+		{"sha256:" + hex64('b'), "Apply image 10.0.14393.0", 1000},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("history %+v", got)
+	}
+	for i, w := range want {
+		if got[i].ID != w.id || got[i].CreatedBy != w.createdBy || got[i].Size != w.size {
+			t.Errorf("row %d: %+v, want %+v", i, got[i], w)
+		}
+	}
+	if got[2].Created != created2.Unix() || !slices.Equal(got[0].Tags, []string{"microsoft/iis:1.0.0.0", "microsoft/iis:latest"}) {
+		t.Errorf("created and tags %+v", got)
+	}
+
+	var insp imageInspect
+	e.do(t, http.MethodGet, "/images/microsoft/iis/json").decode(t, &insp)
+	if insp.Architecture != "amd64" || !slices.Equal(insp.RootFS.Layers, []string{digest.FromString("base").String(), digest.FromString("iis").String()}) {
+		t.Fatalf("inspect %+v", insp)
+	}
 }

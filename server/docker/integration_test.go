@@ -45,10 +45,10 @@ func newCatalogd(t *testing.T) string {
 	return srv.URL
 }
 
-// TestAgainstTheEngine runs the Docker API over the real provider and a
-// real catalog: search, pull (with its parent), images, history, and rmi
-// with its conflict and by short id.
-func TestAgainstTheEngine(t *testing.T) {
+// newEngineEnv is a Server over a real provider whose source is a seeded
+// catalog, on loopback; it returns the provider and its root too.
+func newEngineEnv(t *testing.T) (*testEnv, *engine.Provider, string) {
+	t.Helper()
 	catalogURL := newCatalogd(t)
 	root := t.TempDir()
 	p, err := engine.New(context.Background(), engine.Config{
@@ -71,6 +71,14 @@ func TestAgainstTheEngine(t *testing.T) {
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	e := &testEnv{s: s, url: srv.URL}
+	return e, p, root
+}
+
+// TestAgainstTheEngine runs the Docker API over the real provider and a
+// real catalog: search, pull (with its parent), images, history, and rmi
+// with its conflict and by short id.
+func TestAgainstTheEngine(t *testing.T) {
+	e, p, root := newEngineEnv(t)
 
 	var found []searchResult
 	e.do(t, http.MethodGet, "/v1.50/images/search?term=iis").decode(t, &found)

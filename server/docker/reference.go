@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // latestTag is the tag of a reference that names none.
@@ -81,7 +82,8 @@ type resolved struct {
 // resolveImage finds the installed image that name names, as the daemon
 // does: a full digest or "sha256:<hex>" id; an id prefix of one image (a
 // prefix several ids share is InvalidArgument); else a reference, repo:tag
-// (tag latest by default) among the images' refs, or repo@digest. Nothing
+// (tag latest by default) among the images' refs, or repo@digest, or
+// repo:version with the version spelt with fewer parts (1.0). Nothing
 // is NotFound with Docker's "No such image" wording.
 func resolveImage(imgs []api.Image, name string) (resolved, error) {
 	name = strings.TrimSpace(name)
@@ -120,6 +122,16 @@ func resolveImage(imgs []api.Image, name string) (resolved, error) {
 		}
 		if slices.Contains(img.Refs, ref.String()) {
 			return resolved{img: img, ref: ref.String()}, nil
+		}
+	}
+	// A tag that is the version in another spelling (1.0 for 1.0.0.0), as
+	// the provider pads the version of docker commit's tag.
+	if v, err := find.NormalizeVersion(ref.Tag); err == nil && ref.Digest == "" {
+		for _, img := range imgs {
+			own := img.Repository + ":" + img.Version
+			if img.Repository == ref.Repo && img.Version == v && slices.Contains(img.Refs, own) {
+				return resolved{img: img, ref: own}, nil
+			}
 		}
 	}
 	return resolved{}, errNoSuchImage(name)

@@ -10,20 +10,26 @@ import (
 // answers under its unversioned path and under /v{version}/, as the route
 // of versioned(name).
 const (
-	RoutePing          = "ping"          // GET, HEAD /_ping
-	RouteVersion       = "version"       // GET /version
-	RouteInfo          = "info"          // GET /info
-	RouteImages        = "images"        // GET /images/json
-	RouteImageSearch   = "image-search"  // GET /images/search
-	RouteImageCreate   = "image-create"  // POST /images/create (docker pull)
-	RouteImageInspect  = "image-inspect" // GET /images/{name}/json
-	RouteImageHistory  = "image-history" // GET /images/{name}/history
-	RouteImageTag      = "image-tag"     // POST /images/{name}/tag
-	RouteImageDelete   = "image-delete"  // DELETE /images/{name}
-	versionedSuffix    = "@versioned"
-	varVersion         = "version"
-	varName            = "name"
-	versionPathPattern = "/v{" + varVersion + `:[0-9]+\.[0-9]+}`
+	RoutePing            = "ping"             // GET, HEAD /_ping
+	RouteVersion         = "version"          // GET /version
+	RouteInfo            = "info"             // GET /info
+	RouteImages          = "images"           // GET /images/json
+	RouteImageSearch     = "image-search"     // GET /images/search
+	RouteImageCreate     = "image-create"     // POST /images/create (docker pull)
+	RouteImageInspect    = "image-inspect"    // GET /images/{name}/json
+	RouteImageHistory    = "image-history"    // GET /images/{name}/history
+	RouteImageTag        = "image-tag"        // POST /images/{name}/tag
+	RouteImageDelete     = "image-delete"     // DELETE /images/{name}
+	RouteContainerCreate = "container-create" // POST /containers/create
+	RouteContainers      = "containers"       // GET /containers/json
+	RouteContainerStart  = "container-start"  // POST /containers/{id}/start
+	RouteContainerStop   = "container-stop"   // POST /containers/{id}/stop
+	RouteContainerDelete = "container-delete" // DELETE /containers/{id}
+	RouteCommit          = "commit"           // POST /commit
+	versionedSuffix      = "@versioned"
+	varVersion           = "version"
+	varName              = "name"
+	versionPathPattern   = "/v{" + varVersion + `:[0-9]+\.[0-9]+}`
 )
 
 // versioned is the name of the /v{version}/ twin of route name.
@@ -51,6 +57,12 @@ var routes = []route{
 	{RouteImageHistory, "/images/{name:.+}/history", []string{http.MethodGet}},
 	{RouteImageTag, "/images/{name:.+}/tag", []string{http.MethodPost}},
 	{RouteImageDelete, "/images/{name:.+}", []string{http.MethodDelete}},
+	{RouteContainerCreate, "/containers/create", []string{http.MethodPost}},
+	{RouteContainers, "/containers/json", []string{http.MethodGet}},
+	{RouteContainerStart, "/containers/{id}/start", []string{http.MethodPost}},
+	{RouteContainerStop, "/containers/{id}/stop", []string{http.MethodPost}},
+	{RouteContainerDelete, "/containers/{id}", []string{http.MethodDelete}},
+	{RouteCommit, "/commit", []string{http.MethodPost}},
 }
 
 // newRouter builds the router of the route table, with no handlers yet:

@@ -14,7 +14,7 @@ import (
 // handler, and builds URLs that route back to itself.
 func TestRouteTable(t *testing.T) {
 	e := newTestEnv(t, &fakeBackend{})
-	sample := map[string]string{varName: "microsoft/iis:1.0.0.0", varVersion: "1.50"}
+	sample := map[string]string{varName: "microsoft/iis:1.0.0.0", varVersion: "1.50", varID: "c1"}
 	handlers := e.s.handlers()
 	seen := map[string]bool{}
 	err := e.s.router.Walk(func(rt *mux.Route, _ *mux.Router, _ []*mux.Route) error {
@@ -93,6 +93,11 @@ func TestRouteMatching(t *testing.T) {
 		{"tag", "POST", "/images/nanoserver/tag", RouteImageTag, "nanoserver"},
 		{"delete by digest", "DELETE", "/images/nanoserver@sha256:" + hex64('a'), RouteImageDelete, "nanoserver@sha256:" + hex64('a')},
 		{"head ping", "HEAD", "/v1.24/_ping", versioned(RoutePing), ""},
+		{"container list is not a container", "GET", "/containers/json", RouteContainers, ""},
+		{"container create", "POST", "/v1.51/containers/create", versioned(RouteContainerCreate), ""},
+		{"container start", "POST", "/containers/c1/start", RouteContainerStart, ""},
+		{"container delete", "DELETE", "/containers/c1", RouteContainerDelete, ""},
+		{"commit", "POST", "/v1.51/commit", versioned(RouteCommit), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var match mux.RouteMatch
@@ -114,8 +119,9 @@ func TestRouteMatching(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	e := newTestEnv(t, &fakeBackend{})
 	for _, tc := range []struct{ method, path string }{
-		{http.MethodPost, "/v1.50/containers/create"},
-		{http.MethodGet, "/containers/json"},
+		{http.MethodPost, "/v1.50/containers/c1/attach"},
+		{http.MethodGet, "/containers/c1/json"},
+		{http.MethodPost, "/containers/c1/wait"},
 		{http.MethodPost, "/images/load"},
 		{http.MethodGet, "/images/get"},
 		{http.MethodGet, "/images/nanoserver"},

@@ -1,6 +1,8 @@
 // Package docker is a subset of the Docker Engine API (v1.51) over the
-// provider, so that the real docker CLI can list, pull, inspect, search and
-// remove the images providerd manages.
+// provider, so that the real docker CLI can list, pull, inspect, search,
+// tag and remove the images providerd manages, create, list, start, stop
+// and remove its containers (state only: no process runs), and commit a
+// container into a new image.
 //
 // It holds no rules of its own: every handler translates a Docker request
 // into calls of a Backend, which *provider.Provider implements, and the
@@ -23,6 +25,7 @@ import (
 	"sync"
 
 	"github.com/gorilla/mux"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -47,6 +50,14 @@ type Backend interface {
 	Images(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
 	Remove(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
 	Containers(ctx context.Context) ([]api.Container, error)
+	Tag(ctx context.Context, image, repo, tag string) error
+	Untag(ctx context.Context, repo, tag string) (removed bool, err error)
+	ImageConfig(ctx context.Context, ref string) (ocispec.Image, error)
+	CreateContainer(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error)
+	StartContainer(ctx context.Context, ref string) (api.Container, error)
+	StopContainer(ctx context.Context, ref string) (api.Container, error)
+	RemoveContainer(ctx context.Context, ref string, force bool) error
+	Commit(ctx context.Context, req api.CommitRequest) (api.Image, error)
 }
 
 var _ Backend = (*provider.Provider)(nil)

@@ -83,8 +83,9 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 
 // TestDockerSession drives providerd with the real docker CLI through the
 // documentation's session: version, search, pull (a parent comes along),
-// images, history, rmi refused by a child, rmi by short id, and an
-// unsupported command that fails at once with the 501 message. What docker
+// images, history, tag and the rmi of a tag, create and ps -a, rmi refused
+// by a container and by a child, commit, start, stop, rm, rmi by short id,
+// and an unsupported command that fails at once with the 501 message. What docker
 // does is visible through cimage: one store.
 func TestDockerSession(t *testing.T) {
 	dockerAddr := freeAddr(t)
@@ -150,6 +151,13 @@ func TestDockerSession(t *testing.T) {
 	if len(hist) != 2 || hist[0][0] != ids["microsoft/iis:latest"] || hist[1][0] != ids["windowsservercore:latest"] {
 		t.Fatalf("docker history microsoft/iis: want iis then its parent:\n%s", out)
 	}
+	wantContains(t, "docker history microsoft/iis", out, "CREATED BY")
+	out = d.must(t, "history", "--no-trunc", "--format", "{{.ID}}|{{.CreatedBy}}", "microsoft/iis")
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if id, by, _ := strings.Cut(l, "|"); strings.TrimSpace(by) == "" {
+			t.Fatalf("docker history: no CREATED BY for %s:\n%s", id, out)
+		}
+	}
 
 	out = d.must(t, "image", "inspect", "--format", "{{.Os}} {{.OsVersion}}", "nanoserver:10.0.10586.0")
 	if strings.TrimSpace(out) != "windows 10.0.10586.0" {
@@ -159,10 +167,63 @@ func TestDockerSession(t *testing.T) {
 	// One store: what docker pulled, cimage lists.
 	wantContains(t, "cimage images", mustCimage(t, p, "images"), "NanoServer", "WindowsServerCore", "microsoft/iis")
 
+	// docker tag adds a row on the same id; rmi of that tag only untags.
+	d.must(t, "tag", "windowsservercore:latest", "mywsc:base")
+	out = d.must(t, "images", "mywsc")
+	if r := rows(out); len(r) != 1 || r[0][0] != "mywsc" || r[0][1] != "base" || r[0][2] != ids["windowsservercore:latest"] {
+		t.Fatalf("docker images mywsc after docker tag:\n%s", out)
+	}
+	out = d.must(t, "rmi", "mywsc:base")
+	if strings.TrimSpace(out) != "Untagged: mywsc:base" {
+		t.Fatalf("docker rmi of a tag: want only Untagged:\n%s", out)
+	}
+
 	_, errOut, code := d.run(t, "rmi", "windowsservercore:10.0.14393.0")
 	if code == 0 || !strings.Contains(errOut, "conflict: unable to delete "+ids["windowsservercore:latest"]+" (cannot be forced) - image has dependent child images") {
 		t.Fatalf("rmi of a parent: exit %d\n%s", code, errOut)
 	}
+
+	// A container on nanoserver: ps -a lists it and rmi names it.
+	out = d.must(t, "create", "--name", "c1", "nanoserver:10.0.10586.0")
+	if id := strings.TrimSpace(out); len(id) != 64 {
+		t.Fatalf("docker create: want the container id, got %q", out)
+	}
+	out = d.must(t, "ps", "-a")
+	t.Logf("docker ps -a:\n%s", out)
+	wantContains(t, "docker ps -a", out, "CONTAINER ID", "IMAGE", "STATUS", "NAMES")
+	if r := rows(out); len(r) != 1 || r[0][1] != "nanoserver:10.0.10586.0" || r[0][len(r[0])-1] != "c1" {
+		t.Fatalf("docker ps -a: want one row, c1 on nanoserver:10.0.10586.0:\n%s", out)
+	}
+	_, errOut, code = d.run(t, "rmi", "nanoserver:10.0.10586.0")
+	if code == 0 || !strings.Contains(errOut, "conflict: unable to remove repository reference \"nanoserver:10.0.10586.0\" (must force) - container c1 is using its referenced image "+ids["nanoserver:10.0.10586.0"]) {
+		t.Fatalf("rmi of c1's image: exit %d\n%s", code, errOut)
+	}
+
+	// docker commit is New-ContainerImage: cimage shows the new image.
+	out = d.must(t, "commit", "c1", "demoimage:1.0")
+	if !strings.HasPrefix(strings.TrimSpace(out), "sha256:") {
+		t.Fatalf("docker commit: want the image id, got %q", out)
+	}
+	out = mustCimage(t, p, "images", "demoimage")
+	t.Logf("cimage images demoimage:\n%s", out)
+	// The rows after cimage's header and its line of dashes.
+	if r := rows(out); len(r) != 2 || r[1][0] != "demoimage" || r[1][1] != "CN=Docker" || r[1][2] != "1.0.0.0" {
+		t.Fatalf("cimage images demoimage: want demoimage 1.0.0.0 by CN=Docker:\n%s", out)
+	}
+	out = mustCimage(t, p, "images", "--parent", "demoimage")
+	wantContains(t, "cimage images --parent demoimage", out, "demoimage", "ParentImage", "(Name = 'NanoServer')", "Version = '10.0.10586.0'")
+	out = d.must(t, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "demoimage:1.0")
+	if l := strings.Split(strings.TrimSpace(out), "\n"); len(l) != 2 || !strings.Contains(l[0], "c1") || l[1] == "" {
+		t.Fatalf("docker history demoimage:1.0: want the commit, then the layer of its parent:\n%s", out)
+	}
+	d.must(t, "start", "c1")
+	d.must(t, "stop", "c1")
+	d.must(t, "rm", "c1")
+	if out = d.must(t, "ps", "-a"); len(rows(out)) != 0 {
+		t.Fatalf("docker ps -a after docker rm:\n%s", out)
+	}
+	out = d.must(t, "rmi", "demoimage:1.0")
+	wantContains(t, "docker rmi demoimage:1.0", out, "Untagged: demoimage:1.0.0.0", "Deleted: sha256:")
 
 	out = d.must(t, "rmi", ids["nanoserver:10.0.10586.0"])
 	wantContains(t, "docker rmi by short id", out, "Untagged: nanoserver:10.0.10586.0", "Untagged: nanoserver:latest", "Deleted: sha256:"+ids["nanoserver:10.0.10586.0"])
@@ -173,11 +234,11 @@ func TestDockerSession(t *testing.T) {
 	wantContains(t, "docker rmi by name and tag", out, "Untagged: microsoft/iis:1.0.0.0", "Deleted: sha256:"+ids["microsoft/iis:1.0.0.0"])
 
 	start := time.Now()
-	_, errOut, code = d.run(t, "run", "nanoserver")
-	if code == 0 || !strings.Contains(errOut, "/containers/create is not supported by providerd") {
-		t.Fatalf("docker run: exit %d\n%s", code, errOut)
+	_, errOut, code = d.run(t, "network", "ls")
+	if code == 0 || !strings.Contains(errOut, "/networks is not supported by providerd") {
+		t.Fatalf("docker network ls: exit %d\n%s", code, errOut)
 	}
-	t.Logf("docker run failed in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+	t.Logf("docker network ls failed in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
 }
 
 // TestDockerToken checks that the Docker API asks for the same token as
