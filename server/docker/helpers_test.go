@@ -40,6 +40,8 @@ type fakeBackend struct {
 	stateFn      func(ctx context.Context, ref, state string) (api.Container, error)
 	rmContainer  func(ctx context.Context, ref string, force bool) error
 	commitFn     func(ctx context.Context, req api.CommitRequest) (api.Image, error)
+	saveFn       func(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
+	loadFn       func(ctx context.Context, r io.Reader) (api.LoadResult, error)
 }
 
 func (f *fakeBackend) record(call string) {
@@ -164,6 +166,22 @@ func (f *fakeBackend) Commit(ctx context.Context, req api.CommitRequest) (api.Im
 		return api.Image{}, fmt.Errorf("container %s: %w", req.Container, errdefs.ErrNotFound)
 	}
 	return f.commitFn(ctx, req)
+}
+
+func (f *fakeBackend) Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error) {
+	f.record(fmt.Sprintf("Save %s %s", req.Name, req.ID))
+	if f.saveFn == nil {
+		return api.Image{}, fmt.Errorf("image %s: %w", req.ID, errdefs.ErrNotFound)
+	}
+	return f.saveFn(ctx, req, w)
+}
+
+func (f *fakeBackend) Load(ctx context.Context, r io.Reader) (api.LoadResult, error) {
+	f.record("Load")
+	if f.loadFn == nil {
+		return api.LoadResult{}, fmt.Errorf("archive: %w", errdefs.ErrInvalidArgument)
+	}
+	return f.loadFn(ctx, r)
 }
 
 func quietLogger() *logrus.Logger {

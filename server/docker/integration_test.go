@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -134,5 +136,52 @@ func TestAgainstTheEngine(t *testing.T) {
 	e.do(t, http.MethodGet, "/images/nanoserver/json").wantError(t, http.StatusNotFound, "No such image")
 	if got, _ := p.Images(t.Context(), engine.GetOptions{Name: "nanoserver"}); len(got) != 0 {
 		t.Fatalf("the provider still lists %v", got)
+	}
+}
+
+// TestSaveLoadAgainstTheEngine saves an image through the Docker API,
+// removes it, and loads the archive back: the same image returns, and the
+// stream names it.
+func TestSaveLoadAgainstTheEngine(t *testing.T) {
+	e, _, _ := newEngineEnv(t)
+	r := e.do(t, http.MethodPost, "/v1.50/images/create?fromImage=microsoft/iis&tag=latest")
+	if msgs := messages(t, r.body); r.status != http.StatusOK || len(msgs) == 0 || msgs[len(msgs)-1].Status != "Status: Downloaded newer image for microsoft/iis:latest" {
+		t.Fatalf("pull: %d %q", r.status, lines(msgs))
+	}
+	var before imageInspect
+	e.do(t, http.MethodGet, "/images/microsoft/iis:latest/json").decode(t, &before)
+
+	saved := e.do(t, http.MethodGet, "/v1.50/images/get?names=microsoft%2Fiis%3Alatest")
+	if saved.status != http.StatusOK || saved.header.Get("Content-Type") != contentTypeTar || len(saved.body) == 0 {
+		t.Fatalf("save: %d %q, %d bytes", saved.status, saved.header.Get("Content-Type"), len(saved.body))
+	}
+	var del []deleteItem
+	e.do(t, http.MethodDelete, "/images/microsoft/iis:1.0.0.0").decode(t, &del)
+	if len(del) == 0 || del[len(del)-1].Deleted != before.ID {
+		t.Fatalf("rmi %+v", del)
+	}
+	e.do(t, http.MethodGet, "/images/microsoft/iis:latest/json").wantError(t, http.StatusNotFound, "No such image")
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/v1.50/images/load?quiet=1", bytes.NewReader(saved.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentTypeTar)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != `{"stream":"Loaded image: microsoft/iis:1.0.0.0\n"}`+"\n" {
+		t.Fatalf("load: %d %s", resp.StatusCode, body)
+	}
+	var after imageInspect
+	e.do(t, http.MethodGet, "/images/microsoft/iis:1.0.0.0/json").decode(t, &after)
+	if after.ID != before.ID || after.Parent != before.Parent {
+		t.Fatalf("loaded image %s (parent %s), saved %s (parent %s)", after.ID, after.Parent, before.ID, before.Parent)
 	}
 }

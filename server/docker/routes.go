@@ -16,6 +16,9 @@ const (
 	RouteImages          = "images"           // GET /images/json
 	RouteImageSearch     = "image-search"     // GET /images/search
 	RouteImageCreate     = "image-create"     // POST /images/create (docker pull)
+	RouteImagesSave      = "images-save"      // GET /images/get?names= (docker save)
+	RouteImageSave       = "image-save"       // GET /images/{name}/get
+	RouteImagesLoad      = "images-load"      // POST /images/load (docker load)
 	RouteImageInspect    = "image-inspect"    // GET /images/{name}/json
 	RouteImageHistory    = "image-history"    // GET /images/{name}/history
 	RouteImageTag        = "image-tag"        // POST /images/{name}/tag
@@ -53,6 +56,9 @@ var routes = []route{
 	{RouteImages, "/images/json", []string{http.MethodGet}},
 	{RouteImageSearch, "/images/search", []string{http.MethodGet}},
 	{RouteImageCreate, "/images/create", []string{http.MethodPost}},
+	{RouteImagesSave, "/images/get", []string{http.MethodGet}},
+	{RouteImagesLoad, "/images/load", []string{http.MethodPost}},
+	{RouteImageSave, "/images/{name:.+}/get", []string{http.MethodGet}},
 	{RouteImageInspect, "/images/{name:.+}/json", []string{http.MethodGet}},
 	{RouteImageHistory, "/images/{name:.+}/history", []string{http.MethodGet}},
 	{RouteImageTag, "/images/{name:.+}/tag", []string{http.MethodPost}},

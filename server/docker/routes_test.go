@@ -98,6 +98,9 @@ func TestRouteMatching(t *testing.T) {
 		{"container start", "POST", "/containers/c1/start", RouteContainerStart, ""},
 		{"container delete", "DELETE", "/containers/c1", RouteContainerDelete, ""},
 		{"commit", "POST", "/v1.51/commit", versioned(RouteCommit), ""},
+		{"save by names", "GET", "/v1.51/images/get", versioned(RouteImagesSave), ""},
+		{"save one with a slash", "GET", "/images/microsoft/iis:latest/get", RouteImageSave, "microsoft/iis:latest"},
+		{"load", "POST", "/v1.51/images/load", versioned(RouteImagesLoad), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var match mux.RouteMatch
@@ -122,8 +125,9 @@ func TestUnsupported(t *testing.T) {
 		{http.MethodPost, "/v1.50/containers/c1/attach"},
 		{http.MethodGet, "/containers/c1/json"},
 		{http.MethodPost, "/containers/c1/wait"},
-		{http.MethodPost, "/images/load"},
-		{http.MethodGet, "/images/get"},
+		{http.MethodPost, "/images/prune"},
+		{http.MethodPost, "/images/get"},
+		{http.MethodGet, "/images/load"},
 		{http.MethodGet, "/images/nanoserver"},
 		{http.MethodPut, "/_ping"},
 		{http.MethodPost, "/v1.50/build"},

@@ -1,8 +1,8 @@
 // Package docker is a subset of the Docker Engine API (v1.51) over the
 // provider, so that the real docker CLI can list, pull, inspect, search,
-// tag and remove the images providerd manages, create, list, start, stop
-// and remove its containers (state only: no process runs), and commit a
-// container into a new image.
+// tag, remove, save and load the images providerd manages, create, list,
+// start, stop and remove its containers (state only: no process runs), and
+// commit a container into a new image.
 //
 // It holds no rules of its own: every handler translates a Docker request
 // into calls of a Backend, which *provider.Provider implements, and the
@@ -21,6 +21,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 
@@ -58,6 +59,8 @@ type Backend interface {
 	StopContainer(ctx context.Context, ref string) (api.Container, error)
 	RemoveContainer(ctx context.Context, ref string, force bool) error
 	Commit(ctx context.Context, req api.CommitRequest) (api.Image, error)
+	Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
+	Load(ctx context.Context, r io.Reader) (api.LoadResult, error)
 }
 
 var _ Backend = (*provider.Provider)(nil)

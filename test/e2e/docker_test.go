@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +89,8 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 // TestDockerSession drives providerd with the real docker CLI through the
 // documentation's session: version, search, pull (a parent comes along),
 // images, history, tag and the rmi of a tag, create and ps -a, rmi refused
-// by a container and by a child, commit, start, stop, rm, rmi by short id,
+// by a container and by a child, commit, save, rmi and load of the
+// committed image, start, stop, rm, rmi by short id,
 // and an unsupported command that fails at once with the 501 message. What docker
 // does is visible through cimage: one store.
 func TestDockerSession(t *testing.T) {
@@ -216,6 +222,31 @@ func TestDockerSession(t *testing.T) {
 	if l := strings.Split(strings.TrimSpace(out), "\n"); len(l) != 2 || !strings.Contains(l[0], "c1") || l[1] == "" {
 		t.Fatalf("docker history demoimage:1.0: want the commit, then the layer of its parent:\n%s", out)
 	}
+
+	// docker save, rmi, load: the image comes back, with its id.
+	demoID := ""
+	for _, r := range rows(d.must(t, "images", "demoimage")) {
+		demoID = r[2]
+	}
+	tarPath := filepath.Join(t.TempDir(), "x.tar")
+	d.must(t, "save", "-o", tarPath, "demoimage:1.0")
+	if tags := savedRepoTags(t, tarPath); !slices.Contains(tags, "demoimage:1.0.0.0") {
+		t.Fatalf("docker save demoimage:1.0: manifest.json RepoTags %q", tags)
+	}
+	d.must(t, "rmi", "demoimage:1.0")
+	if r := rows(d.must(t, "images", "demoimage")); len(r) != 0 {
+		t.Fatalf("docker images demoimage after docker rmi: %q", r)
+	}
+	out = d.must(t, "load", "-i", tarPath)
+	if strings.TrimSpace(out) != "Loaded image: demoimage:1.0.0.0" {
+		t.Fatalf("docker load -i x.tar: %q", out)
+	}
+	out = d.must(t, "images", "demoimage")
+	if r := rows(out); len(r) == 0 || r[0][0] != "demoimage" || r[0][2] != demoID || len(demoID) != 12 {
+		t.Fatalf("docker images demoimage after docker load: want id %s:\n%s", demoID, out)
+	}
+	wantContains(t, "cimage images after docker load", mustCimage(t, p, "images", "demoimage"), "demoimage", "1.0.0.0")
+
 	d.must(t, "start", "c1")
 	d.must(t, "stop", "c1")
 	d.must(t, "rm", "c1")
@@ -239,6 +270,41 @@ func TestDockerSession(t *testing.T) {
 		t.Fatalf("docker network ls: exit %d\n%s", code, errOut)
 	}
 	t.Logf("docker network ls failed in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+}
+
+// savedRepoTags reads the RepoTags of the manifest.json of the docker save
+// archive at path.
+func savedRepoTags(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for range 100000 {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var entries []struct{ RepoTags []string }
+		if err := json.NewDecoder(tr).Decode(&entries); err != nil {
+			t.Fatalf("%s: manifest.json: %v", path, err)
+		}
+		var tags []string
+		for _, e := range entries {
+			tags = append(tags, e.RepoTags...)
+		}
+		return tags
+	}
+	t.Fatalf("%s: no manifest.json", path)
+	return nil
 }
 
 // TestDockerToken checks that the Docker API asks for the same token as
@@ -304,5 +370,48 @@ func waitAnswer(t *testing.T, url string) {
 			t.Fatalf("%s did not answer within 30 s: %v", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDockerRemoteTLS runs the docker CLI against the Docker API in remote
+// mode: TLS and a token. With the CA and the token header from the docker
+// config, docker works; without the header, it gets the 401 message.
+func TestDockerRemoteTLS(t *testing.T) {
+	dockerAddr := freeAddr(t)
+	d := newDockerCLI(t, dockerAddr)
+	const token = "docker-tls-token-0123456789abcdef"
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSignedCert(t, t.TempDir()) // not in the docker config directory
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root")}
+	if err := os.MkdirAll(p.Root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p.args = []string{"serve", "--root", p.Root, "--listen", p.Addr, "--docker-listen", dockerAddr,
+		"--tls-cert", certFile, "--tls-key", keyFile, "--token-file", tokenFile, "--source", "catalog=http://127.0.0.1:1"}
+	startTokenProviderd(t, p)
+	waitAnswer(t, "http://"+dockerAddr+"/_ping") // the TLS listener answers plain HTTP with a 400
+
+	tlsArgs := []string{"--tlsverify", "--tlscacert", certFile, "-H", "tcp://" + dockerAddr}
+	_, errOut, code := d.run(t, append(tlsArgs, "images")...)
+	if code == 0 || !strings.Contains(errOut, "needs a bearer token") {
+		t.Fatalf("docker images over TLS without the token: exit %d\n%s", code, errOut)
+	}
+	conf := `{"HttpHeaders": {"Authorization": "Bearer ` + token + `"}}`
+	if err := os.WriteFile(filepath.Join(d.config, "config.json"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := d.must(t, append(tlsArgs, "images")...)
+	wantContains(t, "docker images over TLS with the token", out, "REPOSITORY", "TAG", "IMAGE ID")
+	out = d.must(t, append(tlsArgs, "version", "--format", "{{.Server.APIVersion}}")...)
+	if strings.TrimSpace(out) != "1.51" {
+		t.Fatalf("docker version over TLS: %q", out)
+	}
+	// Without TLS, the client gets no answer it takes for the daemon's.
+	if _, _, code := d.run(t, "-H", "tcp://"+dockerAddr, "images"); code == 0 {
+		t.Fatal("docker images over plain HTTP to the TLS listener succeeded")
 	}
 }
