@@ -264,6 +264,10 @@ func TestDockerSession(t *testing.T) {
 	out = d.must(t, "rmi", "microsoft/iis:1.0.0.0")
 	wantContains(t, "docker rmi by name and tag", out, "Untagged: microsoft/iis:1.0.0.0", "Deleted: sha256:"+ids["microsoft/iis:1.0.0.0"])
 
+	// The other way round: what cimage installs, docker lists.
+	mustCimage(t, p, "install", "NanoServer", "--required-version", "10.0.14393.0")
+	wantContains(t, "docker images after cimage install", d.must(t, "images"), "nanoserver", "10.0.14393.0")
+
 	start := time.Now()
 	_, errOut, code = d.run(t, "network", "ls")
 	if code == 0 || !strings.Contains(errOut, "/networks is not supported by providerd") {
