@@ -28,7 +28,7 @@ demo: build
 	@scripts/demo.sh
 
 tools:
-	@scripts/install-tools.sh crane oras conformance registry skopeo
+	@scripts/install-tools.sh crane oras conformance registry skopeo powershell-grammar
 
 lint:
 	$(GO) vet ./...
@@ -38,6 +38,7 @@ lint:
 # real clients from $(TOOLS): crane, oras, the OCI conformance suite and the
 # CNCF distribution registry, and skopeo from Debian's packages.
 test: lint build tools
+	node --no-deprecation scripts/check-powershell.mjs
 	CP_BIN_DIR=$(BIN) CP_TOOLS_DIR=$(TOOLS) $(GO) test -race -count=1 -timeout 20m ./...
 
 bench: build

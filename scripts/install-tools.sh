@@ -2,9 +2,11 @@
 # Installs the third-party tools that the interop checks and benchmarks use:
 # Go programs by name from the Go module proxy into .tools/bin (a tool
 # already present at the pinned version is not reinstalled), and skopeo
-# from Debian's packages with apt-get (as root, or through sudo).
+# from Debian's packages with apt-get (as root, or through sudo), and the
+# tree-sitter PowerShell grammar from npm into .tools/npm (the syntax check
+# of scripts/check-powershell.mjs).
 #
-# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry] [skopeo]
+# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry] [skopeo] [powershell-grammar]
 # With no arguments it installs everything make test needs.
 set -euo pipefail
 
@@ -20,7 +22,7 @@ declare -A pkgs=(
 )
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry skopeo)
+[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry skopeo powershell-grammar)
 
 for t in "${tools[@]}"; do
   if [ "$t" = skopeo ]; then
@@ -29,6 +31,14 @@ for t in "${tools[@]}"; do
       sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
       $sudo apt-get update -qq
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
+    fi
+    continue
+  fi
+  if [ "$t" = powershell-grammar ]; then
+    if [ ! -d "$root/.tools/npm/node_modules/tree-sitter-powershell" ]; then
+      echo "install-tools: npm install tree-sitter tree-sitter-powershell"
+      mkdir -p "$root/.tools/npm"
+      npm install --no-save --no-audit --no-fund --prefix "$root/.tools/npm" tree-sitter tree-sitter-powershell
     fi
     continue
   fi
