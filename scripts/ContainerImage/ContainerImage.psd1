@@ -18,7 +18,11 @@
     VariablesToExport    = @()
     AliasesToExport      = @()
     PrivateData          = @{
-        PSData = @{
+        # PackageManagement loads this provider from the module's folder, so
+        # that Find-Package -ProviderName ContainerImage and
+        # Install-Package -ProviderName ContainerImage NanoServer work too.
+        PackageManagementProviders = @('ContainerImageProvider.psm1')
+        PSData                     = @{
             Tags = @('Containers', 'OCI', 'ContainerImage')
         }
     }

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,8 +12,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerprovider/containerprovider/api"
 )
@@ -178,6 +182,314 @@ func TestPowerShellRouteTable(t *testing.T) {
 		code, b := p.call(t, http.MethodGet, "/v1/images?noSuchParameter=1", nil, nil)
 		if code != http.StatusBadRequest || !strings.Contains(b, "noSuchParameter") {
 			t.Fatalf("GET /v1/images?noSuchParameter=1: %d %s, want 400 naming the parameter", code, b)
+		}
+	})
+}
+
+// psModuleFile reads a file of scripts/ContainerImage.
+func psModuleFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "scripts", "ContainerImage", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// psFormatFile is the part of ContainerImage.format.ps1xml that the replay
+// reads: the properties that each table view displays.
+type psFormatFile struct {
+	Views []struct {
+		Name       string   `xml:"Name"`
+		TypeNames  []string `xml:"ViewSelectedBy>TypeName"`
+		Properties []string `xml:"TableControl>TableRowEntries>TableRowEntry>TableColumnItems>TableColumnItem>PropertyName"`
+	} `xml:"ViewDefinitions>View"`
+}
+
+// psDisplayedProperties returns the properties that the format file's table
+// view of typeName displays, in column order.
+func psDisplayedProperties(t *testing.T, typeName string) []string {
+	t.Helper()
+	var f psFormatFile
+	if err := xml.Unmarshal(psModuleFile(t, "ContainerImage.format.ps1xml"), &f); err != nil {
+		t.Fatalf("ContainerImage.format.ps1xml: %v", err)
+	}
+	for _, v := range f.Views {
+		for _, tn := range v.TypeNames {
+			if tn == typeName {
+				if len(v.Properties) == 0 {
+					t.Fatalf("the view of %s displays no property", typeName)
+				}
+				return v.Properties
+			}
+		}
+	}
+	t.Fatalf("ContainerImage.format.ps1xml has no view of %s", typeName)
+	return nil
+}
+
+var psJSONProperty = regexp.MustCompile(`(?m)^\s*(\w+)\s*=.*\bGet-JsonValue \$\w+ '([^']+)'`)
+
+// psConverterKeys maps each property that the module's converter function
+// sets (Name = Get-JsonValue $Image 'name') to the JSON key it reads.
+func psConverterKeys(t *testing.T, function string) map[string]string {
+	t.Helper()
+	src := string(psModuleFile(t, "ContainerImage.psm1"))
+	start := strings.Index(src, "function "+function+" {")
+	if start < 0 {
+		t.Fatalf("ContainerImage.psm1 has no function %s", function)
+	}
+	body := src[start:]
+	if end := strings.Index(body, "\n}"); end >= 0 {
+		body = body[:end]
+	}
+	keys := map[string]string{}
+	for _, m := range psJSONProperty.FindAllStringSubmatch(body, -1) {
+		keys[m[1]] = m[2]
+	}
+	if len(keys) == 0 {
+		t.Fatalf("%s reads no JSON key", function)
+	}
+	return keys
+}
+
+// psReplay sends the request that Invoke-ContainerProviderApi builds for a
+// route of the table: path variables filled and escaped, only declared query
+// parameters, empty values and false switches left out, Body as JSON. It
+// returns the status and the raw answer.
+func psReplay(t *testing.T, p *providerd, routes map[string]psRoute, name string, pathValues map[string]string, query map[string]any, body any) (int, []byte) {
+	t.Helper()
+	r, ok := routes[name]
+	if !ok {
+		t.Fatalf("the route table has no route %s", name)
+	}
+	path := r.Path
+	for k, v := range pathValues {
+		path = strings.ReplaceAll(path, "{"+k+"}", url.PathEscape(v))
+	}
+	if strings.Contains(path, "{") {
+		t.Fatalf("route %s: path %s has an unfilled variable", name, path)
+	}
+	q := url.Values{}
+	for k, v := range query {
+		if !slices.Contains(r.Query, k) {
+			t.Fatalf("route %s declares no query parameter %s", name, k)
+		}
+		switch v := v.(type) {
+		case bool:
+			if v {
+				q.Set(k, "true")
+			}
+		case string:
+			if v != "" {
+				q.Set(k, v)
+			}
+		default:
+			t.Fatalf("query parameter %s: unsupported value %T", k, v)
+		}
+	}
+	u := p.URL(path)
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(r.Method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s %s: %d", r.Method, u, resp.StatusCode)
+	return resp.StatusCode, b
+}
+
+// psCheckDisplayed checks that obj, one JSON object of the API, carries the
+// key behind every property that the format file displays for typeName.
+func psCheckDisplayed(t *testing.T, obj map[string]json.RawMessage, typeName, converter string) {
+	t.Helper()
+	keys := psConverterKeys(t, converter)
+	for _, prop := range psDisplayedProperties(t, typeName) {
+		key, ok := keys[prop]
+		if !ok {
+			t.Fatalf("%s displays %s, which %s does not set from the JSON", typeName, prop, converter)
+		}
+		if _, ok := obj[key]; !ok {
+			t.Fatalf("%s displays %s, but the API object has no %q: %v", typeName, prop, key, obj)
+		}
+	}
+}
+
+// psObjects decodes the array field of an API answer into raw objects.
+func psObjects(t *testing.T, b []byte, field string) []map[string]json.RawMessage {
+	t.Helper()
+	var env map[string][]map[string]json.RawMessage
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return env[field]
+}
+
+// psField decodes one field of a raw object (the zero value when absent).
+func psField[T any](t *testing.T, obj map[string]json.RawMessage, key string) T {
+	t.Helper()
+	var v T
+	if raw, ok := obj[key]; ok {
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("field %s: %v", key, err)
+		}
+	}
+	return v
+}
+
+// TestPowerShellReferenceReplay replays, against real catalogd and
+// providerd, the HTTP requests of each cmdlet's reference example, built
+// from the module's route table, and checks the fields that the format file
+// displays.
+func TestPowerShellReferenceReplay(t *testing.T) {
+	routes := map[string]psRoute{}
+	for _, r := range readRouteTable(t) {
+		routes[r.Name] = r
+	}
+	cat := startCatalogd(t, true)
+	p := startProviderd(t, cat.URL(""), "")
+
+	// PS C:\> Find-ContainerImage
+	t.Run("Find-ContainerImage", func(t *testing.T) {
+		code, b := psReplay(t, p, routes, "FindImages", nil, map[string]any{"name": "", "source": ""}, nil)
+		if code != http.StatusOK {
+			t.Fatalf("find: %d %s", code, b)
+		}
+		found := map[string]bool{}
+		for _, e := range psObjects(t, b, "images") {
+			name := psField[string](t, e, "name")
+			found[name] = true
+			if name == "NanoServer" {
+				psCheckDisplayed(t, e, "ContainerProvider.ContainerImageInfo", "ConvertTo-ContainerImageInfo")
+			}
+		}
+		for _, want := range []string{"NanoServer", "WindowsServerCore"} {
+			if !found[want] {
+				t.Fatalf("Find-ContainerImage does not list %s: %s", want, b)
+			}
+		}
+	})
+
+	// PS C:\> Install-ContainerImage -Name NanoServer -Version 10.0.10586.0
+	// Downloaded in 0 hours, 0 minutes, 10 seconds.
+	t.Run("Install-ContainerImage", func(t *testing.T) {
+		req := map[string]any{
+			"name": "NanoServer", "requiredVersion": "10.0.10586.0", "minimumVersion": "", "maximumVersion": "",
+			"source": "", "force": false, "noParents": false,
+		}
+		code, b := psReplay(t, p, routes, "InstallImage", nil, nil, req)
+		if code != http.StatusAccepted {
+			t.Fatalf("install: %d %s", code, b)
+		}
+		var job api.Job
+		if err := json.Unmarshal(b, &job); err != nil || job.ID == "" {
+			t.Fatalf("install answer %s: %v", b, err)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for !slices.Contains([]string{api.JobSucceeded, api.JobFailed, api.JobCanceled}, job.State) {
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s still %s after 2 minutes", job.ID, job.State)
+			}
+			time.Sleep(100 * time.Millisecond)
+			code, b = psReplay(t, p, routes, "GetJob", map[string]string{"id": job.ID}, nil, nil)
+			if code != http.StatusOK {
+				t.Fatalf("job %s: %d %s", job.ID, code, b)
+			}
+			job = api.Job{}
+			if err := json.Unmarshal(b, &job); err != nil {
+				t.Fatalf("job answer %s: %v", b, err)
+			}
+		}
+		if job.State != api.JobSucceeded {
+			t.Fatalf("job %s ended %s: %s", job.ID, job.State, b)
+		}
+		if !downloadedIn.MatchString(job.Message) {
+			t.Fatalf("job message %q is not the Downloaded-in line", job.Message)
+		}
+	})
+
+	// PS C:\> Get-ContainerImage
+	// Name                    Publisher       Version         IsOSImage
+	// NanoServer              CN=Microsoft    10.0.10586.0    True
+	var nano map[string]json.RawMessage
+	t.Run("Get-ContainerImage", func(t *testing.T) {
+		code, b := psReplay(t, p, routes, "GetImages", nil, map[string]any{"name": "", "publisher": "", "requiredVersion": ""}, nil)
+		if code != http.StatusOK {
+			t.Fatalf("images: %d %s", code, b)
+		}
+		for _, img := range psObjects(t, b, "images") {
+			if psField[string](t, img, "name") == "NanoServer" {
+				nano = img
+			}
+		}
+		if nano == nil {
+			t.Fatalf("Get-ContainerImage does not list NanoServer: %s", b)
+		}
+		psCheckDisplayed(t, nano, "ContainerProvider.ContainerImage", "ConvertTo-ContainerImage")
+		keys := psConverterKeys(t, "ConvertTo-ContainerImage")
+		if got := psField[string](t, nano, keys["Publisher"]); got != "CN=Microsoft" {
+			t.Fatalf("Publisher = %q, want CN=Microsoft", got)
+		}
+		if got := psField[string](t, nano, keys["Version"]); got != "10.0.10586.0" {
+			t.Fatalf("Version = %q, want 10.0.10586.0", got)
+		}
+		if !psField[bool](t, nano, keys["IsOSImage"]) {
+			t.Fatalf("IsOSImage is not true: %v", nano)
+		}
+	})
+
+	// PS C:\> Get-ContainerImage -Name NanoServer | Remove-ContainerImage -Force
+	t.Run("Remove-ContainerImage", func(t *testing.T) {
+		if nano == nil {
+			t.Skip("Get-ContainerImage found no NanoServer to pipe")
+		}
+		code, b := psReplay(t, p, routes, "GetImages", nil, map[string]any{"name": "NanoServer", "publisher": "", "requiredVersion": ""}, nil)
+		if code != http.StatusOK {
+			t.Fatalf("images -Name NanoServer: %d %s", code, b)
+		}
+		piped := psObjects(t, b, "images")
+		if len(piped) != 1 {
+			t.Fatalf("Get-ContainerImage -Name NanoServer: want one image: %s", b)
+		}
+		// Remove-ContainerImage -Image sends the Digest property as id.
+		id := psField[string](t, piped[0], psConverterKeys(t, "ConvertTo-ContainerImage")["Digest"])
+		if id == "" {
+			t.Fatalf("the piped image has no digest: %s", b)
+		}
+		code, b = psReplay(t, p, routes, "RemoveImages", nil, map[string]any{"id": id}, nil)
+		if code != http.StatusOK {
+			t.Fatalf("remove: %d %s", code, b)
+		}
+		var removed api.RemoveResult
+		if err := json.Unmarshal(b, &removed); err != nil {
+			t.Fatalf("remove answer %s: %v", b, err)
+		}
+		if findImage(removed.Removed, "NanoServer", "10.0.10586.0") == nil {
+			t.Fatalf("remove did not remove NanoServer: %s", b)
+		}
+		if img := findImage(p.images(t), "NanoServer", ""); img != nil {
+			t.Fatalf("NanoServer %s is still installed", img.Version)
 		}
 	})
 }
