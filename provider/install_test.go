@@ -181,8 +181,15 @@ func TestInstallPullsParentFirst(t *testing.T) {
 			logs = append(logs, ev.Message)
 		}
 	}
-	if len(logs) == 0 || logs[0] != "Installing parent image WindowsServerCore 10.0.14393.0" {
-		t.Errorf("log events %q", logs)
+	// The watch starts after Install returns, so it may miss the job's
+	// first line; what it sees must still be in order: the parent's
+	// install line first, then the parent installed before the child.
+	if i := slices.Index(logs, "Installing parent image WindowsServerCore 10.0.14393.0"); i > 0 {
+		t.Errorf("log events %q: the parent's line is not first", logs)
+	}
+	parent, child := slices.Index(logs, "Installed WindowsServerCore 10.0.14393.0"), slices.Index(logs, "Installed microsoft/iis 1.0.0.0")
+	if parent < 0 || child < 0 || parent > child {
+		t.Errorf("log events %q: want the parent installed before the child", logs)
 	}
 	if final.Result == nil || final.Result.Digest != iis.Digest.String() {
 		t.Errorf("result %+v, want microsoft/iis", final.Result)
