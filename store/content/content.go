@@ -17,6 +17,7 @@ import (
 	"context"
 	"io"
 	"time"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -141,3 +142,27 @@ func WithTotal(n int64) WriterOpt { return func(o *WriterOpts) { o.Total = n } }
 
 // WithExpected names the digest that the data should have.
 func WithExpected(d digest.Digest) WriterOpt { return func(o *WriterOpts) { o.Expected = d } }
+
+// DirectIOAlign is the alignment that lets the local store write bytes
+// straight to disk (O_DIRECT) instead of through the page cache: the
+// buffer's address, its length and the writer's offset must all be
+// multiples of it. Other writes are correct too, only buffered.
+const DirectIOAlign = 4096
+
+// AlignedBuffer returns a zeroed buffer of n bytes whose address is a
+// multiple of DirectIOAlign. Copy loops that feed a Writer large chunks
+// allocate their buffers with it.
+func AlignedBuffer(n int) []byte {
+	b := make([]byte, n+DirectIOAlign)
+	skip := 0
+	if r := int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) % DirectIOAlign); r != 0 {
+		skip = DirectIOAlign - r
+	}
+	return b[skip : skip+n : skip+n]
+}
+
+// directAligned reports whether p written at off meets DirectIOAlign.
+func directAligned(p []byte, off int64) bool {
+	return len(p)%DirectIOAlign == 0 && off%DirectIOAlign == 0 &&
+		uintptr(unsafe.Pointer(unsafe.SliceData(p)))%DirectIOAlign == 0
+}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package content
+
+import "os"
+
+// openDirect returns nil: direct I/O is only used on Linux, and every write
+// goes through the page cache.
+func openDirect(path string) *os.File { return nil }
+
+// startWriteback is a no-op where sync_file_range(2) does not exist: the
+// fsync of Commit writes the whole blob.
+func startWriteback(f *os.File, off, n int64) {}

@@ -1,0 +1,148 @@
+package content
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// TestWriterMixedWrites mixes writes below and above parallelHashMin,
+// aligned and unaligned, across writeback chunks, and checks that the
+// digest and the committed bytes are those written. Where the filesystem
+// has direct I/O, it also checks that the aligned writes took it.
+func TestWriterMixedWrites(t *testing.T) {
+	ctx := context.Background()
+	cs, err := NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 2*writebackChunk+12345)
+	var seed [32]byte
+	rand.NewChaCha8(seed).Read(data)
+	iw, err := cs.Writer(ctx, "mixed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := iw.(*writer)
+	if w.direct == nil {
+		t.Logf("no direct I/O on this filesystem (%s): every write is buffered", runtime.GOOS)
+	}
+	buf := AlignedBuffer(1 << 20)
+	// 1 and 7 unalign the offset; 4089 aligns it again.
+	sizes := []int{1, 7, 4088, 1 << 20, parallelHashMin - 1, 1, 3 * parallelHashMin, 1 << 20}
+	var direct int
+	for off, i := 0, 0; off < len(data); i++ {
+		n := min(sizes[i%len(sizes)], len(data)-off)
+		p := buf[:n]
+		copy(p, data[off:off+n])
+		if w.direct != nil && n >= parallelHashMin && directAligned(p, int64(off)) {
+			direct++
+		}
+		if m, err := w.Write(p); err != nil || m != n {
+			t.Fatalf("write %d bytes at %d: %d, %v", n, off, m, err)
+		}
+		off += n
+	}
+	if w.direct != nil && direct == 0 {
+		t.Fatal("no write met the alignment for direct I/O: the test does not cover it")
+	}
+	want := digest.FromBytes(data)
+	if w.Digest() != want {
+		t.Fatalf("digest %s, want %s", w.Digest(), want)
+	}
+	if err := w.Commit(ctx, int64(len(data)), want); err != nil {
+		t.Fatal(err)
+	}
+	ra, err := cs.ReaderAt(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	got := make([]byte, ra.Size())
+	if _, err := ra.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("committed blob differs from the bytes written (read error %v)", err)
+	}
+}
+
+func TestAlignedBuffer(t *testing.T) {
+	for _, n := range []int{0, 1, DirectIOAlign, 1 << 20} {
+		b := AlignedBuffer(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("AlignedBuffer(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		if n >= DirectIOAlign && !directAligned(b, 0) {
+			t.Fatalf("AlignedBuffer(%d) is not aligned", n)
+		}
+	}
+}
+
+// TestWriterFailedLargeWriteKeepsHashOfDisk checks the error path of a
+// parallel-hashed write, buffered and direct: the hash has seen bytes that
+// never reached the disk, so the writer must hash the data again and stay
+// consistent with it.
+func TestWriterFailedLargeWriteKeepsHashOfDisk(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(map[bool]string{false: "buffered", true: "direct"}[direct], func(t *testing.T) {
+			ctx := context.Background()
+			cs, err := NewStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			iw, err := cs.Writer(ctx, "fail")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := iw.(*writer)
+			if direct && w.direct == nil {
+				t.Skip("no direct I/O on this filesystem: the direct path cannot be exercised")
+			}
+			first := AlignedBuffer(3 * parallelHashMin)
+			for i := range first {
+				first[i] = 'a'
+			}
+			if _, err := w.Write(first); err != nil {
+				t.Fatal(err)
+			}
+			// Swap in a read-only descriptor of the same data for the
+			// path under test: the next write fails without writing a
+			// byte.
+			ro, err := os.Open(filepath.Join(w.dir, ingestData))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ro.Close()
+			target := &w.f
+			if direct {
+				target = &w.direct
+			} else if w.direct != nil {
+				w.direct.Close()
+				w.direct = nil
+			}
+			saved := *target
+			*target = ro
+			second := AlignedBuffer(2 * parallelHashMin)
+			n, err := w.Write(second)
+			if err == nil || n != 0 {
+				t.Fatalf("write on a read-only file: %d, %v", n, err)
+			}
+			if w.Offset() != int64(len(first)) || w.Digest() != digest.FromBytes(first) {
+				t.Fatalf("after the failed write: offset %d digest %s, want %d %s", w.Offset(), w.Digest(), len(first), digest.FromBytes(first))
+			}
+			*target = saved
+			rest := bytes.Repeat([]byte("c"), parallelHashMin)
+			if _, err := w.Write(rest); err != nil {
+				t.Fatal(err)
+			}
+			all := append(bytes.Clone(first), rest...)
+			if err := w.Commit(ctx, int64(len(all)), digest.FromBytes(all)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
