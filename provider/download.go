@@ -17,10 +17,12 @@ import (
 
 // copyBufferSize is the size of the buffers blobs are copied through: a
 // read fills it before the bytes go to the ingest, so writes and hashing
-// work on large chunks, and progress is reported once per buffer.
-const copyBufferSize = 256 << 10
+// work on large chunks (the store writes aligned ones straight to disk, and
+// larger direct writes go faster), and progress is reported once per
+// buffer.
+const copyBufferSize = 1 << 20
 
-var bufferPool = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+var bufferPool = sync.Pool{New: func() any { b := content.AlignedBuffer(copyBufferSize); return &b }}
 
 func (p *Provider) buffer() *[]byte         { return bufferPool.Get().(*[]byte) }
 func (p *Provider) releaseBuffer(b *[]byte) { bufferPool.Put(b) }
@@ -317,6 +319,9 @@ func (p *Provider) pipeCopy(w content.Writer, f *flight, r io.Reader, body io.Cl
 	}
 	full := make(chan chunk, pipelineDepth) // never blocks: there are only pipelineDepth buffers
 	stop := make(chan struct{})
+	// A resume may start anywhere: the first read is cut short so that
+	// every later buffer lands at an offset the store can write directly.
+	head := int(w.Offset() % content.DirectIOAlign)
 	go func() {
 		defer close(full)
 		for {
@@ -331,7 +336,11 @@ func (p *Provider) pipeCopy(w content.Writer, f *flight, r io.Reader, body io.Cl
 			case <-stop:
 				return
 			}
-			n, err := io.ReadFull(r, *buf)
+			b := *buf
+			if head != 0 {
+				b, head = b[:len(b)-head], 0
+			}
+			n, err := io.ReadFull(r, b)
 			full <- chunk{buf: buf, n: n, err: err}
 			if err != nil {
 				return
