@@ -134,40 +134,44 @@ func (b *bench) run(counts []int) (string, error) {
 		return "", err
 	}
 
-	var rows []row
-	harness.Step("floor: sha256 and a synced write of the same bytes")
-	sha, err := harness.Median(b.runs, func() (float64, error) { return harness.HashFiles(blobPath) })
-	if err != nil {
-		return "", err
-	}
-	rows = append(rows, row{"sha256 of the blob (page cache)", 1, sha})
-	wr, err := harness.Median(b.runs, func() (float64, error) { return harness.SyncedCopy(b.work, blobPath) })
-	if err != nil {
-		return "", err
-	}
-	rows = append(rows, row{"synced write of the blob", 1, wr})
-
 	servers := []struct{ name, url string }{
 		{"catalogd", "http://" + catAddr + "/v2/" + repo + "/blobs/" + layer.Digest},
 		{"distribution registry v3.1.2", "http://" + regAddr + "/v2/" + repo + "/blobs/" + layer.Digest},
 	}
+	// One round: the two floors, then each server at each client count.
+	fs := []harness.Contender{
+		{Name: "sha256", Run: func() (float64, error) { return harness.HashFiles(blobPath) }},
+		{Name: "synced write", Run: func() (float64, error) { return harness.SyncedCopy(b.work, blobPath) }},
+	}
+	for _, s := range servers {
+		for _, n := range counts {
+			fs = append(fs, harness.Contender{
+				Name: fmt.Sprintf("%s, %d client(s)", s.name, n),
+				Run:  func() (float64, error) { return fetch(s.url, n, layer.Size) },
+			})
+		}
+	}
+	harness.Step("%d rounds of the floors (sha256, synced write) and of each server at %v client(s)", b.runs, counts)
+	m, err := harness.Rounds(b.runs, fs...)
+	if err != nil {
+		return "", err
+	}
+	sha, wr := m[0], m[1]
+	rows := []row{{"sha256 of the blob (page cache)", 1, sha}, {"synced write of the blob", 1, wr}}
 	results := map[string]map[int]float64{}
+	i := 2
 	for _, s := range servers {
 		results[s.name] = map[int]float64{}
 		for _, n := range counts {
-			harness.Step("%s: %d client(s) x %d runs", s.name, n, b.runs)
-			mbps, err := harness.Median(b.runs, func() (float64, error) { return fetch(s.url, n, layer.Size) })
-			if err != nil {
-				return "", fmt.Errorf("%s: %w", s.name, err)
-			}
-			results[s.name][n] = mbps
-			rows = append(rows, row{"GET blob from " + s.name, n, mbps})
+			results[s.name][n] = m[i]
+			rows = append(rows, row{"GET blob from " + s.name, n, m[i]})
+			i++
 		}
 	}
 
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# Serving one %s blob (%s)\n\n", harness.Human(layer.Size), time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&sb, "Medians of %d runs on this machine, all in one run; MB/s is 10^6 bytes per second, aggregate over the clients.\n\n", b.runs)
+	fmt.Fprintf(&sb, "Medians of %d rounds on this machine, all in one run; each round runs every measurement once, so that all of them meet the same drift of the machine; MB/s is 10^6 bytes per second, aggregate over the clients.\n\n", b.runs)
 	fmt.Fprintf(&sb, "| measurement | clients | MB/s |\n|---|---:|---:|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&sb, "| %s | %d | %.0f |\n", r.name, r.clients, r.mbps)

@@ -122,6 +122,43 @@ func Median(runs int, f func() (float64, error)) (float64, error) {
 	return MedianOf(xs), nil
 }
 
+// Contender is one measurement of a round: Run returns MB/s.
+type Contender struct {
+	Name string
+	Run  func() (float64, error)
+}
+
+// Rounds runs each contender once per round, for runs rounds, prints every
+// result, and returns the median of each contender's results, in the order
+// given. Interleaving the contenders puts them all under the same drift of
+// a noisy machine (a virtual disk or host memory that is fast in one minute
+// and slow in the next), which back-to-back runs of one contender would
+// charge to it alone. The order changes from round to round, rotated by one
+// and reversed every other round, so that no contender always follows the
+// same one (whose writeback or freed pages it would meet every time).
+func Rounds(runs int, cs ...Contender) ([]float64, error) {
+	xs := make([][]float64, len(cs))
+	for r := range runs {
+		for k := range cs {
+			i := (r + k) % len(cs)
+			if r%2 == 1 {
+				i = (r + len(cs) - 1 - k) % len(cs)
+			}
+			x, err := cs[i].Run()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", cs[i].Name, err)
+			}
+			fmt.Fprintf(os.Stderr, "    round %d: %s %.0f MB/s\n", r+1, cs[i].Name, x)
+			xs[i] = append(xs[i], x)
+		}
+	}
+	out := make([]float64, len(cs))
+	for i := range xs {
+		out[i] = MedianOf(xs[i])
+	}
+	return out, nil
+}
+
 // MedianOf is the median of xs (0 for none). xs is sorted in place.
 func MedianOf(xs []float64) float64 {
 	if len(xs) == 0 {
