@@ -134,6 +134,9 @@ func (b *bench) run(counts []int) (string, error) {
 		return "", err
 	}
 
+	if err := harness.WarmStore(filepath.Join(catRoot, "content")); err != nil {
+		return "", err
+	}
 	servers := []struct{ name, url string }{
 		{"catalogd", "http://" + catAddr + "/v2/" + repo + "/blobs/" + layer.Digest},
 		{"distribution registry v3.1.2", "http://" + regAddr + "/v2/" + repo + "/blobs/" + layer.Digest},

@@ -113,6 +113,9 @@ func (b *bench) run(size int64) (string, error) {
 		}
 	}
 
+	if err := harness.WarmStore(filepath.Join(catRoot, "content")); err != nil {
+		return "", err
+	}
 	var err error
 	if b.catAddr, err = harness.FreeAddr(); err != nil {
 		return "", err
