@@ -117,6 +117,8 @@ type BlobProgress struct {
 	Digest string `json:"digest"`
 	// Image names the image the blob belongs to, "Name version".
 	Image string `json:"image,omitempty"`
+	// Kind is "config" or "layer".
+	Kind  string `json:"kind,omitempty"`
 	Total int64  `json:"total"`
 	Done  int64  `json:"done"`
 	// State: "waiting", "downloading", "verifying", "done" or "present"

@@ -171,6 +171,7 @@ func (j *job) setBlobs(tasks []*blobTask) {
 		j.rec.Blobs[i] = api.BlobProgress{
 			Digest: t.desc.Digest.String(),
 			Image:  t.img.label(),
+			Kind:   t.kind,
 			Total:  t.desc.Size,
 			State:  blobWaiting,
 		}

@@ -199,12 +199,18 @@ const (
 	blobVerifying   = "verifying"
 	blobDone        = "done"
 	blobPresent     = "present"
+
+	blobConfig = "config" // api.BlobProgress.Kind of a config blob
 )
 
 // blob maps the progress of one blob onto Docker's layer lines: Pulling fs
 // layer (or Already exists), Downloading with progressDetail, Verifying
-// Checksum, Download complete.
+// Checksum, Download complete. Config blobs get no lines, as in docker's
+// own pull.
 func (ps *pullStream) blob(b api.BlobProgress) []jsonMessage {
+	if b.Kind == blobConfig {
+		return nil
+	}
 	id := shortID(b.Digest)
 	prev, seen := ps.state[id]
 	var out []jsonMessage

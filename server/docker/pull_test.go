@@ -46,19 +46,22 @@ func lines(msgs []jsonMessage) []string {
 func TestPull(t *testing.T) {
 	layer := "sha256:" + hex64('1')
 	present := "sha256:" + hex64('2')
+	config := "sha256:" + hex64('3')
 	result := sampleImages()[0]
 	running := api.Job{ID: "j1", State: api.JobRunning}
 	events := func(final api.Job) []api.JobEvent {
 		return []api.JobEvent{
 			{Type: api.EventState, State: api.JobRunning, Job: &running},
 			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: present, Total: 10, Done: 10, State: "present"}},
-			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: layer, Total: 100, State: "waiting"}},
+			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: layer, Kind: "layer", Total: 100, State: "waiting"}},
+			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: config, Kind: "config", Total: 5, State: "waiting"}},
+			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: config, Kind: "config", Total: 5, Done: 5, State: "done"}},
 			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: layer, Total: 100, Done: 40, State: "downloading"}},
 			{Type: api.EventProgress, Blob: &api.BlobProgress{Digest: layer, Total: 100, Done: 100, State: "done"}},
 			{Type: api.EventResult, State: final.State, Job: &final},
 		}
 	}
-	blobs := []api.BlobProgress{{Digest: layer, State: "done"}, {Digest: present, State: "present"}}
+	blobs := []api.BlobProgress{{Digest: layer, Kind: "layer", State: "done"}, {Digest: config, Kind: "config", State: "done"}, {Digest: present, State: "present"}}
 	for _, tc := range []struct {
 		name, query string
 		install     api.Job
