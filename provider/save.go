@@ -373,7 +373,7 @@ func (p *Provider) SaveToPath(ctx context.Context, req api.SaveRequest) (api.Sav
 			}
 		}
 	}()
-	bw := bufio.NewWriterSize(f, copyBufferSize)
+	bw := bufio.NewWriterSize(content.NewWritebackFile(f), copyBufferSize)
 	if err := p.writeArchive(ctx, sp, bw); err != nil {
 		return api.SaveResult{}, err
 	}

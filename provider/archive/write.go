@@ -285,8 +285,7 @@ func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBl
 		kept = bytes.NewBuffer(make([]byte, 0, b.desc.Size))
 		dst = io.MultiWriter(tw, kept)
 	}
-	src := io.TeeReader(io.LimitReader(&ctxReader{ctx: ctx, r: rc}, b.desc.Size), h)
-	n, err := io.CopyBuffer(dst, src, buf)
+	n, err := copyHashing(dst, io.LimitReader(&ctxReader{ctx: ctx, r: rc}, b.desc.Size), h, buf)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", d, err)
 	}
@@ -332,6 +331,40 @@ func checkManifest(b []byte, img *Image) error {
 
 func sameDescriptor(a, b ocispec.Descriptor) bool {
 	return a.Digest == b.Digest && a.Size == b.Size && a.MediaType == b.MediaType
+}
+
+// copyHashing copies src to dst through buf, as io.CopyBuffer does, and
+// writes every byte to h as well. A chunk is hashed on another goroutine
+// while it is written, so that a save costs the slower of the hash and the
+// write, not their sum.
+func copyHashing(dst io.Writer, src io.Reader, h io.Writer, buf []byte) (int64, error) {
+	var total int64
+	hashed := make(chan struct{})
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			go func() {
+				h.Write(chunk) // a hash.Hash never fails
+				hashed <- struct{}{}
+			}()
+			w, werr := dst.Write(chunk)
+			<-hashed
+			total += int64(w)
+			if werr == nil && w < n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 // ctxReader stops a long copy when ctx ends.

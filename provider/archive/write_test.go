@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -146,5 +147,55 @@ func TestWriteMemory(t *testing.T) {
 	t.Logf("heap in use grew by at most %d KiB while writing %d MiB", growth>>10, s.n>>20)
 	if growth > 32<<20 {
 		t.Errorf("heap grew by %d MiB", growth>>20)
+	}
+}
+
+// failAfter accepts limit bytes, then fails every write.
+type failAfter struct {
+	limit int
+	got   bytes.Buffer
+}
+
+func (w *failAfter) Write(p []byte) (int, error) {
+	if room := w.limit - w.got.Len(); len(p) > room {
+		w.got.Write(p[:max(room, 0)])
+		return max(room, 0), io.ErrClosedPipe
+	}
+	return w.got.Write(p)
+}
+
+// TestCopyHashing: every byte reaches both the destination and the hash,
+// whatever the read sizes; a failed write stops the copy with its error
+// and the count of bytes written.
+func TestCopyHashing(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16+3) // ~1 MiB, not a multiple of buf
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		wrap func(io.Reader) io.Reader
+	}{
+		{"whole reads", data, func(r io.Reader) io.Reader { return r }},
+		{"half reads", data, iotest.HalfReader},
+		{"one byte reads", data[:5000], iotest.OneByteReader},
+		{"data with EOF", data, iotest.DataErrReader},
+		{"empty", nil, func(r io.Reader) io.Reader { return r }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dst bytes.Buffer
+			h := sha256.New()
+			n, err := copyHashing(&dst, tc.wrap(bytes.NewReader(tc.in)), h, make([]byte, 64<<10))
+			if err != nil || n != int64(len(tc.in)) {
+				t.Fatalf("copied %d, %v; want %d bytes", n, err, len(tc.in))
+			}
+			want := sha256.Sum256(tc.in)
+			if !bytes.Equal(dst.Bytes(), tc.in) || !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Fatal("destination or hash differs from the source")
+			}
+		})
+	}
+	w := &failAfter{limit: 100_000}
+	n, err := copyHashing(w, bytes.NewReader(data), sha256.New(), make([]byte, 64<<10))
+	if err != io.ErrClosedPipe || n != 100_000 || !bytes.Equal(w.got.Bytes(), data[:100_000]) {
+		t.Fatalf("failing writer: copied %d, %v; want 100000 and io.ErrClosedPipe", n, err)
 	}
 }

@@ -11,3 +11,6 @@ func openDirect(path string) *os.File { return nil }
 // startWriteback is a no-op where sync_file_range(2) does not exist: the
 // fsync of Commit writes the whole blob.
 func startWriteback(f *os.File, off, n int64) {}
+
+// waitWriteback is a no-op where sync_file_range(2) does not exist.
+func waitWriteback(f *os.File, off, n int64) {}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -144,5 +145,44 @@ func TestWriterFailedLargeWriteKeepsHashOfDisk(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestWritebackFile writes well past several writeback chunks in writes of
+// odd sizes, and checks the bytes, the offsets the writeback reached, and
+// that a failed write says which file.
+func TestWritebackFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "archive.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 3*writebackChunk+12345)
+	rand.NewChaCha8([32]byte{7}).Read(data)
+	w := NewWritebackFile(f)
+	for rest, step := data, 1; len(rest) > 0; step = step*7%(3<<20) + 1 {
+		n := min(step, len(rest))
+		if got, err := w.Write(rest[:n]); err != nil || got != n {
+			t.Fatalf("write of %d bytes: %d, %v", n, got, err)
+		}
+		rest = rest[n:]
+	}
+	// Writeback is started over every full chunk, and waited for up to
+	// the chunk before the last.
+	if int64(len(data))-w.started >= writebackChunk || w.waited == 0 || w.started-w.waited < writebackChunk {
+		t.Errorf("writeback started to %d and waited to %d after %d bytes", w.started, w.waited, len(data))
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("file holds %d bytes (%v), not the %d written", len(got), err, len(data))
+	}
+	if _, err := w.Write([]byte("late")); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("write to a closed file: %v, want an error naming %s", err, path)
 	}
 }
