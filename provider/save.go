@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -373,11 +372,12 @@ func (p *Provider) SaveToPath(ctx context.Context, req api.SaveRequest) (api.Sav
 			}
 		}
 	}()
-	bw := bufio.NewWriterSize(content.NewWritebackFile(f), copyBufferSize)
-	if err := p.writeArchive(ctx, sp, bw); err != nil {
+	fw := content.NewFileWriter(f)
+	defer fw.Close()
+	if err := p.writeArchive(ctx, sp, fw); err != nil {
 		return api.SaveResult{}, err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := fw.Close(); err != nil {
 		return api.SaveResult{}, pathError("file", tmp, err)
 	}
 	if err := f.Sync(); err != nil {

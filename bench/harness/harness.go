@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Procs starts long-running processes and stops them all at the end.
@@ -211,6 +213,25 @@ func WarmStore(root string) error {
 		f.Close()
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Evict drops the files' pages from the page cache (after Settle, so that
+// they are clean), so that the next read of them comes from disk, as it
+// does for a blob written with O_DIRECT or a file copied from another host.
+func Evict(paths ...string) error {
+	Settle()
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("evict %s: %w", p, err)
 		}
 	}
 	return nil

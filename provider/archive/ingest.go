@@ -42,7 +42,6 @@ func ingest(ctx context.Context, ra io.ReaderAt, cs content.Store, plan []blobEn
 		}
 	}()
 
-	buf := make([]byte, copyBufferSize)
 	for _, e := range plan {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -59,7 +58,7 @@ func ingest(ctx context.Context, ra io.ReaderAt, cs content.Store, plan []blobEn
 			return fmt.Errorf("blob %s: %w", e.digest, err)
 		}
 		pending = append(pending, pendingBlob{ref: ref, digest: e.digest, size: e.size})
-		if err := copyBlob(ctx, w, ra, e, buf); err != nil {
+		if err := copyBlob(ctx, w, ra, e); err != nil {
 			w.Close()
 			return err
 		}
@@ -78,14 +77,14 @@ func ingest(ctx context.Context, ra io.ReaderAt, cs content.Store, plan []blobEn
 }
 
 // copyBlob streams the data of e into w and checks its size and digest.
-func copyBlob(ctx context.Context, w content.Writer, ra io.ReaderAt, e blobEntry, buf []byte) error {
+func copyBlob(ctx context.Context, w content.Writer, ra io.ReaderAt, e blobEntry) error {
 	if w.Offset() > 0 {
 		if err := w.Truncate(0); err != nil {
 			return fmt.Errorf("blob %s: %w", e.digest, err)
 		}
 	}
 	src := io.LimitReader(&ctxReader{ctx: ctx, r: io.NewSectionReader(ra, e.offset, e.size)}, e.size)
-	n, err := io.CopyBuffer(w, src, buf)
+	n, err := copyAhead(w, src, nil) // the writer hashes
 	if err != nil {
 		return fmt.Errorf("blob %s (archive entry %q): %w", e.digest, e.name, err)
 	}

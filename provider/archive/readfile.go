@@ -29,17 +29,21 @@ func ReadFile(ctx context.Context, path, spoolDir string, cs content.Store, limi
 		}
 		return Contents{}, fmt.Errorf("archive %s: %w", path, err)
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return Contents{}, fmt.Errorf("archive %s: %w", path, err)
 	}
+	// A file copied from another host is seldom in the page cache: the
+	// FileReaderAt reads what the cache lacks straight from disk.
+	ra := content.NewFileReaderAt(f, fi.Size())
+	defer ra.Close()
 	if !fi.Mode().IsRegular() {
 		return Contents{}, fmt.Errorf("archive %s: not a regular file: %w", path, errdefs.ErrInvalidArgument)
 	}
 	var magic [2]byte
 	if n, _ := f.ReadAt(magic[:], 0); n < 2 || magic != [2]byte{0x1f, 0x8b} {
-		return Read(ctx, f, fi.Size(), cs, limits)
+		return Read(ctx, ra, fi.Size(), cs, limits)
 	}
 
 	spool, err := os.CreateTemp(spoolDir, "archive-*.tar")

@@ -93,7 +93,6 @@ func Write(ctx context.Context, w io.Writer, images []Image, open BlobOpener) er
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 
 	tw := tar.NewWriter(w)
-	buf := make([]byte, copyBufferSize)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -102,7 +101,7 @@ func Write(ctx context.Context, w io.Writer, images []Image, open BlobOpener) er
 		case e.dir:
 			err = tw.WriteHeader(header(e.name, tar.TypeDir, 0o755, 0))
 		case e.blob != nil:
-			err = writeBlobEntry(ctx, tw, e.name, e.blob, open, buf)
+			err = writeBlobEntry(ctx, tw, e.name, e.blob, open)
 		default:
 			if err = tw.WriteHeader(header(e.name, tar.TypeReg, 0o644, int64(len(e.data)))); err == nil {
 				_, err = tw.Write(e.data)
@@ -265,7 +264,7 @@ func isBase(img Image, images []Image) bool {
 // writeBlobEntry streams one blob into tw, verifying its size and digest. A
 // manifest blob is also kept (it is at most DefaultMaxJSON bytes) and
 // checked against the images it describes.
-func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBlob, open BlobOpener, buf []byte) error {
+func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBlob, open BlobOpener) error {
 	d := b.desc.Digest
 	rc, err := open(ctx, b.desc)
 	if err != nil {
@@ -285,7 +284,7 @@ func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBl
 		kept = bytes.NewBuffer(make([]byte, 0, b.desc.Size))
 		dst = io.MultiWriter(tw, kept)
 	}
-	n, err := copyHashing(dst, io.LimitReader(&ctxReader{ctx: ctx, r: rc}, b.desc.Size), h, buf)
+	n, err := copyAhead(dst, io.LimitReader(&ctxReader{ctx: ctx, r: rc}, b.desc.Size), h)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", d, err)
 	}
@@ -331,40 +330,6 @@ func checkManifest(b []byte, img *Image) error {
 
 func sameDescriptor(a, b ocispec.Descriptor) bool {
 	return a.Digest == b.Digest && a.Size == b.Size && a.MediaType == b.MediaType
-}
-
-// copyHashing copies src to dst through buf, as io.CopyBuffer does, and
-// writes every byte to h as well. A chunk is hashed on another goroutine
-// while it is written, so that a save costs the slower of the hash and the
-// write, not their sum.
-func copyHashing(dst io.Writer, src io.Reader, h io.Writer, buf []byte) (int64, error) {
-	var total int64
-	hashed := make(chan struct{})
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			chunk := buf[:n]
-			go func() {
-				h.Write(chunk) // a hash.Hash never fails
-				hashed <- struct{}{}
-			}()
-			w, werr := dst.Write(chunk)
-			<-hashed
-			total += int64(w)
-			if werr == nil && w < n {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				return total, werr
-			}
-		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
-	}
 }
 
 // ctxReader stops a long copy when ctx ends.

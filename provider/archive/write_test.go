@@ -164,11 +164,11 @@ func (w *failAfter) Write(p []byte) (int, error) {
 	return w.got.Write(p)
 }
 
-// TestCopyHashing: every byte reaches both the destination and the hash,
-// whatever the read sizes; a failed write stops the copy with its error
-// and the count of bytes written.
-func TestCopyHashing(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16+3) // ~1 MiB, not a multiple of buf
+// TestCopyAhead: every byte reaches the destination, and the hash when
+// there is one, whatever the read sizes; a failed write or read stops the
+// copy with its error and the count of bytes written.
+func TestCopyAhead(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3*copyBufferSize/16+4099) // more than aheadDepth buffers, not a multiple
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -181,21 +181,44 @@ func TestCopyHashing(t *testing.T) {
 		{"empty", nil, func(r io.Reader) io.Reader { return r }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var dst bytes.Buffer
-			h := sha256.New()
-			n, err := copyHashing(&dst, tc.wrap(bytes.NewReader(tc.in)), h, make([]byte, 64<<10))
-			if err != nil || n != int64(len(tc.in)) {
-				t.Fatalf("copied %d, %v; want %d bytes", n, err, len(tc.in))
-			}
-			want := sha256.Sum256(tc.in)
-			if !bytes.Equal(dst.Bytes(), tc.in) || !bytes.Equal(h.Sum(nil), want[:]) {
-				t.Fatal("destination or hash differs from the source")
+			for _, hashed := range []bool{true, false} {
+				var dst bytes.Buffer
+				h := sha256.New()
+				var hw io.Writer
+				if hashed {
+					hw = h
+				}
+				n, err := copyAhead(&dst, tc.wrap(bytes.NewReader(tc.in)), hw)
+				if err != nil || n != int64(len(tc.in)) {
+					t.Fatalf("copied %d, %v; want %d bytes", n, err, len(tc.in))
+				}
+				if !bytes.Equal(dst.Bytes(), tc.in) {
+					t.Fatal("destination differs from the source")
+				}
+				if want := sha256.Sum256(tc.in); hashed && !bytes.Equal(h.Sum(nil), want[:]) {
+					t.Fatal("hash differs from the source's")
+				}
 			}
 		})
 	}
-	w := &failAfter{limit: 100_000}
-	n, err := copyHashing(w, bytes.NewReader(data), sha256.New(), make([]byte, 64<<10))
-	if err != io.ErrClosedPipe || n != 100_000 || !bytes.Equal(w.got.Bytes(), data[:100_000]) {
-		t.Fatalf("failing writer: copied %d, %v; want 100000 and io.ErrClosedPipe", n, err)
+	w := &failAfter{limit: copyBufferSize + 100_000}
+	n, err := copyAhead(w, bytes.NewReader(data), sha256.New())
+	if err != io.ErrClosedPipe || n != int64(w.limit) || !bytes.Equal(w.got.Bytes(), data[:w.limit]) {
+		t.Fatalf("failing writer: copied %d, %v; want %d and io.ErrClosedPipe", n, err, w.limit)
+	}
+	broken := io.MultiReader(bytes.NewReader(data[:copyBufferSize+10]), iotest.ErrReader(io.ErrUnexpectedEOF))
+	var dst bytes.Buffer
+	n, err = copyAhead(&dst, iotest.ErrReader(io.ErrNoProgress), nil)
+	if err != io.ErrNoProgress || n != 0 {
+		t.Fatalf("failing reader: copied %d, %v; want 0 and its error", n, err)
+	}
+	n, err = copyAhead(&dst, broken, nil)
+	if err != io.ErrUnexpectedEOF || n != copyBufferSize+10 || !bytes.Equal(dst.Bytes(), data[:n]) {
+		t.Fatalf("reader failing after %d bytes: copied %d, %v; want them and its error", copyBufferSize+10, n, err)
+	}
+	dst.Reset()
+	n, err = copyAhead(&dst, iotest.TimeoutReader(bytes.NewReader(data)), nil)
+	if err != iotest.ErrTimeout || n != copyBufferSize {
+		t.Fatalf("reader failing on its second read: copied %d, %v; want %d and its error", n, err, copyBufferSize)
 	}
 }

@@ -17,6 +17,35 @@ func openDirect(path string) *os.File {
 	return f
 }
 
+// openDirectRead opens path for reads that bypass the page cache, or
+// returns nil where the filesystem refuses them.
+func openDirectRead(path string) *os.File {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// pageCached reports whether the page cache holds every page of the n
+// bytes of f at off (cachestat(2)). ok is false where the kernel cannot
+// tell (before Linux 6.5); the caller then reads through the page cache.
+func pageCached(f *os.File, off, n int64) (cached, ok bool) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false, false
+	}
+	var cs unix.Cachestat_t
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cerr = unix.Cachestat(uint(fd), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &cs, 0)
+	}); err != nil || cerr != nil {
+		return false, false
+	}
+	pages := (off+n+int64(os.Getpagesize())-1)/int64(os.Getpagesize()) - off/int64(os.Getpagesize())
+	return int64(cs.Cache) >= pages, true
+}
+
 // startWriteback asks the kernel to start writing the given range of f to
 // disk, without waiting for it. A writer calls it as its buffered data
 // grows, so that the fsync of Commit finds most of the blob already on disk

@@ -165,20 +165,8 @@ func (s *localStore) ReaderAt(ctx context.Context, dgst digest.Digest) (ReaderAt
 		f.Close()
 		return nil, fmt.Errorf("content %s: %w", dgst, err)
 	}
-	return &fileReaderAt{f: f, size: fi.Size()}, nil
+	return NewFileReaderAt(f, fi.Size()), nil
 }
-
-// fileReaderAt is the ReaderAt of a local blob. File exposes the *os.File so
-// that HTTP servers can hand it to http.ServeContent, which uses sendfile.
-type fileReaderAt struct {
-	f    *os.File
-	size int64
-}
-
-func (r *fileReaderAt) ReadAt(p []byte, off int64) (int, error) { return r.f.ReadAt(p, off) }
-func (r *fileReaderAt) Close() error                            { return r.f.Close() }
-func (r *fileReaderAt) Size() int64                             { return r.size }
-func (r *fileReaderAt) File() *os.File                          { return r.f }
 
 // Status implements IngestManager.
 func (s *localStore) Status(ctx context.Context, ref string) (Status, error) {

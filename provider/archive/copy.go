@@ -1,0 +1,122 @@
+package archive
+
+import (
+	"io"
+	"sync"
+
+	"github.com/containerprovider/containerprovider/store/content"
+)
+
+// aheadDepth is how many buffers a copy uses: one being written, the rest
+// being read ahead.
+const aheadDepth = 3
+
+// bufferPool holds the copy buffers: copyBufferSize bytes, aligned so that
+// the store reads and writes them straight to disk.
+var bufferPool = sync.Pool{New: func() any { b := content.AlignedBuffer(copyBufferSize); return &b }}
+
+// copyAhead copies src to dst in chunks of copyBufferSize. A goroutine
+// reads up to aheadDepth-1 chunks ahead of the writes; with h, each chunk
+// is also written to h on another goroutine while it is written to dst. A
+// copy from disk to disk then costs the slowest of the read, the hash and
+// the write rather than their sum: a save or a load from a file that is not
+// in the page cache waits on the disk's latency once per chunk, not twice.
+//
+// It returns the bytes written to dst and the first error, io.EOF excepted.
+// The reading goroutine has stopped when it returns.
+func copyAhead(dst io.Writer, src io.Reader, h io.Writer) (int64, error) {
+	type chunk struct {
+		buf *[]byte
+		n   int
+		err error
+	}
+	free := make(chan *[]byte, aheadDepth)
+	for range aheadDepth {
+		free <- bufferPool.Get().(*[]byte)
+	}
+	full := make(chan chunk, aheadDepth) // never blocks: there are only aheadDepth buffers
+	stop := make(chan struct{})
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			var buf *[]byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			n, err := fill(src, *buf)
+			full <- chunk{buf: buf, n: n, err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-read
+		for range aheadDepth {
+			select {
+			case b := <-free:
+				bufferPool.Put(b)
+			case c := <-full:
+				bufferPool.Put(c.buf)
+			}
+		}
+	}()
+
+	var total int64
+	hashed := make(chan struct{})
+	for {
+		c := <-full
+		if c.n > 0 {
+			p := (*c.buf)[:c.n]
+			if h != nil {
+				go func() {
+					h.Write(p) // a hash.Hash never fails
+					hashed <- struct{}{}
+				}()
+			}
+			w, werr := dst.Write(p)
+			if h != nil {
+				<-hashed
+			}
+			total += int64(w)
+			if werr == nil && w < c.n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				free <- c.buf
+				return total, werr
+			}
+		}
+		free <- c.buf
+		if c.err == io.EOF {
+			return total, nil
+		}
+		if c.err != nil {
+			return total, c.err
+		}
+	}
+}
+
+// fill reads from r until b is full or r fails; io.EOF, unlike with
+// io.ReadFull, stays io.EOF whatever was read, and a reader's own
+// io.ErrUnexpectedEOF stays an error.
+func fill(r io.Reader, b []byte) (int, error) {
+	n, empty := 0, 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m > 0 {
+			empty = 0
+		} else if empty++; empty == 100 {
+			return n, io.ErrNoProgress
+		}
+	}
+	return n, nil
+}
