@@ -91,7 +91,8 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 // images, history, tag and the rmi of a tag, create and ps -a, rmi refused
 // by a container and by a child, commit, save, rmi and load of the
 // committed image, start, stop, rm, rmi by short id,
-// and an unsupported command that fails at once with the 501 message. What docker
+// an unsupported command that fails at once with the 501 message, and docker
+// run, which stops at its attach with a 501. What docker
 // does is visible through cimage: one store.
 func TestDockerSession(t *testing.T) {
 	dockerAddr := freeAddr(t)
@@ -274,6 +275,20 @@ func TestDockerSession(t *testing.T) {
 		t.Fatalf("docker network ls: exit %d\n%s", code, errOut)
 	}
 	t.Logf("docker network ls failed in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+
+	// docker run creates the container, as docker create does, then stops
+	// at the attach, which answers 501: the CLI drops the message of a
+	// refused upgrade and says "received 501". Nothing starts.
+	start = time.Now()
+	_, errOut, code = d.run(t, "run", "--name", "r1", "nanoserver:10.0.14393.0")
+	if code == 0 || !strings.Contains(errOut, "received 501") {
+		t.Fatalf("docker run: exit %d\n%s", code, errOut)
+	}
+	t.Logf("docker run failed in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
+	ps := d.must(t, "ps", "-a")
+	if i := strings.Index(ps, " r1\n"); i < 0 || !strings.Contains(ps[strings.LastIndex(ps[:i], "\n")+1:i], "Created") {
+		t.Fatalf("docker ps -a after docker run: no created container r1\n%s", ps)
+	}
 }
 
 // savedRepoTags reads the RepoTags of the manifest.json of the docker save
