@@ -249,13 +249,9 @@ func isID(id string) bool {
 	return err == nil && strings.ToLower(id) == id
 }
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
-// copyInto streams rd into w through a pooled 1 MiB buffer.
-func copyInto(w io.Writer, rd io.Reader) error {
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
-	// Hide any WriterTo of rd so that the copy goes through the buffer.
-	_, err := io.CopyBuffer(w, struct{ io.Reader }{rd}, *buf)
+// copyInto streams rd into w, reading ahead of the writes, in chunks that
+// w writes straight to disk (see content.CopyAhead).
+func copyInto(w content.Writer, rd io.Reader) error {
+	_, err := content.CopyAhead(w, rd, nil, w.Offset())
 	return err
 }

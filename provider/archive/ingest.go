@@ -84,7 +84,7 @@ func copyBlob(ctx context.Context, w content.Writer, ra io.ReaderAt, e blobEntry
 		}
 	}
 	src := io.LimitReader(&ctxReader{ctx: ctx, r: io.NewSectionReader(ra, e.offset, e.size)}, e.size)
-	n, err := copyAhead(w, src, nil) // the writer hashes
+	n, err := content.CopyAhead(w, src, nil, w.Offset()) // the writer hashes
 	if err != nil {
 		return fmt.Errorf("blob %s (archive entry %q): %w", e.digest, e.name, err)
 	}

@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/store/content"
 )
 
 // BlobOpener opens a blob for writing into the archive. The archive closes
@@ -284,7 +285,7 @@ func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBl
 		kept = bytes.NewBuffer(make([]byte, 0, b.desc.Size))
 		dst = io.MultiWriter(tw, kept)
 	}
-	n, err := copyAhead(dst, io.LimitReader(&ctxReader{ctx: ctx, r: rc}, b.desc.Size), h)
+	n, err := content.CopyAhead(dst, io.LimitReader(&ctxReader{ctx: ctx, r: rc}, b.desc.Size), h, 0)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", d, err)
 	}

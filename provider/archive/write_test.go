@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"testing/iotest"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -147,78 +146,5 @@ func TestWriteMemory(t *testing.T) {
 	t.Logf("heap in use grew by at most %d KiB while writing %d MiB", growth>>10, s.n>>20)
 	if growth > 32<<20 {
 		t.Errorf("heap grew by %d MiB", growth>>20)
-	}
-}
-
-// failAfter accepts limit bytes, then fails every write.
-type failAfter struct {
-	limit int
-	got   bytes.Buffer
-}
-
-func (w *failAfter) Write(p []byte) (int, error) {
-	if room := w.limit - w.got.Len(); len(p) > room {
-		w.got.Write(p[:max(room, 0)])
-		return max(room, 0), io.ErrClosedPipe
-	}
-	return w.got.Write(p)
-}
-
-// TestCopyAhead: every byte reaches the destination, and the hash when
-// there is one, whatever the read sizes; a failed write or read stops the
-// copy with its error and the count of bytes written.
-func TestCopyAhead(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789abcdef"), 3*copyBufferSize/16+4099) // more than aheadDepth buffers, not a multiple
-	for _, tc := range []struct {
-		name string
-		in   []byte
-		wrap func(io.Reader) io.Reader
-	}{
-		{"whole reads", data, func(r io.Reader) io.Reader { return r }},
-		{"half reads", data, iotest.HalfReader},
-		{"one byte reads", data[:5000], iotest.OneByteReader},
-		{"data with EOF", data, iotest.DataErrReader},
-		{"empty", nil, func(r io.Reader) io.Reader { return r }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, hashed := range []bool{true, false} {
-				var dst bytes.Buffer
-				h := sha256.New()
-				var hw io.Writer
-				if hashed {
-					hw = h
-				}
-				n, err := copyAhead(&dst, tc.wrap(bytes.NewReader(tc.in)), hw)
-				if err != nil || n != int64(len(tc.in)) {
-					t.Fatalf("copied %d, %v; want %d bytes", n, err, len(tc.in))
-				}
-				if !bytes.Equal(dst.Bytes(), tc.in) {
-					t.Fatal("destination differs from the source")
-				}
-				if want := sha256.Sum256(tc.in); hashed && !bytes.Equal(h.Sum(nil), want[:]) {
-					t.Fatal("hash differs from the source's")
-				}
-			}
-		})
-	}
-	w := &failAfter{limit: copyBufferSize + 100_000}
-	n, err := copyAhead(w, bytes.NewReader(data), sha256.New())
-	if err != io.ErrClosedPipe || n != int64(w.limit) || !bytes.Equal(w.got.Bytes(), data[:w.limit]) {
-		t.Fatalf("failing writer: copied %d, %v; want %d and io.ErrClosedPipe", n, err, w.limit)
-	}
-	broken := io.MultiReader(bytes.NewReader(data[:copyBufferSize+10]), iotest.ErrReader(io.ErrUnexpectedEOF))
-	var dst bytes.Buffer
-	n, err = copyAhead(&dst, iotest.ErrReader(io.ErrNoProgress), nil)
-	if err != io.ErrNoProgress || n != 0 {
-		t.Fatalf("failing reader: copied %d, %v; want 0 and its error", n, err)
-	}
-	n, err = copyAhead(&dst, broken, nil)
-	if err != io.ErrUnexpectedEOF || n != copyBufferSize+10 || !bytes.Equal(dst.Bytes(), data[:n]) {
-		t.Fatalf("reader failing after %d bytes: copied %d, %v; want them and its error", copyBufferSize+10, n, err)
-	}
-	dst.Reset()
-	n, err = copyAhead(&dst, iotest.TimeoutReader(bytes.NewReader(data)), nil)
-	if err != iotest.ErrTimeout || n != copyBufferSize {
-		t.Fatalf("reader failing on its second read: copied %d, %v; want %d and its error", n, err, copyBufferSize)
 	}
 }

@@ -1,30 +1,32 @@
-package archive
+package content
 
 import (
 	"io"
 	"sync"
-
-	"github.com/containerprovider/containerprovider/store/content"
 )
 
 // aheadDepth is how many buffers a copy uses: one being written, the rest
 // being read ahead.
 const aheadDepth = 3
 
-// bufferPool holds the copy buffers: copyBufferSize bytes, aligned so that
-// the store reads and writes them straight to disk.
-var bufferPool = sync.Pool{New: func() any { b := content.AlignedBuffer(copyBufferSize); return &b }}
+// aheadPool holds the buffers of CopyAhead.
+var aheadPool = sync.Pool{New: func() any { b := AlignedBuffer(copyBufferSize); return &b }}
 
-// copyAhead copies src to dst in chunks of copyBufferSize. A goroutine
-// reads up to aheadDepth-1 chunks ahead of the writes; with h, each chunk
-// is also written to h on another goroutine while it is written to dst. A
-// copy from disk to disk then costs the slowest of the read, the hash and
-// the write rather than their sum: a save or a load from a file that is not
-// in the page cache waits on the disk's latency once per chunk, not twice.
+// CopyAhead copies src to dst in full chunks of 1 MiB, from aligned
+// buffers. A goroutine reads up to two chunks ahead of the writes; with h,
+// each chunk is also written to h on another goroutine while it is written
+// to dst. A copy then costs the slowest of the read, the hash and the write
+// rather than their sum: a save, or an install from a file that is not in
+// the page cache, waits on the disk once per chunk, not twice, and a push
+// keeps reading the network while the disk writes.
+//
+// offset is where dst stands: the first chunk is cut short so that every
+// later one lands at a multiple of DirectIOAlign, where a Writer of this
+// store writes it straight to disk.
 //
 // It returns the bytes written to dst and the first error, io.EOF excepted.
 // The reading goroutine has stopped when it returns.
-func copyAhead(dst io.Writer, src io.Reader, h io.Writer) (int64, error) {
+func CopyAhead(dst io.Writer, src io.Reader, h io.Writer, offset int64) (int64, error) {
 	type chunk struct {
 		buf *[]byte
 		n   int
@@ -32,11 +34,12 @@ func copyAhead(dst io.Writer, src io.Reader, h io.Writer) (int64, error) {
 	}
 	free := make(chan *[]byte, aheadDepth)
 	for range aheadDepth {
-		free <- bufferPool.Get().(*[]byte)
+		free <- aheadPool.Get().(*[]byte)
 	}
 	full := make(chan chunk, aheadDepth) // never blocks: there are only aheadDepth buffers
 	stop := make(chan struct{})
 	read := make(chan struct{})
+	head := int(offset % DirectIOAlign)
 	go func() {
 		defer close(read)
 		for {
@@ -46,7 +49,11 @@ func copyAhead(dst io.Writer, src io.Reader, h io.Writer) (int64, error) {
 			case <-stop:
 				return
 			}
-			n, err := fill(src, *buf)
+			b := *buf
+			if head != 0 {
+				b, head = b[:len(b)-head], 0
+			}
+			n, err := fill(src, b)
 			full <- chunk{buf: buf, n: n, err: err}
 			if err != nil {
 				return
@@ -59,9 +66,9 @@ func copyAhead(dst io.Writer, src io.Reader, h io.Writer) (int64, error) {
 		for range aheadDepth {
 			select {
 			case b := <-free:
-				bufferPool.Put(b)
+				aheadPool.Put(b)
 			case c := <-full:
-				bufferPool.Put(c.buf)
+				aheadPool.Put(c.buf)
 			}
 		}
 	}()
