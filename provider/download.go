@@ -15,11 +15,10 @@ import (
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
-// copyBufferSize is the size of the buffers blobs are copied through: a
-// read fills it before the bytes go to the ingest, so writes and hashing
-// work on large chunks (the store writes aligned ones straight to disk, and
-// larger direct writes go faster), and progress is reported once per
-// buffer.
+// copyBufferSize is the size of the buffers the provider reads blobs
+// through (a re-verify, a commit, a load); aligned, so that the store reads
+// and writes them straight to disk. Downloads copy through
+// content.CopyAhead's buffers, of the same size.
 const copyBufferSize = 1 << 20
 
 var bufferPool = sync.Pool{New: func() any { b := content.AlignedBuffer(copyBufferSize); return &b }}
@@ -294,95 +293,44 @@ func (p *Provider) copyBlob(ctx context.Context, w content.Writer, f *flight, sr
 		return err
 	}
 	defer rc.Close()
-	return p.pipeCopy(w, f, io.LimitReader(rc, size-off), rc, d, size)
+	// The network fills the next chunks while the ingest hashes and
+	// writes one. A failed write closes rc, which ends a read in progress.
+	_, err = content.CopyAhead(progressWriter{w: w, f: f, m: &p.metrics},
+		struct {
+			io.Reader
+			io.Closer
+		}{io.LimitReader(rc, size-off), rc}, nil, off)
+	var we errWrite
+	switch {
+	case errors.As(err, &we):
+		return err
+	case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
+		if w.Offset() < size {
+			return fmt.Errorf("blob %s: connection ended at %d of %d bytes: %w", d, w.Offset(), size, io.ErrUnexpectedEOF)
+		}
+		return nil
+	default:
+		return fmt.Errorf("blob %s: read at %d of %d bytes: %w", d, w.Offset(), size, err)
+	}
 }
 
-// pipelineDepth is how many buffers a download has in flight: while the
-// ingest hashes and writes one, the network fills the next.
-const pipelineDepth = 4
-
-// chunk is one buffer read from the network.
-type chunk struct {
-	buf *[]byte
-	n   int
-	err error
+// progressWriter writes a download into its ingest, counts the bytes and
+// reports the offset to the flight's listeners after each chunk. A failure
+// of the store is an errWrite.
+type progressWriter struct {
+	w content.Writer
+	f *flight
+	m *metrics
 }
 
-// pipeCopy copies r into w with the reading and the hashing and writing in
-// two goroutines, so that a single download keeps both the network and a
-// core busy. When it returns early it stops the reader: body, which r reads
-// from, is closed, which ends a read in progress.
-func (p *Provider) pipeCopy(w content.Writer, f *flight, r io.Reader, body io.Closer, d digest.Digest, size int64) error {
-	free := make(chan *[]byte, pipelineDepth)
-	for range pipelineDepth {
-		free <- p.buffer()
+func (pw progressWriter) Write(b []byte) (int, error) {
+	n, err := pw.w.Write(b)
+	if n > 0 {
+		pw.m.addBytes(int64(n))
+		pw.f.report(pw.w.Offset())
 	}
-	full := make(chan chunk, pipelineDepth) // never blocks: there are only pipelineDepth buffers
-	stop := make(chan struct{})
-	// A resume may start anywhere: the first read is cut short so that
-	// every later buffer lands at an offset the store can write directly.
-	head := int(w.Offset() % content.DirectIOAlign)
-	go func() {
-		defer close(full)
-		for {
-			var buf *[]byte
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			select {
-			case buf = <-free:
-			case <-stop:
-				return
-			}
-			b := *buf
-			if head != 0 {
-				b, head = b[:len(b)-head], 0
-			}
-			n, err := io.ReadFull(r, b)
-			full <- chunk{buf: buf, n: n, err: err}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	defer func() {
-		close(stop)
-		body.Close()
-		for c := range full {
-			p.releaseBuffer(c.buf)
-		}
-		for {
-			select {
-			case b := <-free:
-				p.releaseBuffer(b)
-			default:
-				return
-			}
-		}
-	}()
-	for c := range full {
-		if c.n > 0 {
-			if _, werr := w.Write((*c.buf)[:c.n]); werr != nil {
-				free <- c.buf
-				return errWrite{werr}
-			}
-			p.metrics.addBytes(int64(c.n))
-			f.report(w.Offset())
-		}
-		free <- c.buf
-		switch {
-		case c.err == nil:
-			continue
-		case errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF):
-			if w.Offset() < size {
-				return fmt.Errorf("blob %s: connection ended at %d of %d bytes: %w", d, w.Offset(), size, io.ErrUnexpectedEOF)
-			}
-			return nil
-		default:
-			return fmt.Errorf("blob %s: read at %d of %d bytes: %w", d, w.Offset(), size, c.err)
-		}
+	if err != nil {
+		return n, errWrite{err}
 	}
-	return nil
+	return n, nil
 }

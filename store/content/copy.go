@@ -7,13 +7,13 @@ import (
 
 // aheadDepth is how many buffers a copy uses: one being written, the rest
 // being read ahead.
-const aheadDepth = 3
+const aheadDepth = 4
 
 // aheadPool holds the buffers of CopyAhead.
 var aheadPool = sync.Pool{New: func() any { b := AlignedBuffer(copyBufferSize); return &b }}
 
 // CopyAhead copies src to dst in full chunks of 1 MiB, from aligned
-// buffers. A goroutine reads up to two chunks ahead of the writes; with h,
+// buffers. A goroutine reads up to three chunks ahead of the writes; with h,
 // each chunk is also written to h on another goroutine while it is written
 // to dst. A copy then costs the slowest of the read, the hash and the write
 // rather than their sum: a save, or an install from a file that is not in
@@ -25,7 +25,9 @@ var aheadPool = sync.Pool{New: func() any { b := AlignedBuffer(copyBufferSize); 
 // store writes it straight to disk.
 //
 // It returns the bytes written to dst and the first error, io.EOF excepted.
-// The reading goroutine has stopped when it returns.
+// The reading goroutine has stopped when it returns: after a failed write,
+// CopyAhead closes src if it is an io.Closer, so that a read in progress
+// (from a network connection) ends, and waits for it.
 func CopyAhead(dst io.Writer, src io.Reader, h io.Writer, offset int64) (int64, error) {
 	type chunk struct {
 		buf *[]byte
@@ -60,8 +62,12 @@ func CopyAhead(dst io.Writer, src io.Reader, h io.Writer, offset int64) (int64, 
 			}
 		}
 	}()
+	failed := false
 	defer func() {
 		close(stop)
+		if c, ok := src.(io.Closer); ok && failed {
+			c.Close()
+		}
 		<-read
 		for range aheadDepth {
 			select {
@@ -95,6 +101,7 @@ func CopyAhead(dst io.Writer, src io.Reader, h io.Writer, offset int64) (int64, 
 			}
 			if werr != nil {
 				free <- c.buf
+				failed = true
 				return total, werr
 			}
 		}

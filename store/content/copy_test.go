@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // failAfter accepts limit bytes, then fails every write.
@@ -106,5 +107,29 @@ func TestCopyAheadAligns(t *testing.T) {
 	want := []int{copyBufferSize - 100, copyBufferSize, copyBufferSize, 100}
 	if !slices.Equal(dst.writes, want) {
 		t.Fatalf("writes of %v bytes, want %v", dst.writes, want)
+	}
+}
+
+// TestCopyAheadClosesSourceOnFailedWrite: a write that fails while the
+// reading goroutine waits for more of a connection closes the source, so
+// that CopyAhead returns instead of waiting for bytes that may never come.
+func TestCopyAheadClosesSourceOnFailedWrite(t *testing.T) {
+	pr, pw := io.Pipe()
+	go pw.Write(make([]byte, copyBufferSize)) // one chunk, then silence
+	done := make(chan error, 1)
+	go func() {
+		_, err := CopyAhead(&failAfter{limit: 10}, pr, nil, 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != io.ErrClosedPipe {
+			t.Fatalf("CopyAhead: %v, want the failed write's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("CopyAhead still waits for a silent source after a failed write")
+	}
+	if _, err := pw.Write([]byte{1}); err != io.ErrClosedPipe {
+		t.Fatalf("the source is still open: %v", err)
 	}
 }
