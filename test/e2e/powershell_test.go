@@ -54,6 +54,20 @@ func TestPowerShellSyntax(t *testing.T) {
 		t.Fatalf("check-powershell reported nothing:\n%s", out)
 	}
 	t.Logf("%s", out)
+
+	// A file that does not parse fails the check, naming the file.
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "Broken.psm1"), []byte("function Get-X {\n  if ($true) {\n    'x'\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(node, "--no-deprecation", filepath.Join("scripts", "check-powershell.mjs"), broken)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CP_NPM_DIR="+npmDir)
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Broken.psm1") {
+		t.Fatalf("check-powershell passed a file with an unclosed brace (%v):\n%s", err, out)
+	}
+	t.Logf("a broken file: %s", strings.TrimSpace(string(out)))
 }
 
 // psRoute is one line of the module's route table.
