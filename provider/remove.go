@@ -84,6 +84,13 @@ func (p *Provider) Remove(ctx context.Context, opts RemoveOptions) (api.RemoveRe
 		if derr := dependents(sel, recs, containers); derr != nil {
 			return derr
 		}
+		if opts.guard != nil {
+			for _, r := range sel {
+				if err := opts.guard(r, refs[r.Digest]); err != nil {
+					return err
+				}
+			}
+		}
 		for _, r := range sel {
 			if err := deleteImage(tx, r); err != nil {
 				return err

@@ -158,13 +158,6 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 		if err != nil {
 			return err
 		}
-		var extra []string
-		for _, r := range refs[d] {
-			rr, rt, _ := strings.Cut(r, ":")
-			if !managedRef(rec, rr, rt) {
-				extra = append(extra, r)
-			}
-		}
 		if !managedRef(rec, repo, tag) {
 			if err := meta.GetRefBucket(tx, repo).Delete([]byte(tag)); err != nil {
 				return fmt.Errorf("ref %s: %w", ref, err)
@@ -172,10 +165,8 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 			_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
 			return err
 		}
-		if len(extra) > 0 {
-			slices.Sort(extra)
-			return fmt.Errorf("ref %s names image %s, which also has the refs %s: untag them first, or remove the image by id: %w",
-				ref, rec.label(), strings.Join(extra, ", "), errdefs.ErrFailedPrecondition)
+		if err := noExtraRefs(ref, rec, refs[d]); err != nil {
+			return err
 		}
 		removeImage = true
 		return nil
@@ -187,10 +178,31 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 		p.log.WithField("ref", ref).WithField("image", rec.label()).Info("image untagged")
 		return false, nil
 	}
-	if _, err := p.Remove(ctx, RemoveOptions{ID: rec.Digest.String()}); err != nil {
+	// A Tag may land between the two transactions: Remove checks again in
+	// its own, where it deletes.
+	guard := func(r imageRecord, refs []string) error { return noExtraRefs(ref, r, refs) }
+	if _, err := p.Remove(ctx, RemoveOptions{ID: rec.Digest.String(), guard: guard}); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// noExtraRefs refuses, with FailedPrecondition, to remove rec through its
+// ref ref while rec has refs (of refs, all of rec's) that Tag added.
+func noExtraRefs(ref string, rec imageRecord, refs []string) error {
+	var extra []string
+	for _, r := range refs {
+		rr, rt, _ := strings.Cut(r, ":")
+		if !managedRef(rec, rr, rt) {
+			extra = append(extra, r)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	slices.Sort(extra)
+	return fmt.Errorf("ref %s names image %s, which also has the refs %s: untag them first, or remove the image by id: %w",
+		ref, rec.label(), strings.Join(extra, ", "), errdefs.ErrFailedPrecondition)
 }
 
 // ImageConfig returns the config of the installed image that ref names (as

@@ -135,3 +135,41 @@ func TestTagSurvivesRemovalInItsRepository(t *testing.T) {
 		t.Fatalf("config of nothing: %v", err)
 	}
 }
+
+// TestUntagRemovalRechecksRefs: an untag that removes the image checks the
+// refs again in the transaction that deletes it, so a Tag that lands
+// between Untag's check and the removal keeps the image.
+func TestUntagRemovalRechecksRefs(t *testing.T) {
+	e := newEnv(t, testBaseLayerSize)
+	ctx := context.Background()
+	e.mustInstall(nano10586())
+	imgs, err := e.p.Images(ctx, GetOptions{Name: "NanoServer"})
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("images: %v, %v", imgs, err)
+	}
+	id := imgs[0].Digest
+	guard := func(r imageRecord, refs []string) error { return noExtraRefs("nanoserver:10.0.10586.0", r, refs) }
+
+	// The Tag that a concurrent client makes after Untag's check.
+	if err := e.p.Tag(ctx, "nanoserver:10.0.10586.0", "mine", "x"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.p.Remove(ctx, RemoveOptions{ID: id, guard: guard})
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("removal with an extra ref: %v, want FailedPrecondition", err)
+	}
+	if got := refsOf(t, e.p, "NanoServer"); !slices.Contains(got, "mine:x") {
+		t.Fatalf("refs after the refused removal: %q", got)
+	}
+
+	// Without the extra ref the same removal goes through.
+	if _, err := e.p.Untag(ctx, "mine", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.p.Remove(ctx, RemoveOptions{ID: id, guard: guard}); err != nil {
+		t.Fatal(err)
+	}
+	if imgs, err := e.p.Images(ctx, GetOptions{Name: "NanoServer"}); err != nil || len(imgs) != 0 {
+		t.Fatalf("NanoServer still installed: %v, %v", imgs, err)
+	}
+}
