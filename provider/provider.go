@@ -98,10 +98,6 @@ type RemoveOptions struct {
 	Name string
 	api.VersionOptions
 	ID string
-
-	// guard, when set, is asked about each selected image and its refs in
-	// the transaction that deletes them; an error refuses the removal.
-	guard func(rec imageRecord, refs []string) error
 }
 
 // The names of the files under Config.Root.

@@ -34,6 +34,16 @@ import (
 // remaining record and no job's lease references. The result lists the
 // removed images and what the collection freed.
 func (p *Provider) Remove(ctx context.Context, opts RemoveOptions) (api.RemoveResult, error) {
+	return p.remove(ctx, opts, nil)
+}
+
+// removeGuard is asked about each image that a removal selected, with the
+// image's refs, in the transaction that deletes them; an error refuses the
+// removal.
+type removeGuard func(rec imageRecord, refs []string) error
+
+// remove is Remove, with guard when it is not nil.
+func (p *Provider) remove(ctx context.Context, opts RemoveOptions, guard removeGuard) (api.RemoveResult, error) {
 	if p.isClosing() {
 		return api.RemoveResult{}, errClosed
 	}
@@ -84,9 +94,9 @@ func (p *Provider) Remove(ctx context.Context, opts RemoveOptions) (api.RemoveRe
 		if derr := dependents(sel, recs, containers); derr != nil {
 			return derr
 		}
-		if opts.guard != nil {
+		if guard != nil {
 			for _, r := range sel {
-				if err := opts.guard(r, refs[r.Digest]); err != nil {
+				if err := guard(r, refs[r.Digest]); err != nil {
 					return err
 				}
 			}

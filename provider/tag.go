@@ -181,7 +181,7 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 	// A Tag may land between the two transactions: Remove checks again in
 	// its own, where it deletes.
 	guard := func(r imageRecord, refs []string) error { return noExtraRefs(ref, r, refs) }
-	if _, err := p.Remove(ctx, RemoveOptions{ID: rec.Digest.String(), guard: guard}); err != nil {
+	if _, err := p.remove(ctx, RemoveOptions{ID: rec.Digest.String()}, guard); err != nil {
 		return false, err
 	}
 	return true, nil

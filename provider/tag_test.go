@@ -154,7 +154,7 @@ func TestUntagRemovalRechecksRefs(t *testing.T) {
 	if err := e.p.Tag(ctx, "nanoserver:10.0.10586.0", "mine", "x"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.p.Remove(ctx, RemoveOptions{ID: id, guard: guard})
+	_, err = e.p.remove(ctx, RemoveOptions{ID: id}, guard)
 	if !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("removal with an extra ref: %v, want FailedPrecondition", err)
 	}
@@ -166,7 +166,7 @@ func TestUntagRemovalRechecksRefs(t *testing.T) {
 	if _, err := e.p.Untag(ctx, "mine", "x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.p.Remove(ctx, RemoveOptions{ID: id, guard: guard}); err != nil {
+	if _, err := e.p.remove(ctx, RemoveOptions{ID: id}, guard); err != nil {
 		t.Fatal(err)
 	}
 	if imgs, err := e.p.Images(ctx, GetOptions{Name: "NanoServer"}); err != nil || len(imgs) != 0 {
