@@ -272,6 +272,9 @@ type Container struct {
 	ParentImageName string    `json:"parentImageName"`
 	State           string    `json:"state"`
 	Created         time.Time `json:"created"`
+	// StateChanged is when start or stop last changed State; absent for
+	// a container that was never started.
+	StateChanged time.Time `json:"stateChanged,omitzero"`
 }
 
 // ContainerCreateRequest is the body of POST /v1/containers.

@@ -209,12 +209,13 @@ func findContainer(tx *bolt.Tx, ref string) (string, containerRecord, error) {
 // gives the image columns.
 func containerView(tx *bolt.Tx, id string, c containerRecord) (api.Container, error) {
 	out := api.Container{
-		ID:          id,
-		Name:        c.Name,
-		Image:       c.Image,
-		ImageDigest: c.Image,
-		State:       c.State,
-		Created:     c.Created,
+		ID:           id,
+		Name:         c.Name,
+		Image:        c.Image,
+		ImageDigest:  c.Image,
+		State:        c.State,
+		Created:      c.Created,
+		StateChanged: c.StateChanged,
 	}
 	img, ok, err := getImage(tx, digest.Digest(c.Image))
 	if err != nil {
@@ -369,6 +370,7 @@ func (p *Provider) setContainerState(ctx context.Context, ref, state string) (ap
 		}
 		if c.State != state {
 			c.State = state
+			c.StateChanged = time.Now().UTC()
 			changed = true
 			if err := putContainer(tx, id, c); err != nil {
 				return err

@@ -115,6 +115,9 @@ type containerRecord struct {
 	Image   string    `json:"image"`
 	State   string    `json:"state"`
 	Created time.Time `json:"created"`
+	// StateChanged is when Start or Stop last changed State; zero until
+	// then.
+	StateChanged time.Time `json:"stateChanged,omitzero"`
 }
 
 // getImage reads the record of dgst; ok is false when there is none.

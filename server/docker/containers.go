@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/docker/go-units"
 	"github.com/gorilla/mux"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -205,6 +207,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		byDigest[img.Digest] = img
 	}
 	out := []containerSummary{}
+	now := time.Now()
 	// Newest first, as the daemon lists them.
 	for i := len(ctrs) - 1; i >= 0; i-- {
 		c := ctrs[i]
@@ -220,7 +223,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 			Ports:   []any{},
 			Labels:  map[string]string{},
 			State:   strings.ToLower(c.State),
-			Status:  containerStatus(c.State),
+			Status:  containerStatus(c, now),
 			Mounts:  []any{},
 		})
 	}
@@ -246,16 +249,26 @@ func imageName(c api.Container, byDigest map[string]api.Image) string {
 	return img.Digest
 }
 
-// containerStatus is the STATUS column. A container runs no process and
-// its state times are not recorded, so it is the state in Docker's words.
-func containerStatus(state string) string {
-	switch state {
+// containerStatus is the STATUS column, in the daemon's words: "Up 3
+// minutes", "Exited (0) 2 hours ago", "Created". A container runs no
+// process: it is up from its start to its stop, and exits with 0.
+func containerStatus(c api.Container, now time.Time) string {
+	since := func() string {
+		if c.StateChanged.IsZero() {
+			return ""
+		}
+		return units.HumanDuration(now.Sub(c.StateChanged))
+	}
+	switch c.State {
 	case api.ContainerRunning:
-		return "Up"
+		return strings.TrimSpace("Up " + since())
 	case api.ContainerStopped:
+		if d := since(); d != "" {
+			return "Exited (0) " + d + " ago"
+		}
 		return "Exited (0)"
 	}
-	return state
+	return c.State
 }
 
 // startContainer is `docker start`: 204, or 304 when it is running.

@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/containerprovider/containerprovider/api"
 	engine "github.com/containerprovider/containerprovider/provider"
 )
 
@@ -90,6 +92,11 @@ func TestContainersAgainstTheEngine(t *testing.T) {
 			if len(ps) != 1 || ps[0].State != tc.state {
 				t.Fatalf("ps -a %+v", ps)
 			}
+			// The state changed less than a second ago.
+			want := map[string]string{"created": "Created", "running": "Up Less than a second", "stopped": "Exited (0) Less than a second ago"}[tc.state]
+			if ps[0].Status != want {
+				t.Fatalf("STATUS %q, want %q", ps[0].Status, want)
+			}
 		})
 	}
 	e.do(t, http.MethodPost, "/containers/nothere/start").wantError(t, http.StatusNotFound, "No such container: nothere")
@@ -150,5 +157,25 @@ func TestContainersAgainstTheEngine(t *testing.T) {
 	}
 	if ctrs, _ := p.Containers(context.Background()); len(ctrs) != 0 {
 		t.Fatalf("the provider still lists %+v", ctrs)
+	}
+}
+
+// TestContainerStatus: the STATUS column in the daemon's words.
+func TestContainerStatus(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		c    api.Container
+		want string
+	}{
+		{api.Container{State: api.ContainerCreated}, "Created"},
+		{api.Container{State: api.ContainerRunning, StateChanged: now.Add(-3 * time.Minute)}, "Up 3 minutes"},
+		{api.Container{State: api.ContainerStopped, StateChanged: now.Add(-2 * time.Hour)}, "Exited (0) 2 hours ago"},
+		// Records written before state times were kept.
+		{api.Container{State: api.ContainerRunning}, "Up"},
+		{api.Container{State: api.ContainerStopped}, "Exited (0)"},
+	} {
+		if got := containerStatus(tc.c, now); got != tc.want {
+			t.Errorf("%s since %v: %q, want %q", tc.c.State, tc.c.StateChanged, got, tc.want)
+		}
 	}
 }
