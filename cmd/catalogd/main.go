@@ -36,7 +36,7 @@ func (a *app) commands() []cli.Command {
 		{Name: "serve", Summary: "serve the catalog over the OCI Distribution API and the find extension", Setup: a.setupServe},
 		{Name: "seed", Summary: "publish the base OS images and the application images of the reference documentation (runs on --root, not over HTTP)", Setup: a.setupSeed},
 		{Name: "publish", Summary: "publish one image from a directory or a layer file and print its digest (runs on --root, not over HTTP)", Setup: a.setupPublish},
-		{Name: "passwd", Args: "USER", Summary: "set USER's password, read from stdin, in the htpasswd file", Setup: a.setupPasswd},
+		{Name: "passwd", Args: "USER", Summary: "set USER's password, read from stdin, in the htpasswd file; a running catalogd takes it at its next authentication", Setup: a.setupPasswd},
 	}
 }
 

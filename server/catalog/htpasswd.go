@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
@@ -32,8 +34,22 @@ var passwordCost = bcrypt.DefaultCost
 
 // Htpasswd holds the users of an htpasswd file of bcrypt hashes
 // ("user:$2y$..." lines). It is safe for concurrent use.
+//
+// One loaded from a file (LoadHtpasswd) follows the file, as the
+// distribution registry's does: each authentication looks at the file's
+// identity, size and modification time, and reads it again when they
+// changed, so the users that `catalogd passwd` adds or changes take effect
+// without a restart. A change also forgets the recently verified
+// credentials, so a changed password stops working at once. A file that no
+// longer reads or parses leaves the previous users in place, with a
+// warning.
 type Htpasswd struct {
-	users []htUser
+	path string // "" when parsed from a reader: never read again
+
+	usersMu sync.Mutex
+	users   []htUser
+	file    os.FileInfo // of the users' file, as last read
+	gen     uint64      // counts the reads of the file; part of the cache's keys
 
 	dummyOnce sync.Once
 	dummy     []byte
@@ -59,21 +75,75 @@ type htUser struct {
 	hash    []byte
 }
 
-// LoadHtpasswd reads the htpasswd file at path; see ParseHtpasswd.
+// LoadHtpasswd reads the htpasswd file at path (see ParseHtpasswd), and
+// follows its changes from then on.
 func LoadHtpasswd(path string) (*Htpasswd, error) {
+	users, fi, err := readHtpasswd(path)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHtpasswd(users)
+	if err != nil {
+		return nil, err
+	}
+	h.path, h.file = path, fi
+	return h, nil
+}
+
+// readHtpasswd reads and parses the file at path.
+func readHtpasswd(path string) ([]htUser, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("htpasswd file %s: %w", path, errdefs.ErrNotFound)
+			return nil, nil, fmt.Errorf("htpasswd file %s: %w", path, errdefs.ErrNotFound)
 		}
-		return nil, fmt.Errorf("htpasswd file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("htpasswd file %s: %w", path, err)
 	}
 	defer f.Close()
-	h, err := ParseHtpasswd(f)
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("htpasswd file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("htpasswd file %s: %w", path, err)
 	}
-	return h, nil
+	users, err := parseUsers(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("htpasswd file %s: %w", path, err)
+	}
+	return users, fi, nil
+}
+
+// current returns the users and their generation, after reading the file
+// again if it changed. Credentials verified against one generation are
+// cached under it, so that an authentication that raced a change cannot
+// put an old password back in the cache.
+func (h *Htpasswd) current() ([]htUser, uint64) {
+	h.usersMu.Lock()
+	defer h.usersMu.Unlock()
+	if h.path == "" {
+		return h.users, h.gen
+	}
+	fi, err := os.Stat(h.path)
+	if err != nil || sameVersion(fi, h.file) {
+		return h.users, h.gen
+	}
+	users, rfi, err := readHtpasswd(h.path)
+	if err != nil {
+		// Not again until the file changes once more.
+		h.file = fi
+		logrus.WithError(err).Warn("the htpasswd file changed but cannot be used: keeping the previous users")
+		return h.users, h.gen
+	}
+	h.users, h.file = users, rfi
+	h.gen++
+	h.mu.Lock()
+	h.verified = nil
+	h.mu.Unlock()
+	logrus.WithFields(logrus.Fields{"htpasswd": h.path, "users": len(users)}).Info("htpasswd file read again")
+	return h.users, h.gen
+}
+
+// sameVersion reports whether a and b are the same file, unchanged.
+func sameVersion(a, b os.FileInfo) bool {
+	return b != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 // ParseHtpasswd reads htpasswd lines. Blank lines and lines starting with #
@@ -81,10 +151,24 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 // any other hash kind, a malformed line or a user listed twice is an
 // error of class errdefs.ErrInvalidArgument that names the line.
 func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
-	h := &Htpasswd{}
+	users, err := parseUsers(r)
+	if err != nil {
+		return nil, err
+	}
+	return newHtpasswd(users)
+}
+
+func newHtpasswd(users []htUser) (*Htpasswd, error) {
+	h := &Htpasswd{users: users}
 	if _, err := rand.Read(h.cacheKey[:]); err != nil {
 		return nil, fmt.Errorf("htpasswd: %w", err)
 	}
+	return h, nil
+}
+
+// parseUsers reads the lines of ParseHtpasswd.
+func parseUsers(r io.Reader) ([]htUser, error) {
+	var users []htUser
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
@@ -107,12 +191,12 @@ func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
 			return nil, fmt.Errorf("line %d: user %q listed twice: %w", n, user, errdefs.ErrInvalidArgument)
 		}
 		seen[user] = true
-		h.users = append(h.users, htUser{name: user, nameSum: sha256.Sum256([]byte(user)), hash: []byte(hash)})
+		users = append(users, htUser{name: user, nameSum: sha256.Sum256([]byte(user)), hash: []byte(hash)})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	return h, nil
+	return users, nil
 }
 
 func isBcrypt(hash string) bool {
@@ -126,8 +210,9 @@ func isBcrypt(hash string) bool {
 
 // Users returns the user names, in file order.
 func (h *Htpasswd) Users() []string {
-	out := make([]string, 0, len(h.users))
-	for _, u := range h.users {
+	users, _ := h.current()
+	out := make([]string, 0, len(users))
+	for _, u := range users {
 		out = append(out, u.name)
 	}
 	return out
@@ -141,19 +226,21 @@ func (h *Htpasswd) Users() []string {
 // which user names exist. A pair verified in the last verifiedTTL is
 // accepted from the cache without bcrypt.
 func (h *Htpasswd) Authenticate(user, password string) bool {
-	mac := h.credentialsMAC(user, password)
+	users, gen := h.current()
+	mac := h.credentialsMAC(gen, user, password)
 	if h.recentlyVerified(mac) {
 		return true
 	}
-	if !h.compare(user, password) {
+	if !h.compare(users, user, password) {
 		return false
 	}
 	h.remember(mac)
 	return true
 }
 
-func (h *Htpasswd) credentialsMAC(user, password string) [sha256.Size]byte {
+func (h *Htpasswd) credentialsMAC(gen uint64, user, password string) [sha256.Size]byte {
 	m := hmac.New(sha256.New, h.cacheKey[:])
+	m.Write(binary.BigEndian.AppendUint64(nil, gen))
 	m.Write([]byte(user))
 	m.Write([]byte{0})
 	m.Write([]byte(password))
@@ -179,27 +266,27 @@ func (h *Htpasswd) remember(mac [sha256.Size]byte) {
 }
 
 // compare checks user and password against the file with bcrypt.
-func (h *Htpasswd) compare(user, password string) bool {
+func (h *Htpasswd) compare(users []htUser, user, password string) bool {
 	sum := sha256.Sum256([]byte(user))
 	var hash []byte
-	for i := range h.users {
-		if subtle.ConstantTimeCompare(sum[:], h.users[i].nameSum[:]) == 1 {
-			hash = h.users[i].hash
+	for i := range users {
+		if subtle.ConstantTimeCompare(sum[:], users[i].nameSum[:]) == 1 {
+			hash = users[i].hash
 		}
 	}
 	if hash == nil {
-		_ = bcrypt.CompareHashAndPassword(h.dummyHash(), []byte(password))
+		_ = bcrypt.CompareHashAndPassword(h.dummyHash(users), []byte(password))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 }
 
 // dummyHash is a hash at the cost of the file's first entry, made once.
-func (h *Htpasswd) dummyHash() []byte {
+func (h *Htpasswd) dummyHash(users []htUser) []byte {
 	h.dummyOnce.Do(func() {
 		cost := passwordCost
-		if len(h.users) > 0 {
-			if c, err := bcrypt.Cost(h.users[0].hash); err == nil {
+		if len(users) > 0 {
+			if c, err := bcrypt.Cost(users[0].hash); err == nil {
 				cost = c
 			}
 		}

@@ -204,3 +204,55 @@ func TestAuthenticateCache(t *testing.T) {
 		t.Fatal("expired cache entry made the right password fail")
 	}
 }
+
+// TestHtpasswdFollowsTheFile: users that SetPassword adds or changes while
+// the file is loaded take effect at the next authentication, a changed
+// password stops working at once (the cache included), and a file that no
+// longer parses keeps the previous users.
+func TestHtpasswdFollowsTheFile(t *testing.T) {
+	defer func(c int) { passwordCost = c }(passwordCost)
+	passwordCost = bcrypt.MinCost
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := SetPassword(path, "alice", "first password"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := LoadHtpasswd(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.Authenticate("alice", "first password") || h.Authenticate("bob", "bob's password") {
+		t.Fatal("the loaded file does not authenticate as written")
+	}
+
+	if err := SetPassword(path, "bob", "bob's password"); err != nil {
+		t.Fatal(err)
+	}
+	if !h.Authenticate("bob", "bob's password") {
+		t.Fatal("a user added to the file is refused")
+	}
+	if got := h.Users(); !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Fatalf("users %q", got)
+	}
+
+	// alice's first password is in the cache of verified credentials.
+	if err := SetPassword(path, "alice", "second password"); err != nil {
+		t.Fatal(err)
+	}
+	if h.Authenticate("alice", "first password") {
+		t.Fatal("a changed password still works")
+	}
+	if !h.Authenticate("alice", "second password") {
+		t.Fatal("the new password is refused")
+	}
+
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte("alice:not a bcrypt hash\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if !h.Authenticate("alice", "second password") || !h.Authenticate("bob", "bob's password") {
+		t.Fatal("a file that no longer parses dropped the previous users")
+	}
+}
