@@ -49,7 +49,7 @@ func (a *app) setupPasswd(f *cli.FlagSet) func(context.Context, []string) error 
 		if err := catalogserver.SetPassword(c.path(), user, password); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "password of %s set in %s; a running catalogd serve reads it on its next start\n", user, c.path())
+		fmt.Fprintf(a.stdout, "password of %s set in %s; a running catalogd serve takes it at its next authentication\n", user, c.path())
 		return nil
 	}
 }
