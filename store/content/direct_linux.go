@@ -6,21 +6,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openDirect opens path for writes that bypass the page cache (O_DIRECT),
-// or returns nil where the filesystem refuses them (tmpfs, some FUSE and
-// network filesystems): the writer then goes through the page cache only.
-func openDirect(path string) *os.File {
-	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		return nil
-	}
-	return f
-}
-
-// openDirectRead opens path for reads that bypass the page cache, or
-// returns nil where the filesystem refuses them.
-func openDirectRead(path string) *os.File {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECT, 0)
+// openDirect opens path with flag (os.O_RDONLY or os.O_WRONLY) for I/O
+// that bypasses the page cache (O_DIRECT), or returns nil where the
+// filesystem refuses it (tmpfs, some FUSE and network filesystems): the
+// caller then goes through the page cache only.
+func openDirect(path string, flag int) *os.File {
+	f, err := os.OpenFile(path, flag|unix.O_DIRECT, 0)
 	if err != nil {
 		return nil
 	}

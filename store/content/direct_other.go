@@ -4,12 +4,9 @@ package content
 
 import "os"
 
-// openDirect returns nil: direct I/O is only used on Linux, and every write
-// goes through the page cache.
-func openDirect(path string) *os.File { return nil }
-
-// openDirectRead returns nil: every read goes through the page cache.
-func openDirectRead(path string) *os.File { return nil }
+// openDirect returns nil: direct I/O is only used on Linux, and every read
+// and write goes through the page cache.
+func openDirect(path string, flag int) *os.File { return nil }
 
 // pageCached cannot tell what the page cache holds here.
 func pageCached(f *os.File, off, n int64) (cached, ok bool) { return false, false }

@@ -12,8 +12,9 @@ import (
 // cache lacks goes straight to disk.
 const directReadMin = 64 << 10
 
-// directWindow is the most a direct read of an unaligned range reads at
-// once, through a pooled aligned buffer.
+// directWindow is the most an unaligned read takes of the caller's bytes
+// at once. Its window holds one more block, so that a read of up to 1 MiB
+// at any offset is one direct read.
 const directWindow = 1 << 20
 
 var windowPool = sync.Pool{New: func() any { b := AlignedBuffer(directWindow + DirectIOAlign); return &b }}
@@ -86,7 +87,7 @@ func readWindows(d *os.File, p []byte, off int64) (int, error) {
 		pos := off + int64(done)
 		start := pos &^ (DirectIOAlign - 1)
 		skip := int(pos - start)
-		want := (min(skip+len(p)-done, directWindow) + DirectIOAlign - 1) &^ (DirectIOAlign - 1)
+		want := (skip + min(len(p)-done, directWindow) + DirectIOAlign - 1) &^ (DirectIOAlign - 1)
 		m, err := d.ReadAt(buf[:want], start)
 		if m > skip {
 			done += copy(p[done:], buf[skip:m])
@@ -103,7 +104,7 @@ func readWindows(d *os.File, p []byte, off int64) (int, error) {
 
 // directFile opens the file for direct reads once, or returns nil.
 func (r *FileReaderAt) directFile() *os.File {
-	r.directOnce.Do(func() { r.direct = openDirectRead(r.f.Name()) })
+	r.directOnce.Do(func() { r.direct = openDirect(r.f.Name(), os.O_RDONLY) })
 	return r.direct
 }
 

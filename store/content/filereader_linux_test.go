@@ -75,7 +75,7 @@ func TestFileReaderAt(t *testing.T) {
 			}
 		})
 	}
-	switch d := openDirectRead(f.Name()); {
+	switch d := openDirect(f.Name(), os.O_RDONLY); {
 	case !uncached:
 		t.Log("the kernel cannot tell what the page cache holds (no cachestat) or kept the file cached: only the buffered path was tested")
 	case d == nil:

@@ -35,7 +35,7 @@ type FileWriter struct {
 	inFlight bool
 	err      error // the first error; every later call returns it
 
-	started, waited int64 // writeback started, and waited for, up to here
+	wb writeback // of the chunks that go through the page cache
 }
 
 // NewFileWriter returns a FileWriter over f, which must be empty and open
@@ -43,10 +43,11 @@ type FileWriter struct {
 func NewFileWriter(f *os.File) *FileWriter {
 	return &FileWriter{
 		f:      f,
-		direct: openDirect(f.Name()),
+		direct: openDirect(f.Name(), os.O_WRONLY),
 		buf:    AlignedBuffer(fileWriterChunk),
 		spare:  AlignedBuffer(fileWriterChunk),
 		done:   make(chan error, 1),
+		wb:     writeback{wait: true},
 	}
 }
 
@@ -114,15 +115,7 @@ func (w *FileWriter) writeAt(chunk []byte, off int64) error {
 	if _, err := w.f.WriteAt(chunk, off); err != nil {
 		return err
 	}
-	end := off + int64(len(chunk))
-	if end-w.started >= writebackChunk {
-		startWriteback(w.f, w.started, end-w.started)
-		if w.started > w.waited {
-			waitWriteback(w.f, w.waited, w.started-w.waited)
-			w.waited = w.started
-		}
-		w.started = end
-	}
+	w.wb.grew(w.f, off+int64(len(chunk)))
 	return nil
 }
 

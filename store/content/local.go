@@ -47,6 +47,31 @@ const parallelHashMin = 64 << 10
 // page cache before it starts their writeback (see startWriteback).
 const writebackChunk = 8 << 20
 
+// writeback starts the writeback of a file that grows through the page
+// cache, writebackChunk bytes at a time, so that the final fsync finds most
+// of it on disk. With wait it also waits for the chunk before the one it
+// starts, which bounds the dirty pages a long write leaves behind.
+type writeback struct {
+	wait            bool
+	started, waited int64 // started, and waited for, up to here
+}
+
+// grew tells wb that f now ends at end.
+func (wb *writeback) grew(f *os.File, end int64) {
+	if end-wb.started < writebackChunk {
+		return
+	}
+	startWriteback(f, wb.started, end-wb.started)
+	if wb.wait && wb.started > wb.waited {
+		waitWriteback(f, wb.waited, wb.started-wb.waited)
+		wb.waited = wb.started
+	}
+	wb.started = end
+}
+
+// reset restarts wb at off, after a resume or a truncate.
+func (wb *writeback) reset(off int64) { wb.started, wb.waited = off, off }
+
 // localStore is a Store on a local filesystem.
 type localStore struct {
 	root string
@@ -301,7 +326,7 @@ func (s *localStore) openWriter(ref string, alg digest.Algorithm, o WriterOpts) 
 		f.Close()
 		return nil, err
 	}
-	w.direct = openDirect(filepath.Join(dir, ingestData))
+	w.direct = openDirect(filepath.Join(dir, ingestData), os.O_WRONLY)
 	return w, nil
 }
 
@@ -317,9 +342,9 @@ type writer struct {
 	alg    digest.Algorithm
 	h      hash.Hash
 	offset int64
-	// written is the offset up to which writeback has been started.
-	written int64
-	done    bool // closed or committed: the ref is released
+	// wb starts the writeback of what goes through the page cache.
+	wb   writeback
+	done bool // closed or committed: the ref is released
 }
 
 // hashState is what Close saves so that a resume need not reread the data.
@@ -342,7 +367,7 @@ func (w *writer) resume() error {
 	} else if err := w.rehash(size); err != nil {
 		return err
 	}
-	w.written = w.offset
+	w.wb.reset(w.offset)
 	return nil
 }
 
@@ -409,10 +434,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	w.offset += int64(n)
 	// Start the writeback of what went through the page cache; over
 	// bytes written directly it finds nothing to do.
-	if w.offset-w.written >= writebackChunk {
-		startWriteback(w.f, w.written, w.offset-w.written)
-		w.written = w.offset
-	}
+	w.wb.grew(w.f, w.offset)
 	if err != nil {
 		return n, fmt.Errorf("ingest %q: %w", w.ref, err)
 	}
@@ -469,7 +491,7 @@ func (w *writer) Truncate(size int64) error {
 	if err := w.rehash(size); err != nil {
 		return err
 	}
-	w.written = size
+	w.wb.reset(size)
 	return nil
 }
 

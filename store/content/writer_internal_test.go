@@ -198,8 +198,8 @@ func TestFileWriter(t *testing.T) {
 		return w
 	}
 	t.Run("direct", func(t *testing.T) {
-		if w := write(t, true); w.started != 0 {
-			t.Errorf("writeback started up to %d: some chunks went through the page cache", w.started)
+		if w := write(t, true); w.wb.started != 0 {
+			t.Errorf("writeback started up to %d: some chunks went through the page cache", w.wb.started)
 		}
 	})
 	t.Run("buffered", func(t *testing.T) {
@@ -207,8 +207,8 @@ func TestFileWriter(t *testing.T) {
 		// 8 MiB before the last.
 		w := write(t, false)
 		full := int64(len(data)) / fileWriterChunk * fileWriterChunk
-		if full-w.started >= writebackChunk || w.waited == 0 || w.started-w.waited < writebackChunk {
-			t.Errorf("writeback started to %d and waited to %d after %d bytes", w.started, w.waited, len(data))
+		if full-w.wb.started >= writebackChunk || w.wb.waited == 0 || w.wb.started-w.wb.waited < writebackChunk {
+			t.Errorf("writeback started to %d and waited to %d after %d bytes", w.wb.started, w.wb.waited, len(data))
 		}
 	})
 }
