@@ -87,19 +87,19 @@ func (p *Provider) remove(ctx context.Context, opts RemoveOptions, guard removeG
 				return fmt.Errorf("image %q: no installed image matches: %w", name, errdefs.ErrNotFound)
 			}
 		}
-		containers, err := listContainers(tx)
-		if err != nil {
-			return err
-		}
-		if derr := dependents(sel, recs, containers); derr != nil {
-			return derr
-		}
 		if guard != nil {
 			for _, r := range sel {
 				if err := guard(r, refs[r.Digest]); err != nil {
 					return err
 				}
 			}
+		}
+		containers, err := listContainers(tx)
+		if err != nil {
+			return err
+		}
+		if derr := dependents(sel, recs, containers); derr != nil {
+			return derr
 		}
 		for _, r := range sel {
 			if err := deleteImage(tx, r); err != nil {

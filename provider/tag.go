@@ -154,18 +154,11 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 		} else if !ok {
 			return fmt.Errorf("ref %s: image %s: %w", ref, d, errdefs.ErrNotFound)
 		}
-		refs, err := listRefs(tx)
-		if err != nil {
-			return err
-		}
 		if !managedRef(rec, repo, tag) {
 			if err := meta.GetRefBucket(tx, repo).Delete([]byte(tag)); err != nil {
 				return fmt.Errorf("ref %s: %w", ref, err)
 			}
 			_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
-			return err
-		}
-		if err := noExtraRefs(ref, rec, refs[d]); err != nil {
 			return err
 		}
 		removeImage = true
@@ -178,8 +171,8 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 		p.log.WithField("ref", ref).WithField("image", rec.label()).Info("image untagged")
 		return false, nil
 	}
-	// A Tag may land between the two transactions: Remove checks again in
-	// its own, where it deletes.
+	// The refs are checked in the transaction that deletes, so that a Tag
+	// landing after the lookup above keeps the image.
 	guard := func(r imageRecord, refs []string) error { return noExtraRefs(ref, r, refs) }
 	if _, err := p.remove(ctx, RemoveOptions{ID: rec.Digest.String()}, guard); err != nil {
 		return false, err
