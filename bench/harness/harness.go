@@ -195,27 +195,18 @@ func HashFiles(paths ...string) (float64, error) {
 	return MBps(n, time.Since(start)), nil
 }
 
-// WarmStore reads every blob of the content store at root once, so that
-// the server under test serves them from the page cache to every contender
-// alike: its writes go straight to disk (O_DIRECT), so without this the
-// first contender of a run would also pay for reading them from disk.
+// WarmStore reads every blob of the content store at root once (through
+// HashFiles), so that the server under test serves them from the page
+// cache to every contender alike: its writes go straight to disk
+// (O_DIRECT), so without this the first contender of a run would also pay
+// for reading them from disk.
 func WarmStore(root string) error {
 	paths, err := filepath.Glob(filepath.Join(root, "blobs", "*", "*"))
 	if err != nil {
 		return err
 	}
-	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		_, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, make([]byte, 1<<20))
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = HashFiles(paths...)
+	return err
 }
 
 // Evict drops the files' pages from the page cache (after Settle, so that
