@@ -70,7 +70,8 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		}
 		if c.listen != "127.0.0.1:5000" || c.Root != "/home/u/.local/share/containerprovider/catalogd" ||
 			c.LogFormat != "text" || c.LogLevel != "info" || c.insecureDev || c.readOnly || c.htpasswd != "" ||
-			c.maxManifestSize != 4<<20 || c.maxBlobSize != catalogserver.DefaultMaxBlobSize {
+			c.maxManifestSize != 4<<20 || c.maxBlobSize != catalogserver.DefaultMaxBlobSize ||
+			c.authFailLimit != 5 || c.authFailWindow != time.Minute {
 			t.Fatalf("defaults %+v", c)
 		}
 	})
@@ -83,21 +84,24 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 			"CATALOGD_MAX_MANIFEST_SIZE": "1MiB",
 			"CATALOGD_LOG_FORMAT":        "json",
 			"CATALOGD_HTPASSWD":          "/etc/catalogd/htpasswd",
+			"CATALOGD_AUTH_FAIL_LIMIT":   "3",
+			"CATALOGD_AUTH_FAIL_WINDOW":  "2s",
 		}
 		c, err := parseServe(t, env)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.Root != "/srv/catalog" || c.listen != "127.0.0.1:6000" || !c.readOnly || c.maxManifestSize != 1<<20 ||
-			c.LogFormat != "json" || c.htpasswd != "/etc/catalogd/htpasswd" {
+			c.LogFormat != "json" || c.htpasswd != "/etc/catalogd/htpasswd" || c.authFailLimit != 3 || c.authFailWindow != 2*time.Second {
 			t.Fatalf("from the environment: %+v", c)
 		}
 		// Flags win over the environment.
-		c, err = parseServe(t, env, "--listen", "127.0.0.1:7000", "--read-only=false", "--max-manifest-size", "2097152")
+		c, err = parseServe(t, env, "--listen", "127.0.0.1:7000", "--read-only=false", "--max-manifest-size", "2097152",
+			"--auth-fail-limit", "7", "--auth-fail-window", "90s")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.listen != "127.0.0.1:7000" || c.readOnly || c.maxManifestSize != 2<<20 {
+		if c.listen != "127.0.0.1:7000" || c.readOnly || c.maxManifestSize != 2<<20 || c.authFailLimit != 7 || c.authFailWindow != 90*time.Second {
 			t.Fatalf("flags over the environment: %+v", c)
 		}
 	})
@@ -117,6 +121,10 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"bad log level", nil, []string{"--log-level", "loud"}, "--log-level"},
 		{"no root", map[string]string{}, nil, "--root"},
 		{"zero manifest size", nil, []string{"--max-manifest-size", "0"}, "positive"},
+		{"bad window in the environment", map[string]string{"CATALOGD_AUTH_FAIL_WINDOW": "a minute"}, nil, "CATALOGD_AUTH_FAIL_WINDOW"},
+		{"bad window flag", nil, []string{"--auth-fail-window", "10"}, "auth-fail-window"},
+		{"window under a second", nil, []string{"--auth-fail-window", "500ms"}, "at least 1s"},
+		{"zero failure limit", nil, []string{"--auth-fail-limit", "0"}, "at least 1"},
 		{"extra arguments", nil, []string{"now"}, "unexpected"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,7 +253,7 @@ func TestPasswd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !h.Authenticate("alice", "s3cret") {
+	if err := h.Authenticate(context.Background(), "alice", "s3cret"); err != nil {
 		t.Fatal("the password read from stdin does not authenticate")
 	}
 	custom := filepath.Join(t.TempDir(), "users")
@@ -253,7 +261,7 @@ func TestPasswd(t *testing.T) {
 	if code := a.main(context.Background(), []string{"passwd", "bob"}); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if h, err := catalogserver.LoadHtpasswd(custom); err != nil || !h.Authenticate("bob", "other") {
+	if h, err := catalogserver.LoadHtpasswd(custom); err != nil || h.Authenticate(context.Background(), "bob", "other") != nil {
 		t.Fatalf("custom htpasswd: %v", err)
 	}
 	for _, tc := range []struct {
@@ -291,7 +299,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatalf("password of %d characters", len(password))
 	}
 	h, err := catalogserver.LoadHtpasswd(defaultHtpasswd(root))
-	if err != nil || !h.Authenticate("admin", password) {
+	if err != nil || h.Authenticate(context.Background(), "admin", password) != nil {
 		t.Fatalf("admin does not authenticate with the password file: %v", err)
 	}
 	before, _ := os.ReadFile(defaultHtpasswd(root))

@@ -42,6 +42,8 @@ type serveConfig struct {
 	tlsKey          string
 	maxManifestSize int64
 	maxBlobSize     int64
+	authFailLimit   int
+	authFailWindow  time.Duration
 }
 
 func (c *serveConfig) register(f *cli.FlagSet) {
@@ -54,6 +56,26 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.SizeVar(&c.maxManifestSize, "max-manifest-size", catalog.DefaultMaxManifestSize, "largest manifest accepted (bytes, or with a unit: 4MiB)")
 	f.SizeVar(&c.maxBlobSize, "max-blob-size", catalogserver.DefaultMaxBlobSize, "largest blob accepted (bytes, or with a unit: 64GiB)")
+	f.IntVar(&c.authFailLimit, "auth-fail-limit", catalogserver.DefaultAuthFailures,
+		"failed authentications a client address may make within --auth-fail-window; the next attempts get 429 for the window, doubled at each further lock-out up to 16 windows")
+	c.authFailWindow = catalogserver.DefaultAuthFailWindow
+	f.Var((*durationValue)(&c.authFailWindow), "auth-fail-window",
+		"window of --auth-fail-limit and length of the first lock-out (a Go `duration`: 1m, 30s)")
+}
+
+// durationValue is a flag.Value of a time.Duration, written as Go writes
+// durations (1m30s).
+type durationValue time.Duration
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q: not a duration such as 1m or 30s", s)
+	}
+	*d = durationValue(v)
+	return nil
 }
 
 // check validates the serve flags.
@@ -75,6 +97,12 @@ func (c *serveConfig) check(args []string) error {
 	}
 	if c.maxManifestSize <= 0 || c.maxBlobSize <= 0 {
 		return cli.Usagef("--max-manifest-size and --max-blob-size must be positive")
+	}
+	if c.authFailLimit < 1 {
+		return cli.Usagef("--auth-fail-limit %d: must be at least 1", c.authFailLimit)
+	}
+	if c.authFailWindow < time.Second {
+		return cli.Usagef("--auth-fail-window %v: must be at least 1s", c.authFailWindow)
 	}
 	return nil
 }
@@ -107,6 +135,7 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		catalogserver.WithInsecureDev(c.insecureDev),
 		catalogserver.WithMaxManifestSize(c.maxManifestSize),
 		catalogserver.WithMaxBlobSize(c.maxBlobSize),
+		catalogserver.WithAuthFailureLimit(c.authFailLimit, c.authFailWindow),
 	}
 	switch {
 	case c.insecureDev:
@@ -201,7 +230,12 @@ func loadCredentials(c *serveConfig, log *logrus.Logger) (*catalogserver.Htpassw
 	if len(h.Users()) == 0 {
 		log.WithField("htpasswd", path).Warn("the htpasswd file has no users: nobody can push or delete")
 	}
-	log.WithFields(logrus.Fields{"htpasswd": path, "users": len(h.Users())}).Info("pushes and deletes need credentials")
+	log.WithFields(logrus.Fields{
+		"htpasswd":         path,
+		"users":            len(h.Users()),
+		"auth_fail_limit":  c.authFailLimit,
+		"auth_fail_window": c.authFailWindow.String(),
+	}).Info("pushes and deletes need credentials")
 	return h, nil
 }
 

@@ -3,6 +3,7 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
 // bcryptPrefixes are the hash kinds an htpasswd file may hold. Apache's
@@ -42,17 +45,30 @@ var passwordCost = bcrypt.DefaultCost
 // without a restart. A change also forgets the recently verified
 // credentials, so a changed password stops working at once. A file that no
 // longer reads or parses leaves the previous users in place, with a
-// warning.
+// warning. A file that was deleted drops its users, with a warning: every
+// authentication fails until the file is back, and its users then work
+// again.
+//
+// bcrypt is slow on purpose, so the comparisons run in a bounded number
+// of slots (half of GOMAXPROCS, at least one): a flood of guesses uses
+// those cores and leaves the others to the requests that need no
+// credentials.
 type Htpasswd struct {
 	path string // "" when parsed from a reader: never read again
 
 	usersMu sync.Mutex
 	users   []htUser
-	file    os.FileInfo // of the users' file, as last read
+	file    os.FileInfo // of the users' file, as last read; nil when it was deleted
 	gen     uint64      // counts the reads of the file; part of the cache's keys
+	deleted bool        // the file was deleted and its users dropped
 
 	dummyOnce sync.Once
 	dummy     []byte
+
+	// slots holds one token per bcrypt comparison under way; its capacity
+	// is the bound. compareHash is bcrypt's comparison; tests count it.
+	slots       chan struct{}
+	compareHash func(hash, password []byte) error
 
 	// verified remembers recently verified credentials, so that the many
 	// write requests of one push pay for bcrypt once, not each time.
@@ -114,31 +130,61 @@ func readHtpasswd(path string) ([]htUser, os.FileInfo, error) {
 // current returns the users and their generation, after reading the file
 // again if it changed. Credentials verified against one generation are
 // cached under it, so that an authentication that raced a change cannot
-// put an old password back in the cache.
-func (h *Htpasswd) current() ([]htUser, uint64) {
+// put an old password back in the cache. Its warnings go to the logger of
+// ctx (middleware.Log).
+func (h *Htpasswd) current(ctx context.Context) ([]htUser, uint64) {
 	h.usersMu.Lock()
 	defer h.usersMu.Unlock()
 	if h.path == "" {
 		return h.users, h.gen
 	}
 	fi, err := os.Stat(h.path)
+	if errors.Is(err, os.ErrNotExist) {
+		h.dropUsers(ctx)
+		return h.users, h.gen
+	}
 	if err != nil || sameVersion(fi, h.file) {
 		return h.users, h.gen
 	}
 	users, rfi, err := readHtpasswd(h.path)
-	if err != nil {
+	switch {
+	case errdefs.IsNotFound(err):
+		// Deleted between the Stat and the Open.
+		h.dropUsers(ctx)
+		return h.users, h.gen
+	case err != nil:
 		// Not again until the file changes once more.
 		h.file = fi
-		logrus.WithError(err).Warn("the htpasswd file changed but cannot be used: keeping the previous users")
+		middleware.Log(ctx).WithError(err).Warn("the htpasswd file changed but cannot be used: keeping the previous users")
 		return h.users, h.gen
 	}
-	h.users, h.file = users, rfi
+	h.setUsers(users, rfi)
+	h.deleted = false
+	middleware.Log(ctx).WithFields(logrus.Fields{"htpasswd": h.path, "users": len(users)}).Info("htpasswd file read again")
+	return h.users, h.gen
+}
+
+// dropUsers forgets the users of a deleted file, once: nobody can
+// authenticate until the file is back. The caller holds usersMu.
+func (h *Htpasswd) dropUsers(ctx context.Context) {
+	if h.deleted {
+		return
+	}
+	h.setUsers(nil, nil)
+	h.deleted = true
+	middleware.Log(ctx).WithField("htpasswd", h.path).
+		Warn("the htpasswd file was deleted: dropped its users, every push and delete now fails until the file is back")
+}
+
+// setUsers installs a new generation of users, read from the file fi, and
+// forgets the credentials verified against the previous one. The caller
+// holds usersMu.
+func (h *Htpasswd) setUsers(users []htUser, fi os.FileInfo) {
+	h.users, h.file = users, fi
 	h.gen++
 	h.mu.Lock()
 	h.verified = nil
 	h.mu.Unlock()
-	logrus.WithFields(logrus.Fields{"htpasswd": h.path, "users": len(users)}).Info("htpasswd file read again")
-	return h.users, h.gen
 }
 
 // sameVersion reports whether a and b are the same file, unchanged.
@@ -159,7 +205,11 @@ func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
 }
 
 func newHtpasswd(users []htUser) (*Htpasswd, error) {
-	h := &Htpasswd{users: users}
+	h := &Htpasswd{
+		users:       users,
+		slots:       make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		compareHash: bcrypt.CompareHashAndPassword,
+	}
 	if _, err := rand.Read(h.cacheKey[:]); err != nil {
 		return nil, fmt.Errorf("htpasswd: %w", err)
 	}
@@ -210,7 +260,7 @@ func isBcrypt(hash string) bool {
 
 // Users returns the user names, in file order.
 func (h *Htpasswd) Users() []string {
-	users, _ := h.current()
+	users, _ := h.current(context.Background())
 	out := make([]string, 0, len(users))
 	for _, u := range users {
 		out = append(out, u.name)
@@ -218,24 +268,69 @@ func (h *Htpasswd) Users() []string {
 	return out
 }
 
-// Authenticate reports whether user and password match an entry.
+// Authenticate checks user and password against the file: nil when they
+// match an entry, an error of class errdefs.ErrUnauthenticated when they
+// do not, and the cause of ctx (context.Cause) when ctx ends before a
+// verification slot is free. A caller that waits for a slot holds no lock;
+// ctx bounds the wait, not the bcrypt comparison once it has started.
 //
 // The user lookup compares the SHA-256 of every name in constant time and
 // visits every entry, and an unknown user still costs one bcrypt
 // comparison against a dummy hash, so that the response time does not tell
 // which user names exist. A pair verified in the last verifiedTTL is
-// accepted from the cache without bcrypt.
-func (h *Htpasswd) Authenticate(user, password string) bool {
-	users, gen := h.current()
-	mac := h.credentialsMAC(gen, user, password)
-	if h.recentlyVerified(mac) {
-		return true
+// accepted from the cache without bcrypt, and without a slot.
+func (h *Htpasswd) Authenticate(ctx context.Context, user, password string) error {
+	a, ok := h.lookup(ctx, user, password)
+	if ok {
+		return nil
 	}
-	if !h.compare(users, user, password) {
-		return false
+	return h.verify(ctx, a)
+}
+
+// attempt is an authentication under way: the users it is checked
+// against, and its key in the cache of verified credentials.
+type attempt struct {
+	users          []htUser
+	mac            [sha256.Size]byte
+	user, password string
+}
+
+// lookup starts an authentication: it follows the file, and reports
+// whether user and password were verified recently, in which case the
+// authentication has succeeded. Otherwise verify finishes it.
+func (h *Htpasswd) lookup(ctx context.Context, user, password string) (attempt, bool) {
+	users, gen := h.current(ctx)
+	a := attempt{users: users, mac: h.credentialsMAC(gen, user, password), user: user, password: password}
+	return a, h.recentlyVerified(a.mac)
+}
+
+// verify checks a with bcrypt, in a slot, and remembers a success. Its
+// errors are Authenticate's.
+func (h *Htpasswd) verify(ctx context.Context, a attempt) error {
+	if err := h.acquireSlot(ctx); err != nil {
+		return err
 	}
-	h.remember(mac)
-	return true
+	ok := h.compare(a.users, a.user, a.password)
+	<-h.slots
+	if !ok {
+		return fmt.Errorf("user %q: invalid user name or password: %w", a.user, errdefs.ErrUnauthenticated)
+	}
+	h.remember(a.mac)
+	return nil
+}
+
+// acquireSlot waits for a free verification slot until ctx ends. The
+// caller gives the slot back with <-h.slots.
+func (h *Htpasswd) acquireSlot(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("waiting to verify credentials: %w", context.Cause(ctx))
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to verify credentials: %w", context.Cause(ctx))
+	}
 }
 
 func (h *Htpasswd) credentialsMAC(gen uint64, user, password string) [sha256.Size]byte {
@@ -275,10 +370,10 @@ func (h *Htpasswd) compare(users []htUser, user, password string) bool {
 		}
 	}
 	if hash == nil {
-		_ = bcrypt.CompareHashAndPassword(h.dummyHash(users), []byte(password))
+		_ = h.compareHash(h.dummyHash(users), []byte(password))
 		return false
 	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	return h.compareHash(hash, []byte(password)) == nil
 }
 
 // dummyHash is a hash at the cost of the file's first entry, made once.

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
 func minCostHash(t *testing.T, password string) string {
@@ -51,7 +56,7 @@ func TestParseHtpasswd(t *testing.T) {
 			{"", "", false},
 			{"Alice", "pw-a", false},
 		} {
-			if got := h.Authenticate(tc.user, tc.pass); got != tc.ok {
+			if got := authenticates(h, tc.user, tc.pass); got != tc.ok {
 				t.Errorf("Authenticate(%q, %q) = %v, want %v", tc.user, tc.pass, got, tc.ok)
 			}
 		}
@@ -79,7 +84,7 @@ func TestParseHtpasswd(t *testing.T) {
 
 	t.Run("an empty file has no users", func(t *testing.T) {
 		h, err := ParseHtpasswd(strings.NewReader(""))
-		if err != nil || len(h.Users()) != 0 || h.Authenticate("admin", "") {
+		if err != nil || len(h.Users()) != 0 || authenticates(h, "admin", "") {
 			t.Fatalf("empty file: %v %v", h.Users(), err)
 		}
 	})
@@ -135,7 +140,7 @@ func TestSetPassword(t *testing.T) {
 	}{
 		{"admin", "second", true}, {"admin", "first", false}, {"other", "other-pw", true}, {"new", "third", true},
 	} {
-		if got := h.Authenticate(tc.user, tc.pass); got != tc.ok {
+		if got := authenticates(h, tc.user, tc.pass); got != tc.ok {
 			t.Errorf("Authenticate(%q, %q) = %v, want %v", tc.user, tc.pass, got, tc.ok)
 		}
 	}
@@ -182,7 +187,7 @@ func TestAuthenticateCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if !h.Authenticate("admin", "secret") {
+		if !authenticates(h, "admin", "secret") {
 			t.Fatalf("attempt %d: right password refused", i)
 		}
 	}
@@ -192,7 +197,7 @@ func TestAuthenticateCache(t *testing.T) {
 	for _, tc := range []struct{ user, pass string }{
 		{"admin", "Secret"}, {"admin", "secret "}, {"admin", ""}, {"other", "secret"}, {"admin\x00", "secret"},
 	} {
-		if h.Authenticate(tc.user, tc.pass) {
+		if authenticates(h, tc.user, tc.pass) {
 			t.Errorf("Authenticate(%q, %q) = true after a cached success", tc.user, tc.pass)
 		}
 	}
@@ -200,7 +205,7 @@ func TestAuthenticateCache(t *testing.T) {
 	for k := range h.verified {
 		h.verified[k] = time.Now().Add(-2 * verifiedTTL)
 	}
-	if !h.Authenticate("admin", "secret") {
+	if !authenticates(h, "admin", "secret") {
 		t.Fatal("expired cache entry made the right password fail")
 	}
 }
@@ -220,14 +225,14 @@ func TestHtpasswdFollowsTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !h.Authenticate("alice", "first password") || h.Authenticate("bob", "bob's password") {
+	if !authenticates(h, "alice", "first password") || authenticates(h, "bob", "bob's password") {
 		t.Fatal("the loaded file does not authenticate as written")
 	}
 
 	if err := SetPassword(path, "bob", "bob's password"); err != nil {
 		t.Fatal(err)
 	}
-	if !h.Authenticate("bob", "bob's password") {
+	if !authenticates(h, "bob", "bob's password") {
 		t.Fatal("a user added to the file is refused")
 	}
 	if got := h.Users(); !slices.Equal(got, []string{"alice", "bob"}) {
@@ -238,10 +243,10 @@ func TestHtpasswdFollowsTheFile(t *testing.T) {
 	if err := SetPassword(path, "alice", "second password"); err != nil {
 		t.Fatal(err)
 	}
-	if h.Authenticate("alice", "first password") {
+	if authenticates(h, "alice", "first password") {
 		t.Fatal("a changed password still works")
 	}
-	if !h.Authenticate("alice", "second password") {
+	if !authenticates(h, "alice", "second password") {
 		t.Fatal("the new password is refused")
 	}
 
@@ -252,7 +257,101 @@ func TestHtpasswdFollowsTheFile(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	if !h.Authenticate("alice", "second password") || !h.Authenticate("bob", "bob's password") {
+	if !authenticates(h, "alice", "second password") || !authenticates(h, "bob", "bob's password") {
 		t.Fatal("a file that no longer parses dropped the previous users")
+	}
+}
+
+// authenticates reports whether h accepts user and password.
+func authenticates(h *Htpasswd, user, password string) bool {
+	return h.Authenticate(context.Background(), user, password) == nil
+}
+
+// TestHtpasswdFileGoesAway: a deleted file drops its users (every write
+// then gets 401) with a warning, once; a file that no longer parses keeps
+// them, with a warning; and the users work again when the file is back.
+func TestHtpasswdFileGoesAway(t *testing.T) {
+	defer func(c int) { passwordCost = c }(passwordCost)
+	passwordCost = bcrypt.MinCost
+	const user, password = "alice", "alice's password"
+	for _, tc := range []struct {
+		name    string
+		remove  func(t *testing.T, path string)
+		keeps   bool
+		warning string
+	}{
+		{"deleted", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "was deleted"},
+		{"moved away", func(t *testing.T, path string) {
+			if err := os.Rename(path, path+".old"); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "was deleted"},
+		{"replaced by one that does not parse", func(t *testing.T, path string) {
+			if err := writeFileAtomic(path, []byte(user+":{SHA}not bcrypt\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, true, "cannot be used"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "htpasswd")
+			if err := SetPassword(path, user, password); err != nil {
+				t.Fatal(err)
+			}
+			h, err := LoadHtpasswd(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newTestEnv(t, WithHtpasswd(h))
+			push := func(status int) {
+				t.Helper()
+				e.do(http.MethodPost, "/v2/repo/blobs/uploads/", nil, withBasic(user, password)).wantStatus(t, status)
+			}
+			push(http.StatusAccepted) // and alice's credentials are now cached
+
+			tc.remove(t, path)
+			logger, hook := logtest.NewNullLogger()
+			ctx := middleware.WithLog(context.Background(), logrus.NewEntry(logger))
+			err = h.Authenticate(ctx, user, password)
+			if tc.keeps != (err == nil) {
+				t.Fatalf("Authenticate after the file was %s: %v", tc.name, err)
+			}
+			if !tc.keeps && !errdefs.IsUnauthenticated(err) {
+				t.Fatalf("err %v, want unauthenticated", err)
+			}
+			if len(hook.AllEntries()) != 1 || hook.LastEntry().Level != logrus.WarnLevel ||
+				!strings.Contains(hook.LastEntry().Message, tc.warning) {
+				t.Fatalf("log %v, want one warning that says %q", hook.AllEntries(), tc.warning)
+			}
+			h.Authenticate(ctx, user, password)
+			if len(hook.AllEntries()) != 1 {
+				t.Fatalf("%d log lines, want the warning once", len(hook.AllEntries()))
+			}
+			if tc.keeps {
+				push(http.StatusAccepted)
+			} else {
+				push(http.StatusUnauthorized)
+				if users := h.Users(); len(users) != 0 {
+					t.Fatalf("users %q after the file was %s", users, tc.name)
+				}
+			}
+
+			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if err := SetPassword(path, user, password); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Authenticate(ctx, user, password); err != nil {
+				t.Fatalf("the file is back, its user is refused: %v", err)
+			}
+			if last := hook.LastEntry(); last.Level != logrus.InfoLevel || !strings.Contains(last.Message, "read again") {
+				t.Fatalf("last log line %q, want that the file was read again", last.Message)
+			}
+			push(http.StatusAccepted)
+		})
 	}
 }

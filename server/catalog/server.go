@@ -8,13 +8,17 @@
 //
 // Reads (GET, HEAD) are anonymous. Writes need HTTP Basic credentials from
 // an htpasswd file of bcrypt hashes, unless the server runs with
-// WithInsecureDev; WithReadOnly refuses every write.
+// WithInsecureDev; WithReadOnly refuses every write. Failed
+// authentications are limited per client address (WithAuthFailureLimit),
+// and the bcrypt comparisons run in a bounded number of slots, so that
+// guessing passwords neither goes fast nor slows the reads down.
 package catalog
 
 import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -57,6 +61,8 @@ type options struct {
 	readOnly        bool
 	maxManifestSize int64
 	maxBlobSize     int64
+	authFailures    int
+	authFailWindow  time.Duration
 }
 
 // WithLogger sets the logger of the request log lines (default: logrus's
@@ -86,6 +92,22 @@ func WithMaxManifestSize(n int64) Opt {
 	}
 }
 
+// WithAuthFailureLimit sets the limit on failed authentications: a client
+// address that fails failures times within window is refused with 429
+// TOOMANYREQUESTS for window, then twice as long at each further lock-out
+// (see authLimiter). Values <= 0 keep DefaultAuthFailures and
+// DefaultAuthFailWindow.
+func WithAuthFailureLimit(failures int, window time.Duration) Opt {
+	return func(o *options) {
+		if failures > 0 {
+			o.authFailures = failures
+		}
+		if window > 0 {
+			o.authFailWindow = window
+		}
+	}
+}
+
 // WithMaxBlobSize replaces DefaultMaxBlobSize; n <= 0 keeps it.
 func WithMaxBlobSize(n int64) Opt {
 	return func(o *options) {
@@ -101,6 +123,7 @@ type Server struct {
 	opts    options
 	router  *mux.Router
 	handler http.Handler
+	limiter *authLimiter
 }
 
 // New returns the server of reg. Writes need one of WithHtpasswd,
@@ -114,6 +137,8 @@ func New(reg *catalog.Registry, opts ...Opt) (*Server, error) {
 		logger:          logrus.StandardLogger(),
 		maxManifestSize: reg.MaxManifestSize(),
 		maxBlobSize:     DefaultMaxBlobSize,
+		authFailures:    DefaultAuthFailures,
+		authFailWindow:  DefaultAuthFailWindow,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -122,7 +147,12 @@ func New(reg *catalog.Registry, opts ...Opt) (*Server, error) {
 		return nil, fmt.Errorf("catalog server: no credentials for writes: give an htpasswd file, insecure dev mode or read-only mode: %w",
 			errdefs.ErrInvalidArgument)
 	}
-	s := &Server{reg: reg, opts: o, router: newRouter()}
+	s := &Server{
+		reg:     reg,
+		opts:    o,
+		router:  newRouter(),
+		limiter: newAuthLimiter(o.authFailures, o.authFailWindow, maxAuthClients),
+	}
 	if err := s.attachHandlers(); err != nil {
 		return nil, err
 	}
@@ -197,38 +227,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.router.ServeHTTP(w, r)
-}
-
-// isRead reports whether r only reads.
-func isRead(r *http.Request) bool {
-	return r.Method == http.MethodGet || r.Method == http.MethodHead
-}
-
-// authorize lets reads through, refuses writes in read-only mode (403
-// DENIED, whatever the credentials) and otherwise checks the Basic
-// credentials of writes against the htpasswd file (401 UNAUTHORIZED with
-// a Basic challenge), unless the server runs in insecure dev mode.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
-	if isRead(r) {
-		return nil
-	}
-	if s.opts.readOnly {
-		return fmt.Errorf("%s %s: catalogd runs in read-only mode: %w", r.Method, r.URL.Path, errdefs.ErrPermissionDenied)
-	}
-	if s.opts.insecureDev {
-		return nil
-	}
-	user, pass, ok := r.BasicAuth()
-	switch {
-	case !ok:
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
-		return fmt.Errorf("%s %s: authentication required: %w", r.Method, r.URL.Path, errdefs.ErrUnauthenticated)
-	case !s.opts.htpasswd.Authenticate(user, pass):
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
-		return fmt.Errorf("%s %s: user %q: invalid user name or password: %w", r.Method, r.URL.Path, user, errdefs.ErrUnauthenticated)
-	}
-	middleware.AddFields(r.Context(), logrus.Fields{"user": user})
-	return nil
 }
 
 // ping answers the version check of GET /v2/.
