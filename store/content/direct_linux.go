@@ -2,6 +2,7 @@ package content
 
 import (
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +17,23 @@ func openDirect(path string, flag int) *os.File {
 		return nil
 	}
 	return f
+}
+
+// openDirectFile opens the file that f has open again, with flag, for
+// direct I/O, or returns nil as openDirect does. It goes through f's
+// descriptor (/proc/self/fd), never through f's name: the name may by now
+// be another file, a symbolic link or a FIFO of whoever owns its
+// directory, and f may have been opened with someone else's rights.
+func openDirectFile(f *os.File, flag int) *os.File {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var d *os.File
+	_ = rc.Control(func(fd uintptr) {
+		d = openDirect("/proc/self/fd/"+strconv.FormatUint(uint64(fd), 10), flag|unix.O_NONBLOCK)
+	})
+	return d
 }
 
 // pageCached reports whether the page cache holds every page of the n

@@ -104,7 +104,7 @@ func readWindows(d *os.File, p []byte, off int64) (int, error) {
 
 // directFile opens the file for direct reads once, or returns nil.
 func (r *FileReaderAt) directFile() *os.File {
-	r.directOnce.Do(func() { r.direct = openDirect(r.f.Name(), os.O_RDONLY) })
+	r.directOnce.Do(func() { r.direct = openDirectFile(r.f, os.O_RDONLY) })
 	return r.direct
 }
 

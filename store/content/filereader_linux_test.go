@@ -132,3 +132,52 @@ func TestFileReaderAt(t *testing.T) {
 		t.Fatal("a read of a cached file opened the file for direct reads")
 	}
 }
+
+// TestDirectFollowsTheDescriptor: the direct descriptors of a FileWriter
+// and a FileReaderAt reach the file that was opened, even after its name
+// is given to a symbolic link to another file.
+func TestDirectFollowsTheDescriptor(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, bytes.Repeat([]byte("v"), 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, "save.tmp")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The name now leads somewhere else.
+	if err := os.Rename(name, filepath.Join(dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, name); err != nil {
+		t.Fatal(err)
+	}
+	fw := NewFileWriter(f)
+	data := bytes.Repeat([]byte("a"), 4<<20)
+	if _, err := fw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); !bytes.Equal(b, bytes.Repeat([]byte("v"), 8<<20)) {
+		t.Fatal("the writer wrote through the name into another file")
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "moved"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the opened file holds %d bytes, %v; want the %d written", len(got), err, len(data))
+	}
+
+	r := NewFileReaderAt(f, int64(len(data)))
+	defer r.Close()
+	buf := make([]byte, 1<<20)
+	if _, err := r.ReadAt(buf, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, data[:len(buf)]) {
+		t.Fatal("the reader read another file than the one opened")
+	}
+}

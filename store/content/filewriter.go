@@ -43,7 +43,7 @@ type FileWriter struct {
 func NewFileWriter(f *os.File) *FileWriter {
 	return &FileWriter{
 		f:      f,
-		direct: openDirect(f.Name(), os.O_WRONLY),
+		direct: openDirectFile(f, os.O_WRONLY),
 		buf:    AlignedBuffer(fileWriterChunk),
 		spare:  AlignedBuffer(fileWriterChunk),
 		done:   make(chan error, 1),
