@@ -58,24 +58,8 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.SizeVar(&c.maxBlobSize, "max-blob-size", catalogserver.DefaultMaxBlobSize, "largest blob accepted (bytes, or with a unit: 64GiB)")
 	f.IntVar(&c.authFailLimit, "auth-fail-limit", catalogserver.DefaultAuthFailures,
 		"failed authentications a client address may make within --auth-fail-window; the next attempts get 429 for the window, doubled at each further lock-out up to 16 windows")
-	c.authFailWindow = catalogserver.DefaultAuthFailWindow
-	f.Var((*durationValue)(&c.authFailWindow), "auth-fail-window",
+	f.DurationVar(&c.authFailWindow, "auth-fail-window", catalogserver.DefaultAuthFailWindow,
 		"window of --auth-fail-limit and length of the first lock-out (a Go `duration`: 1m, 30s)")
-}
-
-// durationValue is a flag.Value of a time.Duration, written as Go writes
-// durations (1m30s).
-type durationValue time.Duration
-
-func (d *durationValue) String() string { return time.Duration(*d).String() }
-
-func (d *durationValue) Set(s string) error {
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q: not a duration such as 1m or 30s", s)
-	}
-	*d = durationValue(v)
-	return nil
 }
 
 // check validates the serve flags.
