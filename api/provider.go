@@ -189,18 +189,19 @@ type JobsResponse struct {
 // The codes of the v1 error envelope: one per errdefs class, named after
 // it, and CodeInternal for an error of no class.
 const (
-	CodeInvalidArgument    = "InvalidArgument"
-	CodeNotFound           = "NotFound"
-	CodeAlreadyExists      = "AlreadyExists"
-	CodeConflict           = "Conflict"
-	CodeFailedPrecondition = "FailedPrecondition"
-	CodeUnavailable        = "Unavailable"
-	CodeOutOfRange         = "OutOfRange"
-	CodeTooLarge           = "TooLarge"
-	CodeUnauthenticated    = "Unauthenticated"
-	CodePermissionDenied   = "PermissionDenied"
-	CodeNotImplemented     = "NotImplemented"
-	CodeInternal           = "Internal"
+	CodeInvalidArgument     = "InvalidArgument"
+	CodeNotFound            = "NotFound"
+	CodeAlreadyExists       = "AlreadyExists"
+	CodeConflict            = "Conflict"
+	CodeFailedPrecondition  = "FailedPrecondition"
+	CodeUnavailable         = "Unavailable"
+	CodeOutOfRange          = "OutOfRange"
+	CodeTooLarge            = "TooLarge"
+	CodeUnauthenticated     = "Unauthenticated"
+	CodePermissionDenied    = "PermissionDenied"
+	CodeNotImplemented      = "NotImplemented"
+	CodeInsufficientStorage = "InsufficientStorage"
+	CodeInternal            = "Internal"
 )
 
 // errorCodes pairs each code with its class. The server finds the code of
@@ -220,6 +221,7 @@ var errorCodes = []struct {
 	{CodeUnauthenticated, errdefs.ErrUnauthenticated},
 	{CodePermissionDenied, errdefs.ErrPermissionDenied},
 	{CodeNotImplemented, errdefs.ErrNotImplemented},
+	{CodeInsufficientStorage, errdefs.ErrInsufficientStorage},
 	{CodeUnavailable, errdefs.ErrUnavailable},
 }
 

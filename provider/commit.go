@@ -38,15 +38,11 @@ type commitSpec struct {
 func checkCommit(req api.CommitRequest) (commitSpec, error) {
 	var s commitSpec
 	s.name = strings.TrimSpace(req.Name)
-	switch {
-	case s.name == "":
+	if s.name == "" {
 		return s, fmt.Errorf("new image: a name is required: %w", errdefs.ErrInvalidArgument)
-	case len(s.name) > publish.MaxNameLength:
-		return s, fmt.Errorf("name %q: longer than %d bytes: %w", s.name, publish.MaxNameLength, errdefs.ErrInvalidArgument)
-	case strings.ContainsAny(s.name, "*?:@"):
-		return s, fmt.Errorf("name %q: must not contain *, ?, : or @: %w", s.name, errdefs.ErrInvalidArgument)
-	case strings.IndexFunc(s.name, unicode.IsControl) >= 0:
-		return s, fmt.Errorf("name %q: control character: %w", s.name, errdefs.ErrInvalidArgument)
+	}
+	if err := checkImageName(s.name); err != nil {
+		return s, err
 	}
 	s.repo = strings.ToLower(s.name)
 	if err := catalog.ValidateName(s.repo); err != nil {
@@ -60,15 +56,57 @@ func checkCommit(req api.CommitRequest) (commitSpec, error) {
 		return s, err
 	}
 	s.description = strings.TrimSpace(req.Description)
-	if len(s.description) > publish.MaxDescriptionLength {
-		return s, fmt.Errorf("description: longer than %d bytes: %w", publish.MaxDescriptionLength, errdefs.ErrInvalidArgument)
-	}
-	if strings.IndexFunc(s.description, func(r rune) bool {
-		return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t'
-	}) >= 0 {
-		return s, fmt.Errorf("description: control character: %w", errdefs.ErrInvalidArgument)
+	if err := checkDescription(s.description); err != nil {
+		return s, err
 	}
 	return s, nil
+}
+
+// checkImageName refuses, with InvalidArgument, a display name that
+// Get-ContainerImage could not show as it is or match: longer than
+// publish.MaxNameLength bytes, with a wildcard or a separator of name and
+// version (*, ?, : or @), or with a control character (an escape sequence
+// for the terminal among them). Commit and the install from an archive
+// share it.
+func checkImageName(name string) error {
+	switch {
+	case len(name) > publish.MaxNameLength:
+		return fmt.Errorf("name %q: longer than %d bytes: %w", cutName(name), publish.MaxNameLength, errdefs.ErrInvalidArgument)
+	case strings.ContainsAny(name, "*?:@"):
+		return fmt.Errorf("name %q: must not contain *, ?, : or @: %w", name, errdefs.ErrInvalidArgument)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("name %q: control character: %w", name, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// checkDescription refuses, with InvalidArgument, a description longer
+// than publish.MaxDescriptionLength bytes or with a control character other
+// than a line break or a tab (an escape sequence among them).
+func checkDescription(d string) error {
+	if len(d) > publish.MaxDescriptionLength {
+		return fmt.Errorf("description: %d bytes, longer than %d: %w", len(d), publish.MaxDescriptionLength, errdefs.ErrInvalidArgument)
+	}
+	if strings.IndexFunc(d, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t'
+	}) >= 0 {
+		return fmt.Errorf("description: control character: %w", errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// checkPublisher refuses, with InvalidArgument, a publisher that
+// find.NormalizePublisher would refuse (longer than find.MaxPublisherLength
+// bytes, or with a control character), for a publisher that is recorded as
+// it is; an empty one is no publisher.
+func checkPublisher(p string) error {
+	switch {
+	case len(p) > find.MaxPublisherLength:
+		return fmt.Errorf("publisher %q: longer than %d bytes: %w", cutName(p), find.MaxPublisherLength, errdefs.ErrInvalidArgument)
+	case strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return fmt.Errorf("publisher %q: control character: %w", p, errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // sameImageName finds the installed image of repository repo and version
@@ -146,6 +184,21 @@ func (p *Provider) Commit(ctx context.Context, req api.CommitRequest) (api.Image
 	if err != nil {
 		return api.Image{}, err
 	}
+	// The parent's blobs are read (its config) and referenced (its
+	// layers) until the new record is written: a lease keeps them from a
+	// collection that a concurrent removal of the parent runs.
+	lease, err := p.lease(ctx, "commit", digestsOf(parent.blobs()))
+	if err != nil {
+		return api.Image{}, storageError(err, p.root, "the image of container "+ctr.Name)
+	}
+	// A failed commit may leave blobs that nothing references, and a
+	// replacing one the blobs of the image it replaced: the release then
+	// collects them.
+	collect := true
+	defer func() { lease.release(ctx, collect) }()
+	if err := p.checkBlobs(ctx, parent); err != nil {
+		return api.Image{}, err
+	}
 	parentConfig, err := p.readConfig(ctx, parent.Config)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image %s: %w", parent.label(), err)
@@ -176,7 +229,7 @@ func (p *Provider) Commit(ctx context.Context, req api.CommitRequest) (api.Image
 			return w.Digest(), w.Offset(), nil
 		})
 	if err != nil {
-		return api.Image{}, fmt.Errorf("container %s: %w", ctr.Name, err)
+		return api.Image{}, fmt.Errorf("container %s: %w", ctr.Name, storageError(err, p.root, "the layer of container "+ctr.Name))
 	}
 
 	cfg := parentConfig
@@ -248,75 +301,105 @@ func (p *Provider) Commit(ctx context.Context, req api.CommitRequest) (api.Image
 		rec.Size += l.Size
 	}
 
-	// From the first commit of a blob to the record, garbage collection
-	// waits: the new blobs are referenced by nothing until the record is
-	// written.
-	var out api.Image
-	replaced := false
-	err = func() error {
-		p.gcMu.RLock()
-		defer p.gcMu.RUnlock()
-		committed = true
-		if err := w.Commit(ctx, layer.Descriptor.Size, layer.Descriptor.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
-			return fmt.Errorf("new image %s: layer: %w", spec.name, err)
-		}
-		for _, b := range []struct {
-			desc  ocispec.Descriptor
-			bytes []byte
-		}{{m.Config, cfgBytes}, {mDesc, mBytes}} {
-			if _, err := content.WriteBlob(ctx, p.cs, "commit-"+b.desc.Digest.String(), bytes.NewReader(b.bytes), b.desc.Size, b.desc.Digest); err != nil {
-				return fmt.Errorf("new image %s: %w", spec.name, err)
-			}
-		}
-		return p.db.Update(ctx, func(tx *bolt.Tx) error {
-			if _, ok, err := getImage(tx, parent.Digest); err != nil {
-				return err
-			} else if !ok {
-				return fmt.Errorf("parent image %s was removed: %w", parent.label(), errdefs.ErrFailedPrecondition)
-			}
-			recs, err := listImages(tx)
-			if err != nil {
-				return err
-			}
-			if old, ok := sameImageName(recs, spec.repo, spec.version); ok {
-				if !req.Force {
-					return conflictError(old, commitConflictHint)
-				}
-				if old.Digest != rec.Digest {
-					containers, err := listContainers(tx)
-					if err != nil {
-						return err
-					}
-					if derr := dependents([]imageRecord{old}, recs, containers); derr != nil {
-						return derr
-					}
-					if err := deleteImage(tx, old); err != nil {
-						return err
-					}
-					replaced = true
-				}
-			}
-			if err := putImage(tx, rec); err != nil {
-				return err
-			}
-			refs, err := listRefs(tx)
-			if err != nil {
-				return err
-			}
-			out = rec.image(refs[rec.Digest])
-			return nil
-		})
-	}()
+	// From the first commit of a blob to the record, the lease keeps the
+	// new blobs too: nothing references them until the record is written.
+	if err := lease.add(ctx, []digest.Digest{layer.Descriptor.Digest, m.Config.Digest, mDesc.Digest}); err != nil {
+		return api.Image{}, storageError(err, p.root, "the image of container "+ctr.Name)
+	}
+	out, replaced, err := p.commitImage(ctx, w, layer.Descriptor, []blobBytes{{m.Config, cfgBytes}, {mDesc, mBytes}}, rec, parent, req.Force)
+	committed = true
 	if err != nil {
-		return api.Image{}, err
+		return api.Image{}, storageError(err, p.root, "the image of container "+ctr.Name)
 	}
+	collect = replaced
 	p.log.WithField("image", rec.label()).WithField("digest", rec.Digest).WithField("container", ctr.Name).Info("container committed")
-	if replaced {
-		if _, _, err := p.collectGarbage(ctx); err != nil {
-			p.log.WithError(err).Warn("garbage collection after a replacing commit failed")
+	return out, nil
+}
+
+// blobBytes is a small blob held in memory, and its descriptor.
+type blobBytes struct {
+	desc  ocispec.Descriptor
+	bytes []byte
+}
+
+// commitImage commits the layer written to w and the small blobs, then
+// writes rec and its ref in one transaction, checking that the parent is
+// still installed and that the name and version are free (or, with force,
+// replacing the image that has them, unless something depends on it).
+// replaced reports a replacement. The caller leases every blob.
+func (p *Provider) commitImage(ctx context.Context, w content.Writer, layer ocispec.Descriptor, small []blobBytes,
+	rec imageRecord, parent imageRecord, force bool) (out api.Image, replaced bool, err error) {
+	if err := w.Commit(ctx, layer.Size, layer.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		return out, false, fmt.Errorf("new image %s: layer: %w", rec.Name, err)
+	}
+	for _, b := range small {
+		if _, err := content.WriteBlob(ctx, p.cs, "commit-"+b.desc.Digest.String(), bytes.NewReader(b.bytes), b.desc.Size, b.desc.Digest); err != nil {
+			return out, false, fmt.Errorf("new image %s: %w", rec.Name, err)
 		}
 	}
-	return out, nil
+	err = p.db.Update(ctx, func(tx *bolt.Tx) error {
+		if _, ok, err := getImage(tx, parent.Digest); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("parent image %s was removed: %w", parent.label(), errdefs.ErrFailedPrecondition)
+		}
+		recs, err := listImages(tx)
+		if err != nil {
+			return err
+		}
+		if old, ok := sameImageName(recs, rec.Repository, rec.Version); ok {
+			if !force {
+				return conflictError(old, commitConflictHint)
+			}
+			if old.Digest != rec.Digest {
+				containers, err := listContainers(tx)
+				if err != nil {
+					return err
+				}
+				if derr := dependents([]imageRecord{old}, recs, containers); derr != nil {
+					return derr
+				}
+				if err := deleteImage(tx, old); err != nil {
+					return err
+				}
+				replaced = true
+			}
+		}
+		if err := putImage(tx, rec); err != nil {
+			return err
+		}
+		refs, err := listRefs(tx)
+		if err != nil {
+			return err
+		}
+		out = rec.image(refs[rec.Digest])
+		return nil
+	})
+	return out, replaced, err
+}
+
+// digestsOf lists the digests of descs.
+func digestsOf(descs []ocispec.Descriptor) []digest.Digest {
+	out := make([]digest.Digest, len(descs))
+	for i, d := range descs {
+		out[i] = d.Digest
+	}
+	return out
+}
+
+// checkBlobs makes sure that the blobs of rec are committed, once they are
+// leased: an image removed (and collected) between the lookup of its
+// record and the lease is NotFound.
+func (p *Provider) checkBlobs(ctx context.Context, rec imageRecord) error {
+	for _, d := range rec.blobs() {
+		if _, err := p.cs.Info(ctx, d.Digest); err != nil {
+			if errdefs.IsNotFound(err) {
+				return fmt.Errorf("image %s was removed: blob %s: %w", rec.label(), d.Digest, errdefs.ErrNotFound)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // conflictError refuses a name and version that an installed image has;

@@ -229,7 +229,8 @@ func containerView(tx *bolt.Tx, id string, c containerRecord) (api.Container, er
 }
 
 // CreateContainer creates a container on an installed image: a record in
-// state Created and an empty writable directory.
+// state Created and an empty writable directory. A filesystem out of
+// space or quota is InsufficientStorage.
 //
 // req.Image names the image as Remove's ID or Get's ChildOf do: a name,
 // "name:version", a digest or a unique id prefix; a name with several
@@ -254,7 +255,10 @@ func (p *Provider) CreateContainer(ctx context.Context, req api.ContainerCreateR
 	id := newContainerID()
 	dir := p.containerPath(id)
 	if err := os.MkdirAll(filepath.Join(dir, rootfsDir), 0o755); err != nil {
-		return api.Container{}, fmt.Errorf("container %s: directory: %w", id, err)
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			p.log.WithError(rerr).WithField("container", id).Warn("directory of a refused container not removed")
+		}
+		return api.Container{}, fmt.Errorf("container %s: directory: %w", id, storageError(err, p.root, "the directory of a container"))
 	}
 	var out api.Container
 	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
@@ -296,7 +300,7 @@ func (p *Provider) CreateContainer(ctx context.Context, req api.ContainerCreateR
 		if rerr := os.RemoveAll(dir); rerr != nil {
 			p.log.WithError(rerr).WithField("container", id).Warn("directory of a refused container not removed")
 		}
-		return api.Container{}, err
+		return api.Container{}, storageError(err, p.root, "the record of a container")
 	}
 	p.log.WithField("container", out.Name).WithField("id", id).WithField("image", out.Image).Info("container created")
 	return out, nil

@@ -356,9 +356,9 @@ func TestCopyToContainer(t *testing.T) {
 		mustClass(t, err, errdefs.ErrInvalidArgument)
 	})
 	t.Run("too large", func(t *testing.T) {
-		old := maxCopyBytes
-		maxCopyBytes = 8
-		defer func() { maxCopyBytes = old }()
+		old := e.p.containerMaxSize
+		e.p.containerMaxSize = 8
+		defer func() { e.p.containerMaxSize = old }()
 		err := e.p.CopyToContainer(ctx, "web1", "/", makeTar(t, tarEntry{name: "a", body: "12345"}, tarEntry{name: "b", body: "67890"}))
 		mustClass(t, err, errdefs.ErrTooLarge)
 	})

@@ -3,7 +3,9 @@
 package provider
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
 )
@@ -11,4 +13,9 @@ import (
 // freeSpace is not known on this system: installs skip the check.
 func freeSpace(path string) (uint64, error) {
 	return 0, fmt.Errorf("free space of %s: %w", path, errdefs.ErrNotImplemented)
+}
+
+// isNoSpace reports whether err is a write refused for want of space.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC)
 }

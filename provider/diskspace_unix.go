@@ -2,7 +2,10 @@
 
 package provider
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
 // freeSpace reports the bytes that an unprivileged writer may still use on
 // the filesystem of path.
@@ -12,4 +15,10 @@ func freeSpace(path string) (uint64, error) {
 		return 0, err
 	}
 	return uint64(st.Bavail) * uint64(st.Bsize), nil
+}
+
+// isNoSpace reports whether err is a write refused for want of space
+// (ENOSPC) or of quota (EDQUOT).
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

@@ -219,7 +219,8 @@ func retryable(err error) bool {
 		errdefs.IsPermissionDenied(err),
 		errdefs.IsFailedPrecondition(err),
 		errdefs.IsNotImplemented(err),
-		errdefs.IsTooLarge(err):
+		errdefs.IsTooLarge(err),
+		errdefs.IsInsufficientStorage(err):
 		return false
 	}
 	return true
@@ -265,7 +266,7 @@ func (p *Provider) downloadOnce(ctx context.Context, f *flight, src Source, repo
 		if errdefs.IsFailedPrecondition(err) {
 			return progressed, resumed, fmt.Errorf("%w: %w", errDigestMismatch, err)
 		}
-		return progressed, resumed, errWrite{err}
+		return progressed, resumed, errWrite{storageError(err, p.root, "blob "+d.String())}
 	}
 	f.report(size)
 	return progressed, resumed, nil
@@ -295,7 +296,7 @@ func (p *Provider) copyBlob(ctx context.Context, w content.Writer, f *flight, sr
 	defer rc.Close()
 	// The network fills the next chunks while the ingest hashes and
 	// writes one. A failed write closes rc, which ends a read in progress.
-	_, err = content.CopyAhead(progressWriter{w: w, f: f, m: &p.metrics},
+	_, err = content.CopyAhead(progressWriter{w: w, f: f, m: &p.metrics, root: p.root},
 		struct {
 			io.Reader
 			io.Closer
@@ -318,9 +319,10 @@ func (p *Provider) copyBlob(ctx context.Context, w content.Writer, f *flight, sr
 // reports the offset to the flight's listeners after each chunk. A failure
 // of the store is an errWrite.
 type progressWriter struct {
-	w content.Writer
-	f *flight
-	m *metrics
+	w    content.Writer
+	f    *flight
+	m    *metrics
+	root string
 }
 
 func (pw progressWriter) Write(b []byte) (int, error) {
@@ -330,7 +332,7 @@ func (pw progressWriter) Write(b []byte) (int, error) {
 		pw.f.report(pw.w.Offset())
 	}
 	if err != nil {
-		return n, errWrite{err}
+		return n, errWrite{storageError(err, pw.root, "blob "+pw.f.dgst.String())}
 	}
 	return n, nil
 }

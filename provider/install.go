@@ -304,6 +304,7 @@ func (p *Provider) noopJob(ctx context.Context, req api.InstallRequest, dgst dig
 	if err := p.saveJob(ctx, jr); err != nil {
 		return api.Job{}, err
 	}
+	p.jobEnded(jr.ID, jr.Finished)
 	p.log.WithField("job_id", jr.ID).WithField("image", rec.label()).Info("install: already installed")
 	return jr.Job, nil
 }

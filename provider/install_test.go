@@ -647,8 +647,8 @@ func TestInstallRefusedWithoutDiskSpace(t *testing.T) {
 		}
 	})
 	jb := e.install(nano10586())
-	if jb.State != api.JobFailed || jb.Error == nil || jb.Error.Code != "FailedPrecondition" {
-		t.Fatalf("job %s %+v, want failed with FailedPrecondition", jb.State, jb.Error)
+	if jb.State != api.JobFailed || jb.Error == nil || jb.Error.Code != api.CodeInsufficientStorage {
+		t.Fatalf("job %s %+v, want failed with InsufficientStorage", jb.State, jb.Error)
 	}
 	re := regexp.MustCompile(`^Not enough space on ` + regexp.QuoteMeta(root) + `: [0-9.]+ MiB needed, 1\.0 MiB free`)
 	if !re.MatchString(jb.Error.Message) {

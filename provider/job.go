@@ -317,6 +317,8 @@ func (j *job) finish(result *api.Image, err error) {
 	j.mu.Unlock()
 
 	j.persist()
+	p.abortJobIngests(context.Background(), j.id)
+	p.jobEnded(j.id, now)
 	p.metrics.jobEnded(state, now.Sub(started))
 	// Forget the job before its result goes out, so that whoever sees the
 	// result finds the job ended everywhere: in Install, Job and metrics.
@@ -443,20 +445,7 @@ func (j *job) lease(ctx context.Context, imgs []*pendingImage, tasks []*blobTask
 	for _, t := range tasks {
 		digests = append(digests, t.desc.Digest)
 	}
-	j.p.gcMu.RLock()
-	defer j.p.gcMu.RUnlock()
-	return j.p.db.Update(ctx, func(tx *bolt.Tx) error {
-		b, err := meta.CreateJobLeasesBucket(tx, j.id)
-		if err != nil {
-			return err
-		}
-		for _, d := range digests {
-			if err := b.Put([]byte(d), []byte{}); err != nil {
-				return fmt.Errorf("lease %s: %w", d, err)
-			}
-		}
-		return nil
-	})
+	return j.p.writeLease(ctx, j.id, digests)
 }
 
 // checkPresent marks the blobs already committed. With Force every
@@ -566,7 +555,7 @@ func (j *job) preflight(ctx context.Context, imgs []*pendingImage, tasks []*blob
 	}
 	if need > 0 && uint64(need) > free {
 		return fmt.Errorf("Not enough space on %s: %s needed, %s free: %w",
-			p.root, formatBytes(uint64(need)), formatBytes(free), errdefs.ErrFailedPrecondition)
+			p.root, formatBytes(uint64(need)), formatBytes(free), errdefs.ErrInsufficientStorage)
 	}
 	return nil
 }

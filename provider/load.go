@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -20,6 +22,8 @@ import (
 	"github.com/containerprovider/containerprovider/catalog"
 	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider/archive"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
+	"github.com/containerprovider/containerprovider/store/content"
 )
 
 // loadConflictHint ends the error of an archive image whose name and
@@ -29,232 +33,325 @@ const loadConflictHint = "the archive holds another image of that name and versi
 // sourceFile is the Source of an image installed from an archive.
 const sourceFile = "file"
 
-// loadLimits bound the archives LoadFile accepts; zero fields take the
-// archive package's defaults (100000 entries, 4 MiB per JSON document,
-// 1 TiB in all).
+// loadLimits bound the archives that Load and LoadFile accept; zero fields
+// take the archive package's defaults (100000 entries, 4 MiB per JSON
+// document, 1 TiB in all).
 var loadLimits = archive.Limits{}
 
-// maxSpool bounds the bytes Load spools from its reader.
-var maxSpool int64 = archive.DefaultMaxTotal
+// DefaultSpoolMaxSize is Config.SpoolMaxSize when it is not set.
+const DefaultSpoolMaxSize = 64 << 30
 
-// LoadFile installs the archive at path on this host (Install -Path): a tar
-// as Save writes it (an OCI image layout that is also a `docker save`
-// archive), or the same compressed with gzip.
+// OpenArchive opens the archive at path with the daemon's own rights, for
+// LoadFile: read-only, without following a symbolic link in the last
+// element (InvalidArgument) and without waiting on a FIFO. Anything but a
+// regular file is InvalidArgument, and a missing file and one the daemon
+// may not read are one NotFound: "cannot read PATH: no such file, or not
+// readable by you". The caller closes the file. A server opening the path
+// of a client opens it with the client's rights instead (hostfs.AsUser).
+func OpenArchive(path string) (*os.File, error) {
+	return hostfs.OS().Open(path)
+}
+
+// LoadFile installs the archive f (Install -Path): a tar as Save writes it
+// (an OCI image layout that is also a `docker save` archive), or the same
+// compressed with gzip. The caller opened f, a regular file (else
+// InvalidArgument), and closes it; label names the archive in errors and
+// logs, e.g. its path. Nothing is opened by name and no lock is held while
+// f is read.
 //
 // Every blob is verified against its digest while it is ingested, and
-// committed only once all are verified (see archive.Read); a bad archive is
-// refused with InvalidArgument naming the entry, and changes nothing. Then,
-// parents first, each image's record and its ref repository:version are
-// written in one transaction per image. The record comes from the manifest
-// annotations (title, version, vendor, description, created, and
-// base.name/base.digest for the parent; no base means a base OS image) and
-// from the config (os.version); its Source is "file". The checks come
-// before any record is written: an image whose parent is neither in the
-// archive nor installed is FailedPrecondition naming the parent, a name and
-// version installed with another digest is Conflict, and the blobs the
-// archive brought are then collected. Images already installed are kept as
-// they are. The result lists every image of the archive, parents first. A
-// missing file is NotFound.
-func (p *Provider) LoadFile(ctx context.Context, path string) (api.LoadResult, error) {
+// every layer against the format its media type names (see
+// archive.Prepare); a bad archive is refused with InvalidArgument naming
+// the entry, and changes nothing. A gzip archive is first decompressed
+// into <root>/tmp as Load spools a stream. Then the blobs are committed
+// under a lease against garbage collection, and one transaction writes the
+// record and the ref repository:version of every image, parents first. The
+// record comes from the manifest annotations (title, version, vendor,
+// description, created, and base.name/base.digest for the parent; no base
+// means a base OS image), checked as Commit checks its request (a title,
+// publisher or description that Commit would refuse is InvalidArgument),
+// and from the config (os.version); its Source is "file". In the same
+// transaction, by key lookups: an image whose parent is neither in the
+// archive nor installed is FailedPrecondition naming the parent, and a name
+// and version installed with another digest is Conflict. Images already
+// installed are kept as they are. When ctx ends, or a check refuses the
+// archive, the transaction is rolled back: no record is written, and the
+// blobs the archive brought are collected. ENOSPC and EDQUOT are
+// InsufficientStorage. The result lists every image of the archive,
+// parents first.
+func (p *Provider) LoadFile(ctx context.Context, f *os.File, label string) (api.LoadResult, error) {
 	if p.isClosing() {
 		return api.LoadResult{}, errClosed
 	}
-	path = strings.TrimSpace(path)
-	if path == "" {
-		return api.LoadResult{}, fmt.Errorf("install from a file: a path is required: %w", errdefs.ErrInvalidArgument)
+	if f == nil {
+		return api.LoadResult{}, fmt.Errorf("install from a file: no file: %w", errdefs.ErrInvalidArgument)
 	}
-	return p.loadFile(ctx, path, path)
-}
-
-// Load installs an archive read from r, as LoadFile does. The archive is
-// spooled to a file under the root first (an archive is read in several
-// passes), at most 1 TiB (else TooLarge), and the file is removed before
-// Load returns.
-func (p *Provider) Load(ctx context.Context, r io.Reader) (api.LoadResult, error) {
-	if p.isClosing() {
-		return api.LoadResult{}, errClosed
+	label = strings.TrimSpace(label)
+	if label == "" {
+		label = f.Name()
 	}
-	spoolDir := filepath.Join(p.root, tmpDir)
-	if err := os.MkdirAll(spoolDir, 0o755); err != nil {
-		return api.LoadResult{}, fmt.Errorf("spool directory: %w", err)
-	}
-	f, err := os.CreateTemp(spoolDir, "load-*.tar")
-	if err != nil {
-		return api.LoadResult{}, fmt.Errorf("spool file: %w", err)
-	}
-	defer func() {
-		f.Close()
-		if err := os.Remove(f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.log.WithError(err).WithField("path", f.Name()).Warn("spool file not removed")
-		}
-	}()
-	buf := p.buffer()
-	n, err := io.CopyBuffer(f, io.LimitReader(ctxReader{ctx: ctx, r: r}, maxSpool+1), *buf)
-	p.releaseBuffer(buf)
-	if err != nil {
-		return api.LoadResult{}, fmt.Errorf("archive: read after %d bytes: %w", n, err)
-	}
-	if n > maxSpool {
-		return api.LoadResult{}, fmt.Errorf("archive: more than %d bytes: %w", maxSpool, errdefs.ErrTooLarge)
-	}
-	if err := f.Close(); err != nil {
-		return api.LoadResult{}, fmt.Errorf("spool file: %w", err)
-	}
-	return p.loadFile(ctx, f.Name(), "archive")
-}
-
-// loadFile reads the archive at path; label names it in errors.
-func (p *Provider) loadFile(ctx context.Context, path, label string) (api.LoadResult, error) {
-	spoolDir := filepath.Join(p.root, tmpDir)
-	if err := os.MkdirAll(spoolDir, 0o755); err != nil {
-		return api.LoadResult{}, fmt.Errorf("spool directory: %w", err)
-	}
-	res, refused, err := p.ingestArchive(ctx, path, spoolDir)
-	if refused {
-		// The archive's blobs are committed but no record references
-		// them: collect them.
-		if _, _, gerr := p.collectGarbage(context.WithoutCancel(ctx)); gerr != nil {
-			p.log.WithError(gerr).Warn("garbage collection after a refused archive failed")
-		}
-	}
+	res, err := p.loadFile(ctx, f, label)
 	if err != nil {
 		return api.LoadResult{}, fmt.Errorf("install from %s: %w", label, err)
 	}
 	return res, nil
 }
 
-// ingestArchive reads the archive and writes the records. Garbage
-// collection waits from the first blob committed to the last record
-// written; refused reports that blobs may have been committed for records
-// that were not written.
-func (p *Provider) ingestArchive(ctx context.Context, path, spoolDir string) (api.LoadResult, bool, error) {
-	p.gcMu.RLock()
-	defer p.gcMu.RUnlock()
-	contents, err := archive.ReadFile(ctx, path, spoolDir, p.cs, loadLimits)
+func (p *Provider) loadFile(ctx context.Context, f *os.File, label string) (api.LoadResult, error) {
+	fi, err := f.Stat()
 	if err != nil {
-		return api.LoadResult{}, false, err
+		return api.LoadResult{}, err
 	}
-	plan, err := p.planLoad(ctx, contents)
+	if !fi.Mode().IsRegular() {
+		return api.LoadResult{}, fmt.Errorf("not a regular file: %w", errdefs.ErrInvalidArgument)
+	}
+	if archive.IsGzip(f) {
+		return p.loadStream(ctx, io.NewSectionReader(f, 0, fi.Size()), label)
+	}
+	// A file copied from another host is seldom in the page cache: the
+	// FileReaderAt reads what the cache lacks straight from disk.
+	ra := content.NewFileReaderAt(f, fi.Size())
+	defer ra.Close()
+	return p.loadArchive(ctx, ra, fi.Size(), label)
+}
+
+// Load installs an archive read from r, as LoadFile does. The archive is
+// spooled to a file under <root>/tmp first (an archive is read in several
+// passes), decompressed when it is gzip, and the file is removed before
+// Load returns. The spool is checked as it grows (see archive.Spool): a
+// stream that cannot be an archive, a gzip bomb of zeros among them, is
+// refused with InvalidArgument at its first bytes; more than
+// Config.SpoolMaxSize bytes is TooLarge, and a spool that would leave less
+// than the reserve free on the root's filesystem is InsufficientStorage.
+// No lock is held while r is read.
+func (p *Provider) Load(ctx context.Context, r io.Reader) (api.LoadResult, error) {
+	if p.isClosing() {
+		return api.LoadResult{}, errClosed
+	}
+	res, err := p.loadStream(ctx, r, "archive")
 	if err != nil {
-		return api.LoadResult{}, true, err
+		return api.LoadResult{}, fmt.Errorf("install from archive: %w", err)
 	}
-	var out []api.Image
+	return res, nil
+}
+
+// loadStream spools the archive of r and loads the spool.
+func (p *Provider) loadStream(ctx context.Context, r io.Reader, label string) (api.LoadResult, error) {
+	f, size, err := p.spool(ctx, r, label)
+	if err != nil {
+		return api.LoadResult{}, err
+	}
+	defer p.removeSpool(f)
+	return p.loadArchive(ctx, f, size, label)
+}
+
+// spool writes the archive of r, decompressed, into a new file of
+// <root>/tmp, which the caller removes with removeSpool.
+func (p *Provider) spool(ctx context.Context, r io.Reader, label string) (*os.File, int64, error) {
+	dir := filepath.Join(p.root, tmpDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, 0, storageError(fmt.Errorf("spool directory: %w", err), p.root, "the spool of "+label)
+	}
+	f, err := os.CreateTemp(dir, "load-*.tar")
+	if err != nil {
+		return nil, 0, storageError(fmt.Errorf("spool file: %w", err), p.root, "the spool of "+label)
+	}
+	w := &spoolWriter{f: f, max: p.spoolMaxSize, guard: p.newSpaceGuard("the spool of " + label)}
+	if err := w.guard.check(0); err != nil {
+		p.removeSpool(f)
+		return nil, 0, err
+	}
+	n, err := archive.Spool(ctx, w, r, loadLimits)
+	if err != nil {
+		p.removeSpool(f)
+		return nil, 0, storageError(err, p.root, "the spool of "+label)
+	}
+	return f, n, nil
+}
+
+// removeSpool closes and deletes a spool file.
+func (p *Provider) removeSpool(f *os.File) {
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.log.WithError(err).WithField("path", f.Name()).Warn("spool file not removed")
+	}
+}
+
+// spoolWriter writes a spool file, refusing more than max bytes in all and
+// the writes that would leave less than the reserve free.
+type spoolWriter struct {
+	f     *os.File
+	n     int64
+	max   int64
+	guard *spaceGuard
+}
+
+func (w *spoolWriter) Write(b []byte) (int, error) {
+	if w.n+int64(len(b)) > w.max {
+		return 0, fmt.Errorf("the archive is more than the spool limit of %s: %w", formatBytes(uint64(w.max)), errdefs.ErrTooLarge)
+	}
+	if err := w.guard.check(w.n + int64(len(b))); err != nil {
+		return 0, err
+	}
+	n, err := w.f.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+// loadArchive loads the archive held by ra (size bytes): prepare its blobs,
+// lease them, commit them, then write the records in one transaction. No
+// lock of the store is held while ra is read: the lease, taken once the
+// blobs are verified and before the first is committed, keeps garbage
+// collection away from them until the records reference them.
+func (p *Provider) loadArchive(ctx context.Context, ra io.ReaderAt, size int64, label string) (api.LoadResult, error) {
+	pr, err := archive.Prepare(ctx, ra, size, p.cs, loadLimits)
+	if err != nil {
+		return api.LoadResult{}, storageError(err, p.root, "the blobs of "+label)
+	}
+	plan, err := p.planLoad(ctx, pr.Contents)
+	if err != nil {
+		pr.Abort(ctx)
+		return api.LoadResult{}, err
+	}
+	lease, err := p.lease(ctx, "load", pr.Blobs())
+	if err != nil {
+		pr.Abort(ctx)
+		return api.LoadResult{}, storageError(err, p.root, "the records of "+label)
+	}
+	if err := pr.Commit(ctx); err != nil {
+		lease.release(ctx, true)
+		return api.LoadResult{}, storageError(err, p.root, "the blobs of "+label)
+	}
+	res, err := p.recordLoad(ctx, plan)
+	// Refused or cancelled, the archive's blobs are committed and no
+	// record references them: the release collects them.
+	lease.release(ctx, err != nil)
+	if err != nil {
+		return api.LoadResult{}, storageError(err, p.root, "the records of "+label)
+	}
 	for _, lr := range plan {
-		var img api.Image
-		err := p.db.Update(ctx, func(tx *bolt.Tx) error {
-			rec := lr.rec
-			if existing, ok, err := getImage(tx, rec.Digest); err != nil {
-				return err
-			} else if ok {
-				rec = existing
-			} else {
-				if rec.Parent != nil {
-					if _, ok, err := getImage(tx, digest.Digest(rec.Parent.Digest)); err != nil {
-						return err
-					} else if !ok {
-						return fmt.Errorf("image %s: its parent %s %s was removed: %w",
-							rec.label(), rec.Parent.Name, rec.Parent.Version, errdefs.ErrFailedPrecondition)
-					}
-				}
-				recs, err := listImages(tx)
-				if err != nil {
-					return err
-				}
-				if old, ok := sameImageName(recs, rec.Repository, rec.Version); ok {
-					return conflictError(old, loadConflictHint)
-				}
-				if err := putImage(tx, rec); err != nil {
-					return err
-				}
-			}
-			refs, err := listRefs(tx)
-			if err != nil {
-				return err
-			}
-			img = rec.image(refs[rec.Digest])
-			return nil
-		})
-		if err != nil {
-			return api.LoadResult{}, true, fmt.Errorf("image %s: record: %w", lr.rec.label(), err)
-		}
 		if !lr.installed {
-			p.log.WithField("image", lr.rec.label()).WithField("digest", lr.rec.Digest).Info("image installed from an archive")
+			p.log.WithField("image", lr.rec.label()).WithField("digest", lr.rec.Digest).WithField("archive", label).
+				Info("image installed from an archive")
 		}
-		out = append(out, img)
 	}
-	return api.LoadResult{Images: out}, false, nil
+	return res, nil
 }
 
 // loadRecord is an image of an archive, as it will be recorded.
 type loadRecord struct {
 	rec imageRecord
-	// installed reports that the image is installed already.
+	// base is the parent that the annotations name; nil for a base OS
+	// image.
+	base *api.ParentRef
+	// installed reports that the image is installed already; set by
+	// recordLoad.
 	installed bool
 }
 
-// planLoad turns the images of an archive into records, parents first, and
-// checks them against the installed images before anything is written.
+// planLoad turns the images of an archive into records, parents first,
+// with the checks that need no installed image.
 func (p *Provider) planLoad(ctx context.Context, c archive.Contents) ([]loadRecord, error) {
-	var recs []imageRecord
-	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		var err error
-		recs, err = listImages(tx)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	installed := map[digest.Digest]imageRecord{}
-	for _, r := range recs {
-		installed[r.Digest] = r
-	}
 	now := time.Now().UTC()
-	var plan []loadRecord
-	inArchive := map[digest.Digest]imageRecord{}
+	plan := make([]loadRecord, 0, len(c.Images))
 	names := map[string]digest.Digest{}
 	for _, img := range c.Images {
-		if r, ok := installed[img.Manifest.Digest]; ok {
-			plan = append(plan, loadRecord{rec: r, installed: true})
-			inArchive[r.Digest] = r
-			continue
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		rec, base, err := archiveRecord(img, c, now)
 		if err != nil {
 			return nil, err
 		}
-		if base != nil {
-			parent, ok := findBase(*base, inArchive, recs)
-			if !ok {
-				return nil, fmt.Errorf("image %s: its parent %s is neither in the archive nor installed: %w",
-					rec.label(), baseLabel(*base), errdefs.ErrFailedPrecondition)
-			}
-			rec.Parent = &api.ParentRef{Name: parent.Name, Version: parent.Version, Digest: parent.Digest.String(), Publisher: parent.Publisher}
-		}
-		key := rec.Repository + ":" + rec.Version
+		key := rec.Repository + ":" + versionKey(rec.Version)
 		if d, ok := names[key]; ok && d != rec.Digest {
-			return nil, fmt.Errorf("image %s: two images of the archive are %s: %w", rec.label(), key, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("image %s: two images of the archive are %s:%s: %w", rec.label(), rec.Repository, rec.Version, errdefs.ErrInvalidArgument)
 		}
 		names[key] = rec.Digest
-		if old, ok := sameImageName(recs, rec.Repository, rec.Version); ok {
-			return nil, conflictError(old, loadConflictHint)
-		}
-		for _, d := range rec.blobs() {
-			if _, err := p.cs.Info(ctx, d.Digest); err != nil {
-				return nil, fmt.Errorf("image %s: blob %s is not in the archive nor in the store: %v: %w",
-					rec.label(), d.Digest, err, errdefs.ErrFailedPrecondition)
-			}
-		}
-		plan = append(plan, loadRecord{rec: rec})
-		inArchive[rec.Digest] = rec
+		plan = append(plan, loadRecord{rec: rec, base: base})
 	}
 	return plan, nil
+}
+
+// recordLoad writes the records of plan in one transaction, checking each
+// image against the installed ones and those of the archive before it
+// with an index built once: a cost linear in the installed images and the
+// archive's. The images installed already are kept; the others must have
+// their parent, their blobs, and a name and version of their own. ctx is
+// checked for each image: a cancel rolls everything back.
+func (p *Provider) recordLoad(ctx context.Context, plan []loadRecord) (api.LoadResult, error) {
+	// The blobs are leased and committed; each check is a stat.
+	for _, lr := range plan {
+		for _, d := range lr.rec.blobs() {
+			if _, err := p.cs.Info(ctx, d.Digest); err != nil {
+				return api.LoadResult{}, fmt.Errorf("image %s: blob %s is not in the archive nor in the store: %v: %w",
+					lr.rec.label(), d.Digest, err, errdefs.ErrFailedPrecondition)
+			}
+		}
+	}
+	out := make([]api.Image, 0, len(plan))
+	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
+		recs, err := listImages(tx)
+		if err != nil {
+			return err
+		}
+		ix := newImageIndex(recs)
+		for i := range plan {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := recordOne(tx, ix, &plan[i]); err != nil {
+				return err
+			}
+		}
+		refs, err := listRefs(tx)
+		if err != nil {
+			return err
+		}
+		for _, lr := range plan {
+			out = append(out, lr.rec.image(refs[lr.rec.Digest]))
+		}
+		return nil
+	})
+	if err != nil {
+		return api.LoadResult{}, err
+	}
+	return api.LoadResult{Images: out}, nil
+}
+
+// recordOne checks and writes the record of one image of an archive, and
+// adds it to ix, in the transaction of recordLoad.
+func recordOne(tx *bolt.Tx, ix *imageIndex, lr *loadRecord) error {
+	if existing, ok := ix.byDigest[lr.rec.Digest]; ok {
+		lr.rec, lr.installed = existing, true
+		ix.fromArchive[existing.Digest] = true
+		return nil
+	}
+	rec := &lr.rec
+	if lr.base != nil {
+		parent, ok := ix.findBase(*lr.base)
+		if !ok {
+			return fmt.Errorf("image %s: its parent %s is neither in the archive nor installed: %w",
+				rec.label(), baseLabel(*lr.base), errdefs.ErrFailedPrecondition)
+		}
+		rec.Parent = &api.ParentRef{Name: parent.Name, Version: parent.Version, Digest: parent.Digest.String(), Publisher: parent.Publisher}
+	}
+	if old, ok := ix.sameName(rec.Repository, rec.Version); ok {
+		return conflictError(old, loadConflictHint)
+	}
+	if err := putImage(tx, *rec); err != nil {
+		return fmt.Errorf("image %s: record: %w", rec.label(), err)
+	}
+	ix.add(*rec)
+	ix.fromArchive[rec.Digest] = true
+	return nil
 }
 
 // archiveRecord derives the record of an archive image from its manifest
 // annotations and its config; base is the parent the annotations name, nil
 // for a base OS image.
 func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (imageRecord, *api.ParentRef, error) {
-	label := img.RefName
+	label := cutName(img.RefName)
 	if label == "" {
 		label = img.Manifest.Digest.String()
 	}
@@ -287,14 +384,23 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 		return imageRecord{}, nil, fmt.Errorf("image %s: %w", label, err)
 	}
 	if err := catalog.ValidateTag(version); err != nil || version == latestTag {
-		return imageRecord{}, nil, fmt.Errorf("image %s: version %q is not a valid tag: %w", label, version, errdefs.ErrInvalidArgument)
+		return imageRecord{}, nil, fmt.Errorf("image %s: version %q is not a valid tag: %w", label, cutName(version), errdefs.ErrInvalidArgument)
+	}
+	// What Get-ContainerImage shows is checked as Commit checks it: no
+	// escape sequence or other control character, no unbounded length.
+	publisher := strings.TrimSpace(a[catalog.AnnotationVendor])
+	description := strings.TrimSpace(a[catalog.AnnotationDescription])
+	for _, err := range []error{checkImageName(name), checkPublisher(publisher), checkDescription(description), checkOSVersion(cfg.OSVersion)} {
+		if err != nil {
+			return imageRecord{}, nil, fmt.Errorf("image %s: %w", label, err)
+		}
 	}
 	rec := imageRecord{
 		Name:        name,
 		Repository:  repo,
-		Publisher:   strings.TrimSpace(a[catalog.AnnotationVendor]),
+		Publisher:   publisher,
 		Version:     version,
-		Description: strings.TrimSpace(a[catalog.AnnotationDescription]),
+		Description: description,
 		Installed:   installed,
 		Digest:      img.Manifest.Digest,
 		Source:      sourceFile,
@@ -329,36 +435,17 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 	return rec, &api.ParentRef{Name: bRepo, Version: bTag, Digest: baseDigest}, nil
 }
 
-// findBase finds the parent that base names: by digest when it has one,
-// else by repository (or name) and version; first among the images of the
-// archive, then among the installed ones.
-func findBase(base api.ParentRef, inArchive map[digest.Digest]imageRecord, recs []imageRecord) (imageRecord, bool) {
-	if base.Digest != "" {
-		if r, ok := inArchive[digest.Digest(base.Digest)]; ok {
-			return r, true
-		}
-		for _, r := range recs {
-			if r.Digest.String() == base.Digest {
-				return r, true
-			}
-		}
-		return imageRecord{}, false
+// maxOSVersionLength bounds the os.version of an image config that the
+// records keep.
+const maxOSVersionLength = 128
+
+// checkOSVersion refuses, with InvalidArgument, an os.version that
+// Get-ContainerImage could not show as it is.
+func checkOSVersion(v string) error {
+	if len(v) > maxOSVersionLength || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return fmt.Errorf("config os.version %q: more than %d bytes, or a control character: %w", cutName(v), maxOSVersionLength, errdefs.ErrInvalidArgument)
 	}
-	if base.Name == "" {
-		return imageRecord{}, false
-	}
-	match := func(r *imageRecord) bool { return sameName(base.Name, r) && sameVersion(base.Version, r.Version) }
-	for _, r := range inArchive {
-		if match(&r) {
-			return r, true
-		}
-	}
-	for i := range recs {
-		if match(&recs[i]) {
-			return recs[i], true
-		}
-	}
-	return imageRecord{}, false
+	return nil
 }
 
 func baseLabel(b api.ParentRef) string {

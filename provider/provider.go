@@ -4,6 +4,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -66,6 +67,25 @@ type Config struct {
 	// logger). Job lines carry job_id, image and digest fields.
 	Logger *logrus.Logger
 
+	// ContainerMaxSize bounds the bytes of the files of one container,
+	// those a copy brings included (default DefaultContainerMaxSize,
+	// 16 GiB). A copy that would go over is TooLarge.
+	ContainerMaxSize int64
+	// SpoolMaxSize bounds the bytes that an install from a stream, or from
+	// a compressed file, writes under <root>/tmp before it reads them
+	// (default DefaultSpoolMaxSize, 64 GiB). An archive that would go over
+	// is TooLarge.
+	SpoolMaxSize int64
+	// JobRetention is how long a finished job stays listed (default
+	// DefaultJobRetention, 24h); a negative value keeps finished jobs
+	// whatever their age.
+	JobRetention time.Duration
+	// JobRetentionCount is how many finished jobs stay listed, the newest
+	// (default DefaultJobRetentionCount, 1000); a negative value keeps
+	// them whatever their number. Running and queued jobs are never
+	// pruned.
+	JobRetentionCount int
+
 	// tune, when set, adjusts the provider before New resumes any job.
 	// Tests use it to inject the disk probe, the margin and the backoff.
 	tune func(*Provider)
@@ -125,6 +145,13 @@ type Provider struct {
 	newSource   SourceFactory
 	parallelism int
 
+	// containerMaxSize bounds the files of a container, spoolMaxSize the
+	// spool of an archive.
+	containerMaxSize int64
+	spoolMaxSize     int64
+	// retention prunes the finished jobs.
+	retention *retention
+
 	// freeSpace reports the bytes available to the provider on the
 	// filesystem of path; diskMargin is kept free on top of an install.
 	freeSpace  func(path string) (uint64, error)
@@ -144,10 +171,15 @@ type Provider struct {
 	byTarget map[digest.Digest]*job // the same, by the digest they install
 	sources  map[string]Source      // clients of the sources, by name
 
-	// gcMu orders garbage collection against the leases of jobs: a
-	// collection holds it from mark to sweep, a job while it writes its
-	// leases, so a blob is either marked or looked up after the sweep.
+	// gcMu orders garbage collection against leases: a collection holds
+	// it from mark to sweep, a lease (of a job, a save, a load or a
+	// commit) for reading while it is written, so a blob is either marked
+	// or looked up after the sweep. Nothing else holds it: no file of a
+	// caller is opened or read under it.
 	gcMu sync.RWMutex
+	// collections counts the garbage collections since New; guarded by
+	// gcMu (written under its lock).
+	collections uint64
 
 	flightMu sync.Mutex
 	flights  map[digest.Digest]*flight // downloads in progress, by digest
@@ -165,7 +197,10 @@ type Provider struct {
 // (the blobs), containers/<id>/rootfs (the containers' directories) and
 // tmp/ (spooled archives). Container directories without a record and the
 // files of tmp/ are leftovers of an interrupted process: New deletes them.
-// The default sources are added when the database has none. Unfinished
+// The default sources are added when the database has none. Finished
+// jobs beyond Config.JobRetention and Config.JobRetentionCount are pruned,
+// and the leases that no unfinished job holds (those of saves, loads and
+// commits that the previous process did not end) are deleted. Unfinished
 // jobs (queued or running) start again in the background; their downloads
 // resume at the data already on disk. The caller closes the Provider.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
@@ -174,6 +209,10 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	if cfg.Parallelism < 0 {
 		return nil, fmt.Errorf("parallelism %d: negative: %w", cfg.Parallelism, errdefs.ErrInvalidArgument)
+	}
+	if cfg.ContainerMaxSize < 0 || cfg.SpoolMaxSize < 0 {
+		return nil, fmt.Errorf("container max size %d, spool max size %d: negative: %w",
+			cfg.ContainerMaxSize, cfg.SpoolMaxSize, errdefs.ErrInvalidArgument)
 	}
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("provider root %s: %w", cfg.Root, err)
@@ -188,19 +227,22 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{
-		root:        cfg.Root,
-		db:          db,
-		cs:          cs,
-		log:         cfg.Logger,
-		newSource:   cfg.NewSource,
-		parallelism: cfg.Parallelism,
-		freeSpace:   freeSpace,
-		diskMargin:  defaultDiskMargin,
-		retry:       defaultRetryPolicy,
-		active:      map[string]*job{},
-		byTarget:    map[digest.Digest]*job{},
-		sources:     map[string]Source{},
-		flights:     map[digest.Digest]*flight{},
+		root:             cfg.Root,
+		db:               db,
+		cs:               cs,
+		log:              cfg.Logger,
+		newSource:        cfg.NewSource,
+		parallelism:      cfg.Parallelism,
+		containerMaxSize: cmp.Or(cfg.ContainerMaxSize, DefaultContainerMaxSize),
+		spoolMaxSize:     cmp.Or(cfg.SpoolMaxSize, DefaultSpoolMaxSize),
+		retention:        newRetention(cfg.JobRetention, cfg.JobRetentionCount),
+		freeSpace:        freeSpace,
+		diskMargin:       defaultDiskMargin,
+		retry:            defaultRetryPolicy,
+		active:           map[string]*job{},
+		byTarget:         map[digest.Digest]*job{},
+		sources:          map[string]Source{},
+		flights:          map[digest.Digest]*flight{},
 	}
 	if p.log == nil {
 		p.log = logrus.StandardLogger()
@@ -221,6 +263,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	if err := p.cleanOrphans(ctx); err != nil {
+		p.stopAll()
+		_ = db.Close()
+		return nil, err
+	}
+	if err := p.startRetention(ctx); err != nil {
 		p.stopAll()
 		_ = db.Close()
 		return nil, err

@@ -181,7 +181,9 @@ func listRefs(tx *bolt.Tx) (map[digest.Digest][]string, error) {
 }
 
 // putImage writes rec and the ref repository:version to it, and moves the
-// repository's "latest" ref to its highest installed version.
+// repository's "latest" ref to rec when rec's version is higher than that
+// of the image latest names. It reads only the refs of rec's repository and
+// the record latest names.
 func putImage(tx *bolt.Tx, rec imageRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -197,7 +199,34 @@ func putImage(tx *bolt.Tx, rec imageRecord) error {
 	if err := refs.Put([]byte(rec.Version), []byte(rec.Digest)); err != nil {
 		return fmt.Errorf("ref %s:%s: %w", rec.Repository, rec.Version, err)
 	}
-	return updateLatest(tx, rec.Repository)
+	if d := refs.Get([]byte(latestTag)); d != nil {
+		if v := meta.GetImagesBucket(tx).Get(d); v != nil {
+			// Only the name and version of the image latest names.
+			var cur imageRecord
+			var head struct {
+				Repository string `json:"repository"`
+				Version    string `json:"version"`
+			}
+			if err := json.Unmarshal(v, &head); err != nil {
+				return fmt.Errorf("image record %s: %w", d, err)
+			}
+			cur.Repository, cur.Version = head.Repository, head.Version
+			if cur.Repository == rec.Repository && !higherVersion(&rec, &cur) {
+				return nil
+			}
+		}
+	}
+	if err := refs.Put([]byte(latestTag), []byte(rec.Digest)); err != nil {
+		return fmt.Errorf("ref %s:%s: %w", rec.Repository, latestTag, err)
+	}
+	return nil
+}
+
+// higherVersion reports whether a's version is above b's, as latest ranks
+// them: a version that parses is above one that does not.
+func higherVersion(a, b *imageRecord) bool {
+	va, vb := a.parsedVersion(), b.parsedVersion()
+	return va != nil && (vb == nil || va.GreaterThan(vb))
 }
 
 // latestTag is the ref that names the highest installed version of a
@@ -206,25 +235,31 @@ const latestTag = "latest"
 
 // updateLatest points repo:latest at the installed image of repo with the
 // highest version. When none is left it deletes a latest ref whose image
-// is gone, and the repository's refs bucket when it is empty.
+// is gone, and the repository's refs bucket when it is empty. The images of
+// repo are found through its refs: each has its ref repo:version.
 func updateLatest(tx *bolt.Tx, repo string) error {
-	recs, err := listImages(tx)
-	if err != nil {
-		return err
-	}
-	var best *imageRecord
-	var bestV *goversion.Version
-	for i := range recs {
-		r := &recs[i]
-		if r.Repository != repo {
-			continue
-		}
-		v := r.parsedVersion()
-		if best == nil || (v != nil && (bestV == nil || v.GreaterThan(bestV))) {
-			best, bestV = r, v
-		}
-	}
 	refs := meta.GetRefBucket(tx, repo)
+	var best *imageRecord
+	if refs != nil {
+		seen := map[string]bool{}
+		err := refs.ForEach(func(tag, d []byte) error {
+			if string(tag) == latestTag || seen[string(d)] {
+				return nil
+			}
+			seen[string(d)] = true
+			r, ok, err := getImage(tx, digest.Digest(d))
+			if err != nil || !ok || r.Repository != repo {
+				return err
+			}
+			if best == nil || higherVersion(&r, best) {
+				best = &r
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if best == nil {
 		if refs == nil {
 			return nil
@@ -244,11 +279,6 @@ func updateLatest(tx *bolt.Tx, repo string) error {
 		}
 		_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
 		return err
-	}
-	if refs == nil {
-		if refs, err = meta.CreateRefBucket(tx, repo); err != nil {
-			return err
-		}
 	}
 	return refs.Put([]byte(latestTag), []byte(best.Digest))
 }

@@ -31,8 +31,9 @@ import (
 // whose parent is selected and that are not selected themselves, and every
 // container, in any state, of a selected image. The records and refs go in
 // one transaction; then garbage collection deletes the blobs that no
-// remaining record and no job's lease references. The result lists the
-// removed images and what the collection freed.
+// remaining record and no lease (of a job, a save, a load or a commit)
+// references: the blobs that a running save reads are freed when it ends.
+// The result lists the removed images and what the collection freed.
 func (p *Provider) Remove(ctx context.Context, opts RemoveOptions) (api.RemoveResult, error) {
 	return p.remove(ctx, opts, nil)
 }
@@ -185,10 +186,11 @@ func dependents(sel, recs []imageRecord, containers map[string]containerRecord) 
 
 // collectGarbage deletes every committed blob that no image record and no
 // lease references: the marks are read in one transaction, then the store
-// is swept. It holds gcMu, so a job cannot lease a blob between the two.
+// is swept. It holds gcMu, so no lease is written between the two.
 func (p *Provider) collectGarbage(ctx context.Context) (int, int64, error) {
 	p.gcMu.Lock()
 	defer p.gcMu.Unlock()
+	p.collections++
 	marked := map[digest.Digest]bool{}
 	err := p.db.View(ctx, func(tx *bolt.Tx) error {
 		recs, err := listImages(tx)

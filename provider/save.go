@@ -21,6 +21,7 @@ import (
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider/archive"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -47,6 +48,9 @@ type savePlan struct {
 	chain  []archive.Image
 	blobs  map[digest.Digest]blobOpen
 	labels []string // "Name version" of the chain, for the log
+	// installed are the images of the chain whose blobs come from the
+	// store: the save leases them.
+	installed []imageRecord
 }
 
 func newSavePlan() *savePlan { return &savePlan{blobs: map[digest.Digest]blobOpen{}} }
@@ -70,6 +74,7 @@ func (p *Provider) addInstalled(sp *savePlan, rec imageRecord) {
 		Layers:   rec.Layers,
 	})
 	sp.labels = slices.Insert(sp.labels, 0, rec.label())
+	sp.installed = append(sp.installed, rec)
 	for _, d := range append([]ocispec.Descriptor{rec.Manifest, rec.Config}, rec.Layers...) {
 		dgst := d.Digest
 		sp.blobs[dgst] = func(ctx context.Context) (io.ReadCloser, error) {
@@ -295,10 +300,12 @@ func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name 
 // streamed straight from the source (manifests verified, every blob checked
 // against its descriptor as it is written), without installing anything.
 // req.Path and req.Force are ignored. Memory stays flat: blobs are copied
-// one at a time. It returns the image saved; for an image from a source,
-// Installed is zero. Bad input is InvalidArgument and no match NotFound,
-// before a byte is written; after an error, what was written to w is not a
-// valid archive.
+// one at a time. The blobs read from the store are leased against garbage
+// collection until the save ends: an image removed while it is saved loses
+// its record at once, and its blobs when the save is over. It returns the
+// image saved; for an image from a source, Installed is zero. Bad input is
+// InvalidArgument and no match NotFound, before a byte is written; after an
+// error, what was written to w is not a valid archive.
 func (p *Provider) Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error) {
 	if p.isClosing() {
 		return api.Image{}, errClosed
@@ -307,6 +314,11 @@ func (p *Provider) Save(ctx context.Context, req api.SaveRequest, w io.Writer) (
 	if err != nil {
 		return api.Image{}, err
 	}
+	lease, err := p.leaseSave(ctx, sp)
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer lease.release(ctx, false)
 	// A writer that wants the image before the first byte (an HTTP
 	// response, to name the file in its headers) says so with BeginSave.
 	if s, ok := w.(interface{ BeginSave(api.Image) }); ok {
@@ -318,6 +330,27 @@ func (p *Provider) Save(ctx context.Context, req api.SaveRequest, w io.Writer) (
 	return sp.image, nil
 }
 
+// leaseSave leases the blobs that sp reads from the store, and checks that
+// they are still there: an image removed and collected between the plan
+// and the lease is NotFound.
+func (p *Provider) leaseSave(ctx context.Context, sp *savePlan) (*blobLease, error) {
+	var digests []digest.Digest
+	for _, rec := range sp.installed {
+		digests = append(digests, digestsOf(rec.blobs())...)
+	}
+	lease, err := p.lease(ctx, "save", digests)
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range sp.installed {
+		if err := p.checkBlobs(ctx, rec); err != nil {
+			lease.release(ctx, false)
+			return nil, fmt.Errorf("save %s: %w", sp.image.Name+" "+sp.image.Version, err)
+		}
+	}
+	return lease, nil
+}
+
 func (p *Provider) writeArchive(ctx context.Context, sp *savePlan, w io.Writer) error {
 	if err := archive.Write(ctx, w, sp.chain, sp.open); err != nil {
 		return fmt.Errorf("save %s: %w", sp.image.Name+" "+sp.image.Version, err)
@@ -326,21 +359,31 @@ func (p *Provider) writeArchive(ctx context.Context, sp *savePlan, w io.Writer) 
 	return nil
 }
 
-// SaveToPath saves to req.Path on this host: a directory (the file gets
-// SaveFileName) or a file. A path that ends with a separator, or that is an
-// existing directory, is a directory.
+// SaveToPath saves to req.Path on this host, as Save does, through fsys:
+// every operation on the path (the stat of the target and its directory,
+// the directory made with force, the temporary file, the rename, the
+// removal of the temporary file after a failure) is one of fsys, so it
+// acts with the rights of the caller that fsys stands for (hostfs.AsUser),
+// and the file belongs to that caller, mode 0600. hostfs.OS() acts with
+// the daemon's own rights.
 //
-// Without req.Force, an existing file is AlreadyExists ("... exists; use
-// --force to overwrite") and a missing directory NotFound ("... does not
-// exist; use --force to create it"); with it, the file is replaced and the
-// directory created. A read-only file or directory, or one the process may
-// not write, is PermissionDenied. The archive is written to a temporary
-// file in the target directory, synced and renamed over the target, so the
-// file appears whole or not at all. The result names the absolute path and
-// size of the file.
-func (p *Provider) SaveToPath(ctx context.Context, req api.SaveRequest) (api.SaveResult, error) {
+// req.Path is a directory (the file gets SaveFileName) or a file. A path
+// that ends with a separator, or that is an existing directory, is a
+// directory. Without req.Force, an existing file is AlreadyExists ("...
+// exists; use --force to overwrite") and a missing directory NotFound
+// ("... does not exist; use --force to create it"); with it, a regular
+// file is replaced (anything else is refused) and the directory created.
+// A read-only file or directory, or one fsys may not write, is
+// PermissionDenied. The archive is written to a temporary file in the
+// target directory, synced and renamed over the target, so the file
+// appears whole or not at all. The blobs are leased as in Save. The result
+// names the absolute path and size of the file.
+func (p *Provider) SaveToPath(ctx context.Context, req api.SaveRequest, fsys hostfs.FS) (api.SaveResult, error) {
 	if p.isClosing() {
 		return api.SaveResult{}, errClosed
+	}
+	if fsys == nil {
+		return api.SaveResult{}, fmt.Errorf("save: no file system: %w", errdefs.ErrInvalidArgument)
 	}
 	raw := strings.TrimSpace(req.Path)
 	if raw == "" {
@@ -353,21 +396,38 @@ func (p *Provider) SaveToPath(ctx context.Context, req api.SaveRequest) (api.Sav
 	if err != nil {
 		return api.SaveResult{}, err
 	}
-	target, err := savePath(raw, sp.image, req.Force)
+	target, err := savePath(fsys, raw, sp.image, req.Force)
 	if err != nil {
 		return api.SaveResult{}, err
 	}
-	dir := filepath.Dir(target)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".*.tmp")
+	lease, err := p.leaseSave(ctx, sp)
 	if err != nil {
-		return api.SaveResult{}, pathError("directory", dir, err)
+		return api.SaveResult{}, err
+	}
+	defer lease.release(ctx, false)
+	size, err := p.saveFile(ctx, fsys, sp, target, req.Force)
+	if err != nil {
+		return api.SaveResult{}, err
+	}
+	p.log.WithField("path", target).WithField("bytes", size).Info("image saved to a file")
+	return api.SaveResult{Path: target, Size: size, Image: sp.image}, nil
+}
+
+// saveFile writes the archive of sp to a temporary file beside target,
+// syncs it and renames it over target, all through fsys, and returns its
+// size. On a failure the temporary file is removed.
+func (p *Provider) saveFile(ctx context.Context, fsys hostfs.FS, sp *savePlan, target string, force bool) (int64, error) {
+	dir := filepath.Dir(target)
+	f, err := fsys.CreateTemp(dir, "."+filepath.Base(target)+".*.tmp")
+	if err != nil {
+		return 0, pathError("directory", dir, err)
 	}
 	tmp := f.Name()
 	done := false
 	defer func() {
 		if !done {
 			f.Close()
-			if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := fsys.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				p.log.WithError(err).WithField("path", tmp).Warn("temporary save file not removed")
 			}
 		}
@@ -375,48 +435,49 @@ func (p *Provider) SaveToPath(ctx context.Context, req api.SaveRequest) (api.Sav
 	fw := content.NewFileWriter(f)
 	defer fw.Close()
 	if err := p.writeArchive(ctx, sp, fw); err != nil {
-		return api.SaveResult{}, err
+		return 0, err
 	}
 	if err := fw.Close(); err != nil {
-		return api.SaveResult{}, pathError("file", tmp, err)
+		return 0, pathError("file", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
-		return api.SaveResult{}, pathError("file", tmp, err)
+		return 0, pathError("file", tmp, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return api.SaveResult{}, pathError("file", tmp, err)
+		return 0, pathError("file", tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		return api.SaveResult{}, pathError("file", tmp, err)
+		return 0, pathError("file", tmp, err)
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return api.SaveResult{}, pathError("file", tmp, err)
-	}
-	if !req.Force {
-		// The target may have appeared while the archive was written.
-		if _, err := os.Lstat(target); err == nil {
-			return api.SaveResult{}, fmt.Errorf("file %s exists; use --force to overwrite: %w", target, errdefs.ErrAlreadyExists)
+	// The target may have appeared while the archive was written; with
+	// force, it may have become something other than a regular file.
+	if fi, err := fsys.Lstat(target); err == nil {
+		if !force {
+			return 0, fmt.Errorf("file %s exists; use --force to overwrite: %w", target, errdefs.ErrAlreadyExists)
+		}
+		if !fi.Mode().IsRegular() {
+			return 0, fmt.Errorf("%s exists and is not a regular file: %w", target, errdefs.ErrInvalidArgument)
 		}
 	}
-	if err := os.Rename(tmp, target); err != nil {
-		return api.SaveResult{}, pathError("file", target, err)
+	if err := fsys.Rename(tmp, target); err != nil {
+		return 0, pathError("file", target, err)
 	}
 	done = true
 	syncDir(dir)
-	p.log.WithField("path", target).WithField("bytes", fi.Size()).Info("image saved to a file")
-	return api.SaveResult{Path: target, Size: fi.Size(), Image: sp.image}, nil
+	return fi.Size(), nil
 }
 
-// savePath applies the path rules of SaveToPath and returns the absolute
-// path of the file to write; with force it creates a missing directory.
-func savePath(raw string, img api.Image, force bool) (string, error) {
+// savePath applies the path rules of SaveToPath, through fsys, and returns
+// the absolute path of the file to write; with force it creates a missing
+// directory.
+func savePath(fsys hostfs.FS, raw string, img api.Image, force bool) (string, error) {
 	isDir := strings.HasSuffix(raw, "/") || strings.HasSuffix(raw, string(os.PathSeparator))
 	abs, err := filepath.Abs(raw)
 	if err != nil {
 		return "", fmt.Errorf("save: path %q: %v: %w", raw, err, errdefs.ErrInvalidArgument)
 	}
-	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+	if fi, err := fsys.Stat(abs); err == nil && fi.IsDir() {
 		isDir = true
 	}
 	target, dir := abs, filepath.Dir(abs)
@@ -424,13 +485,13 @@ func savePath(raw string, img api.Image, force bool) (string, error) {
 		dir = abs
 		target = filepath.Join(abs, SaveFileName(img.Name, img.Version))
 	}
-	fi, err := os.Stat(dir)
+	fi, err := fsys.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if !force {
 			return "", fmt.Errorf("directory %s does not exist; use --force to create it: %w", dir, errdefs.ErrNotFound)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := fsys.MkdirAll(dir, 0o755); err != nil {
 			return "", pathError("directory", dir, err)
 		}
 	case err != nil:
@@ -440,7 +501,7 @@ func savePath(raw string, img api.Image, force bool) (string, error) {
 	case fi.Mode().Perm()&0o222 == 0:
 		return "", fmt.Errorf("directory %s is read-only: %w", dir, errdefs.ErrPermissionDenied)
 	}
-	fi, err = os.Lstat(target)
+	fi, err = fsys.Lstat(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return target, nil
@@ -465,15 +526,8 @@ func pathError(what, path string, err error) error {
 		return fmt.Errorf("%s %s cannot be written: %v: %w", what, path, err, errdefs.ErrPermissionDenied)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s %s: %v: %w", what, path, err, errdefs.ErrNotFound)
+	case isNoSpace(err):
+		return fmt.Errorf("%s %s: no space left: %v: %w", what, path, err, errdefs.ErrInsufficientStorage)
 	}
 	return fmt.Errorf("%s %s: %w", what, path, err)
-}
-
-// syncDir makes a rename in dir durable; errors are ignored, since some
-// file systems refuse to sync directories.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider/archive"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -91,6 +92,17 @@ func sortedDigests(ds []digest.Digest) []digest.Digest {
 	return out
 }
 
+// loadPath opens path as a server does for the daemon's own user and
+// installs the archive.
+func loadPath(ctx context.Context, p *Provider, path string) (api.LoadResult, error) {
+	f, err := OpenArchive(path)
+	if err != nil {
+		return api.LoadResult{}, err
+	}
+	defer f.Close()
+	return p.LoadFile(ctx, f, path)
+}
+
 func TestSaveLoadRoundTrip(t *testing.T) {
 	a := newEnv(t, testBaseLayerSize)
 	ctx := context.Background()
@@ -108,7 +120,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		{name: "microsoft/iis", file: "microsoft_iis-1-0-0-0.tar"},
 		{name: "DemoImage", file: "DemoImage-1-0-0-0.tar"},
 	} {
-		res, err := a.p.SaveToPath(ctx, api.SaveRequest{Name: tt.name, Path: dir})
+		res, err := a.p.SaveToPath(ctx, api.SaveRequest{Name: tt.name, Path: dir}, hostfs.OS())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +141,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 
 	// A fresh provider with no source installs both files.
 	b := newBareEnv(t)
-	res, err := b.p.LoadFile(ctx, files[0])
+	res, err := loadPath(ctx, b.p, files[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +153,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			t.Errorf("%s: source %q", img.Name, img.Source)
 		}
 	}
-	res, err = b.p.LoadFile(ctx, files[1])
+	res, err = loadPath(ctx, b.p, files[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +185,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 
 	// Loading again keeps what is installed, without error.
-	res, err = b.p.LoadFile(ctx, files[1])
+	res, err = loadPath(ctx, b.p, files[1])
 	if err != nil || len(res.Images) != 2 {
 		t.Fatalf("second load: %+v, %v", res, err)
 	}
@@ -309,7 +321,7 @@ func TestSaveToPathRules(t *testing.T) {
 	base := t.TempDir()
 	def := "NanoServer-10-0-10586-0.tar"
 	save := func(path string, force bool) (api.SaveResult, error) {
-		return e.p.SaveToPath(ctx, api.SaveRequest{Name: "NanoServer", Path: path, Force: force})
+		return e.p.SaveToPath(ctx, api.SaveRequest{Name: "NanoServer", Path: path, Force: force}, hostfs.OS())
 	}
 	readOnlyFile := filepath.Join(base, "ro", "ro.tar")
 	readOnlyDir := filepath.Join(base, "rodir")
@@ -467,7 +479,7 @@ func TestLoadRefusalsChangeNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := b.p.LoadFile(ctx, tt.path)
+			_, err := loadPath(ctx, b.p, tt.path)
 			mustClass(t, err, tt.want)
 			t.Log(err)
 			if !strings.Contains(err.Error(), tt.text) {

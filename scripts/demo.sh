@@ -17,9 +17,11 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# wait_for URL [CURL ARGS...]: wait up to 10 s for URL to answer.
 wait_for() {
-  for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "no answer on $1"; exit 1
+  local url=$1; shift
+  for _ in $(seq 1 100); do curl -fsS "$@" "$url" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "no answer on $url"; exit 1
 }
 
 cat_addr="127.0.0.1:$(free_port)"
@@ -28,10 +30,10 @@ prov_addr="127.0.0.1:$(free_port)"
 "$bin/catalogd" serve --root "$work/catalogd" --listen "$cat_addr" >"$work/catalogd.log" 2>&1 &
 pids+=($!)
 wait_for "http://$cat_addr/v2/"
-"$bin/providerd" serve --root "$work/providerd" --listen "$prov_addr" --source "catalog=http://$cat_addr" >"$work/providerd.log" 2>&1 &
+"$bin/providerd" serve --root "$work/providerd" --run-dir "$work/run" --listen "$prov_addr" --source "catalog=http://$cat_addr" >"$work/providerd.log" 2>&1 &
 pids+=($!)
-wait_for "http://$prov_addr/healthz"
-export CIMAGE_ENDPOINT="http://$prov_addr"
+wait_for "http://providerd/healthz" --unix-socket "$work/run/providerd.sock"
+export CIMAGE_ENDPOINT="unix://$work/run/providerd.sock"
 
 # say CMDLET -- COMMAND...: print the cmdlet the command stands for, then run it.
 say() {

@@ -36,8 +36,9 @@ import (
 	"github.com/containerprovider/containerprovider/api/errdefs"
 )
 
-// DefaultEndpoint is providerd's default address.
-const DefaultEndpoint = "http://127.0.0.1:5050"
+// DefaultEndpoint is the unix socket of a providerd that runs as root
+// (on Windows, its named pipe).
+const DefaultEndpoint = defaultEndpoint
 
 // maxResponseSize caps a JSON answer; a list of every job or image of a
 // host is far below it.
@@ -60,20 +61,26 @@ func WithUserAgent(ua string) Opt { return func(c *Client) { c.userAgent = ua } 
 // Client calls providerd's API v1 at one endpoint.
 type Client struct {
 	base      *url.URL
+	endpoint  string
 	hc        *http.Client
 	token     string
 	userAgent string
 }
 
-// New returns a client of the providerd at endpoint, an http or https URL
-// (a bare host:port is read as http://host:port). It fails with
-// InvalidArgument on an endpoint that is not such a URL.
+// New returns a client of the providerd at endpoint: unix:///path/to.sock
+// (a unix socket, whose access is the credential), npipe:////./pipe/NAME
+// (a Windows named pipe), or an http or https URL (a bare host:port is
+// read as http://host:port), which needs WithToken. It fails with
+// InvalidArgument on an endpoint that is none of these.
 func New(endpoint string, opts ...Opt) (*Client, error) {
 	if endpoint == "" {
 		endpoint = DefaultEndpoint
 	}
 	if !strings.Contains(endpoint, "://") {
 		endpoint = "http://" + endpoint
+	}
+	if scheme, rest, _ := strings.Cut(endpoint, "://"); scheme == "unix" || scheme == "npipe" {
+		return newLocal(endpoint, scheme, rest, opts)
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
@@ -83,25 +90,56 @@ func New(endpoint string, opts ...Opt) (*Client, error) {
 		return nil, fmt.Errorf("endpoint %q: want http://host:port or https://host:port: %w", endpoint, errdefs.ErrInvalidArgument)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	c := &Client{base: u, userAgent: "containerprovider-client"}
+	c := &Client{base: u, endpoint: u.String(), userAgent: "containerprovider-client"}
 	for _, o := range opts {
 		o(c)
 	}
 	if c.hc == nil {
-		c.hc = defaultHTTPClient()
+		c.hc = defaultHTTPClient((&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext, http.ProxyFromEnvironment)
 	}
 	return c, nil
 }
 
-// Endpoint is the endpoint's URL.
-func (c *Client) Endpoint() string { return c.base.String() }
+// newLocal is New for a unix socket or a named pipe: requests go to
+// http://providerd over connections dialed to it.
+func newLocal(endpoint, scheme, path string, opts []Opt) (*Client, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("endpoint %q: want unix:///path/to/providerd.sock: %w", endpoint, errdefs.ErrInvalidArgument)
+	}
+	dial, err := localDialer(scheme, path)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: %v: %w", endpoint, err, errdefs.ErrInvalidArgument)
+	}
+	c := &Client{base: &url.URL{Scheme: "http", Host: "providerd"}, endpoint: endpoint, userAgent: "containerprovider-client"}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		c.hc = defaultHTTPClient(dial, nil)
+	}
+	return c, nil
+}
+
+// unixDialer dials the unix socket at path, whatever address it is asked
+// for.
+func unixDialer(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, "unix", path)
+	}
+}
+
+// Endpoint is the endpoint as given to New (an http URL without its
+// trailing slash).
+func (c *Client) Endpoint() string { return c.endpoint }
 
 // defaultHTTPClient bounds connecting and the wait for response headers,
 // but not the body: an event stream lasts as long as its job.
-func defaultHTTPClient() *http.Client {
+// A proxy applies to TCP endpoints only.
+func defaultHTTPClient(dial func(ctx context.Context, network, addr string) (net.Conn, error), proxy func(*http.Request) (*url.URL, error)) *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:                 proxy,
+		DialContext:           dial,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 10 * time.Minute,
 		IdleConnTimeout:       90 * time.Second,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -89,7 +90,10 @@ func TestNewEndpoint(t *testing.T) {
 		in, want string
 		bad      bool
 	}{
-		{in: "", want: "http://127.0.0.1:5050"},
+		{in: "", want: DefaultEndpoint},
+		{in: "unix:///run/x/providerd.sock", want: "unix:///run/x/providerd.sock"},
+		{in: "unix://", bad: true},
+		{in: "npipe:////./pipe/containerprovider", bad: runtime.GOOS != "windows", want: "npipe:////./pipe/containerprovider"},
 		{in: "127.0.0.1:6000", want: "http://127.0.0.1:6000"},
 		{in: "https://host.example:5050/", want: "https://host.example:5050"},
 		{in: "http://host/prefix/", want: "http://host/prefix"},

@@ -48,6 +48,10 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrNotImplemented: the server does not support the call.
 	ErrNotImplemented = errors.New("not implemented")
+	// ErrInsufficientStorage: the filesystem has no room left for the
+	// write (ENOSPC, EDQUOT, or a free-space check that would leave less
+	// than the reserve); the call may succeed once space is freed.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
 // IsInvalidArgument reports whether err is of class ErrInvalidArgument.
@@ -83,6 +87,10 @@ func IsPermissionDenied(err error) bool { return errors.Is(err, ErrPermissionDen
 // IsNotImplemented reports whether err is of class ErrNotImplemented.
 func IsNotImplemented(err error) bool { return errors.Is(err, ErrNotImplemented) }
 
+// IsInsufficientStorage reports whether err is of class
+// ErrInsufficientStorage.
+func IsInsufficientStorage(err error) bool { return errors.Is(err, ErrInsufficientStorage) }
+
 // HTTPStatus is the one mapping from error class to HTTP status code. An
 // error of no known class is a 500. A nil error is a 200.
 func HTTPStatus(err error) int {
@@ -109,6 +117,8 @@ func HTTPStatus(err error) int {
 		return http.StatusForbidden
 	case IsNotImplemented(err):
 		return http.StatusNotImplemented
+	case IsInsufficientStorage(err):
+		return http.StatusInsufficientStorage
 	case IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):

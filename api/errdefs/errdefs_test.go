@@ -26,6 +26,7 @@ func TestHTTPStatus(t *testing.T) {
 		{"unauthenticated", ErrUnauthenticated, http.StatusUnauthorized},
 		{"permission denied", ErrPermissionDenied, http.StatusForbidden},
 		{"not implemented", ErrNotImplemented, http.StatusNotImplemented},
+		{"insufficient storage", fmt.Errorf("root /r: %w", ErrInsufficientStorage), http.StatusInsufficientStorage},
 		{"deadline", context.DeadlineExceeded, http.StatusServiceUnavailable},
 		{"canceled", context.Canceled, 499},
 		{"unclassified", errors.New("boom"), http.StatusInternalServerError},

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -393,17 +395,36 @@ func TestSources(t *testing.T) {
 	e.run(t, "", "source").want(t, 2)
 }
 
-// TestToken: the token comes from --token or $CIMAGE_TOKEN; without it a
-// providerd that needs one answers 401, printed with a hint.
+// TestToken: over TCP the token comes from --token, $CIMAGE_TOKEN or the
+// first line of $CIMAGE_TOKEN_FILE, else of providerd's ROOT/auth/token;
+// without it providerd answers 401, printed with a hint.
 func TestToken(t *testing.T) {
 	const token = "0123456789abcdef-token"
 	e := newEnv(t, &fakeBackend{}, providerserver.WithToken(token))
 	r := e.run(t, "", "images").want(t, 1)
-	if !strings.Contains(r.stderr, "(give the token with --token or $CIMAGE_TOKEN)") || strings.Count(r.stderr, "\n") != 1 {
+	if !strings.Contains(r.stderr, "(give the token with --token, $CIMAGE_TOKEN or $CIMAGE_TOKEN_FILE, or use providerd's unix socket)") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("stderr %q", r.stderr)
 	}
 	e.run(t, "", "--token", token, "images").want(t, 0)
 	e.run(t, "", "images", "--token", token).want(t, 0)
+
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\nrest\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.environ = map[string]string{"CIMAGE_TOKEN_FILE": file}
+	e.run(t, "", "images").want(t, 0)
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, "containerprovider", "providerd", "auth"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "containerprovider", "providerd", "auth", "token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.environ = map[string]string{"XDG_DATA_HOME": data}
+	e.run(t, "", "images").want(t, 0)
+	e.environ = map[string]string{"XDG_DATA_HOME": data, "CIMAGE_TOKEN": "wrong-0123456789abcdef"}
+	e.run(t, "", "images").want(t, 1)
 }
 
 func TestUsageAndHelp(t *testing.T) {

@@ -17,7 +17,11 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
+	"github.com/containerprovider/containerprovider/server/listener"
 	providerserver "github.com/containerprovider/containerprovider/server/provider"
+	"net/http"
+	"os"
 )
 
 // fakeBackend is a providerd engine whose answers the test sets. A method
@@ -74,17 +78,17 @@ func (f *fakeBackend) Save(_ context.Context, req api.SaveRequest, w io.Writer) 
 	return save(req, w)
 }
 
-func (f *fakeBackend) SaveToPath(_ context.Context, req api.SaveRequest) (api.SaveResult, error) {
+func (f *fakeBackend) SaveToPath(_ context.Context, req api.SaveRequest, _ hostfs.FS) (api.SaveResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.saves = append(f.saves, req)
 	return f.saveResult, nil
 }
 
-func (f *fakeBackend) LoadFile(_ context.Context, path string) (api.LoadResult, error) {
+func (f *fakeBackend) LoadFile(_ context.Context, _ *os.File, label string) (api.LoadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.loadFiles = append(f.loadFiles, path)
+	f.loadFiles = append(f.loadFiles, label)
 	return f.loadResult, f.loadErr
 }
 
@@ -311,13 +315,16 @@ type env struct {
 	mu        sync.Mutex
 	// onOutput, when set, runs after each write to stdout.
 	onOutput func()
+	// environ is the environment of the runs, CIMAGE_ENDPOINT aside.
+	environ map[string]string
 }
 
 func newEnv(t *testing.T, fake *fakeBackend, opts ...providerserver.Opt) *env {
 	t.Helper()
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)
-	s, err := providerserver.New(fake, append([]providerserver.Opt{providerserver.WithLogger(logger)}, opts...)...)
+	s, err := providerserver.New(fake, append([]providerserver.Opt{providerserver.WithLogger(logger), providerserver.WithPolicy(listener.Open()),
+		providerserver.WithHostFS(func(*http.Request) (hostfs.FS, error) { return hostfs.OS(), nil })}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,10 +344,15 @@ func (e *env) run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	out, errOut := &syncBuffer{onWrite: e.onOutput}, &syncBuffer{}
 	a := &app{
-		stdin:    strings.NewReader(stdin),
-		stdout:   out,
-		stderr:   errOut,
-		getenv:   func(k string) string { return map[string]string{"CIMAGE_ENDPOINT": e.url}[k] },
+		stdin:  strings.NewReader(stdin),
+		stdout: out,
+		stderr: errOut,
+		getenv: func(k string) string {
+			if k == "CIMAGE_ENDPOINT" {
+				return e.url
+			}
+			return e.environ[k]
+		},
 		terminal: func(io.Writer) bool { return false },
 		interrupt: func(ctx context.Context) (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(ctx)

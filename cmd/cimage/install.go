@@ -23,7 +23,7 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 	noParents := f.Bool("no-parents", false, "do not install missing parent images: fail, naming the missing parent")
 	detach := f.Bool("detach", false, "print the job id and return at once; the job runs on in providerd")
 	path := f.String("path", "", "install the images of a saved archive `FILE` instead of a NAME (Install-ContainerImage -Path)")
-	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path), and providerd reads it")
+	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path): providerd reads it with your rights (unix socket only)")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if *path != "" {
 			switch {

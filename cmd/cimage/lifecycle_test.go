@@ -314,8 +314,8 @@ func TestInstallPath(t *testing.T) {
 	if !bytes.Equal(fake.loaded, archive) {
 		t.Fatalf("uploaded %d bytes, want %d", len(fake.loaded), len(archive))
 	}
-	e.run(t, "", "install", "--path", "/srv/iis.tar", "--remote-path").want(t, 0)
-	if !slices.Equal(fake.loadFiles, []string{"/srv/iis.tar"}) {
+	e.run(t, "", "install", "--path", file, "--remote-path").want(t, 0)
+	if !slices.Equal(fake.loadFiles, []string{file}) {
 		t.Fatalf("load files %v", fake.loadFiles)
 	}
 	r = e.run(t, "", "install", "--path", filepath.Join(t.TempDir(), "none.tar")).want(t, 3)

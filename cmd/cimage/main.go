@@ -108,16 +108,16 @@ const (
 func (g *globals) register(f *flag.FlagSet, getenv func(string) string, fromEnv bool) {
 	endpoint, token := g.endpoint, g.token
 	if fromEnv {
-		endpoint, token = client.DefaultEndpoint, ""
+		endpoint, token = defaultEndpoint(getenv), ""
 		if v := getenv("CIMAGE_ENDPOINT"); v != "" {
 			endpoint = v
 		}
 		token = getenv("CIMAGE_TOKEN")
 		g.output = outputTable
 	}
-	f.StringVar(&g.endpoint, "endpoint", endpoint, "providerd's URL [$CIMAGE_ENDPOINT]")
+	f.StringVar(&g.endpoint, "endpoint", endpoint, "providerd's unix socket (unix:///path) or TCP URL (http://host:port, which needs the token) [$CIMAGE_ENDPOINT]")
 	g.token = token
-	f.Var(secretValue{&g.token}, "token", "bearer `token` of a providerd that needs one [$CIMAGE_TOKEN]")
+	f.Var(secretValue{&g.token}, "token", "bearer `token` of a TCP endpoint; default: the first line of $CIMAGE_TOKEN_FILE, else of providerd's ROOT/auth/token when this user may read it [$CIMAGE_TOKEN]")
 	f.StringVar(&g.output, "output", g.output, "output format: table or json")
 }
 
@@ -232,6 +232,9 @@ func (a *app) main(ctx context.Context, args []string) int {
 	if err := g.check(); err != nil {
 		return a.fail(g, err)
 	}
+	if g.token == "" && isTCPEndpoint(g.endpoint) {
+		g.token = tokenFromFile(a.getenv)
+	}
 	c, err := client.New(g.endpoint, client.WithToken(g.token), client.WithUserAgent("cimage"))
 	if err != nil {
 		return a.fail(g, cli.UsageError{Err: fmt.Errorf("--endpoint: %w", err)})
@@ -336,7 +339,7 @@ func errorLine(g *globals, err error) string {
 	case errors.Is(err, context.Canceled):
 		msg = "interrupted"
 	case errdefs.IsUnauthenticated(err):
-		msg += " (give the token with --token or $CIMAGE_TOKEN)"
+		msg += " (give the token with --token, $CIMAGE_TOKEN or $CIMAGE_TOKEN_FILE, or use providerd's unix socket)"
 	case errors.As(err, &oe) && oe.Op == "dial":
 		msg += fmt.Sprintf(" (is providerd running at %s? Set --endpoint or $CIMAGE_ENDPOINT)", g.endpoint)
 	}
@@ -346,7 +349,7 @@ func errorLine(g *globals, err error) string {
 // usage prints the commands, the global flags and the exit codes.
 func (a *app) usage(w io.Writer) {
 	fmt.Fprintf(w, "cimage finds, installs, saves, lists, builds and removes container images through providerd.\n\n")
-	fmt.Fprintf(w, "Usage: cimage [--endpoint URL] [--token T] [--output table|json] <command> [flags]\n\nCommands:\n")
+	fmt.Fprintf(w, "Usage: cimage [--endpoint unix:///PATH|URL] [--token T] [--output table|json] <command> [flags]\n\nCommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 		for _, s := range c.subs {

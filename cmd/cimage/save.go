@@ -26,7 +26,7 @@ func setupSave(a *app, g *globals, f *flag.FlagSet) func(context.Context, *clien
 	source := f.String("source", "", "save straight from this source, without installing the image (Save-Package)")
 	path := f.String("path", "", "the `file or directory` to write; a directory gets <Name>-<version>.tar (required)")
 	force := f.Bool("force", false, "overwrite an existing file, and create a missing directory")
-	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path), and providerd writes the file")
+	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path): providerd writes the file with your rights (unix socket only; the file is yours, mode 0600)")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		req := api.SaveRequest{VersionOptions: v.VersionOptions, ID: *id, Source: *source}
 		switch {

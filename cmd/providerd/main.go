@@ -2,7 +2,8 @@
 // installs, lists and removes container images on its host, and serves
 // API v1 over HTTP for cimage, the PowerShell module and scripts.
 //
-//	providerd serve   serve API v1 (127.0.0.1:5050 by default)
+//	providerd serve   serve API v1 and the Docker Engine API on unix sockets,
+//	                  and API v1 on 127.0.0.1:5050 behind a bearer token
 //
 // Every flag has a PROVIDERD_* environment variable; `providerd -h` lists
 // them all.
@@ -32,6 +33,9 @@ type app struct {
 	// onDockerListen, when set, is told the address of the Docker API
 	// listener (--docker-listen).
 	onDockerListen func(net.Addr)
+	// onSockets, when set, is told the addresses of the unix sockets of
+	// API v1 and of the Docker API.
+	onSockets func(v1, docker net.Addr)
 }
 
 func (a *app) commands() []cli.Command {
@@ -46,7 +50,7 @@ func (a *app) program() *cli.Program {
 		Name:     "providerd",
 		Intro:    "providerd finds, installs, lists and removes container images on this host, over HTTP API v1.",
 		Commands: a.commands(),
-		Footer:   "Exit status: 0 on success, 1 on a failure, 2 on a usage error, such as a --listen beyond loopback without TLS and a token.\n",
+		Footer:   "Exit status: 0 on success, 1 on a failure, 2 on a usage error, such as a --listen beyond loopback without TLS.\n",
 		Stdout:   a.stdout,
 		Stderr:   a.stderr,
 		Getenv:   a.getenv,

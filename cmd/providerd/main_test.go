@@ -72,7 +72,8 @@ func TestServeFlags(t *testing.T) {
 		}
 		if c.Root != "/home/u/.local/share/containerprovider/providerd" || c.listen != "127.0.0.1:5050" ||
 			c.parallelism != 4 || c.LogFormat != "text" || c.LogLevel != "info" ||
-			c.tlsCert != "" || c.tlsKey != "" || c.tokenFile != "" {
+			c.tlsCert != "" || c.tlsKey != "" || c.tokenFile != "" || c.runDir != "" || c.socketGroup != "containerprovider" ||
+			c.dockerListen != "" {
 			t.Fatalf("defaults %+v", c)
 		}
 		if !slices.Equal(c.sources, []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5000"}}) {
@@ -137,6 +138,7 @@ func TestServeFlags(t *testing.T) {
 		{"cert without key", home, []string{"--tls-cert", "c.pem"}},
 		{"bad listen", home, []string{"--listen", "5050"}},
 		{"bad port", home, []string{"--listen", "127.0.0.1:http-ish"}},
+		{"empty socket group", home, []string{"--socket-group", ""}},
 		{"no root", map[string]string{}, nil},
 		{"arguments", home, []string{"extra"}},
 	} {
@@ -150,34 +152,28 @@ func TestServeFlags(t *testing.T) {
 
 func TestCheckExposure(t *testing.T) {
 	for _, tc := range []struct {
-		listen         string
-		tls, token, ok bool
+		listen  string
+		tls, ok bool
 	}{
 		{listen: "127.0.0.1:5050", ok: true},
 		{listen: "127.1.2.3:5050", ok: true},
 		{listen: "[::1]:5050", ok: true},
 		{listen: "localhost:5050", ok: true},
 		{listen: "LOCALHOST:5050", ok: true},
-		{listen: "127.0.0.1:5050", token: true, ok: true},
 		{listen: "0.0.0.0:5050"},
 		{listen: ":5050"},
 		{listen: "[::]:5050"},
 		{listen: "192.168.1.10:5050"},
 		{listen: "host.example:5050"},
-		{listen: "0.0.0.0:5050", tls: true},
-		{listen: "0.0.0.0:5050", token: true},
-		{listen: "0.0.0.0:5050", tls: true, token: true, ok: true},
-		{listen: "192.168.1.10:5050", tls: true, token: true, ok: true},
+		{listen: "0.0.0.0:5050", tls: true, ok: true},
+		{listen: "192.168.1.10:5050", tls: true, ok: true},
 	} {
 		name := tc.listen
 		if tc.tls {
 			name += " tls"
 		}
-		if tc.token {
-			name += " token"
-		}
 		t.Run(name, func(t *testing.T) {
-			err := checkExposure(tc.listen, tc.tls, tc.token)
+			err := checkExposure(tc.listen, tc.tls)
 			if tc.ok != (err == nil) {
 				t.Fatalf("checkExposure = %v, want ok %v", err, tc.ok)
 			}
@@ -192,14 +188,15 @@ func TestCheckExposure(t *testing.T) {
 }
 
 // TestRefusalExitStatus runs the command line: a --listen beyond loopback
-// without TLS and a token exits with status 2 and says why, before
+// without TLS exits with status 2 and says why, before
 // anything listens or opens the root.
 func TestRefusalExitStatus(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	for _, args := range [][]string{
 		{"serve", "--root", root, "--listen", "0.0.0.0:0"},
 		{"serve", "--root", root, "--listen", ":0", "--token-file", "/nonexistent"},
-		{"serve", "--root", root, "--listen", "[::]:0", "--tls-cert", "c.pem", "--tls-key", "k.pem"},
+		{"serve", "--root", root, "--listen", "[::]:0", "--docker-listen", "127.0.0.1:0"},
+		{"serve", "--root", root, "--docker-listen", "0.0.0.0:0"},
 	} {
 		a, _, errOut := testApp(nil)
 		if code := a.main(t.Context(), args); code != 2 {
@@ -286,6 +283,18 @@ func TestReadToken(t *testing.T) {
 	}
 }
 
+// shortDir is a fresh directory whose path is short enough for a unix
+// socket in it.
+func shortDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 // running is a providerd serve started by a test.
 type running struct {
 	addr   net.Addr
@@ -304,7 +313,7 @@ func startServe(t *testing.T, args ...string) *running {
 	ctx, cancel := context.WithCancel(t.Context())
 	r := &running{cancel: cancel, code: make(chan int, 1), stderr: errOut}
 	go func() {
-		r.code <- a.main(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...))
+		r.code <- a.main(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--run-dir", shortDir(t), "--log-format", "json"}, args...))
 	}()
 	select {
 	case r.addr = <-listening:
@@ -488,7 +497,7 @@ func TestServeDockerAPI(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	code := make(chan int, 1)
 	go func() {
-		code <- a.main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--docker-listen", "127.0.0.1:0",
+		code <- a.main(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--docker-listen", "127.0.0.1:0", "--run-dir", shortDir(t),
 			"--root", filepath.Join(dir, "root"), "--token-file", tokenFile, "--source", "local=http://127.0.0.1:1"})
 	}()
 	var addr net.Addr
@@ -529,4 +538,94 @@ func TestServeDockerAPI(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("serve did not stop: %s", errOut)
 	}
+}
+
+// TestServeSocketsAndToken: without --token-file, the first start makes a
+// token of 64 hex characters at ROOT/auth/token, mode 0600, and the next
+// start keeps it; the unix sockets serve without it, TCP only with it.
+func TestServeSocketsAndToken(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	runDir := shortDir(t)
+	a, _, errOut := testApp(map[string]string{"HOME": t.TempDir()})
+	listening := make(chan net.Addr, 1)
+	sockets := make(chan [2]net.Addr, 1)
+	a.onListen = func(addr net.Addr) { listening <- addr }
+	a.onSockets = func(v1, docker net.Addr) { sockets <- [2]net.Addr{v1, docker} }
+	ctx, cancel := context.WithCancel(t.Context())
+	code := make(chan int, 1)
+	go func() {
+		code <- a.main(ctx, []string{"serve", "--root", root, "--run-dir", runDir, "--listen", "127.0.0.1:0", "--source", "local=http://127.0.0.1:1"})
+	}()
+	var addr net.Addr
+	var socks [2]net.Addr
+	select {
+	case addr = <-listening:
+		socks = <-sockets
+	case c := <-code:
+		cancel()
+		t.Fatalf("serve exited with %d: %s", c, errOut)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("serve did not listen: %s", errOut)
+	}
+	if socks[0].String() != filepath.Join(runDir, "providerd.sock") || socks[1].String() != filepath.Join(runDir, "docker.sock") {
+		t.Fatalf("sockets %v", socks)
+	}
+	tokenFile := filepath.Join(root, "auth", "token")
+	fi, err := os.Stat(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(tokenFile)
+	token := strings.TrimSpace(string(b))
+	if fi.Mode().Perm() != 0o600 || len(token) != 64 || strings.Trim(token, "0123456789abcdef") != "" {
+		t.Fatalf("token file mode %v, token %q", fi.Mode().Perm(), token)
+	}
+
+	sock, err := client.New("unix://" + socks[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := sock.Health(t.Context()); err != nil || h.Status != "ok" {
+		t.Fatalf("health on the socket: %+v, %v", h, err)
+	}
+	anon, _ := client.New("http://" + addr.String())
+	if _, err := anon.Health(t.Context()); !errdefs.IsUnauthenticated(err) {
+		t.Fatalf("health over TCP without the token: %v", err)
+	}
+	c, _ := client.New("http://"+addr.String(), client.WithToken(token))
+	if _, err := c.Sources(t.Context()); err != nil {
+		t.Fatalf("sources over TCP with the token: %v", err)
+	}
+	dockerPing, err := unixGet(socks[1].String(), "/_ping")
+	if err != nil || dockerPing != http.StatusOK {
+		t.Fatalf("docker ping on its socket: %d, %v", dockerPing, err)
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("serve exited with %d: %s", c, errOut)
+	}
+
+	// The next start keeps the token.
+	r := startServe(t, "--root", root, "--source", "local=http://127.0.0.1:1")
+	again, _ := client.New("http://"+r.addr.String(), client.WithToken(token))
+	if _, err := again.Health(t.Context()); err != nil {
+		t.Fatalf("the token after a restart: %v", err)
+	}
+}
+
+// unixGet sends GET path to the unix socket sock and returns the status.
+func unixGet(sock, path string) (int, error) {
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get("http://providerd" + path)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

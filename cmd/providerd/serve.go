@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,12 +18,18 @@ import (
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 	"github.com/containerprovider/containerprovider/provider"
 	dockerserver "github.com/containerprovider/containerprovider/server/docker"
+	"github.com/containerprovider/containerprovider/server/listener"
 	"github.com/containerprovider/containerprovider/server/middleware"
 	providerserver "github.com/containerprovider/containerprovider/server/provider"
 )
 
-// DefaultListen is providerd's default address: loopback only.
+// DefaultListen is providerd's default TCP address: loopback only, and
+// behind the bearer token.
 const DefaultListen = "127.0.0.1:5050"
+
+// DefaultSocketGroup is the group that owns the unix sockets: its members
+// may use providerd, as the members of the docker group may use dockerd.
+const DefaultSocketGroup = "containerprovider"
 
 // DefaultSource is the source added on first start: the local catalogd.
 var DefaultSource = api.Source{Name: "catalog", Location: "http://127.0.0.1:5000"}
@@ -42,21 +46,29 @@ const maxParallelism = 64
 const shutdownTimeout = 30 * time.Second
 
 const serveNotes = `
-  providerd listens on loopback only unless told otherwise. A --listen address
-  that is not loopback is refused unless --tls-cert, --tls-key and --token-file
-  are all given. With --token-file (on any address) every request, /healthz
-  included, needs "Authorization: Bearer <token>".
-  --docker-listen serves a subset of the Docker Engine API (v1.51) on its own
-  address, for the docker CLI (DOCKER_HOST=tcp://ADDRESS); it is off when
-  empty, and follows the same rule as --listen: beyond loopback it needs TLS
-  and the token, which the docker CLI sends through the HttpHeaders of its
-  config.json ("Authorization": "Bearer <token>").
+  providerd serves API v1 and the Docker Engine API (v1.51) on unix sockets in
+  the run directory: providerd.sock (cimage, scripts) and docker.sock
+  (DOCKER_HOST=unix://RUN-DIR/docker.sock). Each has mode 0660 and the group
+  --socket-group, so that its members, and root, may use it: that is the
+  credential, as the docker group is dockerd's. A group the system does not
+  know leaves the sockets to root alone, with a warning.
+  Every TCP listener, loopback included, needs "Authorization: Bearer <token>"
+  on every request, /healthz included. The token is the first line of
+  --token-file; without it, providerd makes one on first start
+  (ROOT/auth/token, 32 random bytes, mode 0600), which cimage reads when its
+  user can. A --listen or --docker-listen address beyond loopback also needs
+  --tls-cert and --tls-key.
+  Paths on this host (save --remote-path, install --path --remote-path) are
+  only honoured on the unix socket, and are opened with the rights of the
+  calling user: the files written are the caller's, with mode 0600.
   On SIGINT or SIGTERM it stops serving and closes the provider; unfinished
   install jobs resume where their data stopped at the next start.
 `
 
 type serveConfig struct {
 	cli.DaemonFlags
+	runDir       string
+	socketGroup  string
 	listen       string
 	dockerListen string
 	sources      []api.Source
@@ -64,18 +76,29 @@ type serveConfig struct {
 	tlsCert      string
 	tlsKey       string
 	tokenFile    string
+
+	containerMaxSize  int64
+	spoolMaxSize      int64
+	jobRetention      time.Duration
+	jobRetentionCount int
 }
 
 func (c *serveConfig) register(f *cli.FlagSet) {
-	c.DaemonFlags.Register(f, "directory of the provider: database and content store")
-	f.StringVar(&c.listen, "listen", DefaultListen, "address to listen on; beyond loopback it needs --tls-cert, --tls-key and --token-file")
-	f.StringVar(&c.dockerListen, "docker-listen", "", "address of the Docker Engine API for the docker CLI; empty is off; beyond loopback it needs --tls-cert, --tls-key and --token-file")
+	c.DaemonFlags.Register(f, "directory of the provider: database, content store and auth/token")
+	f.StringVar(&c.runDir, "run-dir", "", "directory of the unix sockets providerd.sock and docker.sock (default "+defaultRunDirHelp+")")
+	f.StringVar(&c.socketGroup, "socket-group", DefaultSocketGroup, "group (name or gid) whose members may use the unix sockets")
+	f.StringVar(&c.listen, "listen", DefaultListen, "TCP address of API v1, behind the bearer token; empty is off; beyond loopback it needs --tls-cert and --tls-key")
+	f.StringVar(&c.dockerListen, "docker-listen", "", "TCP address of the Docker Engine API, behind the bearer token; empty is off (docker.sock serves it); beyond loopback it needs --tls-cert and --tls-key")
 	sourcesVar(f, &c.sources, "source", []api.Source{DefaultSource},
 		"a source to add on first start, when the database has none (repeatable; the environment variable takes a comma-separated list)")
 	f.IntVar(&c.parallelism, "parallelism", provider.DefaultParallelism, "blobs one install job downloads at once (1-64)")
-	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve HTTPS")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve the TCP listeners with HTTPS")
 	f.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
-	f.StringVar(&c.tokenFile, "token-file", "", fmt.Sprintf("file whose first line is the bearer token every request must carry (at least %d characters)", minTokenLength))
+	f.SizeVar(&c.containerMaxSize, "container-max-size", provider.DefaultContainerMaxSize, "most bytes the files of one container may hold, those a copy brings included")
+	f.SizeVar(&c.spoolMaxSize, "spool-max-size", provider.DefaultSpoolMaxSize, "most bytes an install from a streamed or compressed archive may spool under ROOT/tmp")
+	f.DurationVar(&c.jobRetention, "job-retention", provider.DefaultJobRetention, "how long a finished job stays listed (a Go duration; negative: no age limit)")
+	f.IntVar(&c.jobRetentionCount, "job-retention-count", provider.DefaultJobRetentionCount, "how many finished jobs stay listed, the newest (negative: no count limit)")
+	f.StringVar(&c.tokenFile, "token-file", "", fmt.Sprintf("file whose first line is the bearer token of the TCP listeners (at least %d characters; default ROOT/auth/token, made on first start)", minTokenLength))
 }
 
 // check validates the serve flags, the exposure rule included.
@@ -92,8 +115,20 @@ func (c *serveConfig) check(args []string) error {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return cli.Usagef("--tls-cert and --tls-key go together")
 	}
-	if err := checkExposure(c.listen, c.tlsCert != "", c.tokenFile != ""); err != nil {
-		return err
+	if c.containerMaxSize <= 0 || c.spoolMaxSize <= 0 {
+		return cli.Usagef("--container-max-size and --spool-max-size must be positive")
+	}
+	if c.jobRetention == 0 || c.jobRetentionCount == 0 {
+		return cli.Usagef("--job-retention and --job-retention-count: 0 would forget every job as it ends; give a positive value, or a negative one for no limit")
+	}
+	if c.socketGroup == "" {
+		return cli.Usagef("--socket-group: empty")
+	}
+	hasTLS := c.tlsCert != ""
+	if c.listen != "" {
+		if err := checkExposure(c.listen, hasTLS); err != nil {
+			return err
+		}
 	}
 	if c.dockerListen == "" {
 		return nil
@@ -101,20 +136,21 @@ func (c *serveConfig) check(args []string) error {
 	if c.dockerListen == c.listen && !strings.HasSuffix(c.listen, ":0") {
 		return cli.Usagef("--docker-listen %q: the same address as --listen", c.dockerListen)
 	}
-	return checkFlagExposure("--docker-listen", c.dockerListen, c.tlsCert != "", c.tokenFile != "")
+	return checkFlagExposure("--docker-listen", c.dockerListen, hasTLS)
 }
 
-// checkExposure is the rule of --listen: loopback is always allowed; any
-// other address, all interfaces ("", 0.0.0.0, ::) included, only with TLS
-// and a token. A host name other than localhost counts as beyond loopback,
-// since what it resolves to may change. The error is a usage error (exit
-// status 2).
-func checkExposure(listen string, hasTLS, hasToken bool) error {
-	return checkFlagExposure("--listen", listen, hasTLS, hasToken)
+// checkExposure is the rule of --listen: every TCP listener needs the
+// token, which is always there; loopback is allowed without TLS, any other
+// address, all interfaces ("", 0.0.0.0, ::) included, only with TLS, so
+// that the token does not cross a network in the clear. A host name other
+// than localhost counts as beyond loopback, since what it resolves to may
+// change. The error is a usage error (exit status 2).
+func checkExposure(listen string, hasTLS bool) error {
+	return checkFlagExposure("--listen", listen, hasTLS)
 }
 
 // checkFlagExposure is checkExposure for the address of flag.
-func checkFlagExposure(flag, listen string, hasTLS, hasToken bool) error {
+func checkFlagExposure(flag, listen string, hasTLS bool) error {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return cli.Usagef("%s %q: %v", flag, listen, err)
@@ -122,26 +158,15 @@ func checkFlagExposure(flag, listen string, hasTLS, hasToken bool) error {
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return cli.Usagef("%s %q: bad port: %v", flag, listen, err)
 	}
-	if isLoopbackHost(host) || (hasTLS && hasToken) {
+	if isLoopbackHost(host) || hasTLS {
 		return nil
-	}
-	var missing []string
-	if !hasTLS {
-		missing = append(missing, "--tls-cert and --tls-key")
-	}
-	if !hasToken {
-		missing = append(missing, "--token-file")
 	}
 	where := host
 	if where == "" {
 		where = "every interface"
 	}
-	prefix := ""
-	if flag != "--listen" {
-		prefix = flag + ": "
-	}
-	return cli.Usagef("%srefusing to listen on %s (%s is not loopback) without TLS and a bearer token: give %s, or listen on 127.0.0.1",
-		prefix, listen, where, strings.Join(missing, " and "))
+	return cli.Usagef("%s: refusing to listen on %s (%s is not loopback) without TLS: give --tls-cert and --tls-key, or listen on 127.0.0.1",
+		flag, listen, where)
 }
 
 // isLoopbackHost reports whether host is localhost or a loopback IP.
@@ -159,37 +184,6 @@ func isLoopbackAddr(addr net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// readToken reads the bearer token: the first line of path, trimmed. A
-// file that others can read is accepted with a warning.
-func readToken(path string, log *logrus.Logger) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", cli.Usagef("--token-file: %v", err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", cli.Usagef("--token-file %s: not a regular file", path)
-	}
-	if st.Size() > 4096 {
-		return "", cli.Usagef("--token-file %s: larger than 4 KiB; it should hold one token", path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", cli.Usagef("--token-file: %v", err)
-	}
-	token, _, _ := strings.Cut(string(data), "\n")
-	token = strings.TrimSpace(token)
-	if len(token) < minTokenLength {
-		return "", cli.Usagef("--token-file %s: the token must have at least %d characters", path, minTokenLength)
-	}
-	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", cli.Usagef("--token-file %s: the token must not hold spaces or control characters", path)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		log.WithField("token_file", path).Warn("the token file can be read by other users: chmod 600 it")
-	}
-	return token, nil
-}
-
 func (a *app) setupServe(f *cli.FlagSet) func(context.Context, []string) error {
 	c := &serveConfig{}
 	c.register(f)
@@ -201,56 +195,78 @@ func (a *app) setupServe(f *cli.FlagSet) func(context.Context, []string) error {
 	}
 }
 
+// listeners are the listeners of one API.
+type listeners struct {
+	socket net.Listener
+	tcp    net.Listener
+}
+
+func (l listeners) close() {
+	for _, ln := range []net.Listener{l.socket, l.tcp} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// listenTCP listens on addr (nothing when empty), and checks that what was
+// bound is on loopback unless TLS is on: localhost could resolve beyond it.
+func listenTCP(flag, addr string, hasTLS bool) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, flag, err)
+	}
+	if !isLoopbackAddr(ln.Addr()) && !hasTLS {
+		ln.Close()
+		return nil, cli.Usagef("%s: refusing to serve on %s, which is not loopback, without TLS", flag, ln.Addr())
+	}
+	return ln, nil
+}
+
 // serve runs providerd until ctx ends or a SIGINT or SIGTERM arrives.
 func (a *app) serve(ctx context.Context, c *serveConfig) error {
 	log := c.Logger(a.stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var token string
-	if c.tokenFile != "" {
-		t, err := readToken(c.tokenFile, log)
-		if err != nil {
-			return err
-		}
-		token = t
-	}
 	var tlsConfig *tls.Config
 	if c.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
-		if err != nil {
+		var err error
+		if tlsConfig, err = listener.TLSConfig(c.tlsCert, c.tlsKey); err != nil {
 			return cli.Usagef("--tls-cert %s, --tls-key %s: %v", c.tlsCert, c.tlsKey, err)
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	token, tokenFile, err := loadToken(c.Root, c.tokenFile, log)
+	if err != nil {
+		return err
+	}
+	runDir := c.runDir
+	if runDir == "" {
+		runDir = defaultRunDir(c.Root, a.getenv)
 	}
 
-	// Listen before opening the provider, so that a port in use fails
-	// before any job resumes.
-	ln, err := net.Listen("tcp", c.listen)
+	// Listen before opening the provider, so that a socket or a port in
+	// use fails before any job resumes.
+	v1, docker, err := a.listen(c, runDir, tlsConfig != nil, log)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.listen, err)
+		return err
 	}
-	defer ln.Close()
-	// localhost could resolve beyond loopback: check what was bound.
-	if !isLoopbackAddr(ln.Addr()) && (tlsConfig == nil || token == "") {
-		return cli.Usagef("refusing to serve on %s, which is not loopback, without TLS and a bearer token", ln.Addr())
-	}
-	var dockerLn net.Listener
-	if c.dockerListen != "" {
-		if dockerLn, err = net.Listen("tcp", c.dockerListen); err != nil {
-			return fmt.Errorf("listen on %s (--docker-listen): %w", c.dockerListen, err)
-		}
-		defer dockerLn.Close()
-		if !isLoopbackAddr(dockerLn.Addr()) && (tlsConfig == nil || token == "") {
-			return cli.Usagef("refusing to serve the Docker API on %s, which is not loopback, without TLS and a bearer token", dockerLn.Addr())
-		}
-	}
+	defer v1.close()
+	defer docker.close()
 
 	p, err := provider.New(ctx, provider.Config{
 		Root:           c.Root,
 		DefaultSources: c.sources,
 		Parallelism:    c.parallelism,
 		Logger:         log,
+
+		ContainerMaxSize:  c.containerMaxSize,
+		SpoolMaxSize:      c.spoolMaxSize,
+		JobRetention:      c.jobRetention,
+		JobRetentionCount: c.jobRetentionCount,
 	})
 	if err != nil {
 		return fmt.Errorf("provider root %s: %w", c.Root, err)
@@ -261,100 +277,93 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		}
 	}()
 
-	opts := []providerserver.Opt{providerserver.WithLogger(log), providerserver.WithVersion(version)}
-	if token != "" {
-		opts = append(opts, providerserver.WithToken(token))
-	}
-	handler, err := providerserver.New(p, opts...)
+	handler, err := providerserver.New(p, providerserver.WithLogger(log), providerserver.WithVersion(version), providerserver.WithToken(token))
 	if err != nil {
 		return err
 	}
-	// The server's WriteTimeout (middleware.DefaultWriteTimeout) bounds
-	// every answer but the event streams of install?follow and
-	// /v1/jobs/{id}/events, which move their write deadline before each
-	// event (see server/provider.StreamWriteWindow), so an install of any
-	// length streams to its end. Shutdown ends the streams first.
-	srv := middleware.NewServer(c.listen, handler, middleware.WithErrorLogger(log))
-	srv.RegisterOnShutdown(handler.StopStreams)
+	dockerHandler, err := dockerserver.New(p, dockerserver.WithLogger(log), dockerserver.WithVersion(version),
+		dockerserver.WithRoot(c.Root), dockerserver.WithToken(token))
+	if err != nil {
+		return err
+	}
+	// The servers' WriteTimeout (middleware.DefaultWriteTimeout) bounds
+	// every answer but the event streams of install?follow,
+	// /v1/jobs/{id}/events and docker pull, which move their write deadline
+	// before each event (see server/provider.StreamWriteWindow), so an
+	// install of any length streams to its end. Shutdown ends the streams
+	// first.
+	var g listener.Group
+	for _, api := range []struct {
+		name    string
+		handler interface {
+			http.Handler
+			StopStreams()
+		}
+		lns listeners
+	}{{"API v1", handler, v1}, {"Docker Engine API", dockerHandler, docker}} {
+		// One http.Server per listener: net/http configures HTTP/2 for
+		// Serve and ServeTLS apart, and they race on one server, or on one
+		// tls.Config.
+		newServer := func(useTLS bool) *http.Server {
+			srv := middleware.NewServer("", api.handler, middleware.WithErrorLogger(log))
+			if useTLS {
+				srv.TLSConfig = tlsConfig.Clone()
+			}
+			srv.RegisterOnShutdown(api.handler.StopStreams)
+			return srv
+		}
+		fields := logrus.Fields{"api": api.name}
+		if api.lns.socket != nil {
+			g.Add(newServer(false), api.lns.socket, false)
+			fields["socket"] = api.lns.socket.Addr().String()
+		}
+		if api.lns.tcp != nil {
+			g.Add(newServer(tlsConfig != nil), api.lns.tcp, tlsConfig != nil)
+			fields["listen"] = api.lns.tcp.Addr().String()
+			fields["tls"] = tlsConfig != nil
+		}
+		log.WithFields(fields).Info("serving")
+	}
 	log.WithFields(logrus.Fields{
-		"listen":      ln.Addr().String(),
 		"root":        c.Root,
-		"tls":         tlsConfig != nil,
-		"token":       token != "",
+		"token_file":  tokenFile,
 		"parallelism": c.parallelism,
 		"version":     version,
 	}).Info("providerd serving")
-	if a.onListen != nil {
-		a.onListen(ln.Addr())
+	if a.onListen != nil && v1.tcp != nil {
+		a.onListen(v1.tcp.Addr())
 	}
-	serve := srv.Serve
-	if tlsConfig != nil {
-		srv.TLSConfig = tlsConfig
-		serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+	if a.onDockerListen != nil && docker.tcp != nil {
+		a.onDockerListen(docker.tcp.Addr())
 	}
-	if dockerLn == nil {
-		return cli.Serve(ctx, srv, ln, serve, shutdownTimeout, func() {
-			log.Info("shutting down; unfinished jobs resume at the next start")
-		})
+	if a.onSockets != nil {
+		a.onSockets(v1.socket.Addr(), docker.socket.Addr())
 	}
-	dockerOpts := []dockerserver.Opt{dockerserver.WithLogger(log), dockerserver.WithVersion(version), dockerserver.WithRoot(c.Root)}
-	if token != "" {
-		dockerOpts = append(dockerOpts, dockerserver.WithToken(token))
-	}
-	dockerHandler, err := dockerserver.New(p, dockerOpts...)
-	if err != nil {
-		return err
-	}
-	return a.serveBoth(ctx, log, srv, ln, serve, dockerHandler, dockerLn, tlsConfig)
+	return g.Serve(ctx, shutdownTimeout, func() {
+		log.Info("shutting down; unfinished jobs resume at the next start")
+	})
 }
 
-// serveBoth serves API v1 on ln and the Docker API on dockerLn until ctx
-// ends or either server fails; then both shut down.
-func (a *app) serveBoth(ctx context.Context, log *logrus.Logger, srv *http.Server, ln net.Listener, serve func(net.Listener) error,
-	dockerHandler *dockerserver.Server, dockerLn net.Listener, tlsConfig *tls.Config,
-) error {
-	dsrv := middleware.NewServer(dockerLn.Addr().String(), dockerHandler, middleware.WithErrorLogger(log))
-	dsrv.RegisterOnShutdown(dockerHandler.StopStreams)
-	dserve := dsrv.Serve
-	if tlsConfig != nil {
-		dsrv.TLSConfig = tlsConfig
-		dserve = func(ln net.Listener) error { return dsrv.ServeTLS(ln, "", "") }
-	}
-	log.WithFields(logrus.Fields{"docker_listen": dockerLn.Addr().String(), "api_version": dockerserver.APIVersion}).Info("Docker Engine API serving")
-	if a.onDockerListen != nil {
-		a.onDockerListen(dockerLn.Addr())
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	dockerErr := make(chan error, 1)
-	go func() {
-		err := dserve(dockerLn)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		} else {
-			err = fmt.Errorf("serving the Docker API on %s: %w", dockerLn.Addr(), err)
+// listen opens the sockets and the TCP listeners of both APIs.
+func (a *app) listen(c *serveConfig, runDir string, hasTLS bool, log *logrus.Logger) (v1, docker listeners, err error) {
+	defer func() {
+		if err != nil {
+			v1.close()
+			docker.close()
 		}
-		dockerErr <- err
-		cancel()
 	}()
-	dockerStopped := make(chan error, 1)
-	shutdownDocker := sync.OnceFunc(func() {
-		go func() {
-			sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer scancel()
-			dockerStopped <- dsrv.Shutdown(sctx)
-		}()
-	})
-	err := cli.Serve(ctx, srv, ln, serve, shutdownTimeout, func() {
-		log.Info("shutting down; unfinished jobs resume at the next start")
-		shutdownDocker()
-	})
-	shutdownDocker()
-	if serr := <-dockerStopped; serr != nil && err == nil {
-		err = fmt.Errorf("docker API shutdown: %w", serr)
+	gid := socketGroup(c.socketGroup, log)
+	if v1.socket, err = listenSocket(runDir, "providerd", gid); err != nil {
+		return v1, docker, err
 	}
-	if derr := <-dockerErr; derr != nil {
-		return derr
+	if docker.socket, err = listenSocket(runDir, "docker", gid); err != nil {
+		return v1, docker, err
 	}
-	return err
+	if v1.tcp, err = listenTCP("--listen", c.listen, hasTLS); err != nil {
+		return v1, docker, err
+	}
+	if docker.tcp, err = listenTCP("--docker-listen", c.dockerListen, hasTLS); err != nil {
+		return v1, docker, err
+	}
+	return v1, docker, nil
 }

@@ -3,11 +3,16 @@
 // index.json, blobs/<alg>/<hex>) and a `docker save` archive (manifest.json).
 //
 // Write streams an archive from blobs it opens one at a time, so memory
-// stays flat whatever the image size. Read validates an archive completely
-// before it changes anything: every entry is checked against the
-// descriptors, every blob is verified against its digest while it is
-// ingested, and blobs are committed to the content store only once all of
-// them are verified. A refused archive leaves the store as it was.
+// stays flat whatever the image size. Prepare validates an archive
+// completely before it changes anything: every entry is checked against
+// the descriptors, every blob is verified against its digest, and every
+// layer against the format its media type names, while it is ingested;
+// the blobs are committed to the content store (Prepared.Commit, or Read,
+// which does both) only once all of them are verified. A refused archive
+// leaves the store as it was. Spool copies an archive that arrives as a
+// stream (gzip-compressed or not) to a file that Prepare can read, checking
+// its tar structure as the bytes go by, so that what cannot be an archive
+// is refused at its first bytes rather than once it is all on disk.
 //
 // The package does no HTTP and keeps no records: callers turn Contents into
 // image records.
@@ -48,8 +53,8 @@ type Limits struct {
 	// MaxJSON is the largest index.json, manifest.json, manifest or config.
 	// Default 4 MiB.
 	MaxJSON int64
-	// MaxTotal is the largest archive, and for ReadFile the largest
-	// decompressed archive. Default 1 TiB.
+	// MaxTotal is the largest archive, and for Spool and ReadFile the
+	// largest decompressed archive. Default 1 TiB.
 	MaxTotal int64
 	// MaxJSONTotal bounds the manifests and configs that Read holds in
 	// memory together. Default 64 MiB.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -32,6 +33,29 @@ func (fx *fixture) blob(b []byte, mt string) ocispec.Descriptor {
 	d := digest.FromBytes(b)
 	fx.blobs[d] = b
 	return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}
+}
+
+// layerBytes is a gzip-compressed tar holding one file of n random bytes
+// made from seed: a layer that Read accepts.
+func layerBytes(t testing.TB, seed uint64, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	data := randomBytes(seed, n)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("file%d", seed), Mode: 0o644, Size: int64(n)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func randomBytes(seed uint64, n int) []byte {
@@ -89,12 +113,12 @@ func (fx *fixture) addImage(t testing.TB, ref string, base *Image, layers []ocis
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	fx := &fixture{blobs: map[digest.Digest][]byte{}}
-	l1 := fx.blob(randomBytes(1, 900), ocispec.MediaTypeImageLayerGzip)
-	l2 := fx.blob(randomBytes(2, 300), ocispec.MediaTypeImageLayerGzip)
+	l1 := fx.blob(layerBytes(t, 1, 900), ocispec.MediaTypeImageLayerGzip)
+	l2 := fx.blob(layerBytes(t, 2, 300), ocispec.MediaTypeImageLayerGzip)
 	base := fx.addImage(t, "nanoserver:10.0.10586.0", nil, []ocispec.Descriptor{l1, l2}, 0)
-	c1 := fx.blob(randomBytes(3, 400), ocispec.MediaTypeImageLayerGzip)
+	c1 := fx.blob(layerBytes(t, 3, 400), ocispec.MediaTypeImageLayerGzip)
 	fx.addImage(t, "iis:1.0.0.0", &base, []ocispec.Descriptor{l1, l2, c1}, 0)
-	c2 := fx.blob(randomBytes(4, 200), ocispec.MediaTypeImageLayerGzip)
+	c2 := fx.blob(layerBytes(t, 4, 200), ocispec.MediaTypeImageLayerGzip)
 	fx.addImage(t, "demo:2.0.0.0", &base, []ocispec.Descriptor{l1, l2, c2}, 0)
 	return fx
 }
@@ -374,10 +398,10 @@ func TestReadParentsFirst(t *testing.T) {
 // an archive; Write leaves it out when the opener does not have it.
 func TestReadNonDistributable(t *testing.T) {
 	fx := &fixture{blobs: map[digest.Digest][]byte{}}
-	foreign := fx.blob(randomBytes(9, 500), mediaTypeDockerForeignBlob)
+	foreign := fx.blob(layerBytes(t, 9, 500), mediaTypeDockerForeignBlob)
 	foreign.URLs = []string{"https://example.invalid/layer"}
 	delete(fx.blobs, foreign.Digest)
-	l := fx.blob(randomBytes(10, 600), ocispec.MediaTypeImageLayerGzip)
+	l := fx.blob(layerBytes(t, 10, 600), ocispec.MediaTypeImageLayerGzip)
 	fx.addImage(t, "windowsservercore:10.0.14393.0", nil, []ocispec.Descriptor{foreign, l}, 0)
 	a := fx.archive(t)
 	for _, e := range untar(t, a) {

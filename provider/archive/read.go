@@ -18,8 +18,8 @@ import (
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
-// Contents is what Read found, once every check passed and every blob was
-// committed.
+// Contents is what Prepare (or Read) found, once every check passed and
+// every blob was verified.
 type Contents struct {
 	// Images are the images of index.json, each cross-checked with the
 	// manifest it names and with manifest.json. Parents come first: an image
@@ -35,53 +35,137 @@ type Contents struct {
 }
 
 // Read validates the tar archive held by ra (size bytes, typically a file)
-// and ingests its blobs into cs. It works in three steps, and changes cs
-// only in the last one:
+// and ingests its blobs into cs: it is Prepare, then Commit. It changes cs
+// only in the commit.
+func Read(ctx context.Context, ra io.ReaderAt, size int64, cs content.Store, limits Limits) (Contents, error) {
+	pr, err := Prepare(ctx, ra, size, cs, limits)
+	if err != nil {
+		return Contents{}, err
+	}
+	if err := pr.Commit(ctx); err != nil {
+		return Contents{}, err
+	}
+	return pr.Contents, nil
+}
+
+// Prepare validates the tar archive held by ra (size bytes, typically a
+// file) and writes its blobs into ingests of cs, verified and not
+// committed. It works in two steps:
 //
 //  1. Scan every tar header and check the archive against its descriptors.
 //     Refused with an ErrInvalidArgument-class error naming the entry or
 //     blob: names with "..", absolute or non-canonical names, symlinks, hard
-//     links, devices and any type other than regular files and directories;
-//     duplicate entries; entries that are neither part of an OCI layout nor
-//     of a docker archive; a missing oci-layout, index.json or
-//     manifest.json; JSON (those files, manifests, configs) that does not
+//     links, devices, sparse files and any type other than regular files and
+//     directories; duplicate entries; entries that are neither part of an
+//     OCI layout nor of a docker archive; a missing oci-layout, index.json
+//     or manifest.json; JSON (those files, manifests, configs) that does not
 //     parse or exceeds Limits.MaxJSON; blob entries not named
 //     blobs/<sha256|sha512>/<hex>, whose size disagrees with their
 //     descriptors, or that no descriptor refers to; a blob a descriptor
 //     refers to that is missing (except a layer with a non-distributable
-//     media type); a manifest.json that disagrees with index.json on the
-//     configs and layers of the images; more than Limits.MaxEntries entries
-//     or an archive over Limits.MaxTotal bytes; a truncated archive; bytes
-//     after the end of the tar that are not zero.
-//  2. Ingest each blob that cs does not hold yet, streamed from ra into a
-//     content writer that hashes as it writes. Writers are closed, not
-//     committed. A digest mismatch is an ErrInvalidArgument naming the blob.
-//  3. Once every blob is verified, commit them all.
+//     media type); a layer whose media type is not a tar, tar+gzip or
+//     tar+zstd layer, or a blob declared as layers of two formats; a
+//     manifest.json that disagrees with index.json on the configs and layers
+//     of the images; more than Limits.MaxEntries entries or an archive over
+//     Limits.MaxTotal bytes; a truncated archive; bytes after the end of the
+//     tar that are not zero.
+//  2. Stream each blob that cs does not hold yet from ra into a content
+//     writer that hashes as it writes, and check the bytes of every layer as
+//     the format its media type names (a whole tar, compressed or not) on
+//     another goroutine, in the same pass; a layer that cs holds already is
+//     checked from ra. A digest mismatch or a layer that is not what it
+//     claims is an ErrInvalidArgument naming the blob. Writers are closed,
+//     not committed.
 //
-// A failure in steps 1 and 2 aborts every ingest Read opened: cs is left as
-// it was. Step 3 only fails on I/O errors; blobs committed before such a
-// failure stay in cs unreferenced, for garbage collection. Read never writes
-// outside cs, and never uses an entry name as a file path.
-func Read(ctx context.Context, ra io.ReaderAt, size int64, cs content.Store, limits Limits) (Contents, error) {
+// A failure aborts every ingest Prepare opened: cs is left as it was. On
+// success the caller either commits the blobs (Prepared.Commit) or
+// discards them (Prepared.Abort). Prepare never writes outside cs, and
+// never uses an entry name as a file path.
+func Prepare(ctx context.Context, ra io.ReaderAt, size int64, cs content.Store, limits Limits) (*Prepared, error) {
 	limits = limits.withDefaults()
 	if size < 0 {
-		return Contents{}, fmt.Errorf("archive: negative size %d: %w", size, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("archive: negative size %d: %w", size, errdefs.ErrInvalidArgument)
 	}
 	if size > limits.MaxTotal {
-		return Contents{}, fmt.Errorf("archive: %d bytes, over the limit of %d: %w", size, limits.MaxTotal, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("archive: %d bytes, over the limit of %d: %w", size, limits.MaxTotal, errdefs.ErrInvalidArgument)
 	}
 	s, err := scan(ctx, ra, size, limits)
 	if err != nil {
-		return Contents{}, err
+		return nil, err
 	}
 	c, plan, err := s.check(ra, limits)
 	if err != nil {
-		return Contents{}, err
+		return nil, err
 	}
-	if err := ingest(ctx, ra, cs, plan); err != nil {
-		return Contents{}, err
+	pending, err := ingest(ctx, ra, cs, plan)
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
+	return &Prepared{Contents: c, cs: cs, pending: pending}, nil
+}
+
+// Prepared is an archive that Prepare validated, whose blobs wait in
+// ingests of the store. It is not safe for concurrent use.
+type Prepared struct {
+	// Contents is what the archive holds.
+	Contents Contents
+	cs       content.Store
+	pending  []pendingBlob
+}
+
+// Blobs lists, once each, the digests of every blob the images of the
+// archive reference (manifests, configs and layers, whether the archive
+// brought them or the store held them already): what a caller leases
+// against garbage collection from the commit until its records are
+// written.
+func (pr *Prepared) Blobs() []digest.Digest {
+	seen := map[digest.Digest]bool{}
+	var out []digest.Digest
+	add := func(d digest.Digest) {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, img := range pr.Contents.Images {
+		add(img.Manifest.Digest)
+		add(img.Config.Digest)
+		for _, l := range img.Layers {
+			add(l.Digest)
+		}
+	}
+	return out
+}
+
+// Commit commits the verified blobs. It fails only on I/O errors (or when
+// ctx ends); the blobs committed before such a failure stay in the store
+// unreferenced, for garbage collection, and the others are aborted.
+func (pr *Prepared) Commit(ctx context.Context) error {
+	for i, p := range pr.pending {
+		if err := ctx.Err(); err != nil {
+			pr.abort(ctx, pr.pending[i:])
+			return err
+		}
+		if err := commitBlob(ctx, pr.cs, p); err != nil {
+			pr.abort(ctx, pr.pending[i:])
+			return err
+		}
+	}
+	pr.pending = nil
+	return nil
+}
+
+// Abort discards the ingests of the blobs that were not committed.
+func (pr *Prepared) Abort(ctx context.Context) {
+	pr.abort(ctx, pr.pending)
+	pr.pending = nil
+}
+
+func (pr *Prepared) abort(ctx context.Context, pending []pendingBlob) {
+	actx := context.WithoutCancel(ctx)
+	for _, p := range pending {
+		_ = pr.cs.Abort(actx, p.ref) // NotFound: committed or never created
+	}
 }
 
 // blobEntry is where a blob's data sits in the archive.
@@ -90,6 +174,9 @@ type blobEntry struct {
 	digest digest.Digest
 	offset int64 // of the data, from the start of the archive
 	size   int64
+	// format is what the bytes are when descriptors declare the blob a
+	// layer; notLayer otherwise.
+	format layerFormat
 }
 
 // scanned is what the scan of the tar headers found.
@@ -210,6 +297,8 @@ func entryName(hdr *tar.Header) (string, error) {
 		return "", invalidEntry(raw, "hard link to %q: only regular files and directories are allowed", hdr.Linkname)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return "", invalidEntry(raw, "device or fifo: only regular files and directories are allowed")
+	case tar.TypeGNUSparse:
+		return "", invalidEntry(raw, "sparse file: only regular files and directories are allowed")
 	default:
 		return "", invalidEntry(raw, "entry type %q: only regular files and directories are allowed", hdr.Typeflag)
 	}
@@ -267,8 +356,9 @@ type checker struct {
 	s         *scanned
 	ra        io.ReaderAt
 	limits    Limits
-	sizes     map[digest.Digest]int64 // size declared for each digest
-	used      map[digest.Digest]bool  // blob entries some descriptor refers to
+	sizes     map[digest.Digest]int64       // size declared for each digest
+	used      map[digest.Digest]bool        // blob entries some descriptor refers to
+	formats   map[digest.Digest]layerFormat // format of each blob declared a layer
 	jsonTotal int64
 	c         Contents
 }
@@ -278,9 +368,10 @@ type checker struct {
 func (s *scanned) check(ra io.ReaderAt, limits Limits) (Contents, []blobEntry, error) {
 	k := &checker{
 		s: s, ra: ra, limits: limits,
-		sizes: map[digest.Digest]int64{},
-		used:  map[digest.Digest]bool{},
-		c:     Contents{Manifests: map[digest.Digest][]byte{}, Configs: map[digest.Digest][]byte{}},
+		sizes:   map[digest.Digest]int64{},
+		used:    map[digest.Digest]bool{},
+		formats: map[digest.Digest]layerFormat{},
+		c:       Contents{Manifests: map[digest.Digest][]byte{}, Configs: map[digest.Digest][]byte{}},
 	}
 	if err := k.checkLayout(); err != nil {
 		return Contents{}, nil, err
@@ -308,6 +399,7 @@ func (s *scanned) check(ra io.ReaderAt, limits Limits) (Contents, []blobEntry, e
 		if !k.used[d] {
 			return Contents{}, nil, invalidEntry(e.name, "no descriptor refers to this blob")
 		}
+		e.format = k.formats[d]
 		plan = append(plan, e)
 	}
 	slices.SortFunc(plan, func(a, b blobEntry) int { return strings.Compare(a.name, b.name) })
@@ -402,6 +494,20 @@ func (k *checker) refer(what string, desc ocispec.Descriptor, optional bool) err
 	return nil
 }
 
+// layer records the format that the media type of layer desc names; a
+// blob declared as layers of two formats is refused.
+func (k *checker) layer(what string, desc ocispec.Descriptor) error {
+	f, err := layerFormatOf(desc.MediaType)
+	if err != nil {
+		return fmt.Errorf("%s: blob %s: %w", what, desc.Digest, err)
+	}
+	if prev, ok := k.formats[desc.Digest]; ok && prev != f {
+		return fmt.Errorf("%s: blob %s is declared a %s layer and a %s layer: %w", what, desc.Digest, prev, f, errdefs.ErrInvalidArgument)
+	}
+	k.formats[desc.Digest] = f
+	return nil
+}
+
 // readJSON reads and verifies a manifest or config blob.
 func (k *checker) readJSON(what string, desc ocispec.Descriptor) ([]byte, error) {
 	if desc.Size > k.limits.MaxJSON {
@@ -473,7 +579,11 @@ func (k *checker) image(i int, desc ocispec.Descriptor) (Image, digest.Digest, e
 		return Image{}, "", err
 	}
 	for j, l := range m.Layers {
-		if err := k.refer(fmt.Sprintf("%s layer %d", mwhat, j), l, isNonDistributable(l.MediaType)); err != nil {
+		what := fmt.Sprintf("%s layer %d", mwhat, j)
+		if err := k.refer(what, l, isNonDistributable(l.MediaType)); err != nil {
+			return Image{}, "", err
+		}
+		if err := k.layer(what, l); err != nil {
 			return Image{}, "", err
 		}
 	}
@@ -513,8 +623,9 @@ func crossCheck(images []Image, docker []dockerManifestEntry) error {
 		}
 		fromDocker[k] = true
 	}
-	for _, img := range images {
-		if !fromDocker[imageKey(img)] && !isBase(img, images) {
+	base := baseImages(images)
+	for i, img := range images {
+		if !fromDocker[imageKey(img)] && !base[i] {
 			return invalidEntry(dockerManifest, "lists no image for index.json manifest %s (%q)", img.Manifest.Digest, img.RefName)
 		}
 	}

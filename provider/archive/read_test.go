@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,6 +27,29 @@ type maliciousCase struct {
 	name string
 	data []byte
 	want string
+	// class is the error class, InvalidArgument when nil.
+	class error
+}
+
+// refusedClass reports whether err is of a class that a refused archive
+// may have: InvalidArgument, or TooLarge for one over Limits.MaxTotal.
+func refusedClass(err error) bool {
+	return errdefs.IsInvalidArgument(err) || errdefs.IsTooLarge(err)
+}
+
+// openFile writes data to a file in dir and opens it; the test closes it.
+func openFile(t testing.TB, dir string, data []byte) *os.File {
+	t.Helper()
+	name := filepath.Join(dir, "archive.tar")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func gzipped(t testing.TB, b []byte) []byte {
@@ -166,11 +190,43 @@ func maliciousCases(t testing.TB, fx *fixture) []maliciousCase {
 	}
 	add("too many entries", fmt.Sprintf("more than %d entries", testLimits.MaxEntries), retar(t, many))
 	add("data after the tar", "after the end", append(slices.Clone(valid), "junk"...))
-	add("gzip bomb", fmt.Sprintf("more than %d bytes", testLimits.MaxTotal), gzipped(t, make([]byte, 1<<20)))
+	add("gzip bomb of zeros", "not a tar archive", gzipped(t, make([]byte, 1<<20)))
+	cases = append(cases, maliciousCase{name: "gzip bomb in a blob", want: fmt.Sprintf("more than %d bytes", testLimits.MaxTotal),
+		class: errdefs.ErrTooLarge, data: gzipped(t, retar(t, []tarEntry{fileEntry(blobPath(digest.FromString("z")), make([]byte, 1<<20))}))})
+	for _, pax := range []bool{false, true} {
+		// The sparse entry first, without its end-of-archive marker, then
+		// the valid archive.
+		sp := sparseTar(blobPath(digest.FromString("s")), pax)
+		b := append(sp[:len(sp)-1024:len(sp)-1024], valid...)
+		add(fmt.Sprintf("sparse entry (pax %v)", pax), "sparse file", b)
+	}
+
+	// Layers whose bytes are not what their media type says.
+	passwd := []byte("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n")
+	for _, lc := range []struct {
+		name, mediaType, want string
+		data                  []byte
+	}{
+		{"text as a tar layer", ocispec.MediaTypeImageLayer, "not a tar", passwd},
+		{"text as a gzip layer", ocispec.MediaTypeImageLayerGzip, "not gzip", passwd},
+		{"gzipped text as a gzip layer", ocispec.MediaTypeImageLayerGzip, "not a tar+gzip", gzipped(t, passwd)},
+		{"text as a zstd layer", ocispec.MediaTypeImageLayerZstd, "zstd", passwd},
+		{"tar with junk after it", ocispec.MediaTypeImageLayer, "after the end of the tar",
+			append(retar(t, []tarEntry{fileEntry("etc/motd", []byte("hi"))}), passwd...)},
+		{"unknown media type", "application/octet-stream", "is not a tar, tar+gzip or tar+zstd layer", passwd},
+	} {
+		bad := &fixture{blobs: map[digest.Digest][]byte{}}
+		bad.addImage(t, "bad:1.0.0.0", nil, []ocispec.Descriptor{bad.blob(lc.data, lc.mediaType)}, 0)
+		add(lc.name, lc.want, bad.archive(t))
+	}
+	confused := &fixture{blobs: map[digest.Digest][]byte{}}
+	cfgAsLayer := confused.addImage(t, "first:1.0.0.0", nil, []ocispec.Descriptor{confused.blob(layerBytes(t, 11, 50), ocispec.MediaTypeImageLayerGzip)}, 0)
+	confused.addImage(t, "second:1.0.0.0", nil, []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayer, Digest: cfgAsLayer.Config.Digest, Size: cfgAsLayer.Config.Size}}, 0)
+	add("a config as a layer", "not a tar", confused.archive(t))
 	add("truncated gzip", "gzip", gzipped(t, valid)[:200])
 
 	big := &fixture{blobs: map[digest.Digest][]byte{}}
-	big.addImage(t, "big:1.0.0.0", nil, []ocispec.Descriptor{big.blob(randomBytes(7, 100), ocispec.MediaTypeImageLayerGzip)}, 9000)
+	big.addImage(t, "big:1.0.0.0", nil, []ocispec.Descriptor{big.blob(layerBytes(t, 7, 100), ocispec.MediaTypeImageLayerGzip)}, 9000)
 	add("oversize config", "over the JSON limit", big.archive(t))
 	return cases
 }
@@ -193,18 +249,19 @@ func TestReadRefuses(t *testing.T) {
 			}
 			before, _ := storeState(t, cs)
 			dir := t.TempDir()
-			file := filepath.Join(dir, "archive.tar")
-			if err := os.WriteFile(file, tc.data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			f := openFile(t, dir, tc.data)
 			spool := filepath.Join(dir, "spool")
 			if err := os.Mkdir(spool, 0o755); err != nil {
 				t.Fatal(err)
 			}
 
-			_, err := ReadFile(ctx, file, spool, cs, testLimits)
-			if !errdefs.IsInvalidArgument(err) {
-				t.Fatalf("ReadFile: %v, want an invalid argument", err)
+			_, err := ReadFile(ctx, f, spool, cs, testLimits)
+			class := tc.class
+			if class == nil {
+				class = errdefs.ErrInvalidArgument
+			}
+			if !errors.Is(err, class) {
+				t.Fatalf("ReadFile: %v, want class %v", err, class)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("ReadFile: %v, want it to say %q", err, tc.want)
@@ -227,12 +284,9 @@ func TestReadFileGzip(t *testing.T) {
 	ctx := context.Background()
 	fx := newFixture(t)
 	dir := t.TempDir()
-	file := filepath.Join(dir, "archive.tar.gz")
-	if err := os.WriteFile(file, gzipped(t, fx.archive(t)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f := openFile(t, dir, gzipped(t, fx.archive(t)))
 	cs := newStore(t)
-	c, err := ReadFile(ctx, file, dir, cs, testLimits)
+	c, err := ReadFile(ctx, f, dir, cs, testLimits)
 	if err != nil {
 		t.Fatalf("ReadFile: %v", err)
 	}
@@ -248,20 +302,13 @@ func TestReadFileGzip(t *testing.T) {
 func TestReadFileErrors(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	tests := []struct {
-		name string
-		path string
-		is   func(error) bool
-	}{
-		{name: "missing file", path: filepath.Join(dir, "nope.tar"), is: errdefs.IsNotFound},
-		{name: "directory", path: dir, is: errdefs.IsInvalidArgument},
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, err := ReadFile(ctx, tc.path, dir, newStore(t), testLimits); !tc.is(err) {
-				t.Errorf("ReadFile: %v", err)
-			}
-		})
+	defer d.Close()
+	if _, err := ReadFile(ctx, d, dir, newStore(t), testLimits); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("ReadFile of a directory: %v, want an invalid argument", err)
 	}
 }
 
@@ -291,4 +338,61 @@ func TestReadCancelled(t *testing.T) {
 	if blobs, ingests := storeState(t, cs); len(blobs)+len(ingests) != 0 {
 		t.Errorf("store changed")
 	}
+}
+
+// rawHeader is one 512-byte tar header in the GNU format, checksum
+// included, for the headers that archive/tar does not write (a GNU sparse
+// file, a PAX header of sparse records). A GNU sparse header gets
+// realSize, with no data block and no sparse entry: all holes.
+func rawHeader(name string, typ byte, size, realSize int64) []byte {
+	b := make([]byte, 512)
+	copy(b[0:100], name)
+	copy(b[100:108], "0000644\x00")
+	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:148], fmt.Sprintf("%011o\x00", 0))
+	b[156] = typ
+	copy(b[257:265], "ustar  \x00")
+	if typ == tar.TypeGNUSparse {
+		copy(b[483:495], fmt.Sprintf("%011o\x00", realSize))
+	}
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+// padded is b followed by zeros up to a multiple of 512 bytes.
+func padded(b []byte) []byte {
+	return append(b, make([]byte, (512-len(b)%512)%512)...)
+}
+
+// paxRecord is one record of a PAX header, "<length> key=value\n".
+func paxRecord(k, v string) string {
+	rec := " " + k + "=" + v + "\n"
+	n := len(rec)
+	for len(fmt.Sprint(n+len(fmt.Sprint(n)))) != len(fmt.Sprint(n)) {
+		n++
+	}
+	n += len(fmt.Sprint(n))
+	return fmt.Sprint(n) + rec
+}
+
+// sparseTar is a tar of one sparse file name of 4 GiB, with one byte of
+// data: GNU's old format, or PAX's 0.1 records.
+func sparseTar(name string, pax bool) []byte {
+	var out []byte
+	if !pax {
+		out = append(out, rawHeader(name, tar.TypeGNUSparse, 0, 4<<30)...)
+	} else {
+		recs := paxRecord("GNU.sparse.size", "4294967296") + paxRecord("GNU.sparse.numblocks", "1") +
+			paxRecord("GNU.sparse.map", "4294967295,1")
+		out = append(out, rawHeader("PaxHeaders/"+name, tar.TypeXHeader, int64(len(recs)), 0)...)
+		out = append(out, padded([]byte(recs))...)
+		out = append(out, rawHeader(name, tar.TypeReg, 1, 0)...)
+		out = append(out, padded([]byte{'x'})...)
+	}
+	return append(out, make([]byte, 1024)...)
 }

@@ -215,14 +215,15 @@ func indexJSON(images []Image) ([]byte, error) {
 }
 
 // manifestJSON is the `docker save` view of the archive. It lists only the
-// images that are no other image's base (see isBase): a child's layers
+// images that are no other image's base (see baseImages): a child's layers
 // already include its parents', so each listed image is complete on its
 // own, and docker load or crane push of a saved child reads one image, as
 // they expect. The parents stay in index.json, for Install -Path.
 func manifestJSON(images []Image) ([]byte, error) {
 	out := make([]dockerManifestEntry, 0, len(images))
-	for _, img := range images {
-		if isBase(img, images) {
+	base := baseImages(images)
+	for i, img := range images {
+		if base[i] {
 			continue
 		}
 		e := dockerManifestEntry{Config: blobPath(img.Config.Digest), Layers: make([]string, 0, len(img.Layers))}
@@ -241,25 +242,38 @@ func manifestJSON(images []Image) ([]byte, error) {
 	return b, nil
 }
 
-// isBase reports whether img's layers are a proper prefix of the layers of
-// another image of images: img is then that image's base.
-func isBase(img Image, images []Image) bool {
-	for _, other := range images {
-		if len(other.Layers) <= len(img.Layers) {
-			continue
-		}
-		prefix := true
-		for i, l := range img.Layers {
-			if other.Layers[i].Digest != l.Digest {
-				prefix = false
-				break
-			}
-		}
-		if prefix {
-			return true
-		}
+// baseImages reports, for each image, whether its layers are a proper
+// prefix of the layers of another image of images: it is then that image's
+// base. The layer lists go into a trie, one node per distinct prefix, so
+// the cost is linear in the layers of all the images.
+func baseImages(images []Image) []bool {
+	type edge struct {
+		from int
+		d    digest.Digest
 	}
-	return false
+	next := map[edge]int{}
+	hasChild := []bool{false} // node 0 is the empty prefix
+	ends := make([]int, len(images))
+	for i, img := range images {
+		n := 0
+		for _, l := range img.Layers {
+			e := edge{n, l.Digest}
+			c, ok := next[e]
+			if !ok {
+				c = len(hasChild)
+				hasChild = append(hasChild, false)
+				next[e] = c
+			}
+			hasChild[n] = true
+			n = c
+		}
+		ends[i] = n
+	}
+	out := make([]bool, len(images))
+	for i, n := range ends {
+		out[i] = hasChild[n]
+	}
+	return out
 }
 
 // writeBlobEntry streams one blob into tw, verifying its size and digest. A

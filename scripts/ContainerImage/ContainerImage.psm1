@@ -4,8 +4,11 @@
 # helper Invoke-ContainerProviderApi, which builds the URL from the table and
 # turns the v1 error envelope {"error":{code,message,dependents}} into
 # ErrorRecords. The endpoint is $env:CONTAINERPROVIDER_ENDPOINT (default
-# http://127.0.0.1:5050); the bearer token is $env:CONTAINERPROVIDER_TOKEN or
-# the password of -Credential.
+# http://127.0.0.1:5050, providerd's TCP listener, which needs the bearer
+# token); the token is the password of -Credential, else
+# $env:CONTAINERPROVIDER_TOKEN, else the first line of
+# $env:CONTAINERPROVIDER_TOKEN_FILE or of the token file providerd makes in
+# its default root, when this user may read it (an administrator can).
 
 Set-StrictMode -Version 2.0
 
@@ -59,6 +62,44 @@ function Get-ContainerProviderEndpoint {
         $endpoint = 'http://127.0.0.1:5050'
     }
     return $endpoint.TrimEnd('/')
+}
+
+# The token file providerd makes on first start in its default root
+# ($XDG_DATA_HOME or ~/.local/share, then containerprovider/providerd).
+function Get-ContainerProviderTokenFile {
+    if (-not [string]::IsNullOrEmpty($env:CONTAINERPROVIDER_TOKEN_FILE)) {
+        return $env:CONTAINERPROVIDER_TOKEN_FILE
+    }
+    $data = $env:XDG_DATA_HOME
+    if ([string]::IsNullOrEmpty($data)) {
+        if ([string]::IsNullOrEmpty($HOME)) {
+            return $null
+        }
+        $data = Join-Path (Join-Path $HOME '.local') 'share'
+    }
+    return Join-Path (Join-Path (Join-Path (Join-Path $data 'containerprovider') 'providerd') 'auth') 'token'
+}
+
+function Get-ContainerProviderToken {
+    param([System.Management.Automation.PSCredential]$Credential)
+    if ($Credential) {
+        return $Credential.GetNetworkCredential().Password
+    }
+    if (-not [string]::IsNullOrEmpty($env:CONTAINERPROVIDER_TOKEN)) {
+        return $env:CONTAINERPROVIDER_TOKEN
+    }
+    $file = Get-ContainerProviderTokenFile
+    if ($file -and (Test-Path -LiteralPath $file -PathType Leaf)) {
+        try {
+            $line = Get-Content -LiteralPath $file -TotalCount 1 -ErrorAction Stop
+            if ($line) {
+                return $line.Trim()
+            }
+        } catch {
+            Write-Verbose "The token file $file cannot be read: $($_.Exception.Message)"
+        }
+    }
+    return $null
 }
 
 function New-ContainerProviderError {
@@ -188,10 +229,7 @@ function Invoke-ContainerProviderApi {
         $uri = $uri + '?' + ($pairs -join '&')
     }
     $headers = @{}
-    $token = $env:CONTAINERPROVIDER_TOKEN
-    if ($Credential) {
-        $token = $Credential.GetNetworkCredential().Password
-    }
+    $token = Get-ContainerProviderToken -Credential $Credential
     if (-not [string]::IsNullOrEmpty($token)) {
         $headers['Authorization'] = 'Bearer ' + $token
     }

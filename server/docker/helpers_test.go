@@ -18,6 +18,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/server/listener"
 )
 
 // fakeBackend is a Backend whose methods run the functions a test sets and
@@ -199,7 +200,7 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, fake *fakeBackend, opts ...Opt) *testEnv {
 	t.Helper()
-	s, err := New(fake, append([]Opt{WithLogger(quietLogger()), WithVersion("1.2.3"), WithRoot("/var/lib/providerd")}, opts...)...)
+	s, err := New(fake, append([]Opt{WithLogger(quietLogger()), WithVersion("1.2.3"), WithRoot("/var/lib/providerd"), WithPolicy(listener.Open())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

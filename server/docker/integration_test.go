@@ -15,6 +15,7 @@ import (
 	"github.com/containerprovider/containerprovider/catalog/publish"
 	engine "github.com/containerprovider/containerprovider/provider"
 	servercatalog "github.com/containerprovider/containerprovider/server/catalog"
+	"github.com/containerprovider/containerprovider/server/listener"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
@@ -66,7 +67,7 @@ func newEngineEnv(t *testing.T) (*testEnv, *engine.Provider, string) {
 			t.Error(err)
 		}
 	})
-	s, err := New(p, WithLogger(quietLogger()), WithRoot(root))
+	s, err := New(p, WithLogger(quietLogger()), WithRoot(root), WithPolicy(listener.Open()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,3 +81,20 @@ func newRouter() *mux.Router {
 	}
 	return r
 }
+
+// Route is a line of the route table, as Routes gives it.
+type Route struct {
+	Name    string
+	Path    string
+	Methods []string
+}
+
+// Routes is a copy of the route table, for clients and tests that walk
+// every route.
+func Routes() []Route {
+	out := make([]Route, 0, len(routes))
+	for _, rt := range routes {
+		out = append(out, Route{Name: rt.name, Path: rt.path, Methods: append([]string(nil), rt.methods...)})
+	}
+	return out
+}

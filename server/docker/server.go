@@ -13,9 +13,10 @@
 // 404 that the CLI would read as "no such image".
 //
 // Every route answers under the unversioned path and under /v{version}/.
-// With WithToken, every request, /_ping included, needs
-// `Authorization: Bearer <token>` (the docker CLI sends it through the
-// HttpHeaders of its config.json).
+// Every request, /_ping included, needs a credential (see package
+// listener): it came on the unix socket (DOCKER_HOST=unix://…), or it
+// carries `Authorization: Bearer <token>`, which the docker CLI sends
+// through the HttpHeaders of its config.json.
 package docker
 
 import (
@@ -32,8 +33,12 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/server/listener"
 	"github.com/containerprovider/containerprovider/server/middleware"
 )
+
+// missingToken is the message of a request without a credential.
+const missingToken = `this providerd needs a bearer token: add "HttpHeaders": {"Authorization": "Bearer <token>"} to the docker config.json`
 
 // APIVersion is the Docker Engine API version the server advertises.
 const APIVersion = "1.51"
@@ -70,7 +75,7 @@ type Opt func(*options)
 
 type options struct {
 	logger  *logrus.Logger
-	token   string
+	policy  *listener.Policy
 	version string
 	root    string
 }
@@ -79,9 +84,16 @@ type options struct {
 // standard logger).
 func WithLogger(l *logrus.Logger) Opt { return func(o *options) { o.logger = l } }
 
-// WithToken makes every request need `Authorization: Bearer <token>`. An
-// empty token turns the check off.
-func WithToken(token string) Opt { return func(o *options) { o.token = token } }
+// WithToken is WithPolicy(listener.TokenPolicy(token, ...)): requests on
+// the unix socket carry their credential, every other one needs
+// `Authorization: Bearer <token>`.
+func WithToken(token string) Opt {
+	return func(o *options) { o.policy = listener.TokenPolicy(token, missingToken) }
+}
+
+// WithPolicy sets who may call the API. The default, without WithPolicy or
+// WithToken, accepts the requests of the unix socket only.
+func WithPolicy(p *listener.Policy) Opt { return func(o *options) { o.policy = p } }
 
 // WithVersion sets the server version that /version and /info report.
 func WithVersion(v string) Opt { return func(o *options) { o.version = v } }
@@ -94,7 +106,6 @@ func WithRoot(dir string) Opt { return func(o *options) { o.root = dir } }
 type Server struct {
 	backend Backend
 	opts    options
-	auth    *middleware.BearerAuth
 	router  *mux.Router
 	handler http.Handler
 
@@ -109,14 +120,11 @@ func New(backend Backend, opts ...Opt) (*Server, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("docker server: nil backend: %w", errdefs.ErrInvalidArgument)
 	}
-	o := options{logger: logrus.StandardLogger(), version: "dev"}
+	o := options{logger: logrus.StandardLogger(), version: "dev", policy: listener.TokenPolicy("", missingToken)}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	s := &Server{backend: backend, opts: o, router: newRouter()}
-	if o.token != "" {
-		s.auth = middleware.NewBearerAuth(o.token, `this providerd needs a bearer token: add "HttpHeaders": {"Authorization": "Bearer <token>"} to the docker config.json`)
-	}
 	s.streams, s.stopStream = context.WithCancel(context.Background())
 	if err := s.attachHandlers(); err != nil {
 		return nil, err
@@ -139,12 +147,10 @@ func (s *Server) StopStreams() { s.stopOnce.Do(s.stopStream) }
 
 // serve runs every request: the token check, then the router.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if s.auth != nil {
-		if err := s.auth.Check(r); err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="providerd"`)
-			s.writeError(w, r, err)
-			return
-		}
+	if err := s.opts.policy.Check(r); err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="providerd"`)
+		s.writeError(w, r, err)
+		return
 	}
 	s.router.ServeHTTP(w, r)
 }

@@ -26,7 +26,10 @@ type serving struct {
 
 // Add serves srv on ln, with srv.TLSConfig when useTLS. It sets srv's
 // ConnContext to this package's, so that its handlers see the transport and
-// the peer of each request.
+// the peer of each request. A server given with useTLS should serve no
+// other listener, and share its TLSConfig with no other server: net/http
+// sets up HTTP/2 for Serve and for ServeTLS separately, and changes the
+// TLSConfig as it does.
 func (g *Group) Add(srv *http.Server, ln net.Listener, useTLS bool) {
 	srv.ConnContext = ConnContext
 	known := false

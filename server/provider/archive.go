@@ -15,6 +15,8 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
+	"github.com/containerprovider/containerprovider/server/listener"
 	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
@@ -47,7 +49,8 @@ type SaveStarter interface {
 // save answers POST /v1/images/save with an api.SaveRequest body,
 // Save-ContainerImage.
 //
-// With a Path, the archive is written on this host: 200 api.SaveResult.
+// With a Path, the archive is written on this host, with the rights of the
+// caller of the unix socket (see callerFS): 200 api.SaveResult.
 // Without, the archive is the response: 200 application/x-tar, with
 // Content-Disposition: attachment; filename="<Name>-<version>.tar", chunked
 // and flushed as it goes. Errors before the first byte get the envelope; an
@@ -65,7 +68,11 @@ func (s *Server) save(w http.ResponseWriter, r *http.Request) error {
 		if err := checkHostPath("path", req.Path); err != nil {
 			return err
 		}
-		res, err := s.backend.SaveToPath(r.Context(), req)
+		fsys, err := s.opts.hostFS(r)
+		if err != nil {
+			return err
+		}
+		res, err := s.backend.SaveToPath(r.Context(), req, fsys)
 		if err != nil {
 			return err
 		}
@@ -216,7 +223,7 @@ func setIf(h http.Header, k, v string) {
 
 // load answers POST /v1/images/load, Install-ContainerImage -Path:
 //
-//	/v1/images/load?path=/abs/file.tar   the archive is a file on this host
+//	/v1/images/load?path=/abs/file.tar   the archive is a file on this host, read with the caller's rights (see callerFS)
 //	/v1/images/load                      the archive is the body (application/x-tar)
 //
 // 200 is an api.LoadResult. A bad archive is 400 and changes nothing; a
@@ -235,7 +242,18 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request) error {
 		if r.ContentLength > 0 {
 			return fmt.Errorf("load: a path and a body exclude each other: %w", errdefs.ErrInvalidArgument)
 		}
-		if res, err = s.backend.LoadFile(r.Context(), path); err != nil {
+		fsys, err := s.opts.hostFS(r)
+		if err != nil {
+			return err
+		}
+		// Opened with the caller's rights, without blocking, and checked to
+		// be a regular file before the backend takes any lock.
+		f, err := fsys.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if res, err = s.backend.LoadFile(r.Context(), f, path); err != nil {
 			return err
 		}
 	} else {
@@ -251,6 +269,23 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request) error {
 	middleware.AddFields(r.Context(), logrus.Fields{"images": len(res.Images)})
 	extendWrite(w, r)
 	return writeJSON(w, http.StatusOK, res)
+}
+
+// callerFS is the host file system as the caller of r sees it. A path on
+// the daemon's host is honoured only on the unix socket, whose peer is
+// known: it is opened with the peer's own uid, gid and groups (see package
+// hostfs). Over TCP the caller is only known to hold the token, and the
+// daemon opens no path for it.
+func callerFS(r *http.Request) (hostfs.FS, error) {
+	peer, ok := listener.PeerOf(r.Context())
+	if !ok {
+		return nil, fmt.Errorf("a path on the daemon's host is only honoured on providerd's unix socket; send the archive in the request instead (without --remote-path): %w", errdefs.ErrPermissionDenied)
+	}
+	groups, err := hostfs.ProcessGroups(peer.PID, peer.UID)
+	if err != nil {
+		return nil, err
+	}
+	return hostfs.AsUser(hostfs.User{UID: peer.UID, GID: peer.GID, Groups: groups})
 }
 
 // checkHostPath refuses a path on the daemon's host that is empty or

@@ -18,6 +18,12 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
+	"github.com/containerprovider/containerprovider/server/listener"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
 )
 
 var nano = api.Image{Name: "NanoServer", Version: "10.0.10586.0", Publisher: "CN=Microsoft", IsOSImage: true,
@@ -250,7 +256,7 @@ func TestSaveFailureAfterBytesAborts(t *testing.T) {
 
 func TestSaveToPath(t *testing.T) {
 	var got []api.SaveRequest
-	e := newTestEnv(t, &fakeBackend{saveToPath: func(_ context.Context, req api.SaveRequest) (api.SaveResult, error) {
+	e := newTestEnv(t, &fakeBackend{saveToPath: func(_ context.Context, req api.SaveRequest, _ hostfs.FS) (api.SaveResult, error) {
 		got = append(got, req)
 		if strings.HasSuffix(req.Path, "exists.tar") && !req.Force {
 			return api.SaveResult{}, fmt.Errorf("file %s exists; use force to overwrite it: %w", req.Path, errdefs.ErrAlreadyExists)
@@ -324,7 +330,7 @@ func shortTimeoutServer(t *testing.T, backend Backend, d time.Duration) *httptes
 	t.Helper()
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)
-	s, err := New(backend, WithLogger(logger))
+	s, err := New(backend, WithLogger(logger), WithPolicy(listener.Open()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,6 +344,14 @@ func shortTimeoutServer(t *testing.T, backend Backend, d time.Duration) *httptes
 
 func TestLoad(t *testing.T) {
 	archive := bytes.Repeat([]byte("layer"), 10000)
+	hostArchive := filepath.Join(t.TempDir(), "nano.tar")
+	if err := os.WriteFile(hostArchive, archive, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo.tar")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var received []byte
 	result := api.LoadResult{Images: []api.Image{nano}}
 	backend := &fakeBackend{
@@ -352,9 +366,10 @@ func TestLoad(t *testing.T) {
 			}
 			return result, nil
 		},
-		loadFile: func(_ context.Context, path string) (api.LoadResult, error) {
-			if path != "/srv/nano.tar" {
-				return api.LoadResult{}, notFound("file " + path)
+		loadFile: func(_ context.Context, f *os.File, label string) (api.LoadResult, error) {
+			data, err := io.ReadAll(f)
+			if err != nil || label != hostArchive || !bytes.Equal(data, archive) {
+				return api.LoadResult{}, fmt.Errorf("file %s: %d bytes, %v: %w", label, len(data), err, errdefs.ErrInvalidArgument)
 			}
 			return result, nil
 		},
@@ -378,11 +393,27 @@ func TestLoad(t *testing.T) {
 	})
 	t.Run("path on the host", func(t *testing.T) {
 		var got api.LoadResult
-		e.do(t, http.MethodPost, "/v1/images/load?path=/srv/nano.tar", nil).want(t, http.StatusOK).decode(t, &got)
+		e.do(t, http.MethodPost, "/v1/images/load?path="+url.QueryEscape(hostArchive), nil).want(t, http.StatusOK).decode(t, &got)
 		if len(got.Images) != 1 {
 			t.Fatalf("result %+v", got)
 		}
+		before := len(e.fake.called())
 		e.do(t, http.MethodPost, "/v1/images/load?path=/srv/none.tar", nil).wantError(t, http.StatusNotFound, "NotFound")
+		// A FIFO is refused before the backend is called, without
+		// waiting for a writer.
+		e.do(t, http.MethodPost, "/v1/images/load?path="+url.QueryEscape(fifo), nil).wantError(t, http.StatusBadRequest, "InvalidArgument")
+		if calls := e.fake.called(); len(calls) != before {
+			t.Fatalf("backend called: %v", calls[before:])
+		}
+	})
+	t.Run("path over TCP", func(t *testing.T) {
+		tcp := newTestEnv(t, backend, WithHostFS(callerFS))
+		before := len(tcp.fake.called())
+		tcp.do(t, http.MethodPost, "/v1/images/load?path="+url.QueryEscape(hostArchive), nil).wantError(t, http.StatusForbidden, "PermissionDenied")
+		tcp.do(t, http.MethodPost, "/v1/images/save", api.SaveRequest{Name: "NanoServer", Path: "/srv"}).wantError(t, http.StatusForbidden, "PermissionDenied")
+		if calls := tcp.fake.called(); len(calls) != before {
+			t.Fatalf("backend called: %v", calls[before:])
+		}
 	})
 	t.Run("bad archive", func(t *testing.T) {
 		e.postTar(t, http.MethodPost, "/v1/images/load", strings.NewReader("evil tar"), ContentTypeTar).wantError(t, http.StatusBadRequest, "InvalidArgument")

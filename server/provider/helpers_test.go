@@ -17,6 +17,9 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
+	"github.com/containerprovider/containerprovider/server/listener"
+	"os"
 )
 
 // fakeBackend is a Backend whose methods run the functions a test sets,
@@ -40,8 +43,8 @@ type fakeBackend struct {
 	writeMetrics func(w io.Writer) error
 
 	save            func(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
-	saveToPath      func(ctx context.Context, req api.SaveRequest) (api.SaveResult, error)
-	loadFile        func(ctx context.Context, path string) (api.LoadResult, error)
+	saveToPath      func(ctx context.Context, req api.SaveRequest, fsys hostfs.FS) (api.SaveResult, error)
+	loadFile        func(ctx context.Context, f *os.File, label string) (api.LoadResult, error)
 	load            func(ctx context.Context, r io.Reader) (api.LoadResult, error)
 	commit          func(ctx context.Context, req api.CommitRequest) (api.Image, error)
 	createContainer func(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error)
@@ -172,20 +175,20 @@ func (f *fakeBackend) Save(ctx context.Context, req api.SaveRequest, w io.Writer
 	return f.save(ctx, req, w)
 }
 
-func (f *fakeBackend) SaveToPath(ctx context.Context, req api.SaveRequest) (api.SaveResult, error) {
+func (f *fakeBackend) SaveToPath(ctx context.Context, req api.SaveRequest, fsys hostfs.FS) (api.SaveResult, error) {
 	f.record("SaveToPath " + req.Path)
 	if f.saveToPath == nil {
 		return api.SaveResult{}, notFound("image " + req.Name + req.ID)
 	}
-	return f.saveToPath(ctx, req)
+	return f.saveToPath(ctx, req, fsys)
 }
 
-func (f *fakeBackend) LoadFile(ctx context.Context, path string) (api.LoadResult, error) {
-	f.record("LoadFile " + path)
+func (f *fakeBackend) LoadFile(ctx context.Context, file *os.File, label string) (api.LoadResult, error) {
+	f.record("LoadFile " + label)
 	if f.loadFile == nil {
-		return api.LoadResult{}, notFound("file " + path)
+		return api.LoadResult{}, notFound("file " + label)
 	}
-	return f.loadFile(ctx, path)
+	return f.loadFile(ctx, file, label)
 }
 
 func (f *fakeBackend) Load(ctx context.Context, r io.Reader) (api.LoadResult, error) {
@@ -269,13 +272,17 @@ type testEnv struct {
 	logs *lockedBuffer
 }
 
+// ownFS is the file system of the tests' own user: httptest serves on TCP,
+// where callerFS refuses every path.
+func ownFS(*http.Request) (hostfs.FS, error) { return hostfs.OS(), nil }
+
 func newTestEnv(t *testing.T, fake *fakeBackend, opts ...Opt) *testEnv {
 	t.Helper()
 	logger := logrus.New()
 	logs := &lockedBuffer{}
 	logger.SetOutput(logs)
 	logger.SetFormatter(&logrus.JSONFormatter{})
-	s, err := New(fake, append([]Opt{WithLogger(logger), WithVersion("test")}, opts...)...)
+	s, err := New(fake, append([]Opt{WithLogger(logger), WithVersion("test"), WithPolicy(listener.Open()), WithHostFS(ownFS)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

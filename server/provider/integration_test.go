@@ -21,6 +21,7 @@ import (
 	"github.com/containerprovider/containerprovider/catalog/publish"
 	engine "github.com/containerprovider/containerprovider/provider"
 	servercatalog "github.com/containerprovider/containerprovider/server/catalog"
+	"github.com/containerprovider/containerprovider/server/listener"
 	serverprovider "github.com/containerprovider/containerprovider/server/provider"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
@@ -229,7 +230,7 @@ func engineClient(t *testing.T, sources []api.Source) *client.Client {
 			t.Error(err)
 		}
 	})
-	s, err := serverprovider.New(p, serverprovider.WithLogger(quietLogger()))
+	s, err := serverprovider.New(p, serverprovider.WithLogger(quietLogger()), serverprovider.WithPolicy(listener.Open()))
 	if err != nil {
 		t.Fatal(err)
 	}

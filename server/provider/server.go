@@ -6,8 +6,10 @@
 // writes the v1 envelope {"error":{"code","message","dependents"}} with the
 // status of errdefs.HTTPStatus.
 //
-// With WithToken, every request, /healthz and /metrics included, needs
-// `Authorization: Bearer <token>`; the token is compared in constant time.
+// Every request, /healthz and /metrics included, needs a credential (see
+// package listener): it came on the unix socket, or it carries the bearer
+// token, compared in constant time. Without one it gets 401 and reaches no
+// handler.
 package provider
 
 import (
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 
 	"github.com/gorilla/mux"
@@ -23,6 +26,8 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/provider/hostfs"
+	"github.com/containerprovider/containerprovider/server/listener"
 	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
@@ -36,6 +41,9 @@ const MaxArchiveSize = 64 << 30
 
 // Realm is the realm of the Bearer challenge.
 const Realm = "providerd"
+
+// missingToken is the message of a request without a credential.
+const missingToken = "this providerd needs a bearer token (Authorization: Bearer <token>)"
 
 // Backend is what the server needs of the engine: the methods of
 // *provider.Provider that API v1 calls, so that handler tests can run
@@ -55,8 +63,8 @@ type Backend interface {
 	WriteMetrics(w io.Writer) error
 
 	Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
-	SaveToPath(ctx context.Context, req api.SaveRequest) (api.SaveResult, error)
-	LoadFile(ctx context.Context, path string) (api.LoadResult, error)
+	SaveToPath(ctx context.Context, req api.SaveRequest, fsys hostfs.FS) (api.SaveResult, error)
+	LoadFile(ctx context.Context, f *os.File, label string) (api.LoadResult, error)
 	Load(ctx context.Context, r io.Reader) (api.LoadResult, error)
 	Commit(ctx context.Context, req api.CommitRequest) (api.Image, error)
 
@@ -76,18 +84,26 @@ type Opt func(*options)
 
 type options struct {
 	logger     *logrus.Logger
-	token      string
+	policy     *listener.Policy
 	version    string
 	maxArchive int64
+	hostFS     func(*http.Request) (hostfs.FS, error)
 }
 
 // WithLogger sets the logger of the request log lines (default: logrus's
 // standard logger).
 func WithLogger(l *logrus.Logger) Opt { return func(o *options) { o.logger = l } }
 
-// WithToken makes every request need `Authorization: Bearer <token>`. An
-// empty token turns the check off.
-func WithToken(token string) Opt { return func(o *options) { o.token = token } }
+// WithToken is WithPolicy(listener.TokenPolicy(token, ...)): requests on
+// the unix socket carry their credential, every other one needs
+// `Authorization: Bearer <token>`.
+func WithToken(token string) Opt {
+	return func(o *options) { o.policy = listener.TokenPolicy(token, missingToken) }
+}
+
+// WithPolicy sets who may call the API. The default, without WithPolicy or
+// WithToken, accepts the requests of the unix socket only.
+func WithPolicy(p *listener.Policy) Opt { return func(o *options) { o.policy = p } }
 
 // WithMaxArchiveSize replaces MaxArchiveSize as the cap of the tar bodies
 // (n > 0).
@@ -99,6 +115,14 @@ func WithMaxArchiveSize(n int64) Opt {
 	}
 }
 
+// WithHostFS replaces callerFS, which gives the file system of the caller
+// of the unix socket, as the source of the file system that save and load
+// use for paths on the daemon's host. It is for tests, which are not served
+// on a unix socket.
+func WithHostFS(fn func(*http.Request) (hostfs.FS, error)) Opt {
+	return func(o *options) { o.hostFS = fn }
+}
+
 // WithVersion sets the version that /healthz reports.
 func WithVersion(v string) Opt { return func(o *options) { o.version = v } }
 
@@ -106,7 +130,6 @@ func WithVersion(v string) Opt { return func(o *options) { o.version = v } }
 type Server struct {
 	backend Backend
 	opts    options
-	auth    *middleware.BearerAuth
 	router  *mux.Router
 	handler http.Handler
 
@@ -121,14 +144,11 @@ func New(backend Backend, opts ...Opt) (*Server, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("provider server: nil backend: %w", errdefs.ErrInvalidArgument)
 	}
-	o := options{logger: logrus.StandardLogger(), maxArchive: MaxArchiveSize}
+	o := options{logger: logrus.StandardLogger(), maxArchive: MaxArchiveSize, policy: listener.TokenPolicy("", missingToken), hostFS: callerFS}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	s := &Server{backend: backend, opts: o, router: newRouter()}
-	if o.token != "" {
-		s.auth = middleware.NewBearerAuth(o.token, "this providerd needs a bearer token (Authorization: Bearer <token>)")
-	}
 	s.streams, s.stopStream = context.WithCancel(context.Background())
 	if err := s.attachHandlers(); err != nil {
 		return nil, err
@@ -200,12 +220,10 @@ func (s *Server) attachHandlers() error {
 
 // serve runs every request: the token check, then the router.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if s.auth != nil {
-		if err := s.auth.Check(r); err != nil {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", Realm))
-			s.writeError(w, r, err)
-			return
-		}
+	if err := s.opts.policy.Check(r); err != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", Realm))
+		s.writeError(w, r, err)
+		return
 	}
 	s.router.ServeHTTP(w, r)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/server/listener"
 )
 
 // guard bounds every wait of these tests: a stream that does not flush
@@ -265,7 +266,7 @@ func TestStreamOutlivesServerTimeouts(t *testing.T) {
 	job := newScriptedJob()
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)
-	s, err := New(installingBackend(job), WithLogger(logger))
+	s, err := New(installingBackend(job), WithLogger(logger), WithPolicy(listener.Open()))
 	if err != nil {
 		t.Fatal(err)
 	}

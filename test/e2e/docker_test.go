@@ -25,9 +25,11 @@ type dockerCLI struct {
 	config string
 }
 
-func newDockerCLI(t *testing.T, addr string) *dockerCLI {
+// newDockerCLI runs docker with DOCKER_HOST=host: unix:///path/docker.sock
+// or tcp://host:port.
+func newDockerCLI(t *testing.T, host string) *dockerCLI {
 	t.Helper()
-	return &dockerCLI{bin: tool(t, "docker"), host: "tcp://" + addr, config: t.TempDir()}
+	return &dockerCLI{bin: tool(t, "docker"), host: host, config: t.TempDir()}
 }
 
 // run runs docker args... and returns its stdout, stderr and exit code.
@@ -95,10 +97,12 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 // run, which stops at its attach with a 501. What docker
 // does is visible through cimage: one store.
 func TestDockerSession(t *testing.T) {
-	dockerAddr := freeAddr(t)
-	d := newDockerCLI(t, dockerAddr) // skips, saying why, without docker
+	tool(t, "docker") // skips, saying why, without docker
 	cat := startCatalogd(t, true)
-	p := startProviderd(t, cat.URL(""), "", "--docker-listen", dockerAddr)
+	p := startProviderd(t, cat.URL(""), "")
+	// The default of dockerd's users: the unix socket, whose group is the
+	// credential.
+	d := newDockerCLI(t, "unix://"+p.DockerSocket())
 
 	out := d.must(t, "version")
 	wantContains(t, "docker version", out, "Server: providerd", "API version:", "1.51", "windows/")
@@ -330,18 +334,18 @@ func savedRepoTags(t *testing.T, path string) []string {
 // API v1, and that the docker CLI sends it from its config's HttpHeaders.
 func TestDockerToken(t *testing.T) {
 	dockerAddr := freeAddr(t)
-	d := newDockerCLI(t, dockerAddr)
+	d := newDockerCLI(t, "tcp://"+dockerAddr)
 	const token = "docker-token-0123456789abcdef"
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root")}
+	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root"), RunDir: runDir(t)}
 	if err := os.MkdirAll(p.Root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p.args = []string{"serve", "--root", p.Root, "--listen", p.Addr, "--docker-listen", dockerAddr,
+	p.args = []string{"serve", "--root", p.Root, "--run-dir", p.RunDir, "--listen", p.Addr, "--docker-listen", dockerAddr,
 		"--token-file", tokenFile, "--source", "catalog=http://127.0.0.1:1"}
 	startTokenProviderd(t, p)
 
@@ -397,7 +401,7 @@ func waitAnswer(t *testing.T, url string) {
 // config, docker works; without the header, it gets the 401 message.
 func TestDockerRemoteTLS(t *testing.T) {
 	dockerAddr := freeAddr(t)
-	d := newDockerCLI(t, dockerAddr)
+	d := newDockerCLI(t, "tcp://"+dockerAddr)
 	const token = "docker-tls-token-0123456789abcdef"
 	dir := t.TempDir()
 	certFile, keyFile, _ := selfSignedCert(t, t.TempDir()) // not in the docker config directory
@@ -405,11 +409,11 @@ func TestDockerRemoteTLS(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root")}
+	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root"), RunDir: runDir(t)}
 	if err := os.MkdirAll(p.Root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p.args = []string{"serve", "--root", p.Root, "--listen", p.Addr, "--docker-listen", dockerAddr,
+	p.args = []string{"serve", "--root", p.Root, "--run-dir", p.RunDir, "--listen", p.Addr, "--docker-listen", dockerAddr,
 		"--tls-cert", certFile, "--tls-key", keyFile, "--token-file", tokenFile, "--source", "catalog=http://127.0.0.1:1"}
 	startTokenProviderd(t, p)
 	waitAnswer(t, "http://"+dockerAddr+"/_ping") // the TLS listener answers plain HTTP with a 400

@@ -167,6 +167,7 @@ func TestPowerShellRouteTable(t *testing.T) {
 			if body != nil {
 				req.Header.Set("Content-Type", "application/json")
 			}
+			req.Header.Set("Authorization", "Bearer "+p.Token(t))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -321,6 +322,8 @@ func psReplay(t *testing.T, p *providerd, routes map[string]psRoute, name string
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// As the module sends it over TCP (Get-ProviderToken).
+	req.Header.Set("Authorization", "Bearer "+p.Token(t))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

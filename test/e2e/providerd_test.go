@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,16 +18,33 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 )
 
-// providerd is a running providerd process.
+// providerd is a running providerd process. Its API v1 is on the unix
+// socket Socket, which cimage uses, and on the loopback address Addr behind
+// the bearer token that providerd made in its root, which call sends.
 type providerd struct {
-	Addr string
-	Root string
-	cmd  *exec.Cmd
-	log  *os.File
-	args []string
+	Addr   string
+	Root   string
+	RunDir string
+	cmd    *exec.Cmd
+	log    *os.File
+	args   []string
 }
 
 func (p *providerd) URL(path string) string { return "http://" + p.Addr + path }
+
+// Socket is the unix socket of API v1; DockerSocket that of the Docker API.
+func (p *providerd) Socket() string       { return filepath.Join(p.RunDir, "providerd.sock") }
+func (p *providerd) DockerSocket() string { return filepath.Join(p.RunDir, "docker.sock") }
+
+// Token is the bearer token of the TCP listeners, from the root.
+func (p *providerd) Token(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.Root, "auth", "token"))
+	if err != nil {
+		t.Fatalf("providerd's token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
 
 // startProviderd starts `providerd serve` on a free loopback port with one
 // source, catalog=sourceURL, and a fresh root unless root is given.
@@ -35,11 +53,35 @@ func startProviderd(t *testing.T, sourceURL, root string, extra ...string) *prov
 	if root == "" {
 		root = t.TempDir()
 	}
-	p := &providerd{Addr: freeAddr(t), Root: root}
-	p.args = append([]string{"serve", "--root", root, "--listen", p.Addr, "--source", "catalog=" + sourceURL}, extra...)
+	p := &providerd{Addr: freeAddr(t), Root: root, RunDir: runDir(t)}
+	p.args = append([]string{"serve", "--root", root, "--run-dir", p.RunDir, "--listen", p.Addr, "--source", "catalog=" + sourceURL}, extra...)
 	p.start(t)
 	t.Cleanup(func() { p.stop(t) })
 	return p
+}
+
+// runDir is a fresh directory for a providerd's sockets, short enough for
+// a socket's path and searchable by every user, as /run is.
+func runDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cp-run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// unixClient is an HTTP client whose every connection goes to sock.
+func unixClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
 }
 
 func (p *providerd) start(t *testing.T) {
@@ -55,8 +97,9 @@ func (p *providerd) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
+	hc := unixClient(p.Socket())
 	for {
-		resp, err := http.Get(p.URL("/healthz"))
+		resp, err := hc.Get("http://providerd/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -104,7 +147,7 @@ func (p *providerd) kill(t *testing.T) {
 	p.log.Close()
 }
 
-// call sends a v1 request and decodes a JSON answer into out (if not nil).
+// call sends a v1 request over TCP with the token and decodes a JSON answer into out (if not nil).
 // It returns the status and the raw body.
 func (p *providerd) call(t *testing.T, method, path string, in, out any) (int, string) {
 	t.Helper()
@@ -123,6 +166,7 @@ func (p *providerd) call(t *testing.T, method, path string, in, out any) (int, s
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+p.Token(t))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -193,13 +237,13 @@ func blobFiles(t *testing.T, root string) []string {
 	return out
 }
 
-// cimage runs the cimage CLI against p and returns its output and exit code.
+// cimage runs the cimage CLI against p's unix socket and returns its output and exit code.
 func cimage(t *testing.T, p *providerd, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "cimage"), args...)
-	cmd.Env = append(os.Environ(), "CIMAGE_ENDPOINT=http://"+p.Addr)
+	cmd.Env = append(os.Environ(), "CIMAGE_ENDPOINT=unix://"+p.Socket())
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -54,8 +54,8 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x
 }
 
 // TestRemoteModeNeedsTLSAndToken: providerd refuses to listen beyond
-// loopback without TLS and a token; with them, a request without the token
-// gets 401. The refusal happens before anything listens, so the wildcard
+// loopback without TLS (every TCP listener has the token); with TLS, a
+// request without the token gets 401. The refusal happens before anything listens, so the wildcard
 // address is never bound; the served case runs on 127.0.0.1.
 func TestRemoteModeNeedsTLSAndToken(t *testing.T) {
 	dir := t.TempDir()
@@ -68,14 +68,13 @@ func TestRemoteModeNeedsTLSAndToken(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"no TLS, no token", nil},
-		{"TLS without a token", []string{"--tls-cert", certFile, "--tls-key", keyFile}},
-		{"token without TLS", []string{"--token-file", tokenFile}},
+		{"no TLS", nil},
+		{"token file without TLS", []string{"--token-file", tokenFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			args := append([]string{"serve", "--root", t.TempDir(), "--listen", "0.0.0.0:0"}, tc.args...)
+			args := append([]string{"serve", "--root", t.TempDir(), "--run-dir", runDir(t), "--listen", "0.0.0.0:0"}, tc.args...)
 			out, err := exec.CommandContext(ctx, filepath.Join(binDir, "providerd"), args...).CombinedOutput()
 			if err == nil || ctx.Err() != nil {
 				t.Fatalf("providerd started on 0.0.0.0 with %v (err %v):\n%s", tc.args, err, out)
@@ -87,7 +86,7 @@ func TestRemoteModeNeedsTLSAndToken(t *testing.T) {
 	}
 
 	p := &providerd{Addr: freeAddr(t), Root: t.TempDir()}
-	p.args = []string{"serve", "--root", p.Root, "--listen", p.Addr, "--source", "catalog=http://127.0.0.1:1",
+	p.args = []string{"serve", "--root", p.Root, "--run-dir", runDir(t), "--listen", p.Addr, "--source", "catalog=http://127.0.0.1:1",
 		"--tls-cert", certFile, "--tls-key", keyFile, "--token-file", tokenFile}
 	cmd := exec.Command(filepath.Join(binDir, "providerd"), p.args...)
 	logf, _ := os.Create(filepath.Join(dir, "providerd.log"))
