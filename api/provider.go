@@ -201,6 +201,7 @@ const (
 	CodePermissionDenied    = "PermissionDenied"
 	CodeNotImplemented      = "NotImplemented"
 	CodeInsufficientStorage = "InsufficientStorage"
+	CodeTooManyRequests     = "TooManyRequests"
 	CodeInternal            = "Internal"
 )
 
@@ -222,6 +223,7 @@ var errorCodes = []struct {
 	{CodePermissionDenied, errdefs.ErrPermissionDenied},
 	{CodeNotImplemented, errdefs.ErrNotImplemented},
 	{CodeInsufficientStorage, errdefs.ErrInsufficientStorage},
+	{CodeTooManyRequests, errdefs.ErrTooManyRequests},
 	{CodeUnavailable, errdefs.ErrUnavailable},
 }
 

@@ -79,7 +79,11 @@ func statusCode(status int) string {
 		return api.CodeOutOfRange
 	case http.StatusNotImplemented:
 		return api.CodeNotImplemented
-	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout, http.StatusTooManyRequests:
+	case http.StatusInsufficientStorage:
+		return api.CodeInsufficientStorage
+	case http.StatusTooManyRequests:
+		return api.CodeTooManyRequests
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return api.CodeUnavailable
 	default:
 		return api.CodeInternal

@@ -52,7 +52,13 @@ var (
 	// write (ENOSPC, EDQUOT, or a free-space check that would leave less
 	// than the reserve); the call may succeed once space is freed.
 	ErrInsufficientStorage = errors.New("insufficient storage")
+	// ErrTooManyRequests: the client made too many calls, or too many that
+	// failed, e.g. failed authentications; it may retry later.
+	ErrTooManyRequests = errors.New("too many requests")
 )
+
+// IsTooManyRequests reports whether err is of class ErrTooManyRequests.
+func IsTooManyRequests(err error) bool { return errors.Is(err, ErrTooManyRequests) }
 
 // IsInvalidArgument reports whether err is of class ErrInvalidArgument.
 func IsInvalidArgument(err error) bool { return errors.Is(err, ErrInvalidArgument) }
@@ -119,6 +125,8 @@ func HTTPStatus(err error) int {
 		return http.StatusNotImplemented
 	case IsInsufficientStorage(err):
 		return http.StatusInsufficientStorage
+	case IsTooManyRequests(err):
+		return http.StatusTooManyRequests
 	case IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):

@@ -27,6 +27,7 @@ func TestHTTPStatus(t *testing.T) {
 		{"permission denied", ErrPermissionDenied, http.StatusForbidden},
 		{"not implemented", ErrNotImplemented, http.StatusNotImplemented},
 		{"insufficient storage", fmt.Errorf("root /r: %w", ErrInsufficientStorage), http.StatusInsufficientStorage},
+		{"too many requests", fmt.Errorf("client 192.0.2.1: %w", ErrTooManyRequests), http.StatusTooManyRequests},
 		{"deadline", context.DeadlineExceeded, http.StatusServiceUnavailable},
 		{"canceled", context.Canceled, 499},
 		{"unclassified", errors.New("boom"), http.StatusInternalServerError},

@@ -104,7 +104,7 @@ func (s *Server) tooManyFailures(w http.ResponseWriter, r *http.Request, client 
 	secs := max(1, int64((wait+time.Second-1)/time.Second))
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	middleware.AddFields(r.Context(), logrus.Fields{"client": clientName(client)})
-	return fmt.Errorf("too many failed authentications from %s: retry in %d s: %w", clientName(client), secs, errTooManyRequests)
+	return fmt.Errorf("too many failed authentications from %s: retry in %d s: %w", clientName(client), secs, errdefs.ErrTooManyRequests)
 }
 
 // logFailure writes the log line of a failed authentication, when the

@@ -79,27 +79,12 @@ var sentinelCodes = []struct {
 	{catalog.ErrUnsupported, CodeUnsupported},
 }
 
-// errTooManyRequests marks the refusal of a client that failed to
-// authenticate too often: 429 TOOMANYREQUESTS. errdefs has no class for it,
-// so it wraps the nearest one, ErrUnavailable, and httpStatus maps it
-// before errdefs.HTTPStatus does.
-var errTooManyRequests = fmt.Errorf("too many requests: %w", errdefs.ErrUnavailable)
-
-// httpStatus is the status of err: errdefs.HTTPStatus, but 429 for
-// errTooManyRequests.
-func httpStatus(err error) int {
-	if errors.Is(err, errTooManyRequests) {
-		return http.StatusTooManyRequests
-	}
-	return errdefs.HTTPStatus(err)
-}
-
 // classCodes is the fallback: the code of an error's class.
 var classCodes = []struct {
 	err  error
 	code string
 }{
-	{errTooManyRequests, CodeTooManyRequests},
+	{errdefs.ErrTooManyRequests, CodeTooManyRequests},
 	{errdefs.ErrUnauthenticated, CodeUnauthorized},
 	{errdefs.ErrPermissionDenied, CodeDenied},
 	{errdefs.ErrNotImplemented, CodeUnsupported},
@@ -167,7 +152,7 @@ type errorEntry struct {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // writeError is the one place where an error becomes a response: the
-// status is httpStatus's, the code ociCode's, the message the
+// status is errdefs.HTTPStatus's, the code ociCode's, the message the
 // error's text (for 5xx, a generic text with the request id, since the
 // error may name server paths; the log has the real one). A HEAD response
 // has no body. The error is recorded for the request's log line. When the
@@ -177,7 +162,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if middleware.HeaderWritten(w) {
 		return
 	}
-	status := httpStatus(err)
+	status := errdefs.HTTPStatus(err)
 	code, detail := ociCode(err)
 	msg := err.Error()
 	if status >= http.StatusInternalServerError && status != http.StatusNotImplemented && status != http.StatusServiceUnavailable {

@@ -51,7 +51,7 @@ func TestOCICode(t *testing.T) {
 		{"class: conflict", wrap(errdefs.ErrConflict), CodeConflict, 409},
 		{"class: unavailable", wrap(errdefs.ErrUnavailable), CodeUnavailable, 503},
 		{"deadline", wrap(context.DeadlineExceeded), CodeUnavailable, 503},
-		{"too many failed authentications", wrap(errTooManyRequests), CodeTooManyRequests, 429},
+		{"too many failed authentications", wrap(errdefs.ErrTooManyRequests), CodeTooManyRequests, 429},
 		{"busy verifying credentials", wrap(errVerifyBusy), CodeUnavailable, 503},
 		{"unclassified", errors.New("boom"), CodeUnknown, 500},
 	} {
@@ -59,7 +59,7 @@ func TestOCICode(t *testing.T) {
 			if code, _ := ociCode(tc.err); code != tc.code {
 				t.Fatalf("code %s, want %s", code, tc.code)
 			}
-			if st := httpStatus(tc.err); st != tc.status {
+			if st := errdefs.HTTPStatus(tc.err); st != tc.status {
 				t.Fatalf("status %d, want %d", st, tc.status)
 			}
 		})
