@@ -4,6 +4,7 @@
 #   make demo    replay the reference session against fresh daemons
 #   make test    go vet, gofmt, the whole suite with -race, interop with real clients
 #   make bench   benchmarks (slow; results in bench/results/)
+#   make soak    install/remove churn, resources checked flat (SOAK_DURATION=10m SOAK_CLIENTS=8; bench/results/soak.md)
 #   make lint    go vet and gofmt only
 #   make fuzz    fuzz the archive reader (FUZZTIME=60s)
 
@@ -43,6 +44,13 @@ test: lint build tools
 
 bench: build
 	@bench/run.sh
+
+# Not part of bench: it runs for SOAK_DURATION and fails when providerd's
+# RSS, database or descriptors grow, or on any error.
+.PHONY: soak
+soak: build
+	@mkdir -p bench/results
+	CP_BIN_DIR=$(BIN) $(GO) run ./bench/soak --out bench/results/soak.md
 
 # -fuzzminimizetime keeps the fuzzer exploring: shrinking each new
 # multi-kilobyte tar input for the default 60 s leaves it almost idle.
