@@ -44,9 +44,20 @@ func TestUnixSocket(t *testing.T) {
 	if _, err := Unix(sock, -1); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("a second listener on a socket in use: %v", err)
 	}
-	// A socket left by a daemon that did not stop cleanly is replaced.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if ln.Addr().String() != sock {
+		t.Fatalf("address %s, want %s", ln.Addr(), sock)
+	}
 	ln.Close()
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Fatalf("the socket is left after Close: %v", err)
+	}
+	// A socket left by a daemon that did not stop cleanly is replaced.
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
 	ln, err = Unix(sock, -1)
 	if err != nil {
 		t.Fatalf("over a stale socket: %v", err)

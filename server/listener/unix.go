@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 )
 
 // SocketMode is the mode of every unix socket: the owner and the group may
@@ -47,24 +48,52 @@ func Unix(path string, gid int) (net.Listener, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	ln, err := net.Listen("unix", path)
+	// The socket is made under a temporary name, given its mode and group,
+	// and only then renamed into place: a connection made through path
+	// always meets the final mode, even in the moment after listen(2), when
+	// the kernel already queues connections that nobody has accepted yet.
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, err
 	}
-	// The socket is created with the mode of the umask; nobody can have
-	// connected before these two calls return, since the server does not
-	// accept yet, and a connection needs write permission on the socket.
-	if err := os.Chmod(path, SocketMode); err != nil {
+	ln.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
 		ln.Close()
+		os.Remove(tmp)
 		return nil, err
 	}
+	if err := os.Chmod(tmp, SocketMode); err != nil {
+		return fail(err)
+	}
 	if gid >= 0 {
-		if err := os.Chown(path, -1, gid); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("socket group: %w", err)
+		if err := os.Chown(tmp, -1, gid); err != nil {
+			return fail(fmt.Errorf("socket group: %w", err))
 		}
 	}
-	return ln, nil
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	return &unixListener{UnixListener: ln, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
+}
+
+// unixListener is a socket listening at addr, which it removes when it is
+// closed.
+type unixListener struct {
+	*net.UnixListener
+	addr *net.UnixAddr
+	once sync.Once
+}
+
+func (l *unixListener) Addr() net.Addr { return l.addr }
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.addr.Name) })
+	return err
 }
 
 // LookupGroup resolves the group of the sockets: a name or a numeric gid.
