@@ -342,6 +342,9 @@ func TestDockerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root"), RunDir: runDir(t)}
+	for i := 0; p.Addr == dockerAddr && i < 10; i++ { // freeAddr may give a freed port again
+		p.Addr = freeAddr(t)
+	}
 	if err := os.MkdirAll(p.Root, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +413,9 @@ func TestDockerRemoteTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &providerd{Addr: freeAddr(t), Root: filepath.Join(dir, "root"), RunDir: runDir(t)}
+	for i := 0; p.Addr == dockerAddr && i < 10; i++ { // freeAddr may give a freed port again
+		p.Addr = freeAddr(t)
+	}
 	if err := os.MkdirAll(p.Root, 0o755); err != nil {
 		t.Fatal(err)
 	}
