@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
@@ -124,6 +124,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, reference, mediaType s
 		Annotations:  m.annotations,
 		ContentSize:  m.contentSize,
 		Pushed:       time.Now().UTC(),
+		Kind:         m.kind(),
 	}
 	if m.subject != nil {
 		rec.Subject = m.subject.Digest
@@ -268,7 +269,16 @@ func (r *Registry) storeManifest(ctx context.Context, repo, tag string, rec Mani
 			return err
 		}
 		if tag != "" {
-			if err := meta.GetTagsBucket(rb).Put([]byte(tag), key); err != nil {
+			tags := meta.GetTagsBucket(rb)
+			prev := digest.Digest(tags.Get([]byte(tag)))
+			if err := tags.Put([]byte(tag), key); err != nil {
+				return err
+			}
+			fb, err := r.writeIndex(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if err := fb.setTag(rb, repo, tag, rec.Digest, prev); err != nil {
 				return err
 			}
 		}
@@ -333,10 +343,18 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, reference string) e
 				return fmt.Errorf("repository %s: %w", repo, ErrNameUnknown)
 			}
 			tags := meta.GetTagsBucket(rb)
-			if tags.Get([]byte(tag)) == nil {
+			dgst := digest.Digest(tags.Get([]byte(tag)))
+			if dgst == "" {
 				return fmt.Errorf("manifest %s:%s: %w", repo, tag, ErrManifestUnknown)
 			}
-			return tags.Delete([]byte(tag))
+			if err := tags.Delete([]byte(tag)); err != nil {
+				return err
+			}
+			fb, err := r.writeIndex(ctx, tx)
+			if err != nil {
+				return err
+			}
+			return fb.removeTag(rb, repo, tag, dgst)
 		})
 	}
 
@@ -359,7 +377,11 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, reference string) e
 		if err := meta.GetManifestsBucket(rb).Delete(key); err != nil {
 			return err
 		}
-		if err := deleteTagsOf(meta.GetTagsBucket(rb), dgst); err != nil {
+		fb, err := r.writeIndex(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := fb.deleteTagsOf(meta.GetTagsBucket(rb), repo, dgst); err != nil {
 			return err
 		}
 		if rec.Subject != "" {
@@ -373,6 +395,9 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, reference string) e
 			}
 		}
 		if err := meta.GetBlobsBucket(rb).Delete(key); err != nil {
+			return err
+		}
+		if err := fb.update(rb, repo, dgst); err != nil {
 			return err
 		}
 		if _, err := meta.DeleteRepositoryBucketIfEmpty(tx, repo); err != nil {
@@ -390,16 +415,14 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, reference string) e
 	return nil
 }
 
-func deleteTagsOf(tags *bolt.Bucket, dgst digest.Digest) error {
-	var doomed [][]byte
-	c := tags.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if digest.Digest(v) == dgst {
-			doomed = append(doomed, bytes.Clone(k))
+// deleteTagsOf deletes every tag of repo that points at dgst, found in the
+// index's tags of the manifest rather than by a scan of the repository.
+func (b findBuckets) deleteTagsOf(tags *bolt.Bucket, repo string, dgst digest.Digest) error {
+	for _, tag := range b.tagsOf(repo, dgst) {
+		if err := tags.Delete([]byte(tag)); err != nil {
+			return err
 		}
-	}
-	for _, k := range doomed {
-		if err := tags.Delete(k); err != nil {
+		if err := b.tags.Delete(tagKey(repo, dgst, tag)); err != nil {
 			return err
 		}
 	}
@@ -446,8 +469,22 @@ type manifest struct {
 	// distributable layers.
 	blobs []ocispec.Descriptor
 	// manifests must be stored in the repository: an index's entries.
-	manifests   []ocispec.Descriptor
+	manifests []ocispec.Descriptor
+	// layerTypes are the media types of an image manifest's layers.
+	layerTypes  []string
 	contentSize int64
+}
+
+// kind is the ManifestRecord.Kind of m.
+func (m *manifest) kind() string {
+	var config string
+	if m.config != nil {
+		config = m.config.MediaType
+	}
+	if find.IsImage(m.mediaType, m.artifactType, config, m.layerTypes, m.subject != nil) {
+		return KindImage
+	}
+	return KindArtifact
 }
 
 // manifestFields holds the fields of every supported manifest kind, so that
@@ -525,6 +562,7 @@ func parseManifest(dgst digest.Digest, mediaType string, body []byte) (*manifest
 				return nil, invalid("layer %d: %v", i, err)
 			}
 			m.contentSize += l.Size
+			m.layerTypes = append(m.layerTypes, l.MediaType)
 			if !IsNonDistributable(l.MediaType) {
 				m.blobs = append(m.blobs, l)
 			}

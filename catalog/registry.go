@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
@@ -30,13 +31,11 @@ const maxConfigSize = 1 << 20
 // Manifest and layer media types that image-spec does not define, or
 // defines only as deprecated.
 const (
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	// MediaTypeDockerForeignLayer is Docker's non-distributable layer, used
-	// by Windows base images.
-	MediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+	MediaTypeDockerManifest     = find.MediaTypeDockerManifest
+	MediaTypeDockerManifestList = find.MediaTypeDockerManifestList
+	MediaTypeDockerConfig       = find.MediaTypeDockerConfig
+	MediaTypeDockerLayer        = find.MediaTypeDockerLayer
+	MediaTypeDockerForeignLayer = find.MediaTypeDockerForeignLayer
 
 	MediaTypeImageLayerNonDistributable     = "application/vnd.oci.image.layer.nondistributable.v1.tar"
 	MediaTypeImageLayerNonDistributableGzip = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
@@ -75,7 +74,17 @@ type ManifestRecord struct {
 	// config that has one.
 	OSVersion string    `json:"osVersion,omitempty"`
 	Pushed    time.Time `json:"pushed"`
+	// Kind is KindImage for an image that Find lists (see find.IsImage),
+	// KindArtifact for anything else; empty in records written before the
+	// find index, which BuildIndex fills in.
+	Kind string `json:"kind,omitempty"`
 }
+
+// The kinds of ManifestRecord.Kind.
+const (
+	KindImage    = "image"
+	KindArtifact = "artifact"
+)
 
 // Descriptor is the OCI descriptor of the manifest.
 func (m ManifestRecord) Descriptor() ocispec.Descriptor {

@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
@@ -97,6 +98,10 @@ func (e *testEnv) checkInvariants(t *testing.T) {
 		if _, err := e.cs.Info(ctx, d); err != nil {
 			t.Errorf("bbolt refers to %s, which is not committed: %v", d, err)
 		}
+	}
+	// The find index answers as a rebuild from the repositories does.
+	if repos, err := e.Repositories(ctx, -1, ""); err == nil && len(repos) > 0 {
+		checkIndex(t, e.Registry, repos)
 	}
 	if st, err := e.cs.ListStatuses(ctx); err != nil {
 		t.Error(err)
@@ -221,7 +226,7 @@ func TestPushAndPull(t *testing.T) {
 	ctx := context.Background()
 	env := newTestEnv(t)
 	img := env.newImage(t, "microsoft/iis", "layer one", "layer two")
-	img.manifest.Annotations = map[string]string{AnnotationTitle: "IIS", AnnotationVersion: "10.0.14393.0"}
+	img.manifest.Annotations = map[string]string{find.AnnotationTitle: "IIS", find.AnnotationVersion: "10.0.14393.0"}
 	img.marshal(t)
 
 	rec := env.putImage(t, "microsoft/iis", "10.0.14393.0", img)
@@ -241,7 +246,7 @@ func TestPushAndPull(t *testing.T) {
 	if rec.Pushed.IsZero() || rec.Pushed.Location().String() != "UTC" {
 		t.Errorf("Pushed = %v, want a UTC time", rec.Pushed)
 	}
-	if rec.Annotations[AnnotationTitle] != "IIS" {
+	if rec.Annotations[find.AnnotationTitle] != "IIS" {
 		t.Errorf("annotations = %v", rec.Annotations)
 	}
 

@@ -248,15 +248,15 @@ func (p *Provider) Commit(ctx context.Context, req api.CommitRequest) (api.Image
 		return api.Image{}, fmt.Errorf("new image %s: config: %w", spec.name, err)
 	}
 	ann := map[string]string{
-		catalog.AnnotationTitle:      spec.name,
-		catalog.AnnotationVersion:    spec.version,
-		catalog.AnnotationVendor:     spec.publisher,
-		catalog.AnnotationCreated:    created.Format(time.RFC3339),
-		catalog.AnnotationBaseName:   parent.Repository + ":" + parent.Version,
-		catalog.AnnotationBaseDigest: parent.Digest.String(),
+		find.AnnotationTitle:      spec.name,
+		find.AnnotationVersion:    spec.version,
+		find.AnnotationVendor:     spec.publisher,
+		find.AnnotationCreated:    created.Format(time.RFC3339),
+		find.AnnotationBaseName:   parent.Repository + ":" + parent.Version,
+		find.AnnotationBaseDigest: parent.Digest.String(),
 	}
 	if spec.description != "" {
-		ann[catalog.AnnotationDescription] = spec.description
+		ann[find.AnnotationDescription] = spec.description
 	}
 	m := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},

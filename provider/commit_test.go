@@ -17,7 +17,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -109,15 +109,15 @@ func TestReferenceSession(t *testing.T) {
 		t.Fatalf("layers %+v", m.Layers)
 	}
 	wantAnn := map[string]string{
-		catalog.AnnotationTitle: "DemoImage", catalog.AnnotationVersion: "1.0.0.0", catalog.AnnotationVendor: "CN=Demo",
-		catalog.AnnotationBaseName: "nanoserver:10.0.10586.0", catalog.AnnotationBaseDigest: nano.Digest.String(),
+		find.AnnotationTitle: "DemoImage", find.AnnotationVersion: "1.0.0.0", find.AnnotationVendor: "CN=Demo",
+		find.AnnotationBaseName: "nanoserver:10.0.10586.0", find.AnnotationBaseDigest: nano.Digest.String(),
 	}
 	for k, v := range wantAnn {
 		if m.Annotations[k] != v {
 			t.Errorf("annotation %s = %q, want %q", k, m.Annotations[k], v)
 		}
 	}
-	if m.Annotations[catalog.AnnotationCreated] == "" {
+	if m.Annotations[find.AnnotationCreated] == "" {
 		t.Error("no created annotation")
 	}
 	var cfg, parentCfg ocispec.Image

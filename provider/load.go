@@ -365,14 +365,14 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 	}
 	a := m.Annotations
 	repo, tag, _ := find.SplitReference(img.RefName)
-	name := strings.TrimSpace(a[catalog.AnnotationTitle])
+	name := strings.TrimSpace(a[find.AnnotationTitle])
 	if repo == "" {
 		repo = strings.ToLower(name)
 	}
 	if name == "" {
 		name = repo
 	}
-	version := strings.TrimSpace(a[catalog.AnnotationVersion])
+	version := strings.TrimSpace(a[find.AnnotationVersion])
 	if version == "" {
 		version = tag
 	}
@@ -388,8 +388,8 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 	}
 	// What Get-ContainerImage shows is checked as Commit checks it: no
 	// escape sequence or other control character, no unbounded length.
-	publisher := strings.TrimSpace(a[catalog.AnnotationVendor])
-	description := strings.TrimSpace(a[catalog.AnnotationDescription])
+	publisher := strings.TrimSpace(a[find.AnnotationVendor])
+	description := strings.TrimSpace(a[find.AnnotationDescription])
 	for _, err := range []error{checkImageName(name), checkPublisher(publisher), checkDescription(description), checkOSVersion(cfg.OSVersion)} {
 		if err != nil {
 			return imageRecord{}, nil, fmt.Errorf("image %s: %w", label, err)
@@ -411,7 +411,7 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 	for _, l := range img.Layers {
 		rec.Layers = append(rec.Layers, trimDescriptor(l))
 	}
-	if cr, ok := a[catalog.AnnotationCreated]; ok {
+	if cr, ok := a[find.AnnotationCreated]; ok {
 		if t, err := time.Parse(time.RFC3339, cr); err == nil {
 			rec.Created = t.UTC()
 		}
@@ -423,7 +423,7 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 	for _, l := range rec.Layers {
 		rec.Size += l.Size
 	}
-	baseName, baseDigest := strings.TrimSpace(a[catalog.AnnotationBaseName]), strings.TrimSpace(a[catalog.AnnotationBaseDigest])
+	baseName, baseDigest := strings.TrimSpace(a[find.AnnotationBaseName]), strings.TrimSpace(a[find.AnnotationBaseDigest])
 	rec.IsOSImage = baseName == "" && baseDigest == ""
 	if rec.IsOSImage {
 		return rec, nil, nil

@@ -22,7 +22,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider/archive"
 	"github.com/containerprovider/containerprovider/store/content"
 )
@@ -77,7 +77,7 @@ func (a *testArchive) add(repo, version string, layers []ocispec.Descriptor, ann
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	full := map[string]string{catalog.AnnotationTitle: repo, catalog.AnnotationVersion: version}
+	full := map[string]string{find.AnnotationTitle: repo, find.AnnotationVersion: version}
 	for k, v := range ann {
 		full[k] = v
 	}
@@ -345,14 +345,14 @@ func TestLoadChecksWhatGetShows(t *testing.T) {
 		ok   bool
 		text string
 	}{
-		{name: "ANSI escape in the title", ann: map[string]string{catalog.AnnotationTitle: "Nano\x1b[31mServer"}, text: "control character"},
-		{name: "line breaks in the title", ann: map[string]string{catalog.AnnotationTitle: "Nano\r\nServer"}, text: "control character"},
-		{name: "long title", ann: map[string]string{catalog.AnnotationTitle: strings.Repeat("t", 200)}, text: "longer than 128"},
-		{name: "1 MiB description", ann: map[string]string{catalog.AnnotationDescription: strings.Repeat("d", 1<<20)}, text: "longer than 4096"},
-		{name: "escape in the description", ann: map[string]string{catalog.AnnotationDescription: "a \x1b]0;owned\x07 b"}, text: "control character"},
-		{name: "escape in the publisher", ann: map[string]string{catalog.AnnotationVendor: "CN=\x1b[2JAcme"}, text: "control character"},
-		{name: "long publisher", ann: map[string]string{catalog.AnnotationVendor: strings.Repeat("p", 1<<20)}, text: "longer than 256"},
-		{name: "line breaks in the description", ann: map[string]string{catalog.AnnotationDescription: "first line\nsecond line"}, ok: true},
+		{name: "ANSI escape in the title", ann: map[string]string{find.AnnotationTitle: "Nano\x1b[31mServer"}, text: "control character"},
+		{name: "line breaks in the title", ann: map[string]string{find.AnnotationTitle: "Nano\r\nServer"}, text: "control character"},
+		{name: "long title", ann: map[string]string{find.AnnotationTitle: strings.Repeat("t", 200)}, text: "longer than 128"},
+		{name: "1 MiB description", ann: map[string]string{find.AnnotationDescription: strings.Repeat("d", 1<<20)}, text: "longer than 4096"},
+		{name: "escape in the description", ann: map[string]string{find.AnnotationDescription: "a \x1b]0;owned\x07 b"}, text: "control character"},
+		{name: "escape in the publisher", ann: map[string]string{find.AnnotationVendor: "CN=\x1b[2JAcme"}, text: "control character"},
+		{name: "long publisher", ann: map[string]string{find.AnnotationVendor: strings.Repeat("p", 1<<20)}, text: "longer than 256"},
+		{name: "line breaks in the description", ann: map[string]string{find.AnnotationDescription: "first line\nsecond line"}, ok: true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // putIndex publishes, in repo nanoserver under tag, an index of the
@@ -29,9 +29,9 @@ func (c *catalogEnv) putIndex(tag, title string, platforms ...ocispec.Platform) 
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageIndex,
 		Annotations: map[string]string{
-			catalog.AnnotationTitle:   title,
-			catalog.AnnotationVersion: tag,
-			catalog.AnnotationVendor:  "CN=Microsoft",
+			find.AnnotationTitle:   title,
+			find.AnnotationVersion: tag,
+			find.AnnotationVendor:  "CN=Microsoft",
 		},
 	}
 	for _, pl := range platforms {

@@ -103,6 +103,14 @@ type candidate struct {
 	v *goversion.Version
 }
 
+func newCandidate(e api.FindEntry) candidate {
+	v, err := goversion.NewVersion(e.Version)
+	if err != nil {
+		v = nil
+	}
+	return candidate{e: e, v: v}
+}
+
 // Filter applies o to entries and returns a new slice; entries is not
 // modified.
 //
@@ -112,6 +120,8 @@ type candidate struct {
 //     A name is the case-insensitive Name within one Repository and one
 //     Source, so that providerd shows the latest image of each source.
 //     Entries whose version does not parse are each kept.
+//   - An image in several repositories of one source shows once (see
+//     copiesDropped).
 //   - RequiredVersion keeps the entries of that version, MinimumVersion and
 //     MaximumVersion the ones within the bounds (inclusive); AllVersions
 //     keeps every version instead of the latest. When a version option is
@@ -137,17 +147,13 @@ func Filter(entries []api.FindEntry, o Options) ([]api.FindEntry, error) {
 		if !pattern.match(e.Name) && !pattern.match(e.Repository) {
 			continue
 		}
-		v, perr := goversion.NewVersion(e.Version)
-		if perr != nil {
-			v = nil
+		c := newCandidate(e)
+		if vs.any() && (c.v == nil || !inRange(c.v, vs)) {
+			continue
 		}
-		if vs.any() {
-			if v == nil || !inRange(v, vs) {
-				continue
-			}
-		}
-		kept = append(kept, candidate{e: e, v: v})
+		kept = append(kept, c)
 	}
+	kept = copiesDropped(kept)
 	if !o.AllVersions {
 		kept = latest(kept)
 	}
@@ -174,6 +180,42 @@ func inRange(v *goversion.Version, vs versions) bool {
 		return false
 	}
 	return true
+}
+
+// copiesDropped keeps one entry of an image that sits in several
+// repositories of one source (a copy made with crane or oras): among the
+// entries with the same source, name (case-insensitively), version and
+// digest, the one of the repository named like the image (its lower-cased
+// name), else the one of the repository first in byte order. A copy is
+// still found by its own repository's name, since only the entries that
+// matched are compared.
+func copiesDropped(cs []candidate) []candidate {
+	type key struct{ source, name, version, digest string }
+	at := map[key]int{}
+	out := cs[:0:0]
+	for _, c := range cs {
+		k := key{c.e.Source, strings.ToLower(c.e.Name), c.e.Version, c.e.Digest}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, c)
+			continue
+		}
+		if betterHome(c.e, out[i].e) {
+			out[i] = c
+		}
+	}
+	return out
+}
+
+// betterHome reports whether a's repository is a better home than b's for
+// the same image: the one named like the image, else the first.
+func betterHome(a, b api.FindEntry) bool {
+	an, bn := a.Repository == strings.ToLower(a.Name), b.Repository == strings.ToLower(b.Name)
+	if an != bn {
+		return an
+	}
+	return a.Repository < b.Repository
 }
 
 type groupKey struct{ source, repository, name string }

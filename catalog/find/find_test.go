@@ -390,3 +390,22 @@ func TestMatchName(t *testing.T) {
 		})
 	}
 }
+
+func TestFilterDropsCopies(t *testing.T) {
+	d := "sha256:" + strings.Repeat("a", 64)
+	orig := api.FindEntry{Name: "IIS", Repository: "iis", Version: "1.0.0.0", Digest: d}
+	copy1 := api.FindEntry{Name: "IIS", Repository: "mirror/iis", Version: "1.0.0.0", Digest: d}
+	other := api.FindEntry{Name: "IIS", Repository: "other/iis", Version: "1.0.0.0", Digest: "sha256:" + strings.Repeat("b", 64)}
+	got, err := Filter([]api.FindEntry{copy1, orig, other}, Options{Name: "iis", AllVersions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Repository != "iis" || got[1].Repository != "other/iis" {
+		t.Errorf("Filter = %+v, want iis and other/iis", got)
+	}
+	// Found by its own repository, the copy shows.
+	got, err = Filter([]api.FindEntry{copy1, orig}, Options{Name: "mirror/*"})
+	if err != nil || len(got) != 1 || got[0].Repository != "mirror/iis" {
+		t.Errorf("Filter(mirror/*) = %+v, %v", got, err)
+	}
+}

@@ -1,35 +1,27 @@
 package find
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/containerprovider/containerprovider/api"
-	"github.com/containerprovider/containerprovider/catalog"
 )
 
-type fakeLister struct {
-	tms []catalog.TaggedManifest
-	err error
-}
-
-func (f fakeLister) TaggedManifests(context.Context) ([]catalog.TaggedManifest, error) {
-	return f.tms, f.err
+// tagged is the Tagged of repo:tag for m.
+func tagged(repo, tag string, m Manifest) Tagged {
+	m.Repository = repo
+	return Tagged{Tag: tag, Manifest: m}
 }
 
 var pushed = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func record(seed string, ann map[string]string) catalog.ManifestRecord {
-	return catalog.ManifestRecord{
-		Digest:      digest.FromString(seed),
-		MediaType:   "application/vnd.oci.image.manifest.v1+json",
-		Size:        500,
+func record(seed string, ann map[string]string) Manifest {
+	return Manifest{
+		Digest:      digest.FromString(seed).String(),
 		Annotations: ann,
-		ContentSize: 1000 + int64(len(seed)),
+		Size:        1000 + int64(len(seed)),
 		OSVersion:   "10.0.14393.0",
 		Pushed:      pushed,
 	}
@@ -37,75 +29,72 @@ func record(seed string, ann map[string]string) catalog.ManifestRecord {
 
 func TestIndex(t *testing.T) {
 	nano := record("nano-14393", map[string]string{
-		catalog.AnnotationTitle:       "NanoServer",
-		catalog.AnnotationVersion:     "10.0.14393.0",
-		catalog.AnnotationVendor:      "CN=Microsoft",
-		catalog.AnnotationDescription: "Container OS Image of Windows Server 2016 : Nano Server",
-		catalog.AnnotationCreated:     "2016-10-12T00:00:00Z",
+		AnnotationTitle:       "NanoServer",
+		AnnotationVersion:     "10.0.14393.0",
+		AnnotationVendor:      "CN=Microsoft",
+		AnnotationDescription: "Container OS Image of Windows Server 2016 : Nano Server",
+		AnnotationCreated:     "2016-10-12T00:00:00Z",
 	})
 	nanoOld := record("nano-10586", map[string]string{
-		catalog.AnnotationTitle:   "NanoServer",
-		catalog.AnnotationVersion: "10.0.10586.0",
+		AnnotationTitle:   "NanoServer",
+		AnnotationVersion: "10.0.10586.0",
 	})
 	iis := record("iis", map[string]string{
-		catalog.AnnotationTitle:      "NanoServerIIS",
-		catalog.AnnotationVersion:    "1.0.0.0",
-		catalog.AnnotationVendor:     "CN=Demo",
-		catalog.AnnotationBaseName:   "nanoserver:10.0.14393.0",
-		catalog.AnnotationBaseDigest: nano.Digest.String(),
+		AnnotationTitle:      "NanoServerIIS",
+		AnnotationVersion:    "1.0.0.0",
+		AnnotationVendor:     "CN=Demo",
+		AnnotationBaseName:   "nanoserver:10.0.14393.0",
+		AnnotationBaseDigest: nano.Digest,
 	})
 	byName := record("byname", map[string]string{
-		catalog.AnnotationBaseName: "nanoserver:10.0.10586.0",
+		AnnotationBaseName: "nanoserver:10.0.10586.0",
 	})
 	unknownParent := record("orphan", map[string]string{
-		catalog.AnnotationBaseName:   "elsewhere.example:5000/base:2.0",
-		catalog.AnnotationBaseDigest: digest.FromString("missing").String(),
+		AnnotationBaseName:   "elsewhere.example:5000/base:2.0",
+		AnnotationBaseDigest: digest.FromString("missing").String(),
 	})
 	crane := record("crane", nil)
 	crane.OSVersion = ""
 	oras := record("oras", nil)
-	bad := record("badcreated", map[string]string{catalog.AnnotationCreated: "yesterday"})
+	bad := record("badcreated", map[string]string{AnnotationCreated: "yesterday"})
 
-	src := fakeLister{tms: []catalog.TaggedManifest{
-		{Repository: "nanoserver", Tag: "10.0.14393.0", Manifest: nano},
-		{Repository: "nanoserver", Tag: "latest", Manifest: nano},
-		{Repository: "nanoserver", Tag: "10.0.10586.0", Manifest: nanoOld},
-		{Repository: "nanoserveriis", Tag: "1.0.0.0", Manifest: iis},
-		{Repository: "child", Tag: "1.0", Manifest: byName},
-		{Repository: "orphan", Tag: "2.0", Manifest: unknownParent},
-		{Repository: "tools/crane", Tag: "latest", Manifest: crane},
-		{Repository: "tools/crane", Tag: "v1", Manifest: crane},
-		{Repository: "tools/crane", Tag: "0.9", Manifest: crane},
-		{Repository: "tools/oras", Tag: "latest", Manifest: oras},
-		{Repository: "tools/oras", Tag: "stable", Manifest: oras},
-		{Repository: "bad", Tag: "latest", Manifest: bad},
-	}}
-	got, err := Index(context.Background(), src)
-	if err != nil {
-		t.Fatal(err)
+	src := []Tagged{
+		tagged("nanoserver", "10.0.14393.0", nano),
+		tagged("nanoserver", "latest", nano),
+		tagged("nanoserver", "10.0.10586.0", nanoOld),
+		tagged("nanoserveriis", "1.0.0.0", iis),
+		tagged("child", "1.0", byName),
+		tagged("orphan", "2.0", unknownParent),
+		tagged("tools/crane", "latest", crane),
+		tagged("tools/crane", "v1", crane),
+		tagged("tools/crane", "0.9", crane),
+		tagged("tools/oras", "latest", oras),
+		tagged("tools/oras", "stable", oras),
+		tagged("bad", "latest", bad),
 	}
+	got := Index(Group(src))
 	want := []api.FindEntry{
-		{Name: "bad", Repository: "bad", Version: "latest", IsOSImage: true, Digest: bad.Digest.String(),
-			Size: bad.ContentSize, Created: pushed, OSVersion: "10.0.14393.0"},
+		{Name: "bad", Repository: "bad", Version: "latest", IsOSImage: true, Digest: bad.Digest,
+			Size: bad.Size, Created: pushed, OSVersion: "10.0.14393.0"},
 		{Name: "child", Repository: "child", Version: "1.0", IsOSImage: false,
 			Parent: &api.ParentRef{Name: "NanoServer", Version: "10.0.10586.0"},
-			Digest: byName.Digest.String(), Size: byName.ContentSize, Created: pushed, OSVersion: "10.0.14393.0"},
+			Digest: byName.Digest, Size: byName.Size, Created: pushed, OSVersion: "10.0.14393.0"},
 		{Name: "NanoServer", Repository: "nanoserver", Version: "10.0.10586.0", IsOSImage: true,
-			Digest: nanoOld.Digest.String(), Size: nanoOld.ContentSize, Created: pushed, OSVersion: "10.0.14393.0"},
+			Digest: nanoOld.Digest, Size: nanoOld.Size, Created: pushed, OSVersion: "10.0.14393.0"},
 		{Name: "NanoServer", Repository: "nanoserver", Version: "10.0.14393.0", IsOSImage: true,
 			Description: "Container OS Image of Windows Server 2016 : Nano Server", Publisher: "CN=Microsoft",
-			Digest: nano.Digest.String(), Size: nano.ContentSize,
+			Digest: nano.Digest, Size: nano.Size,
 			Created: time.Date(2016, 10, 12, 0, 0, 0, 0, time.UTC), OSVersion: "10.0.14393.0"},
 		{Name: "NanoServerIIS", Repository: "nanoserveriis", Version: "1.0.0.0", Publisher: "CN=Demo",
-			Parent: &api.ParentRef{Name: "NanoServer", Version: "10.0.14393.0", Digest: nano.Digest.String(), Publisher: "CN=Microsoft"},
-			Digest: iis.Digest.String(), Size: iis.ContentSize, Created: pushed, OSVersion: "10.0.14393.0"},
+			Parent: &api.ParentRef{Name: "NanoServer", Version: "10.0.14393.0", Digest: nano.Digest, Publisher: "CN=Microsoft"},
+			Digest: iis.Digest, Size: iis.Size, Created: pushed, OSVersion: "10.0.14393.0"},
 		{Name: "orphan", Repository: "orphan", Version: "2.0",
 			Parent: &api.ParentRef{Name: "elsewhere.example:5000/base", Version: "2.0", Digest: digest.FromString("missing").String()},
-			Digest: unknownParent.Digest.String(), Size: unknownParent.ContentSize, Created: pushed, OSVersion: "10.0.14393.0"},
+			Digest: unknownParent.Digest, Size: unknownParent.Size, Created: pushed, OSVersion: "10.0.14393.0"},
 		{Name: "tools/crane", Repository: "tools/crane", Version: "v1", IsOSImage: true,
-			Digest: crane.Digest.String(), Size: crane.ContentSize, Created: pushed},
+			Digest: crane.Digest, Size: crane.Size, Created: pushed},
 		{Name: "tools/oras", Repository: "tools/oras", Version: "stable", IsOSImage: true,
-			Digest: oras.Digest.String(), Size: oras.ContentSize, Created: pushed, OSVersion: "10.0.14393.0"},
+			Digest: oras.Digest, Size: oras.Size, Created: pushed, OSVersion: "10.0.14393.0"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Index() gave %d entries, want %d:\n%s", len(got), len(want), ids(got))
@@ -142,25 +131,15 @@ func TestIndexVersionFromTags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := record("x", nil)
-			var tms []catalog.TaggedManifest
+			var ts []Tagged
 			for _, tag := range tt.tags {
-				tms = append(tms, catalog.TaggedManifest{Repository: "x", Tag: tag, Manifest: rec})
+				ts = append(ts, tagged("x", tag, rec))
 			}
-			got, err := Index(context.Background(), fakeLister{tms: tms})
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := Index(Group(ts))
 			if len(got) != 1 || got[0].Version != tt.want {
 				t.Errorf("Index() = %s, want one entry x@%s", ids(got), tt.want)
 			}
 		})
-	}
-}
-
-func TestIndexError(t *testing.T) {
-	boom := errors.New("boom")
-	if _, err := Index(context.Background(), fakeLister{err: boom}); !errors.Is(err, boom) {
-		t.Errorf("Index() error = %v, want %v", err, boom)
 	}
 }
 

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -195,6 +198,7 @@ func (m *memTarget) PutManifest(_ context.Context, repo, ref, mediaType string, 
 	return rec, nil
 }
 
+// TaggedManifests lists every tag with its manifest, by repository and tag.
 func (m *memTarget) TaggedManifests(context.Context) ([]catalog.TaggedManifest, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -205,21 +209,30 @@ func (m *memTarget) TaggedManifests(context.Context) ([]catalog.TaggedManifest, 
 		}
 	}
 	slices.SortFunc(out, func(a, b catalog.TaggedManifest) int {
-		if a.Repository != b.Repository {
-			if a.Repository < b.Repository {
-				return -1
-			}
-			return 1
-		}
-		if a.Tag < b.Tag {
-			return -1
-		}
-		if a.Tag > b.Tag {
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag))
 	})
 	return out, nil
+}
+
+// Find applies the find rules to every tagged manifest, as catalogd's
+// index must answer.
+func (m *memTarget) Find(_ context.Context, o find.Options) ([]api.FindEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ts []find.Tagged
+	for repo, tags := range m.tags {
+		for tag, d := range tags {
+			rec := m.records[repo+"@"+d.String()]
+			ts = append(ts, find.Tagged{Tag: tag, Manifest: find.Manifest{
+				Repository: repo, Digest: d.String(), Annotations: rec.Annotations,
+				Size: rec.ContentSize, OSVersion: rec.OSVersion, Pushed: rec.Pushed,
+			}})
+		}
+	}
+	slices.SortFunc(ts, func(a, b find.Tagged) int {
+		return cmp.Or(cmp.Compare(a.Manifest.Repository, b.Manifest.Repository), cmp.Compare(a.Tag, b.Tag))
+	})
+	return find.Filter(find.Index(find.Group(ts)), o)
 }
 
 var _ Target = (*memTarget)(nil)

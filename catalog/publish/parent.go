@@ -53,16 +53,12 @@ func resolveParent(ctx context.Context, t Target, ref string) (*parentImage, err
 			ref, errdefs.ErrInvalidArgument)
 	}
 
-	entries, err := find.Index(ctx, t)
-	if err != nil {
-		return nil, fmt.Errorf("parent %q: %w", ref, err)
-	}
 	opts := find.Options{Name: name}
 	_, perr := goversion.NewVersion(ver)
 	if ver != "" && perr == nil {
 		opts.RequiredVersion = ver
 	}
-	matches, err := find.Filter(entries, opts)
+	matches, err := t.Find(ctx, opts)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("parent %q: %w", ref, err)
 	}

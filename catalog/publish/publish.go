@@ -356,13 +356,13 @@ func buildImage(p plan, parent *parentImage, layer layerResult) image {
 		RootFS: ocispec.RootFS{Type: "layers"},
 	}
 	ann := map[string]string{
-		catalog.AnnotationTitle:   p.name,
-		catalog.AnnotationVersion: p.version,
-		catalog.AnnotationVendor:  p.publisher,
-		catalog.AnnotationCreated: created.Format(time.RFC3339),
+		find.AnnotationTitle:   p.name,
+		find.AnnotationVersion: p.version,
+		find.AnnotationVendor:  p.publisher,
+		find.AnnotationCreated: created.Format(time.RFC3339),
 	}
 	if p.description != "" {
-		ann[catalog.AnnotationDescription] = p.description
+		ann[find.AnnotationDescription] = p.description
 	}
 	var layers []ocispec.Descriptor
 	if parent != nil {
@@ -370,8 +370,8 @@ func buildImage(p plan, parent *parentImage, layer layerResult) image {
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, parent.config.RootFS.DiffIDs...)
 		cfg.History = append(cfg.History, parent.config.History...)
 		layers = append(layers, parent.manifest.Layers...)
-		ann[catalog.AnnotationBaseName] = parent.repo + ":" + parent.version
-		ann[catalog.AnnotationBaseDigest] = parent.digest.String()
+		ann[find.AnnotationBaseName] = parent.repo + ":" + parent.version
+		ann[find.AnnotationBaseDigest] = parent.digest.String()
 	}
 	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, layer.diffID)
 	cfg.History = append(cfg.History, own)

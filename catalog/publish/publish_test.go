@@ -20,6 +20,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -176,11 +177,11 @@ func TestPublishFromDirectory(t *testing.T) {
 		t.Errorf("manifest header: %d %s %s", m.SchemaVersion, m.MediaType, m.Config.MediaType)
 	}
 	wantAnn := map[string]string{
-		catalog.AnnotationTitle:       "DemoImage",
-		catalog.AnnotationVersion:     "1.0.0.0",
-		catalog.AnnotationVendor:      "CN=Demo",
-		catalog.AnnotationDescription: "A demo image.",
-		catalog.AnnotationCreated:     "2016-10-12T08:30:00Z",
+		find.AnnotationTitle:       "DemoImage",
+		find.AnnotationVersion:     "1.0.0.0",
+		find.AnnotationVendor:      "CN=Demo",
+		find.AnnotationDescription: "A demo image.",
+		find.AnnotationCreated:     "2016-10-12T08:30:00Z",
 	}
 	if fmt.Sprint(m.Annotations) != fmt.Sprint(wantAnn) {
 		t.Errorf("annotations = %v, want %v", m.Annotations, wantAnn)
@@ -379,10 +380,10 @@ func TestPublishChild(t *testing.T) {
 	if c.OSVersion != "10.0.14393.0" {
 		t.Errorf("child os.version %q, want the parent's", c.OSVersion)
 	}
-	if got := m.Annotations[catalog.AnnotationBaseName]; got != "windowsservercore:10.0.14393.0" {
+	if got := m.Annotations[find.AnnotationBaseName]; got != "windowsservercore:10.0.14393.0" {
 		t.Errorf("base.name %q", got)
 	}
-	if got := m.Annotations[catalog.AnnotationBaseDigest]; got != base.rec.Digest.String() {
+	if got := m.Annotations[find.AnnotationBaseDigest]; got != base.rec.Digest.String() {
 		t.Errorf("base.digest %q, want %s", got, base.rec.Digest)
 	}
 	// Every blob is linked into the child's repository.
@@ -399,7 +400,7 @@ func TestPublishChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := getImage(t, tg, "oldiis", "1.0.0.0")
-	if got := old.manifest.Annotations[catalog.AnnotationBaseName]; got != "windowsservercore:10.0.10586.0" {
+	if got := old.manifest.Annotations[find.AnnotationBaseName]; got != "windowsservercore:10.0.10586.0" {
 		t.Errorf("base.name %q", got)
 	}
 

@@ -94,7 +94,7 @@ func TestRegistryFind(t *testing.T) {
 	if _, err := Seed(ctx, r, SeedOptions{BaseLayerSize: 32 << 10, AppLayerSize: 2 << 10}); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := find.Index(ctx, r)
+	entries, err := r.Find(ctx, find.Options{AllVersions: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestRegistryPublish(t *testing.T) {
 	}
 
 	// Find sees the parent by name and version.
-	entries, err := find.Index(ctx, r)
+	entries, err := r.Find(ctx, find.Options{AllVersions: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func TestSeedCatalog(t *testing.T) {
 	if _, err := Seed(ctx, tg, SeedOptions{BaseLayerSize: 64 << 10, AppLayerSize: 4 << 10}); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := find.Index(ctx, tg)
+	entries, err := tg.Find(ctx, find.Options{AllVersions: true})
 	if err != nil {
 		t.Fatal(err)
 	}

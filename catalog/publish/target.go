@@ -6,7 +6,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -31,8 +33,8 @@ type Target interface {
 	GetManifest(ctx context.Context, repo, reference string) (catalog.ManifestRecord, content.ReaderAt, error)
 	// PutManifest stores a manifest under reference.
 	PutManifest(ctx context.Context, repo, reference, mediaType string, body []byte) (catalog.ManifestRecord, error)
-	// TaggedManifests lists every tag with its manifest.
-	TaggedManifests(ctx context.Context) ([]catalog.TaggedManifest, error)
+	// Find answers Find-ContainerImage over the target's images.
+	Find(ctx context.Context, o find.Options) ([]api.FindEntry, error)
 }
 
 var _ Target = (*catalog.Registry)(nil)

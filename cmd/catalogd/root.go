@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog"
@@ -31,6 +33,9 @@ type root struct {
 	dir string
 	db  *meta.DB
 	reg *catalog.Registry
+	// indexBuilt is how long the build of the find index took at open,
+	// 0 when the database had one.
+	indexBuilt time.Duration
 }
 
 // openRoot opens (creating if needed) the catalog at dir. When another
@@ -52,7 +57,19 @@ func openRoot(dir string, opts ...catalog.RegistryOpt) (*root, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("catalog root %s: %w", dir, err), db.Close())
 	}
-	return &root{dir: dir, db: db, reg: catalog.NewRegistry(cs, db, opts...)}, nil
+	reg := catalog.NewRegistry(cs, db, opts...)
+	// A database of an earlier schema has no find index yet: build it
+	// now rather than in the first request.
+	start := time.Now()
+	built, err := reg.BuildIndex(context.Background())
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("catalog root %s: %w", dir, err), db.Close())
+	}
+	rt := &root{dir: dir, db: db, reg: reg}
+	if built {
+		rt.indexBuilt = time.Since(start)
+	}
+	return rt, nil
 }
 
 // Close releases the database and its lock.

@@ -112,6 +112,9 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		return err
 	}
 	defer rt.Close()
+	if rt.indexBuilt > 0 {
+		log.WithField("took", rt.indexBuilt.Round(time.Millisecond)).Info("built the find index from the repositories")
+	}
 
 	opts := []catalogserver.Opt{
 		catalogserver.WithLogger(log),

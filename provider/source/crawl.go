@@ -23,13 +23,6 @@ import (
 	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
-// taggedManifests is the find.Lister of a crawl's results.
-type taggedManifests []catalog.TaggedManifest
-
-func (l taggedManifests) TaggedManifests(context.Context) ([]catalog.TaggedManifest, error) {
-	return l, nil
-}
-
 // crawl reads the catalog through the plain protocol (see Catalog).
 func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 	repos, truncated, err := c.list(ctx, c.endpoint("/v2/_catalog", nil), catalogScope, maxListItems)
@@ -107,7 +100,7 @@ func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 	}
 
 	// Manifests, and the os.version of their configs.
-	results := make([]*catalog.TaggedManifest, len(jobs))
+	results := make([]*find.Tagged, len(jobs))
 	errs := make([]error, len(jobs))
 	configs := &configCache{versions: map[digest.Digest]string{}}
 	err = parallel(ctx, len(jobs), crawlConcurrency, func(ctx context.Context, i int) error {
@@ -122,7 +115,15 @@ func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 				Debug("skipping a tag whose manifest cannot be read")
 			return nil
 		}
-		results[i] = &catalog.TaggedManifest{Repository: j.repo, Tag: j.tag, Manifest: rec}
+		if rec.Kind != catalog.KindImage {
+			// A signature, an attestation, an SBOM or another artifact.
+			results[i] = &find.Tagged{}
+			return nil
+		}
+		results[i] = &find.Tagged{Tag: j.tag, Manifest: find.Manifest{
+			Repository: j.repo, Digest: rec.Digest.String(), Annotations: rec.Annotations,
+			Size: rec.ContentSize, OSVersion: rec.OSVersion, Pushed: rec.Pushed,
+		}}
 		return nil
 	})
 	if err == nil {
@@ -132,27 +133,29 @@ func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %s: catalog: %w", c.name, err)
 	}
-	var tms taggedManifests
+	var tms []find.Tagged
 	var firstErr error
 	for i, r := range results {
 		if r != nil {
-			tms = append(tms, *r)
+			if r.Tag != "" {
+				tms = append(tms, *r)
+			}
 		} else if firstErr == nil {
 			firstErr = errs[i]
 		}
 	}
-	if len(tms) == 0 && firstErr != nil {
+	if len(tms) == 0 && firstErr != nil && !slices.ContainsFunc(results, func(r *find.Tagged) bool { return r != nil }) {
 		return nil, fmt.Errorf("source %s: catalog: no manifest could be read: %w", c.name, firstErr)
 	}
 	// catalogd lists by repository then tag, in byte order: the same
 	// order gives find.Index the same ties.
-	slices.SortFunc(tms, func(a, b catalog.TaggedManifest) int {
-		if n := strings.Compare(a.Repository, b.Repository); n != 0 {
+	slices.SortFunc(tms, func(a, b find.Tagged) int {
+		if n := strings.Compare(a.Manifest.Repository, b.Manifest.Repository); n != 0 {
 			return n
 		}
 		return strings.Compare(a.Tag, b.Tag)
 	})
-	return find.Index(ctx, tms)
+	return find.Index(find.Group(tms)), nil
 }
 
 // list reads a paginated list: the repositories of _catalog or the tags of
@@ -276,6 +279,18 @@ func (c *Client) manifestRecord(ctx context.Context, repo, tag string, configs *
 	}
 	if f.Subject != nil {
 		rec.Subject = f.Subject.Digest
+	}
+	var config string
+	var layers []string
+	if f.Config != nil {
+		config = f.Config.MediaType
+	}
+	for _, l := range f.Layers {
+		layers = append(layers, l.MediaType)
+	}
+	rec.Kind = catalog.KindArtifact
+	if find.IsImage(desc.MediaType, f.ArtifactType, config, layers, f.Subject != nil) {
+		rec.Kind = catalog.KindImage
 	}
 	switch desc.MediaType {
 	case ocispec.MediaTypeImageManifest, catalog.MediaTypeDockerManifest:

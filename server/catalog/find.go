@@ -71,15 +71,11 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
 	if err := opts.Validate(); err != nil {
 		return findError(err, nil)
 	}
-	entries, err := find.Index(r.Context(), s.reg)
-	if err != nil {
-		return err
-	}
-	images, err := find.Filter(entries, opts)
+	images, err := s.reg.Find(r.Context(), opts)
 	if err != nil {
 		return findError(err, func() bool {
-			named, _ := find.Filter(entries, find.Options{Name: opts.Name, AllVersions: true})
-			return len(named) > 0
+			named, err := s.reg.Find(r.Context(), find.Options{Name: opts.Name, AllVersions: true})
+			return err == nil && len(named) > 0
 		})
 	}
 	if images == nil {

@@ -12,13 +12,14 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // TestManifestRoundTrip pushes an image by tag, reads it by tag and digest
 // with GET and HEAD, deletes it and checks it is gone.
 func TestManifestRoundTrip(t *testing.T) {
 	e := newTestEnv(t)
-	img := newImage(t, "layer of nanoserver", nil, map[string]string{catalog.AnnotationTitle: "NanoServer"})
+	img := newImage(t, "layer of nanoserver", nil, map[string]string{find.AnnotationTitle: "NanoServer"})
 	e.push("nanoserver", "10.0.14393.0", img).
 		wantHeader(t, "Location", "/v2/nanoserver/manifests/"+img.digest.String()).
 		wantHeader(t, "Docker-Content-Digest", img.digest.String()).

@@ -19,6 +19,19 @@ package meta
 //	│       └── referrers/
 //	│           └── <subject>/     digest of the manifest referred to
 //	│               └── <digest> -> artifact type of the referring manifest
+//	├── find/                      catalogd: the find index, kept on write
+//	│   ├── entries/               <entry> is <repo> NUL <digest>
+//	│   │   └── <entry> -> find entry (JSON)
+//	│   ├── names/                 <name> is <lower-cased name> NUL <repo> NUL <digest>
+//	│   │   └── <name> -> empty
+//	│   ├── digests/               <digest> is <digest> NUL <repo>
+//	│   │   └── <digest> -> empty
+//	│   ├── tags/                  <tag> is <repo> NUL <digest> NUL <tag>
+//	│   │   └── <tag> -> empty
+//	│   ├── changes/               the change feed: the last change of each entry
+//	│   │   └── <seq> -> change (JSON), seq uint64 big-endian
+//	│   └── state/
+//	│       └── rebuild -> empty: the index does not cover the repositories yet
 //	├── uploads/                   catalogd: blob uploads in progress
 //	│   └── <id> -> upload session (JSON)
 //	├── images/                    providerd: the installed images
@@ -61,7 +74,31 @@ var (
 	bucketKeyJobs         = []byte("jobs")
 	bucketKeySources      = []byte("sources")
 	bucketKeyLeases       = []byte("leases")
+	bucketKeyFind         = []byte("find")
 )
+
+// The buckets of v1/find.
+const (
+	FindEntries = "entries"
+	FindNames   = "names"
+	FindDigests = "digests"
+	FindTags    = "tags"
+	FindChanges = "changes"
+	FindState   = "state"
+)
+
+// findBuckets are the children of v1/find, which migration 3 adds.
+var findBuckets = []string{FindEntries, FindNames, FindDigests, FindTags, FindChanges, FindState}
+
+// KeyFindRebuild, in v1/find/state, says that the find index does not
+// cover the repositories yet: catalogd builds it from them.
+var KeyFindRebuild = []byte("rebuild")
+
+// GetFindBucket returns the bucket name of v1/find (one of the Find*
+// constants), or nil before migration 3.
+func GetFindBucket(tx *bolt.Tx, name string) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyFind, []byte(name))
+}
 
 // getBucket walks keys from the root, or returns nil when a bucket on the
 // way does not exist.

@@ -170,6 +170,11 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		if err := GetSourcesBucket(tx).Put([]byte(repoName), []byte("{}")); err != nil {
 			return err
 		}
+		for k, v := range map[string]string{FindEntries: "{}", FindNames: "", FindDigests: "", FindTags: "", FindChanges: "{}"} {
+			if err := GetFindBucket(tx, k).Put([]byte(findKeys[k]), []byte(v)); err != nil {
+				return err
+			}
+		}
 		leases, err := CreateJobLeasesBucket(tx, jobID)
 		if err != nil {
 			return err
@@ -180,17 +185,31 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := dbPaths(t, db, map[string]string{
-		repoName: "<name>",
-		dgst:     "<digest>",
-		subject:  "<subject>",
-		tag:      "<tag>",
-		uploadID: "<id>",
-		refRepo:  "<repo>",
-		jobID:    "<job>",
+		repoName:              "<name>",
+		dgst:                  "<digest>",
+		subject:               "<subject>",
+		tag:                   "<tag>",
+		uploadID:              "<id>",
+		refRepo:               "<repo>",
+		jobID:                 "<job>",
+		findKeys[FindEntries]: "<entry>",
+		findKeys[FindNames]:   "<name>",
+		findKeys[FindDigests]: "<digest>",
+		findKeys[FindTags]:    "<tag>",
+		findKeys[FindChanges]: "<seq>",
 	})
 	if want := drawnPaths(t); !slices.Equal(got, want) {
 		t.Errorf("database built by the helpers:\n got %q\nwant %q (the drawing)", got, want)
 	}
+}
+
+// findKeys are keys of the find buckets, as catalogd writes them.
+var findKeys = map[string]string{
+	FindEntries: "microsoft/iis\x00sha256:1111",
+	FindNames:   "iis\x00microsoft/iis\x00sha256:1111",
+	FindDigests: "sha256:1111\x00microsoft/iis",
+	FindTags:    "microsoft/iis\x00sha256:1111\x0010.0.14393.0",
+	FindChanges: "\x00\x00\x00\x00\x00\x00\x00\x01",
 }
 
 func TestRefAndLeaseBucketHelpers(t *testing.T) {

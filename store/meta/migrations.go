@@ -10,7 +10,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -25,6 +25,7 @@ type migration struct {
 var migrations = []migration{
 	{version: 1, name: "create the v1 tree", apply: migrateCreateV1},
 	{version: 2, name: "add the provider buckets", apply: migrateProviderBuckets},
+	{version: 3, name: "add the find index", apply: migrateFindIndex},
 }
 
 func migrateCreateV1(tx *bolt.Tx) error {
@@ -50,6 +51,19 @@ func migrateProviderBuckets(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateFindIndex adds the buckets of the find index and marks it for a
+// build: the index is derived from the manifest records by catalogd's find
+// rules, which this package does not know, so catalogd builds it at its
+// next start (catalog.Registry.BuildIndex).
+func migrateFindIndex(tx *bolt.Tx) error {
+	for _, k := range findBuckets {
+		if _, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyFind, []byte(k)); err != nil {
+			return err
+		}
+	}
+	return GetFindBucket(tx, FindState).Put(KeyFindRebuild, []byte{})
 }
 
 // migrate applies, in order, every migration of list that is newer than the

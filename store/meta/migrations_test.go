@@ -74,6 +74,20 @@ func TestMigrations(t *testing.T) {
 				}
 			},
 		},
+		{
+			version: 3,
+			name:    "add the find index",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				for _, k := range findBuckets {
+					if GetFindBucket(tx, k) == nil {
+						t.Errorf("bucket v1/find/%s missing", k)
+					}
+				}
+				if GetFindBucket(tx, FindState).Get(KeyFindRebuild) == nil {
+					t.Error("the index is not marked for a build")
+				}
+			},
+		},
 	}
 	if len(tests) != len(migrations) {
 		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))

@@ -26,7 +26,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider/archive"
 )
 
@@ -234,7 +234,7 @@ func writeManyImages(t *testing.T, path string, n int) {
 		m := ocispec.Manifest{
 			Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
 			Config: blob(cfg, ocispec.MediaTypeImageConfig), Layers: []ocispec.Descriptor{layer},
-			Annotations: map[string]string{catalog.AnnotationTitle: name, catalog.AnnotationVersion: "1.0.0.0", catalog.AnnotationVendor: "Load Test"},
+			Annotations: map[string]string{find.AnnotationTitle: name, find.AnnotationVersion: "1.0.0.0", find.AnnotationVendor: "Load Test"},
 		}
 		mb, _ := json.Marshal(m)
 		imgs = append(imgs, archive.Image{RefName: strings.ToLower(name) + ":1.0.0.0", Manifest: blob(mb, ocispec.MediaTypeImageManifest), Config: m.Config, Layers: m.Layers})

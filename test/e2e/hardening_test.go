@@ -17,7 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider/archive"
 )
 
@@ -134,9 +134,9 @@ func TestHardeningLoadRefusals(t *testing.T) {
 	}{
 		{"gzip bomb", zeros.Bytes(), "not a tar archive"},
 		{"passwd as a layer", testImageArchive(t, []byte("root:x:0:0:root:/root:/bin/bash\n"), ocispec.MediaTypeImageLayer,
-			map[string]string{catalog.AnnotationTitle: "evil", catalog.AnnotationVersion: "1.0.0.0"}), "not a tar"},
+			map[string]string{find.AnnotationTitle: "evil", find.AnnotationVersion: "1.0.0.0"}), "not a tar"},
 		{"escapes in the title", testImageArchive(t, layer.Bytes(), ocispec.MediaTypeImageLayerGzip,
-			map[string]string{catalog.AnnotationTitle: "evil\x1b[2J\r\n", catalog.AnnotationVersion: "1.0.0.0"}), "control character"},
+			map[string]string{find.AnnotationTitle: "evil\x1b[2J\r\n", find.AnnotationVersion: "1.0.0.0"}), "control character"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

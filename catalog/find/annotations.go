@@ -1,4 +1,4 @@
-package catalog
+package find
 
 import ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
