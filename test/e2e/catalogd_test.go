@@ -24,6 +24,16 @@ type catalogd struct {
 	Root     string
 	User     string
 	Password string
+	cmd      *exec.Cmd
+}
+
+// kill ends catalogd with SIGKILL: no shutdown code runs.
+func (c *catalogd) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Wait()
 }
 
 func (c *catalogd) URL(path string) string { return "http://" + c.Addr + path }
@@ -71,6 +81,13 @@ func startCatalogdSeeded(t *testing.T, seedArgs []string, extra ...string) *cata
 	if seedArgs != nil {
 		runCatalogd(t, append([]string{"seed", "--root", root}, seedArgs...)...)
 	}
+	return startCatalogdAt(t, root, extra...)
+}
+
+// startCatalogdAt starts `catalogd serve` on the catalog root, which may
+// hold a catalog already.
+func startCatalogdAt(t *testing.T, root string, extra ...string) *catalogd {
+	t.Helper()
 	addr := freeAddr(t)
 	args := append([]string{"serve", "--root", root, "--listen", addr}, extra...)
 	cmd := exec.Command(filepath.Join(binDir, "catalogd"), args...)
@@ -98,7 +115,7 @@ func startCatalogdSeeded(t *testing.T, seedArgs []string, extra ...string) *cata
 			t.Logf("catalogd log:\n%s", b)
 		}
 	})
-	c := &catalogd{Addr: addr, Root: root, User: "admin"}
+	c := &catalogd{Addr: addr, Root: root, User: "admin", cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(c.URL("/v2/"))
