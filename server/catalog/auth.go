@@ -71,6 +71,34 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, user, pass
 		s.limiter.succeeded(client)
 		return nil
 	}
+	// The concurrent first requests of one push (parallel uploads) carry
+	// the same credentials: they wait for one verification rather than
+	// each taking a reservation, which would lock a correct client out.
+	f, leader := s.opts.htpasswd.join(a.mac)
+	if !leader {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the verification of the same credentials: %w", context.Cause(ctx))
+		}
+		switch {
+		case f.err == nil:
+			s.limiter.succeeded(client)
+		case errdefs.IsUnauthenticated(f.err):
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+		case errdefs.IsUnavailable(f.err):
+			w.Header().Set("Retry-After", "1")
+		}
+		return f.err
+	}
+	err := s.verifyLeader(ctx, w, r, client, a, user)
+	s.opts.htpasswd.land(a.mac, f, err)
+	return err
+}
+
+// verifyLeader verifies a for the client of r through the limiter, as
+// the one verification of these credentials under way.
+func (s *Server) verifyLeader(ctx context.Context, w http.ResponseWriter, r *http.Request, client netip.Prefix, a attempt, user string) error {
 	if wait, ok := s.limiter.reserve(client); !ok {
 		return s.tooManyFailures(w, r, client, wait)
 	}

@@ -310,7 +310,7 @@ func TestAuthFailureLimit(t *testing.T) {
 			var statuses sync.Map
 			for i := range 20 {
 				wg.Go(func() {
-					r := e.from(a, http.MethodPost, uploadPath, withBasic(testUser, "wrong"))
+					r := e.from(a, http.MethodPost, uploadPath, withBasic(testUser, fmt.Sprint("wrong", i)))
 					statuses.Store(i, r.StatusCode)
 				})
 			}
@@ -330,6 +330,33 @@ func TestAuthFailureLimit(t *testing.T) {
 				t.Fatalf("statuses %v", count)
 			}
 			e.guess(t, a, http.StatusTooManyRequests).wantHeader(t, "Retry-After", "60")
+		}},
+		{"parallel requests with the same credentials share one verification", nil, func(t *testing.T, e *limitEnv) {
+			release := make(chan struct{})
+			e.hashes = countHashes(e.h, func() { <-release })
+			var wg sync.WaitGroup
+			var statuses sync.Map
+			for i := range 3 * DefaultAuthFailures {
+				wg.Go(func() {
+					statuses.Store(i, e.from(a, http.MethodPost, uploadPath, withAuth()).StatusCode)
+				})
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for e.hashes.running.Load() < 1 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond) // the others have joined it
+			close(release)
+			wg.Wait()
+			if n := e.hashes.calls.Load(); n != 1 {
+				t.Fatalf("%d bcrypt comparisons for %d parallel requests with the right password, want 1", n, 3*DefaultAuthFailures)
+			}
+			statuses.Range(func(k, v any) bool {
+				if v.(int) != http.StatusAccepted {
+					t.Errorf("request %v: %v, want 202", k, v)
+				}
+				return true
+			})
 		}},
 		{"the limit and the window are options", []Opt{WithAuthFailureLimit(2, 3*time.Second)}, func(t *testing.T, e *limitEnv) {
 			e.guess(t, a, http.StatusUnauthorized)

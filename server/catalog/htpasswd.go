@@ -77,6 +77,40 @@ type Htpasswd struct {
 	cacheKey [32]byte
 	mu       sync.Mutex
 	verified map[[sha256.Size]byte]time.Time
+	// flights are the verifications under way, by the same key.
+	flights map[[sha256.Size]byte]*flight
+}
+
+// flight is a verification under way; done is closed once err is set.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// join returns the verification under way of the credentials mac, or,
+// when there is none, a new one that the caller leads (true) and ends with
+// land.
+func (h *Htpasswd) join(mac [sha256.Size]byte) (*flight, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f, ok := h.flights[mac]; ok {
+		return f, false
+	}
+	if h.flights == nil {
+		h.flights = map[[sha256.Size]byte]*flight{}
+	}
+	f := &flight{done: make(chan struct{})}
+	h.flights[mac] = f
+	return f, true
+}
+
+// land ends the verification f of mac with err, for those who wait on it.
+func (h *Htpasswd) land(mac [sha256.Size]byte, f *flight, err error) {
+	h.mu.Lock()
+	delete(h.flights, mac)
+	h.mu.Unlock()
+	f.err = err
+	close(f.done)
 }
 
 // Bounds of the verified-credentials cache.
