@@ -31,7 +31,7 @@ package meta
 //	│   ├── changes/               the change feed: the last change of each entry
 //	│   │   └── <seq> -> change (JSON), seq uint64 big-endian
 //	│   └── state/
-//	│       └── rebuild -> empty: the index does not cover the repositories yet
+//	│       └── <state> -> "rebuild": the index does not cover the repositories yet
 //	├── uploads/                   catalogd: blob uploads in progress
 //	│   └── <id> -> upload session (JSON)
 //	├── images/                    providerd: the installed images

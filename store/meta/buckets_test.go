@@ -170,7 +170,7 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		if err := GetSourcesBucket(tx).Put([]byte(repoName), []byte("{}")); err != nil {
 			return err
 		}
-		for k, v := range map[string]string{FindEntries: "{}", FindNames: "", FindDigests: "", FindTags: "", FindChanges: "{}"} {
+		for k, v := range map[string]string{FindEntries: "{}", FindNames: "", FindDigests: "", FindTags: "", FindChanges: "{}", FindState: ""} {
 			if err := GetFindBucket(tx, k).Put([]byte(findKeys[k]), []byte(v)); err != nil {
 				return err
 			}
@@ -185,18 +185,19 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := dbPaths(t, db, map[string]string{
-		repoName:              "<name>",
-		dgst:                  "<digest>",
-		subject:               "<subject>",
-		tag:                   "<tag>",
-		uploadID:              "<id>",
-		refRepo:               "<repo>",
-		jobID:                 "<job>",
-		findKeys[FindEntries]: "<entry>",
-		findKeys[FindNames]:   "<name>",
-		findKeys[FindDigests]: "<digest>",
-		findKeys[FindTags]:    "<tag>",
-		findKeys[FindChanges]: "<seq>",
+		repoName:               "<name>",
+		dgst:                   "<digest>",
+		subject:                "<subject>",
+		tag:                    "<tag>",
+		uploadID:               "<id>",
+		refRepo:                "<repo>",
+		jobID:                  "<job>",
+		findKeys[FindEntries]:  "<entry>",
+		findKeys[FindNames]:    "<name>",
+		findKeys[FindDigests]:  "<digest>",
+		findKeys[FindTags]:     "<tag>",
+		findKeys[FindChanges]:  "<seq>",
+		string(KeyFindRebuild): "<state>",
 	})
 	if want := drawnPaths(t); !slices.Equal(got, want) {
 		t.Errorf("database built by the helpers:\n got %q\nwant %q (the drawing)", got, want)
@@ -210,6 +211,7 @@ var findKeys = map[string]string{
 	FindDigests: "sha256:1111\x00microsoft/iis",
 	FindTags:    "microsoft/iis\x00sha256:1111\x0010.0.14393.0",
 	FindChanges: "\x00\x00\x00\x00\x00\x00\x00\x01",
+	FindState:   string(KeyFindRebuild),
 }
 
 func TestRefAndLeaseBucketHelpers(t *testing.T) {

@@ -53,8 +53,8 @@ func migrateProviderBuckets(tx *bolt.Tx) error {
 	return nil
 }
 
-// migrateFindIndex adds the buckets of the find index and marks it for a
-// build: the index is derived from the manifest records by catalogd's find
+// migrateFindIndex adds the buckets of the find index and, when there are
+// repositories, marks it for a build: the index is derived from the manifest records by catalogd's find
 // rules, which this package does not know, so catalogd builds it at its
 // next start (catalog.Registry.BuildIndex).
 func migrateFindIndex(tx *bolt.Tx) error {
@@ -62,6 +62,10 @@ func migrateFindIndex(tx *bolt.Tx) error {
 		if _, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyFind, []byte(k)); err != nil {
 			return err
 		}
+	}
+	// A new database has no repository to index.
+	if k, _ := GetRepositoriesBucket(tx).Cursor().First(); k == nil {
+		return nil
 	}
 	return GetFindBucket(tx, FindState).Put(KeyFindRebuild, []byte{})
 }

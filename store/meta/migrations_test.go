@@ -83,8 +83,10 @@ func TestMigrations(t *testing.T) {
 						t.Errorf("bucket v1/find/%s missing", k)
 					}
 				}
-				if GetFindBucket(tx, FindState).Get(KeyFindRebuild) == nil {
-					t.Error("the index is not marked for a build")
+				// No repository: nothing to build (see
+				// TestMigrateFindIndexMarksACatalog).
+				if GetFindBucket(tx, FindState).Get(KeyFindRebuild) != nil {
+					t.Error("an empty catalog is marked for a build")
 				}
 			},
 		},
@@ -122,6 +124,30 @@ func TestMigrations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMigrateFindIndexMarksACatalog: a catalog of version 2 with a
+// repository is marked for a build of its find index.
+func TestMigrateFindIndexMarksACatalog(t *testing.T) {
+	bdb := rawBolt(t)
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:2]); err != nil {
+			return err
+		}
+		if _, err := CreateRepositoryBucket(tx, "nanoserver"); err != nil {
+			return err
+		}
+		return migrate(tx, migrations[:3])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bdb.View(func(tx *bolt.Tx) error {
+		if GetFindBucket(tx, FindState).Get(KeyFindRebuild) == nil {
+			t.Error("a catalog with a repository is not marked for a build")
+		}
+		return nil
+	})
 }
 
 func TestMigrateSkipsAppliedMigrations(t *testing.T) {
