@@ -6,7 +6,10 @@
 #              the CNCF distribution registry
 #   install    providerd installing a 1 GiB image (1 layer, and 4 layers),
 #              next to crane pull and skopeo copy, with providerd's peak RSS
-# BENCH=blobserve or BENCH=install runs one of them.
+#   find       catalogd's find extension at catalog scale (1,000 names × 20
+#              versions by default; BENCH_FIND_NAMES=10000 for 200,000), next
+#              to the distribution registry's tags/list, with peak RSS
+# BENCH=blobserve, BENCH=install or BENCH=find runs one of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,4 +27,9 @@ if [ "$which" = all ] || [ "$which" = install ]; then
   go run ./bench/install --bin bin --tools .tools/bin \
     --size "${BENCH_SIZE:-1GiB}" --runs "${BENCH_RUNS:-5}" \
     --out bench/results/install.md
+fi
+if [ "$which" = all ] || [ "$which" = find ]; then
+  go run ./bench/find --bin bin --tools .tools/bin \
+    --names "${BENCH_FIND_NAMES:-1000}" --versions "${BENCH_FIND_VERSIONS:-20}" \
+    --out bench/results/find.md
 fi

@@ -1,0 +1,325 @@
+// Command find measures the metadata plane of catalogd at catalog scale:
+// it fills a catalogd and a CNCF distribution registry with the same
+// --names × --versions layerless images over HTTP (keep-alive, --conns
+// connections), then reports p50 and p99 over --requests requests of each
+// query form of the find extension, next to the registry's tags/list for
+// the same repository, and the peak RSS of both servers.
+//
+// It is run by `make bench` (bench/run.sh; BENCH=find runs it alone).
+// Every server listens on 127.0.0.1. The report goes to stdout and to --out
+// as Markdown.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/containerprovider/containerprovider/bench/harness"
+	"github.com/containerprovider/containerprovider/catalog/find"
+)
+
+func main() {
+	var (
+		binDir   = flag.String("bin", "bin", "directory holding catalogd")
+		toolsDir = flag.String("tools", ".tools/bin", "directory holding the distribution registry")
+		names    = flag.Int("names", 1000, "image names (repositories)")
+		versions = flag.Int("versions", 20, "versions (tags) of each name")
+		requests = flag.Int("requests", 200, "requests per query form")
+		conns    = flag.Int("conns", 8, "connections that fill the servers")
+		out      = flag.String("out", "", "write the Markdown report here too")
+	)
+	flag.Parse()
+	work, err := os.MkdirTemp("", "cp-bench-find-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(work)
+	procs := &harness.Procs{LogDir: work}
+	defer procs.StopAll()
+
+	catAddr, err := harness.FreeAddr()
+	if err != nil {
+		fatal(err)
+	}
+	cat, err := procs.Start(filepath.Join(*binDir, "catalogd"), nil, "serve", "--root", filepath.Join(work, "catalogd"), "--listen", catAddr)
+	if err != nil {
+		fatal(err)
+	}
+	if err := harness.WaitReady("http://" + catAddr + "/v2/"); err != nil {
+		fatal(err)
+	}
+	pw, err := os.ReadFile(filepath.Join(work, "catalogd", "auth", "admin-password"))
+	if err != nil {
+		fatal(err)
+	}
+	catalogd := target{base: "http://" + catAddr, user: "admin", password: strings.TrimSpace(string(pw))}
+
+	var registry *target
+	var reg interface{ Pid() int }
+	regBin := filepath.Join(*toolsDir, "registry")
+	if _, err := os.Stat(regBin); err == nil {
+		regAddr, err := harness.FreeAddr()
+		if err != nil {
+			fatal(err)
+		}
+		cfg := filepath.Join(work, "registry.yml")
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(
+			"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
+			filepath.Join(work, "registry"), regAddr)), 0o644); err != nil {
+			fatal(err)
+		}
+		cmd, err := procs.Start(regBin, []string{"OTEL_SDK_DISABLED=true"}, "serve", cfg)
+		if err != nil {
+			fatal(err)
+		}
+		if err := harness.WaitReady("http://" + regAddr + "/v2/"); err != nil {
+			fatal(err)
+		}
+		registry = &target{base: "http://" + regAddr}
+		reg = pidOf{cmd.Process.Pid}
+	} else {
+		fmt.Fprintf(os.Stderr, "no distribution registry at %s: its figures are left out\n", regBin)
+	}
+
+	total := *names * *versions
+	for _, tg := range []*target{&catalogd, registry} {
+		if tg == nil {
+			continue
+		}
+		harness.Step("pushing %d layerless images (%d names × %d versions) to %s over %d connections", total, *names, *versions, tg.base, *conns)
+		start := time.Now()
+		if err := fill(tg, *names, *versions, *conns); err != nil {
+			fatal(err)
+		}
+		d := time.Since(start)
+		tg.fillTime = d
+		harness.Step("  %v, %.0f pushes/s", d.Round(time.Millisecond), float64(total)/d.Seconds())
+	}
+
+	mid := *names / 2
+	exact := fmt.Sprintf("App%05d", mid)
+	repo := strings.ToLower(exact)
+	wild := fmt.Sprintf("App%04d*", mid/10) // App0050* matches 10 names
+	forms := []struct{ label, url string }{
+		{"catalogd `_find?name=" + exact + "`", catalogd.base + "/v2/_find?name=" + exact},
+		{"catalogd `_find?name=" + wild + "` (10 names)", catalogd.base + "/v2/_find?name=" + wild},
+		{"catalogd `_find` requiredVersion", catalogd.base + "/v2/_find?name=" + exact + "&requiredVersion=1.0." + fmt.Sprint(*versions/2)},
+		{"catalogd `_find` minimumVersion and maximumVersion", catalogd.base + "/v2/_find?name=" + exact + "&minimumVersion=1.0.2&maximumVersion=1.0.8"},
+		{"catalogd `_find` allVersions", catalogd.base + "/v2/_find?name=" + exact + "&allVersions=true"},
+	}
+	if registry != nil {
+		forms = append(forms, struct{ label, url string }{"distribution registry `tags/list` of " + repo, registry.base + "/v2/" + repo + "/tags/list"})
+	}
+	hc := &http.Client{Timeout: time.Minute}
+	type row struct {
+		label    string
+		p50, p99 time.Duration
+		bytes, n int
+	}
+	var rows []row
+	for _, f := range forms {
+		lat, size, err := measure(hc, f.url, *requests)
+		if err != nil {
+			fatal(fmt.Errorf("%s: %w", f.label, err))
+		}
+		rows = append(rows, row{f.label, pct(lat, 50), pct(lat, 99), size, len(lat)})
+		harness.Step("%s: p50 %v, p99 %v (%d bytes)", f.label, pct(lat, 50), pct(lat, 99), size)
+	}
+	full, fullSize, err := measure(hc, catalogd.base+"/v2/_find", 5)
+	if err != nil {
+		fatal(err)
+	}
+	catRSS, _ := harness.PeakRSS(cat.Process.Pid)
+	var regRSS int64
+	if reg != nil {
+		regRSS, _ = harness.PeakRSS(reg.Pid())
+	}
+
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# find at catalog scale\n\n%d names × %d versions = %d layerless images, pushed over HTTP with %d connections; %d requests per query form, one client, keep-alive.\n\n",
+		*names, *versions, total, *conns, *requests)
+	fmt.Fprintf(&sb, "| query | p50 | p99 | answer |\n|---|---:|---:|---:|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "| %s | %s | %s | %d B |\n", r.label, ms(r.p50), ms(r.p99), r.bytes)
+	}
+	fmt.Fprintf(&sb, "| catalogd `_find` full listing (5 requests) | %s | %s | %d B |\n", ms(pct(full, 50)), ms(pct(full, 99)), fullSize)
+	if registry != nil {
+		fmt.Fprintf(&sb, "\n`_find?name=%s` / `tags/list`: %.2f at p50.\n", exact, float64(rows[0].p50)/float64(rows[len(rows)-1].p50))
+	}
+	fmt.Fprintf(&sb, "\n| server | fill | peak RSS |\n|---|---:|---:|\n| catalogd | %v | %s |\n", catalogd.fillTime.Round(time.Millisecond), harness.Human(catRSS))
+	if registry != nil {
+		fmt.Fprintf(&sb, "| distribution registry | %v | %s |\n", registry.fillTime.Round(time.Millisecond), harness.Human(regRSS))
+	}
+	fmt.Print(sb.String())
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(sb.String()), 0o644); err != nil {
+			fatal(err)
+		}
+	}
+}
+
+type pidOf struct{ pid int }
+
+func (p pidOf) Pid() int { return p.pid }
+
+// target is a registry to fill and query.
+type target struct {
+	base, user, password string
+	fillTime             time.Duration
+}
+
+// fill pushes App<i>:1.0.<v> for every name and version, a config and a
+// manifest each, over conns connections.
+func fill(tg *target, names, versions, conns int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= names*versions {
+					return
+				}
+				if err := pushOne(hc, tg, i/versions, i%versions); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func pushOne(hc *http.Client, tg *target, n, v int) error {
+	name := fmt.Sprintf("App%05d", n)
+	repo, version := strings.ToLower(name), fmt.Sprintf("1.0.%d", v)
+	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"windows","rootfs":{"type":"layers","diff_ids":[]},"comment":"%s %s"}`, name, version))
+	d := digest.FromBytes(cfg)
+	if err := tg.upload(hc, repo, d, cfg); err != nil {
+		return err
+	}
+	m, _ := json.Marshal(ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		Config:      ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: d, Size: int64(len(cfg))},
+		Layers:      []ocispec.Descriptor{},
+		Annotations: map[string]string{find.AnnotationTitle: name, find.AnnotationVersion: version, find.AnnotationVendor: "CN=Bench"},
+	})
+	return tg.send(hc, http.MethodPut, "/v2/"+repo+"/manifests/"+version, ocispec.MediaTypeImageManifest, m, http.StatusCreated)
+}
+
+// upload pushes a blob: monolithically in one POST where the registry
+// takes it (catalogd), else by a POST and a PUT (the distribution registry
+// answers the POST with 202 and a Location).
+func (tg *target) upload(hc *http.Client, repo string, d digest.Digest, b []byte) error {
+	req, err := http.NewRequest(http.MethodPost, tg.base+"/v2/"+repo+"/blobs/uploads/?digest="+d.String(), bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if tg.user != "" {
+		req.SetBasicAuth(tg.user, tg.password)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		return nil
+	case http.StatusAccepted:
+	default:
+		return fmt.Errorf("POST blob upload in %s: %d", repo, resp.StatusCode)
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return err
+	}
+	q := loc.Query()
+	q.Set("digest", d.String())
+	loc.RawQuery = q.Encode()
+	path := loc.RequestURI()
+	return tg.send(hc, http.MethodPut, path, "application/octet-stream", b, http.StatusCreated)
+}
+
+func (tg *target) send(hc *http.Client, method, path, ctype string, body []byte, want int) error {
+	req, err := http.NewRequest(method, tg.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", ctype)
+	if tg.user != "" {
+		req.SetBasicAuth(tg.user, tg.password)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return nil
+}
+
+// measure GETs url n times and returns the latencies and the answer's size.
+func measure(hc *http.Client, url string, n int) ([]time.Duration, int, error) {
+	var lat []time.Duration
+	size := 0
+	for range n {
+		start := time.Now()
+		resp, err := hc.Get(url)
+		if err != nil {
+			return nil, 0, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, 0, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, 0, fmt.Errorf("GET %s: %d %.200s", url, resp.StatusCode, b)
+		}
+		lat = append(lat, time.Since(start))
+		size = len(b)
+	}
+	return lat, size, nil
+}
+
+// pct is the p-th percentile of lat (nearest rank).
+func pct(lat []time.Duration, p int) time.Duration {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench find:", err)
+	os.Exit(1)
+}
