@@ -450,7 +450,10 @@ func (b findBuckets) candidates(name string) ([]indexEntry, error) {
 	}
 	p := []byte(prefix)
 	c := b.names.Cursor()
-	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+	if prefix == "" {
+		c = nil // every entry: entries/ alone lists them
+	}
+	for k, _ := seek(c, p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		parts := bytes.SplitN(k, []byte{0}, 3)
 		if len(parts) != 3 {
 			return nil, fmt.Errorf("find index: bad name key %q", k)
@@ -466,6 +469,14 @@ func (b findBuckets) candidates(name string) ([]indexEntry, error) {
 		}
 	}
 	return out, nil
+}
+
+// seek is c.Seek(p), or nothing for a nil cursor.
+func seek(c *bolt.Cursor, p []byte) ([]byte, []byte) {
+	if c == nil {
+		return nil, nil
+	}
+	return c.Seek(p)
 }
 
 // WithDigest implements find.Entries over the index.
