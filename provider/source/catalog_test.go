@@ -1,7 +1,9 @@
 package source
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
@@ -295,5 +300,46 @@ func TestListBounds(t *testing.T) {
 	}
 	if len(items) != 7 || !truncated {
 		t.Fatalf("%d items, truncated %v; want 7, true", len(items), truncated)
+	}
+}
+
+// TestCatalogFallbackSkipsArtifacts: a crawl lists images only, as
+// catalogd's index does: an oras artifact and a cosign signature tag are
+// no entries.
+func TestCatalogFallbackSkipsArtifacts(t *testing.T) {
+	ctx := context.Background()
+	env := newCatalogEnv(t)
+	blob := func(repo, mt string, b []byte) ocispec.Descriptor {
+		info, err := env.reg.PutBlob(ctx, repo, "", int64(len(b)), bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ocispec.Descriptor{MediaType: mt, Digest: info.Digest, Size: info.Size}
+	}
+	put := func(repo, tag string, m ocispec.Manifest) {
+		m.Versioned, m.MediaType = specs.Versioned{SchemaVersion: 2}, ocispec.MediaTypeImageManifest
+		b, _ := json.Marshal(m)
+		if _, err := env.reg.PutManifest(ctx, repo, tag, ocispec.MediaTypeImageManifest, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("tools/notes", "v1", ocispec.Manifest{ArtifactType: "application/vnd.example.notes",
+		Config: blob("tools/notes", "application/vnd.oci.empty.v1+json", []byte("{}")),
+		Layers: []ocispec.Descriptor{blob("tools/notes", "text/plain", []byte("hello"))}})
+	put("nanoserver", "sha256-"+strings.Repeat("ab", 32)+".sig", ocispec.Manifest{
+		Config: blob("nanoserver", ocispec.MediaTypeImageConfig, []byte(`{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]}}`)),
+		Layers: []ocispec.Descriptor{blob("nanoserver", "application/vnd.dev.cosign.simplesigning.v1+json", []byte(`{"critical":{}}`))}})
+
+	entries, err := newTestClient(t, serve(t, withoutFind(env.handler)).URL).Catalog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 20 {
+		t.Fatalf("%d entries, want the 20 images", len(entries))
+	}
+	for _, e := range entries {
+		if e.Repository == "tools/notes" || strings.HasSuffix(e.Version, ".sig") {
+			t.Errorf("an artifact is an entry: %s", entryID(e))
+		}
 	}
 }

@@ -101,6 +101,7 @@ func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 
 	// Manifests, and the os.version of their configs.
 	results := make([]*find.Tagged, len(jobs))
+	read := make([]bool, len(jobs)) // the manifest was read, image or not
 	errs := make([]error, len(jobs))
 	configs := &configCache{versions: map[digest.Digest]string{}}
 	err = parallel(ctx, len(jobs), crawlConcurrency, func(ctx context.Context, i int) error {
@@ -115,10 +116,9 @@ func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 				Debug("skipping a tag whose manifest cannot be read")
 			return nil
 		}
+		read[i] = true
 		if rec.Kind != catalog.KindImage {
-			// A signature, an attestation, an SBOM or another artifact.
-			results[i] = &find.Tagged{}
-			return nil
+			return nil // a signature, an attestation, an SBOM or another artifact
 		}
 		results[i] = &find.Tagged{Tag: j.tag, Manifest: find.Manifest{
 			Repository: j.repo, Digest: rec.Digest.String(), Annotations: rec.Annotations,
@@ -137,14 +137,12 @@ func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 	var firstErr error
 	for i, r := range results {
 		if r != nil {
-			if r.Tag != "" {
-				tms = append(tms, *r)
-			}
-		} else if firstErr == nil {
+			tms = append(tms, *r)
+		} else if !read[i] && firstErr == nil {
 			firstErr = errs[i]
 		}
 	}
-	if len(tms) == 0 && firstErr != nil && !slices.ContainsFunc(results, func(r *find.Tagged) bool { return r != nil }) {
+	if firstErr != nil && !slices.Contains(read, true) {
 		return nil, fmt.Errorf("source %s: catalog: no manifest could be read: %w", c.name, firstErr)
 	}
 	// catalogd lists by repository then tag, in byte order: the same
