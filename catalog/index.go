@@ -373,6 +373,8 @@ func (r *Registry) kindOf(ctx context.Context, rec ManifestRecord) (string, erro
 	return m.kind(), nil
 }
 
+// clearBucket deletes every key of b. Its sequence goes on, so that the
+// change feed never hands out a number twice.
 func clearBucket(b *bolt.Bucket) error {
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.First() {
