@@ -395,16 +395,36 @@ func (r *Registry) Find(ctx context.Context, o find.Options) ([]api.FindEntry, e
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if _, err := r.BuildIndex(ctx); err != nil {
-		return nil, fmt.Errorf("find index: %w", err)
+	entries, ok, err := r.findEntries(ctx, o.Name)
+	if err == nil && !ok {
+		// A database the index does not cover yet (catalogd builds it at
+		// start): build it once, in a write transaction, and read again.
+		if _, err := r.BuildIndex(ctx); err != nil {
+			return nil, fmt.Errorf("find index: %w", err)
+		}
+		entries, _, err = r.findEntries(ctx, o.Name)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return find.Filter(entries, o)
+}
+
+// findEntries reads, in one read transaction, the candidates of name with
+// their parents; false when the index must be built first.
+func (r *Registry) findEntries(ctx context.Context, name string) ([]api.FindEntry, bool, error) {
 	var entries []api.FindEntry
+	ok := true
 	err := r.db.View(ctx, func(tx *bolt.Tx) error {
 		b, err := getFindBuckets(tx)
 		if err != nil {
 			return err
 		}
-		recs, err := b.candidates(strings.TrimSpace(o.Name))
+		if b.state.Get(meta.KeyFindRebuild) != nil {
+			ok = false
+			return nil
+		}
+		recs, err := b.candidates(strings.TrimSpace(name))
 		if err != nil {
 			return err
 		}
@@ -416,10 +436,7 @@ func (r *Registry) Find(ctx context.Context, o find.Options) ([]api.FindEntry, e
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return find.Filter(entries, o)
+	return entries, ok, err
 }
 
 // candidates are the entries whose name or repository may match the

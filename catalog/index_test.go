@@ -307,3 +307,28 @@ func untarGz(t *testing.T, file, dir string) {
 		}
 	}
 }
+
+// TestFindBuildsAMissingIndex: a Find on a migrated catalog whose index
+// was not built yet builds it, and answers from it.
+func TestFindBuildsAMissingIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	untarGz(t, "testdata/schema2-root.tar.gz", dir)
+	db, err := meta.Open(filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cs, err := content.NewStore(filepath.Join(dir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRegistry(cs, db)
+	all, err := r.Find(ctx, find.Options{AllVersions: true})
+	if err != nil || len(all) != 20 {
+		t.Fatalf("Find before any build: %d entries, %v; want 20", len(all), err)
+	}
+	if built, err := r.BuildIndex(ctx); err != nil || built {
+		t.Fatalf("BuildIndex after Find = %v, %v; want no build left", built, err)
+	}
+}
