@@ -143,7 +143,7 @@ func (b findBuckets) update(rb *bolt.Bucket, repo string, dgst digest.Digest) er
 		}
 		return b.remove(key, old)
 	}
-	m := findManifest(repo, rec, tags)
+	m := rec.FindManifest(repo, tags)
 	next := indexEntry{Entry: find.Entry(m)}
 	next.BaseName, next.BaseDigest = find.BaseOf(m.Annotations)
 	if old != nil {
@@ -221,16 +221,17 @@ func (b findBuckets) logChange(c indexChange) (uint64, error) {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// findManifest is what the find rules read of a record with its tags.
-func findManifest(repo string, rec ManifestRecord, tags []string) find.Manifest {
+// FindManifest is what the find rules read of the record of a manifest of
+// repo, with the tags that point at it.
+func (m ManifestRecord) FindManifest(repo string, tags []string) find.Manifest {
 	return find.Manifest{
 		Repository:  repo,
-		Digest:      rec.Digest.String(),
+		Digest:      m.Digest.String(),
 		Tags:        tags,
-		Annotations: rec.Annotations,
-		Size:        rec.ContentSize,
-		OSVersion:   rec.OSVersion,
-		Pushed:      rec.Pushed,
+		Annotations: m.Annotations,
+		Size:        m.ContentSize,
+		OSVersion:   m.OSVersion,
+		Pushed:      m.Pushed,
 	}
 }
 
@@ -546,7 +547,7 @@ func (r *Registry) FindManifests(ctx context.Context) ([]find.Manifest, error) {
 		if tm.Manifest.Kind != KindImage {
 			continue
 		}
-		ts = append(ts, find.Tagged{Tag: tm.Tag, Manifest: findManifest(tm.Repository, tm.Manifest, nil)})
+		ts = append(ts, find.Tagged{Tag: tm.Tag, Manifest: tm.Manifest.FindManifest(tm.Repository, nil)})
 	}
 	return find.Group(ts), nil
 }

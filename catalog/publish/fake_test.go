@@ -222,11 +222,7 @@ func (m *memTarget) Find(_ context.Context, o find.Options) ([]api.FindEntry, er
 	var ts []find.Tagged
 	for repo, tags := range m.tags {
 		for tag, d := range tags {
-			rec := m.records[repo+"@"+d.String()]
-			ts = append(ts, find.Tagged{Tag: tag, Manifest: find.Manifest{
-				Repository: repo, Digest: d.String(), Annotations: rec.Annotations,
-				Size: rec.ContentSize, OSVersion: rec.OSVersion, Pushed: rec.Pushed,
-			}})
+			ts = append(ts, find.Tagged{Tag: tag, Manifest: m.records[repo+"@"+d.String()].FindManifest(repo, nil)})
 		}
 	}
 	slices.SortFunc(ts, func(a, b find.Tagged) int {

@@ -120,10 +120,7 @@ func (c *Client) crawl(ctx context.Context) ([]api.FindEntry, error) {
 		if rec.Kind != catalog.KindImage {
 			return nil // a signature, an attestation, an SBOM or another artifact
 		}
-		results[i] = &find.Tagged{Tag: j.tag, Manifest: find.Manifest{
-			Repository: j.repo, Digest: rec.Digest.String(), Annotations: rec.Annotations,
-			Size: rec.ContentSize, OSVersion: rec.OSVersion, Pushed: rec.Pushed,
-		}}
+		results[i] = &find.Tagged{Tag: j.tag, Manifest: rec.FindManifest(j.repo, nil)}
 		return nil
 	})
 	if err == nil {
