@@ -84,21 +84,24 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, user, pass
 		switch {
 		case f.err == nil:
 			s.limiter.succeeded(client)
+			return nil
 		case errdefs.IsUnauthenticated(f.err):
 			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
-		case errdefs.IsUnavailable(f.err):
-			w.Header().Set("Retry-After", "1")
+			return f.err
 		}
-		return f.err
+		// The leader was refused for reasons of its own (its client's
+		// limit, its context, a busy server): this request verifies
+		// for itself, under its own client's limit.
+		return s.verifyCredentials(ctx, w, r, client, a, user)
 	}
-	err := s.verifyLeader(ctx, w, r, client, a, user)
+	err := s.verifyCredentials(ctx, w, r, client, a, user)
 	s.opts.htpasswd.land(a.mac, f, err)
 	return err
 }
 
-// verifyLeader verifies a for the client of r through the limiter, as
-// the one verification of these credentials under way.
-func (s *Server) verifyLeader(ctx context.Context, w http.ResponseWriter, r *http.Request, client netip.Prefix, a attempt, user string) error {
+// verifyCredentials verifies a for the client of r with bcrypt, under a
+// reservation of the client's failure limit.
+func (s *Server) verifyCredentials(ctx context.Context, w http.ResponseWriter, r *http.Request, client netip.Prefix, a attempt, user string) error {
 	if wait, ok := s.limiter.reserve(client); !ok {
 		return s.tooManyFailures(w, r, client, wait)
 	}
