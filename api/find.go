@@ -43,3 +43,37 @@ type ParentRef struct {
 type FindResponse struct {
 	Images []FindEntry `json:"images"`
 }
+
+// FindChanges is the body of GET /v2/_find/changes?since=SEQ: the changes
+// of catalogd's find index after the sequence number since, in order.
+//
+// A mirror keeps Index and Last, and asks from Last next. When Resync is
+// set, the feed cannot answer from since (the index was rebuilt, or it is
+// another index than the mirror followed): the mirror starts again from
+// since=0, which lists every entry (each entry's last change).
+type FindChanges struct {
+	// Index is the identity of the index; another Index than the one a
+	// mirror followed means that the mirror must resync.
+	Index  string `json:"index"`
+	Resync bool   `json:"resync,omitempty"`
+	// Last is the sequence number to ask from next.
+	Last uint64 `json:"last"`
+	// More says that changes follow Last: ask again at once.
+	More    bool         `json:"more"`
+	Changes []FindChange `json:"changes"`
+}
+
+// FindChange is the last change of one entry, keyed by its repository and
+// manifest digest: the entry as it now is, or its removal.
+type FindChange struct {
+	Seq        uint64 `json:"seq"`
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+	Removed    bool   `json:"removed,omitempty"`
+	// Entry is the entry without its parent (nil when Removed); BaseName
+	// and BaseDigest are the base annotations that its parent resolves
+	// from (catalog/find.Parent).
+	Entry      *FindEntry `json:"entry,omitempty"`
+	BaseName   string     `json:"baseName,omitempty"`
+	BaseDigest string     `json:"baseDigest,omitempty"`
+}

@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/find/findindex"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
@@ -29,15 +30,6 @@ import (
 // literal prefix of a wildcard, a range scan over names/ and over entries/
 // (the repositories), and the version rules run over the entries found.
 
-// indexEntry is the value of v1/find/entries/<repo> NUL <digest>.
-type indexEntry struct {
-	Entry      api.FindEntry `json:"entry"` // Parent is resolved at query time
-	BaseName   string        `json:"baseName,omitempty"`
-	BaseDigest string        `json:"baseDigest,omitempty"`
-	// Seq is the key of the entry's last change in v1/find/changes.
-	Seq uint64 `json:"seq"`
-}
-
 // indexChange is the value of v1/find/changes/<seq>: the last change of
 // one entry.
 type indexChange struct {
@@ -46,42 +38,39 @@ type indexChange struct {
 	Removed    bool   `json:"removed,omitempty"`
 }
 
-// findBuckets are the buckets of the index in one transaction.
+// findBuckets are the buckets of the index in one transaction: the
+// entries (findindex), the tags that point at each entry's manifest, the
+// change feed and the state.
 type findBuckets struct {
-	entries, names, digests, tags, changes, state *bolt.Bucket
+	findindex.Buckets
+	tags, changes, state *bolt.Bucket
 }
 
 func getFindBuckets(tx *bolt.Tx) (findBuckets, error) {
 	b := findBuckets{
-		entries: meta.GetFindBucket(tx, meta.FindEntries),
-		names:   meta.GetFindBucket(tx, meta.FindNames),
-		digests: meta.GetFindBucket(tx, meta.FindDigests),
+		Buckets: findindex.Buckets{
+			Entries: meta.GetFindBucket(tx, meta.FindEntries),
+			Names:   meta.GetFindBucket(tx, meta.FindNames),
+			Digests: meta.GetFindBucket(tx, meta.FindDigests),
+		},
 		tags:    meta.GetFindBucket(tx, meta.FindTags),
 		changes: meta.GetFindBucket(tx, meta.FindChanges),
 		state:   meta.GetFindBucket(tx, meta.FindState),
 	}
-	if b.entries == nil || b.names == nil || b.digests == nil || b.tags == nil || b.changes == nil || b.state == nil {
+	if b.Entries == nil || b.Names == nil || b.Digests == nil || b.tags == nil || b.changes == nil || b.state == nil {
 		return b, fmt.Errorf("the find index buckets are missing: the database predates schema version 3")
 	}
 	return b, nil
 }
 
-func join(parts ...string) []byte { return []byte(strings.Join(parts, "\x00")) }
-
-// entryKey, nameKey, digestKey and tagKey are the keys of an entry in the
-// buckets of the index.
-func entryKey(repo string, dgst digest.Digest) []byte { return join(repo, string(dgst)) }
-func nameKey(e api.FindEntry) []byte {
-	return join(strings.ToLower(e.Name), e.Repository, e.Digest)
-}
-func digestKey(repo string, dgst digest.Digest) []byte { return join(string(dgst), repo) }
+// tagKey is the key of a tag of an entry in v1/find/tags.
 func tagKey(repo string, dgst digest.Digest, tag string) []byte {
-	return join(repo, string(dgst), tag)
+	return findindex.Join(repo, string(dgst), tag)
 }
 
 // tagsOf lists the tags that point at dgst in repo, from the index.
 func (b findBuckets) tagsOf(repo string, dgst digest.Digest) []string {
-	prefix := append(entryKey(repo, dgst), 0)
+	prefix := append(findindex.EntryKey(repo, string(dgst)), 0)
 	var tags []string
 	c := b.tags.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -120,18 +109,13 @@ func (b findBuckets) removeTag(rb *bolt.Bucket, repo, tag string, dgst digest.Di
 // or removed when the manifest is gone, untagged or not an image. A real
 // change takes a new sequence number in the change feed.
 func (b findBuckets) update(rb *bolt.Bucket, repo string, dgst digest.Digest) error {
-	key := entryKey(repo, dgst)
-	var old *indexEntry
-	if v := b.entries.Get(key); v != nil {
-		old = &indexEntry{}
-		if err := json.Unmarshal(v, old); err != nil {
-			return fmt.Errorf("find index entry %s@%s: %w", repo, dgst, err)
-		}
+	old, err := b.Get(repo, string(dgst))
+	if err != nil {
+		return err
 	}
 	var rec ManifestRecord
 	var ok bool
 	if rb != nil {
-		var err error
 		if rec, ok, err = getRecord(rb, dgst); err != nil {
 			return err
 		}
@@ -141,69 +125,37 @@ func (b findBuckets) update(rb *bolt.Bucket, repo string, dgst digest.Digest) er
 		if old == nil {
 			return nil
 		}
-		return b.remove(key, old)
+		return b.remove(old)
 	}
-	m := rec.FindManifest(repo, tags)
-	next := indexEntry{Entry: find.Entry(m)}
-	next.BaseName, next.BaseDigest = find.BaseOf(m.Annotations)
+	next := findindex.NewRecord(rec.FindManifest(repo, tags))
 	if old != nil {
 		same := *old
 		same.Seq = 0
-		if sameEntry(same, next) {
+		if same.Same(next) {
 			return nil
 		}
-		if err := b.unlink(old); err != nil {
+		if err := b.changes.Delete(seqKey(old.Seq)); err != nil {
 			return err
 		}
 	}
-	seq, err := b.logChange(indexChange{Repository: repo, Digest: string(dgst)})
-	if err != nil {
+	if next.Seq, err = b.logChange(indexChange{Repository: repo, Digest: string(dgst)}); err != nil {
 		return err
 	}
-	next.Seq = seq
-	val, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	if err := b.entries.Put(key, val); err != nil {
-		return err
-	}
-	if err := b.names.Put(nameKey(next.Entry), []byte{}); err != nil {
-		return err
-	}
-	return b.digests.Put(digestKey(repo, dgst), []byte{})
+	_, err = b.Put(next)
+	return err
 }
 
-// sameEntry compares two entries, their times as instants.
-func sameEntry(a, b indexEntry) bool {
-	if !a.Entry.Created.Equal(b.Entry.Created) {
-		return false
-	}
-	a.Entry.Created, b.Entry.Created = time.Time{}, time.Time{}
-	return a.Entry == b.Entry && a.BaseName == b.BaseName && a.BaseDigest == b.BaseDigest && a.Seq == b.Seq
-}
-
-// remove deletes the entry at key, leaving a removal in the change feed.
-func (b findBuckets) remove(key []byte, old *indexEntry) error {
-	if err := b.unlink(old); err != nil {
+// remove deletes the entry of old, leaving a removal in the change feed
+// in place of its last change.
+func (b findBuckets) remove(old *findindex.Record) error {
+	if _, err := b.Delete(old.Entry.Repository, old.Entry.Digest); err != nil {
 		return err
 	}
-	if err := b.entries.Delete(key); err != nil {
+	if err := b.changes.Delete(seqKey(old.Seq)); err != nil {
 		return err
 	}
 	_, err := b.logChange(indexChange{Repository: old.Entry.Repository, Digest: old.Entry.Digest, Removed: true})
 	return err
-}
-
-// unlink deletes the name and digest keys and the last change of old.
-func (b findBuckets) unlink(old *indexEntry) error {
-	if err := b.names.Delete(nameKey(old.Entry)); err != nil {
-		return err
-	}
-	if err := b.digests.Delete(digestKey(old.Entry.Repository, digest.Digest(old.Entry.Digest))); err != nil {
-		return err
-	}
-	return b.changes.Delete(seqKey(old.Seq))
 }
 
 // logChange appends c to the change feed and returns its sequence number.
@@ -248,6 +200,9 @@ func (r *Registry) BuildIndex(ctx context.Context) (bool, error) {
 		if err != nil {
 			return err
 		}
+		if err := b.ensureID(); err != nil {
+			return err
+		}
 		built = b.state.Get(meta.KeyFindRebuild) != nil
 		if !built {
 			return nil
@@ -265,6 +220,9 @@ func (r *Registry) writeIndex(ctx context.Context, tx *bolt.Tx) (findBuckets, er
 	if err != nil {
 		return b, err
 	}
+	if err := b.ensureID(); err != nil {
+		return b, err
+	}
 	if b.state.Get(meta.KeyFindRebuild) != nil {
 		if err := r.buildIndex(ctx, tx, b); err != nil {
 			return b, fmt.Errorf("find index: %w", err)
@@ -273,9 +231,22 @@ func (r *Registry) writeIndex(ctx context.Context, tx *bolt.Tx) (findBuckets, er
 	return b, nil
 }
 
+// ensureID gives the index its random identity if it has none yet.
+func (b findBuckets) ensureID() error {
+	if b.state.Get(meta.KeyFindID) != nil {
+		return nil
+	}
+	return b.state.Put(meta.KeyFindID, []byte(newID()))
+}
+
 // buildIndex builds the index from the repositories in tx.
 func (r *Registry) buildIndex(ctx context.Context, tx *bolt.Tx, b findBuckets) error {
-	for _, bk := range []*bolt.Bucket{b.entries, b.names, b.digests, b.tags, b.changes} {
+	// The feed loses its changes so far: a mirror that has not read them
+	// all must resync.
+	if err := b.state.Put(meta.KeyFindFloor, seqKey(b.changes.Sequence())); err != nil {
+		return err
+	}
+	for _, bk := range []*bolt.Bucket{b.Entries, b.Names, b.Digests, b.tags, b.changes} {
 		if err := clearBucket(bk); err != nil {
 			return err
 		}
@@ -393,28 +364,78 @@ func clearBucket(b *bolt.Bucket) error {
 // name that starts with a wildcard, or none, reads every entry. Parents
 // are resolved by digest lookups.
 func (r *Registry) Find(ctx context.Context, o find.Options) ([]api.FindEntry, error) {
+	p, err := r.FindPage(ctx, o, "", 0)
+	return p.Entries, err
+}
+
+// FindPage is one page of the answer of Find.
+type FindPage struct {
+	Entries []api.FindEntry
+	// Next is the name to ask after for the next page; "" on the last.
+	Next string
+	// ETag is the entity tag of the state of the index that the page
+	// was read from (see FindETag).
+	ETag string
+}
+
+// FindPage answers as Find does. With n > 0 and no name, it is a page of
+// the listing: the entries of at most n names (lower-cased, in order)
+// after the name last, read by a range scan of the names. Since the rules
+// keep or drop entries within one name, the pages together answer as the
+// whole listing does, except that a page is never a NoMatch error: a
+// RequiredVersion that no name of a page has gives an empty page.
+func (r *Registry) FindPage(ctx context.Context, o find.Options, last string, n int) (FindPage, error) {
 	if err := o.Validate(); err != nil {
-		return nil, err
+		return FindPage{}, err
 	}
-	entries, ok, err := r.findEntries(ctx, o.Name)
+	name := strings.TrimSpace(o.Name)
+	if name != "" || n <= 0 {
+		last, n = "", 0
+	}
+	page, ok, err := r.readFind(ctx, name, last, n)
 	if err == nil && !ok {
 		// A database the index does not cover yet (catalogd builds it at
 		// start): build it once, in a write transaction, and read again.
 		if _, err := r.BuildIndex(ctx); err != nil {
-			return nil, fmt.Errorf("find index: %w", err)
+			return FindPage{}, fmt.Errorf("find index: %w", err)
 		}
-		entries, _, err = r.findEntries(ctx, o.Name)
+		page, _, err = r.readFind(ctx, name, last, n)
 	}
 	if err != nil {
-		return nil, err
+		return FindPage{}, err
 	}
-	return find.Filter(entries, o)
+	page.Entries, err = find.Filter(page.Entries, o)
+	if err != nil && n > 0 && errdefs.IsNotFound(err) {
+		page.Entries, err = []api.FindEntry{}, nil
+	}
+	return page, err
 }
 
-// findEntries reads, in one read transaction, the candidates of name with
-// their parents; false when the index must be built first.
-func (r *Registry) findEntries(ctx context.Context, name string) ([]api.FindEntry, bool, error) {
-	var entries []api.FindEntry
+// FindETag is the entity tag of the index as it is now: the index's
+// identity and the change feed's sequence, which every change of an
+// entry, and so of an answer, moves on.
+func (r *Registry) FindETag(ctx context.Context) (string, error) {
+	var tag string
+	err := r.db.View(ctx, func(tx *bolt.Tx) error {
+		b, err := getFindBuckets(tx)
+		if err != nil {
+			return err
+		}
+		tag = b.etag()
+		return nil
+	})
+	return tag, err
+}
+
+func (b findBuckets) etag() string {
+	return fmt.Sprintf(`"find-%s-%d"`, b.state.Get(meta.KeyFindID), b.changes.Sequence())
+}
+
+// readFind reads, in one read transaction, the candidates of name, or a
+// page of the names with n > 0, with their parents; false when the index
+// must be built first.
+func (r *Registry) readFind(ctx context.Context, name, last string, n int) (FindPage, bool, error) {
+	var page FindPage
 	ok := true
 	err := r.db.View(ctx, func(tx *bolt.Tx) error {
 		b, err := getFindBuckets(tx)
@@ -425,113 +446,80 @@ func (r *Registry) findEntries(ctx context.Context, name string) ([]api.FindEntr
 			ok = false
 			return nil
 		}
-		recs, err := b.candidates(strings.TrimSpace(name))
+		var recs []findindex.Record
+		if n > 0 {
+			var more bool
+			var end string
+			if recs, end, more, err = b.NamePage(strings.ToLower(last), n); more {
+				page.Next = end
+			}
+		} else {
+			recs, err = b.Candidates(name)
+		}
 		if err != nil {
 			return err
 		}
-		entries = make([]api.FindEntry, 0, len(recs))
-		for _, rec := range recs {
-			e := rec.Entry
-			e.Parent = find.Parent(rec.BaseName, rec.BaseDigest, b)
-			entries = append(entries, e)
+		page.Entries = b.Resolve(recs)
+		page.ETag = b.etag()
+		return nil
+	})
+	return page, ok, err
+}
+
+// Changes reads the change feed after the sequence number since: at most
+// n changes (n > 0), in order, each the last change of an entry, with the
+// entry as it now is. Since 0 lists every entry. A since that the feed
+// cannot answer from (before the floor that a rebuild leaves, or beyond
+// the feed's sequence: another index) gives Resync.
+func (r *Registry) Changes(ctx context.Context, since uint64, n int) (api.FindChanges, error) {
+	out := api.FindChanges{Changes: []api.FindChange{}}
+	err := r.db.View(ctx, func(tx *bolt.Tx) error {
+		b, err := getFindBuckets(tx)
+		if err != nil {
+			return err
+		}
+		out.Index = string(b.state.Get(meta.KeyFindID))
+		seq := b.changes.Sequence()
+		var floor uint64
+		if v := b.state.Get(meta.KeyFindFloor); len(v) == 8 {
+			floor = binary.BigEndian.Uint64(v)
+		}
+		if b.state.Get(meta.KeyFindRebuild) != nil || (since > 0 && (since < floor || since > seq)) {
+			out.Resync = true
+			return nil
+		}
+		out.Last = seq
+		c := b.changes.Cursor()
+		for k, v := c.Seek(seqKey(since + 1)); k != nil; k, v = c.Next() {
+			if len(out.Changes) == n {
+				out.More = true
+				out.Last = out.Changes[n-1].Seq
+				return nil
+			}
+			var ic indexChange
+			if err := json.Unmarshal(v, &ic); err != nil {
+				return fmt.Errorf("find change %x: %w", k, err)
+			}
+			ch := api.FindChange{Seq: binary.BigEndian.Uint64(k), Repository: ic.Repository, Digest: ic.Digest, Removed: ic.Removed}
+			if !ic.Removed {
+				rec, err := b.Get(ic.Repository, ic.Digest)
+				if err != nil {
+					return err
+				}
+				if rec == nil {
+					return fmt.Errorf("find change %d: no entry %s@%s", ch.Seq, ic.Repository, ic.Digest)
+				}
+				e := rec.Entry
+				ch.Entry, ch.BaseName, ch.BaseDigest = &e, rec.BaseName, rec.BaseDigest
+			}
+			out.Changes = append(out.Changes, ch)
 		}
 		return nil
 	})
-	return entries, ok, err
-}
-
-// candidates are the entries whose name or repository may match the
-// pattern name: those that start with its literal prefix, or, without a
-// wildcard, that equal it.
-func (b findBuckets) candidates(name string) ([]indexEntry, error) {
-	prefix := strings.ToLower(name)
-	if i := strings.IndexAny(prefix, "*?"); i >= 0 {
-		prefix = prefix[:i]
-	} else if prefix != "" {
-		prefix += "\x00"
-	}
-	var out []indexEntry
-	seen := map[string]bool{}
-	add := func(key []byte) error {
-		if seen[string(key)] {
-			return nil
-		}
-		seen[string(key)] = true
-		v := b.entries.Get(key)
-		if v == nil {
-			return fmt.Errorf("find index: no entry %q for a name key", key)
-		}
-		var e indexEntry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("find index entry %q: %w", key, err)
-		}
-		out = append(out, e)
-		return nil
-	}
-	p := []byte(prefix)
-	c := b.names.Cursor()
-	if prefix == "" {
-		c = nil // every entry: entries/ alone lists them
-	}
-	for k, _ := seek(c, p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		parts := bytes.SplitN(k, []byte{0}, 3)
-		if len(parts) != 3 {
-			return nil, fmt.Errorf("find index: bad name key %q", k)
-		}
-		if err := add(join(string(parts[1]), string(parts[2]))); err != nil {
-			return nil, err
-		}
-	}
-	c = b.entries.Cursor()
-	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		if err := add(k); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return api.FindChanges{}, err
 	}
 	return out, nil
-}
-
-// seek is c.Seek(p), or nothing for a nil cursor.
-func seek(c *bolt.Cursor, p []byte) ([]byte, []byte) {
-	if c == nil {
-		return nil, nil
-	}
-	return c.Seek(p)
-}
-
-// WithDigest implements find.Entries over the index.
-func (b findBuckets) WithDigest(repo, dgst string) (api.FindEntry, bool) {
-	if repo != "" {
-		return b.entryAt(entryKey(repo, digest.Digest(dgst)))
-	}
-	p := append([]byte(dgst), 0)
-	k, _ := b.digests.Cursor().Seek(p)
-	if k == nil || !bytes.HasPrefix(k, p) {
-		return api.FindEntry{}, false
-	}
-	return b.entryAt(entryKey(string(k[len(p):]), digest.Digest(dgst)))
-}
-
-// InRepository implements find.Entries over the index.
-func (b findBuckets) InRepository(repo string) (api.FindEntry, bool) {
-	p := append([]byte(repo), 0)
-	k, _ := b.entries.Cursor().Seek(p)
-	if k == nil || !bytes.HasPrefix(k, p) {
-		return api.FindEntry{}, false
-	}
-	return b.entryAt(k)
-}
-
-func (b findBuckets) entryAt(key []byte) (api.FindEntry, bool) {
-	v := b.entries.Get(key)
-	if v == nil {
-		return api.FindEntry{}, false
-	}
-	var e indexEntry
-	if json.Unmarshal(v, &e) != nil {
-		return api.FindEntry{}, false
-	}
-	return e.Entry, true
 }
 
 // FindManifests lists every tagged manifest as the find rules read it, by

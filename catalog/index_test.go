@@ -112,6 +112,7 @@ func TestIndexAgreesWithRebuild(t *testing.T) {
 			pick := func(list []string) string { return list[rng.IntN(len(list))] }
 			var pushed []ManifestRecord
 			repoOf := map[digest.Digest]string{}
+			feed := &feedFollower{}
 			for step := range 120 {
 				repo, tag := pick(repos), pick(tags)
 				var op string
@@ -169,8 +170,160 @@ func TestIndexAgreesWithRebuild(t *testing.T) {
 				}
 				t.Logf("step %d: %s %s:%s", step, op, repo, tag)
 				checkIndex(t, e.Registry, names)
+				checkPages(t, e.Registry)
+				feed.follow(t, e.Registry, 3)
+				checkFeed(t, e.Registry, feed)
 			}
 		})
+	}
+}
+
+// checkPages compares the pages of the listing, 2 names a page, with the
+// whole listing, for each query form without a name.
+func checkPages(t *testing.T, r *Registry) {
+	t.Helper()
+	ctx := context.Background()
+	for _, o := range indexQueries(nil) {
+		if o.Name != "" {
+			continue
+		}
+		want, err := r.Find(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []api.FindEntry
+		last := ""
+		for range 1000 {
+			p, err := r.FindPage(ctx, o, last, 2)
+			if err != nil {
+				t.Fatalf("FindPage(%+v, %q): %v", o, last, err)
+			}
+			got = append(got, p.Entries...)
+			if p.Next == "" {
+				break
+			}
+			if p.Next <= last {
+				t.Fatalf("FindPage(%+v, %q): next %q does not move on", o, last, p.Next)
+			}
+			last = p.Next
+		}
+		if !sameEntries(got, want) {
+			t.Fatalf("pages of %+v:\n pages %s\n whole %s", o, entryList(got), entryList(want))
+		}
+	}
+}
+
+// feedFollower is a mirror that follows the change feed as providerd
+// does.
+type feedFollower struct {
+	index   string
+	since   uint64
+	entries map[string]api.FindChange
+	resyncs int
+}
+
+// follow reads the feed n changes a request until it has caught up.
+func (f *feedFollower) follow(t *testing.T, r *Registry, n int) {
+	t.Helper()
+	for range 10000 {
+		ch, err := r.Changes(context.Background(), f.since, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Resync || (f.entries != nil && ch.Index != f.index) {
+			f.resyncs++
+			f.since, f.entries = 0, nil
+			continue
+		}
+		if f.entries == nil {
+			f.entries = map[string]api.FindChange{}
+		}
+		f.index = ch.Index
+		for _, c := range ch.Changes {
+			if c.Seq <= f.since {
+				t.Fatalf("change %d after since %d", c.Seq, f.since)
+			}
+			key := c.Repository + "@" + c.Digest
+			if c.Removed {
+				delete(f.entries, key)
+			} else {
+				f.entries[key] = c
+			}
+		}
+		f.since = ch.Last
+		if !ch.More {
+			return
+		}
+	}
+	t.Fatal("the feed never caught up")
+}
+
+// checkFeed compares what a follower of the feed holds with a rebuild.
+func checkFeed(t *testing.T, r *Registry, f *feedFollower) {
+	t.Helper()
+	ms, err := r.FindManifests(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]api.FindEntry{}
+	for _, m := range ms {
+		e := find.Entry(m)
+		want[e.Repository+"@"+e.Digest] = e
+	}
+	if len(f.entries) != len(want) {
+		t.Fatalf("the feed holds %d entries, a rebuild %d", len(f.entries), len(want))
+	}
+	for k, c := range f.entries {
+		w, ok := want[k]
+		if !ok || c.Entry == nil || !sameEntries([]api.FindEntry{*c.Entry}, []api.FindEntry{w}) {
+			t.Fatalf("the feed's %s is %+v, a rebuild's %+v", k, c.Entry, w)
+		}
+	}
+}
+
+// TestFeedResyncsAfterARebuild: a follower behind a rebuild is told to
+// resync, and catches up from 0 with the same entries.
+func TestFeedResyncsAfterARebuild(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEnv(t)
+	for i, repo := range []string{"a", "b", "c"} {
+		img := e.newImage(t, repo, fmt.Sprint("layer ", i))
+		e.putImage(t, repo, "1.0", img)
+	}
+	f := &feedFollower{}
+	f.follow(t, e.Registry, 2)
+	checkFeed(t, e.Registry, f)
+	if len(f.entries) != 3 {
+		t.Fatalf("the feed holds %d entries, want 3", len(f.entries))
+	}
+	if ch, err := e.Changes(ctx, f.since, 10); err != nil || ch.Resync || len(ch.Changes) != 0 || ch.More {
+		t.Fatalf("a follower that caught up: %+v, %v", ch, err)
+	}
+	before := f.since
+	img := e.newImage(t, "d", "layer d")
+	e.putImage(t, "d", "1.0", img)
+	if err := e.db.Update(ctx, func(tx *bolt.Tx) error {
+		return meta.GetFindBucket(tx, meta.FindState).Put(meta.KeyFindRebuild, []byte{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.BuildIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := e.Changes(ctx, before, 10)
+	if err != nil || !ch.Resync {
+		t.Fatalf("after a rebuild, Changes(%d) = %+v, %v; want a resync", before, ch, err)
+	}
+	if ch, err := e.Changes(ctx, 1<<40, 10); err != nil || !ch.Resync {
+		t.Fatalf("Changes beyond the sequence = %+v, %v; want a resync", ch, err)
+	}
+	f.follow(t, e.Registry, 2)
+	if f.resyncs != 1 {
+		t.Fatalf("%d resyncs, want 1", f.resyncs)
+	}
+	checkFeed(t, e.Registry, f)
+	if len(f.entries) != 4 {
+		t.Fatalf("after the resync the feed holds %d entries, want 4", len(f.entries))
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
@@ -21,7 +23,14 @@ const (
 	findAllVersions     = "allVersions"
 )
 
-var findParams = []string{findName, findRequiredVersion, findMinimumVersion, findMaximumVersion, findAllVersions}
+var findParams = []string{findName, findRequiredVersion, findMinimumVersion, findMaximumVersion, findAllVersions, "n", "last"}
+
+// The change feed's page: defaultChangesPage changes unless n asks for
+// fewer, or more up to maxChangesPage.
+const (
+	defaultChangesPage = 1000
+	maxChangesPage     = 10000
+)
 
 // findDetail is the detail of a find error: OneGet's error id, which a
 // client can report as the FullyQualifiedErrorId of Find-ContainerImage.
@@ -42,12 +51,40 @@ type findDetail struct {
 // that name at all, MANIFEST_UNKNOWN when the name exists but none of its
 // versions (which are its tags) matches. A wildcard that matches nothing
 // is an empty 200, as in OneGet.
+//
+// The listing (no name) pages as _catalog does when n is given: a page
+// holds the entries of at most n names, in the order of their lower-cased
+// names, after the name last, and a Link header leads to the next page. A
+// page is never a 404: a requiredVersion that no name of a page has gives
+// an empty page, and the Link leads on.
+//
+// Every answer carries an ETag, the state of the index (FindETag); a GET
+// whose If-None-Match holds it is a 304 that reads nothing else.
 func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	for k := range q {
 		if !slices.Contains(findParams, k) {
 			return withCode(CodeFindInvalid, nil, fmt.Errorf("find: unknown query parameter %q (known: %v): %w",
 				k, findParams, errdefs.ErrInvalidArgument))
+		}
+	}
+	p, err := parsePagination(r)
+	if err != nil {
+		return err
+	}
+	if p.n >= 0 && strings.TrimSpace(q.Get(findName)) != "" {
+		return withCode(CodeFindInvalid, nil, fmt.Errorf("find: n and last page the listing, which has no name: %w",
+			errdefs.ErrInvalidArgument))
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		tag, err := s.reg.FindETag(r.Context())
+		if err != nil {
+			return err
+		}
+		if etagMatches(inm, tag) {
+			w.Header().Set("ETag", tag)
+			w.WriteHeader(http.StatusNotModified)
+			return nil
 		}
 	}
 	opts := find.Options{
@@ -71,17 +108,90 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
 	if err := opts.Validate(); err != nil {
 		return findError(err, nil)
 	}
-	images, err := s.reg.Find(r.Context(), opts)
+	if p.n == 0 {
+		return writeJSON(w, r, http.StatusOK, "application/json", api.FindResponse{Images: []api.FindEntry{}})
+	}
+	page, err := s.reg.FindPage(r.Context(), opts, p.last, max(p.n, 0))
 	if err != nil {
 		return findError(err, func() bool {
 			named, err := s.reg.Find(r.Context(), find.Options{Name: opts.Name, AllVersions: true})
 			return err == nil && len(named) > 0
 		})
 	}
-	if images == nil {
-		images = []api.FindEntry{}
+	if page.Next != "" {
+		path, err := s.urlFor(RouteFind)
+		if err != nil {
+			return err
+		}
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("n", strconv.Itoa(p.n))
+		next.Set("last", page.Next)
+		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, path, next.Encode()))
 	}
-	return writeJSON(w, r, http.StatusOK, "application/json", api.FindResponse{Images: images})
+	if page.Entries == nil {
+		page.Entries = []api.FindEntry{}
+	}
+	w.Header().Set("ETag", page.ETag)
+	return writeJSON(w, r, http.StatusOK, "application/json", api.FindResponse{Images: page.Entries})
+}
+
+// etagMatches reports whether an If-None-Match header holds tag (RFC
+// 9110: a list of entity tags, or *; weak tags compare weakly).
+func etagMatches(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// findChanges answers GET /v2/_find/changes?since=SEQ&n=N: the change
+// feed of the find index (api.FindChanges), at most n changes after the
+// sequence number since (0, the default, lists every entry), with a Link
+// to the next page when More. A since that the feed cannot answer from
+// is a 200 with resync set, and the client starts again from 0.
+func (s *Server) findChanges(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "since" && k != "n" {
+			return withCode(CodeFindInvalid, nil, fmt.Errorf("find changes: unknown query parameter %q (known: since, n): %w",
+				k, errdefs.ErrInvalidArgument))
+		}
+	}
+	var since uint64
+	if v := q.Get("since"); v != "" {
+		var err error
+		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return withCode(CodeFindInvalid, nil, fmt.Errorf("find changes: since=%q is not a sequence number: %w",
+				v, errdefs.ErrInvalidArgument))
+		}
+	}
+	n := defaultChangesPage
+	if v := q.Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			return withCode(CodePaginationNumberInvalid, nil, fmt.Errorf("find changes: n=%q: must be a number >= 1: %w",
+				v, errdefs.ErrInvalidArgument))
+		}
+		n = min(n, maxChangesPage)
+	}
+	ch, err := s.reg.Changes(r.Context(), since, n)
+	if err != nil {
+		return err
+	}
+	if ch.More {
+		path, err := s.urlFor(RouteFindChanges)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Link", fmt.Sprintf(`<%s?since=%d&n=%d>; rel="next"`, path, ch.Last, n))
+	}
+	return writeJSON(w, r, http.StatusOK, "application/json", ch)
 }
 
 // findError gives a find error its code. nameKnown tells a not-found

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,4 +203,130 @@ func TestFindEmptyCatalog(t *testing.T) {
 	if len(h.body) != 0 {
 		t.Fatal("HEAD with a body")
 	}
+}
+
+// TestFindListingPages: the listing with n pages by names, with a Link
+// to the next page that keeps the other parameters; the pages together
+// are the whole listing.
+func TestFindListingPages(t *testing.T) {
+	e := seededEnv(t)
+	whole := e.do(http.MethodGet, "/v2/_find?allVersions=true", nil).wantStatus(t, http.StatusOK)
+	if whole.Header.Get("Link") != "" {
+		t.Fatalf("the listing without n has a Link: %s", whole.Header.Get("Link"))
+	}
+	var want api.FindResponse
+	if err := json.Unmarshal(whole.body, &want); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	path := "/v2/_find?allVersions=true&n=3"
+	pages := 0
+	for ; path != "" && pages < 100; pages++ {
+		r := e.do(http.MethodGet, path, nil).wantStatus(t, http.StatusOK)
+		var fr api.FindResponse
+		if err := json.Unmarshal(r.body, &fr); err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, im := range fr.Images {
+			names[strings.ToLower(im.Name)] = true
+		}
+		if len(names) > 3 {
+			t.Fatalf("page %s holds %d names, want at most 3", path, len(names))
+		}
+		got = append(got, findIDs(fr)...)
+		path = ""
+		if link := r.Header.Get("Link"); link != "" {
+			if !strings.Contains(link, "allVersions=true") || !strings.HasSuffix(link, `>; rel="next"`) {
+				t.Fatalf("Link %q", link)
+			}
+			path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+		}
+	}
+	// 18 names: NanoServer, WindowsServerCore and 16 applications.
+	if pages != 6 {
+		t.Fatalf("%d pages of 3 names, want 6", pages)
+	}
+	if !slices.Equal(got, findIDs(want)) {
+		t.Fatalf("pages %v\nwhole %v", got, findIDs(want))
+	}
+	e.do(http.MethodGet, "/v2/_find?name=nanoserver&n=3", nil).wantError(t, http.StatusBadRequest, CodeFindInvalid)
+	e.do(http.MethodGet, "/v2/_find?n=x", nil).wantError(t, http.StatusBadRequest, CodePaginationNumberInvalid)
+}
+
+// TestFindETag: an answer's ETag gives a 304 until the index changes.
+func TestFindETag(t *testing.T) {
+	e := seededEnv(t)
+	r := e.do(http.MethodGet, "/v2/_find?name=nanoserver", nil).wantStatus(t, http.StatusOK)
+	tag := r.Header.Get("ETag")
+	if tag == "" || !strings.HasPrefix(tag, `"`) {
+		t.Fatalf("ETag %q", tag)
+	}
+	nm := e.do(http.MethodGet, "/v2/_find?name=nanoserver", nil, withHeader("If-None-Match", tag)).
+		wantStatus(t, http.StatusNotModified)
+	if len(nm.body) != 0 || nm.Header.Get("ETag") != tag {
+		t.Fatalf("304: body %q, ETag %q", nm.body, nm.Header.Get("ETag"))
+	}
+	e.do(http.MethodGet, "/v2/_find?name=nanoserver", nil, withHeader("If-None-Match", `"other", W/`+tag)).
+		wantStatus(t, http.StatusNotModified)
+	e.push("tools", "1.0", newImage(t, "tools layer", nil, nil)).wantStatus(t, http.StatusCreated)
+	again := e.do(http.MethodGet, "/v2/_find?name=nanoserver", nil, withHeader("If-None-Match", tag)).
+		wantStatus(t, http.StatusOK)
+	if again.Header.Get("ETag") == tag {
+		t.Fatal("the ETag did not change with the index")
+	}
+}
+
+// TestFindChanges: the feed lists every entry from 0, pages with a Link,
+// then lists only what changed, and asks a client from another index to
+// resync.
+func TestFindChanges(t *testing.T) {
+	e := seededEnv(t)
+	read := func(path string) (api.FindChanges, response) {
+		r := e.do(http.MethodGet, path, nil).wantStatus(t, http.StatusOK)
+		var ch api.FindChanges
+		if err := json.Unmarshal(r.body, &ch); err != nil {
+			t.Fatal(err)
+		}
+		return ch, r
+	}
+	entries := map[string]bool{}
+	path := "/v2/_find/changes?n=7"
+	var last api.FindChanges
+	for range 100 {
+		ch, r := read(path)
+		for _, c := range ch.Changes {
+			if c.Removed || c.Entry == nil || c.Entry.Digest != c.Digest {
+				t.Fatalf("change %+v", c)
+			}
+			entries[c.Repository+"@"+c.Digest] = true
+		}
+		last = ch
+		link := r.Header.Get("Link")
+		if !ch.More {
+			if link != "" {
+				t.Fatalf("the last page has a Link %q", link)
+			}
+			break
+		}
+		path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+	}
+	if len(entries) != 20 || last.Index == "" {
+		t.Fatalf("the feed from 0 lists %d entries of index %q, want the 20 seeded", len(entries), last.Index)
+	}
+	ch, _ := read("/v2/_find/changes?since=" + strconv.FormatUint(last.Last, 10))
+	if len(ch.Changes) != 0 || ch.More || ch.Resync || ch.Last != last.Last {
+		t.Fatalf("caught up: %+v", ch)
+	}
+	e.do(http.MethodDelete, "/v2/nanoserver/manifests/10.0.10586.0", nil, withAuth()).wantStatus(t, http.StatusAccepted)
+	ch, _ = read("/v2/_find/changes?since=" + strconv.FormatUint(last.Last, 10))
+	if len(ch.Changes) != 1 || !ch.Changes[0].Removed || ch.Changes[0].Repository != "nanoserver" {
+		t.Fatalf("after an untag: %+v", ch)
+	}
+	if ch, _ := read("/v2/_find/changes?since=99999999"); !ch.Resync {
+		t.Fatalf("since beyond the feed: %+v, want a resync", ch)
+	}
+	e.do(http.MethodGet, "/v2/_find/changes?since=-1", nil).wantError(t, http.StatusBadRequest, CodeFindInvalid)
+	e.do(http.MethodGet, "/v2/_find/changes?n=0", nil).wantError(t, http.StatusBadRequest, CodePaginationNumberInvalid)
+	e.do(http.MethodGet, "/v2/_find/changes?name=x", nil).wantError(t, http.StatusBadRequest, CodeFindInvalid)
 }

@@ -9,15 +9,16 @@ import (
 // Route names. Handlers are attached to routes by these names, and the
 // Location and Link headers are built from the same routes.
 const (
-	RouteBase       = "base"        // GET /v2/
-	RouteCatalog    = "catalog"     // GET /v2/_catalog
-	RouteFind       = "find"        // GET /v2/_find
-	RouteManifest   = "manifest"    // /v2/<name>/manifests/<reference>
-	RouteBlob       = "blob"        // /v2/<name>/blobs/<digest>
-	RouteBlobUpload = "blob-upload" // POST /v2/<name>/blobs/uploads/
-	RouteUpload     = "upload"      // /v2/<name>/blobs/uploads/<uuid>
-	RouteTags       = "tags"        // GET /v2/<name>/tags/list
-	RouteReferrers  = "referrers"   // GET /v2/<name>/referrers/<digest>
+	RouteBase        = "base"         // GET /v2/
+	RouteCatalog     = "catalog"      // GET /v2/_catalog
+	RouteFind        = "find"         // GET /v2/_find
+	RouteFindChanges = "find-changes" // GET /v2/_find/changes
+	RouteManifest    = "manifest"     // /v2/<name>/manifests/<reference>
+	RouteBlob        = "blob"         // /v2/<name>/blobs/<digest>
+	RouteBlobUpload  = "blob-upload"  // POST /v2/<name>/blobs/uploads/
+	RouteUpload      = "upload"       // /v2/<name>/blobs/uploads/<uuid>
+	RouteTags        = "tags"         // GET /v2/<name>/tags/list
+	RouteReferrers   = "referrers"    // GET /v2/<name>/referrers/<digest>
 )
 
 // route is one line of the route table.
@@ -47,6 +48,7 @@ var routes = []route{
 	{RouteBase, "/v2/", []string{http.MethodGet, http.MethodHead}},
 	{RouteCatalog, "/v2/_catalog", []string{http.MethodGet, http.MethodHead}},
 	{RouteFind, "/v2/_find", []string{http.MethodGet, http.MethodHead}},
+	{RouteFindChanges, "/v2/_find/changes", []string{http.MethodGet, http.MethodHead}},
 	{RouteBlobUpload, "/v2/{name:.+}/blobs/uploads/", []string{http.MethodPost}},
 	{RouteUpload, "/v2/{name:.+}/blobs/uploads/{uuid}", []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPut, http.MethodDelete}},
 	{RouteBlob, "/v2/{name:.+}/blobs/{digest}", []string{http.MethodGet, http.MethodHead, http.MethodDelete}},

@@ -172,9 +172,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // handlers is the handler of each method of each route, by route name.
 func (s *Server) handlers() map[string]map[string]handlerFunc {
 	return map[string]map[string]handlerFunc{
-		RouteBase:    {http.MethodGet: s.ping, http.MethodHead: s.ping},
-		RouteCatalog: {http.MethodGet: s.listRepositories, http.MethodHead: s.listRepositories},
-		RouteFind:    {http.MethodGet: s.find, http.MethodHead: s.find},
+		RouteBase:        {http.MethodGet: s.ping, http.MethodHead: s.ping},
+		RouteCatalog:     {http.MethodGet: s.listRepositories, http.MethodHead: s.listRepositories},
+		RouteFind:        {http.MethodGet: s.find, http.MethodHead: s.find},
+		RouteFindChanges: {http.MethodGet: s.findChanges, http.MethodHead: s.findChanges},
 		RouteManifest: {
 			http.MethodGet:    s.getManifest,
 			http.MethodHead:   s.getManifest,

@@ -31,7 +31,7 @@ package meta
 //	│   ├── changes/               the change feed: the last change of each entry
 //	│   │   └── <seq> -> change (JSON), seq uint64 big-endian
 //	│   └── state/
-//	│       └── <state> -> "rebuild": the index does not cover the repositories yet
+//	│       └── <state> -> "rebuild" (the index must be built), "id" (the index's identity), "floor" (the feed's first seq)
 //	├── uploads/                   catalogd: blob uploads in progress
 //	│   └── <id> -> upload session (JSON)
 //	├── images/                    providerd: the installed images
@@ -93,6 +93,15 @@ var findBuckets = []string{FindEntries, FindNames, FindDigests, FindTags, FindCh
 // KeyFindRebuild, in v1/find/state, says that the find index does not
 // cover the repositories yet: catalogd builds it from them.
 var KeyFindRebuild = []byte("rebuild")
+
+// KeyFindID, in v1/find/state, is the identity of the index, random: a
+// mirror that followed another index resyncs.
+var KeyFindID = []byte("id")
+
+// KeyFindFloor, in v1/find/state, is the sequence number (uint64
+// big-endian) before which the change feed has lost changes (a rebuild
+// clears it): a mirror that has read less than it resyncs.
+var KeyFindFloor = []byte("floor")
 
 // GetFindBucket returns the bucket name of v1/find (one of the Find*
 // constants), or nil before migration 3.
