@@ -42,6 +42,9 @@ type ParentRef struct {
 // FindResponse is the body of GET /v2/_find.
 type FindResponse struct {
 	Images []FindEntry `json:"images"`
+	// Warnings (providerd only) say which sources' indexes are
+	// incomplete or stale, so that the answer may miss images.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // FindChanges is the body of GET /v2/_find/changes?since=SEQ: the changes

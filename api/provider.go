@@ -25,6 +25,35 @@ type Source struct {
 	// as Basic credentials when it asks. Password is never returned.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
+	// Status is the state of providerd's index of the source (read
+	// only; set by GET /v1/sources and POST /v1/sources/{name}/refresh).
+	Status *SourceStatus `json:"status,omitempty"`
+}
+
+// SourceStatus is the state of providerd's index (mirror) of a source,
+// which Find and Install read.
+type SourceStatus struct {
+	// Mode is how the index syncs: "feed" (catalogd's change feed) or
+	// "crawl" (_catalog, tags/list and the manifests of a plain
+	// registry); "" before the first sync.
+	Mode string `json:"mode,omitempty"`
+	// Entries is the number of images (versions) in the index.
+	Entries int `json:"entries"`
+	// Complete says that a whole sync has ended: the index holds every
+	// image of the source as of LastSync.
+	Complete bool `json:"complete"`
+	// Syncing says that a sync is under way.
+	Syncing  bool       `json:"syncing"`
+	LastSync *time.Time `json:"lastSync,omitempty"`
+	// LastError is the error of the last sync, if it failed.
+	LastError string `json:"lastError,omitempty"`
+	// Repositories and RepositoriesRead count, for a crawl, the
+	// repositories listed by its current pass and those read so far.
+	Repositories     int `json:"repositories,omitempty"`
+	RepositoriesRead int `json:"repositoriesRead,omitempty"`
+	// Warning says how the index falls short of the source (incomplete,
+	// stale), as find prints it; "" when it does not.
+	Warning string `json:"warning,omitempty"`
 }
 
 // VersionOptions are OneGet's version options, shared by Find, Install,

@@ -114,6 +114,7 @@ type tap struct {
 
 	mu        sync.Mutex
 	gets      map[string]int
+	paths     map[string]int // every request, by path
 	ranges    map[string]int
 	sent      map[string]int64
 	corrupt   string
@@ -129,6 +130,7 @@ func newTap(next http.Handler) *tap {
 	return &tap{
 		next:   next,
 		gets:   map[string]int{},
+		paths:  map[string]int{},
 		ranges: map[string]int{},
 		sent:   map[string]int64{},
 		stop:   make(chan struct{}),
@@ -148,6 +150,9 @@ func blobOf(r *http.Request) (string, bool) {
 }
 
 func (tp *tap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tp.mu.Lock()
+	tp.paths[r.URL.Path]++
+	tp.mu.Unlock()
 	d, ok := blobOf(r)
 	if !ok {
 		tp.next.ServeHTTP(w, r)

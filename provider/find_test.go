@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/provider/mirror"
 )
 
 // downSource is a source whose every call fails as an unreachable
@@ -20,8 +21,20 @@ import (
 type downSource struct{ name string }
 
 func (s downSource) Name() string { return s.name }
-func (s downSource) Catalog(context.Context) ([]api.FindEntry, error) {
-	return nil, errors.New("dial tcp 127.0.0.1:1: connection refused: unavailable")
+func (s downSource) Sync(ctx context.Context, m *mirror.Mirror) error {
+	err := errors.New("dial tcp 127.0.0.1:1: connection refused: unavailable")
+	st, _, serr := m.State(ctx)
+	if serr != nil {
+		return serr
+	}
+	st.LastError = err.Error()
+	if serr := m.SetState(ctx, st); serr != nil {
+		return serr
+	}
+	return err
+}
+func (s downSource) Lookup(ctx context.Context, m *mirror.Mirror, _ string) error {
+	return s.Sync(ctx, m)
 }
 func (s downSource) Manifest(context.Context, string, string) (ocispec.Descriptor, []byte, error) {
 	return ocispec.Descriptor{}, nil, errdefs.ErrUnavailable
@@ -57,7 +70,7 @@ func TestFindAcrossSources(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err := e.p.Find(ctx, FindOptions{Name: "NanoServer"})
+	got, err := findImages(ctx, e.p, FindOptions{Name: "NanoServer"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +78,7 @@ func TestFindAcrossSources(t *testing.T) {
 	if !slices.Equal(entryIDs(got), want) {
 		t.Errorf("Find NanoServer: %q, want %q", entryIDs(got), want)
 	}
-	got, err = e.p.Find(ctx, FindOptions{Name: "nano*", Source: "mirror", VersionOptions: api.VersionOptions{AllVersions: true}})
+	got, err = findImages(ctx, e.p, FindOptions{Name: "nano*", Source: "mirror", VersionOptions: api.VersionOptions{AllVersions: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +86,7 @@ func TestFindAcrossSources(t *testing.T) {
 	if !slices.Equal(entryIDs(got), want) {
 		t.Errorf("Find in mirror: %q, want %q", entryIDs(got), want)
 	}
-	all, err := e.p.Find(ctx, FindOptions{})
+	all, err := findImages(ctx, e.p, FindOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +104,11 @@ func TestFindAcrossSources(t *testing.T) {
 	if _, err := e.p.AddSource(ctx, api.Source{Name: "down1", Location: "http://127.0.0.1:1"}); err != nil {
 		t.Fatal(err)
 	}
-	got, err = e.p.Find(ctx, FindOptions{Name: "WindowsServerCore"})
+	got, err = findImages(ctx, e.p, FindOptions{Name: "WindowsServerCore"})
 	if err != nil || len(got) != 2 {
 		t.Errorf("Find with a source down: %q, %v", entryIDs(got), err)
 	}
-	_, err = e.p.Find(ctx, FindOptions{Source: "down1"})
+	_, err = findImages(ctx, e.p, FindOptions{Source: "down1"})
 	mustClass(t, err, errdefs.ErrUnavailable)
 	if !strings.Contains(err.Error(), "down1") {
 		t.Errorf("error %q does not name the source", err)
@@ -121,14 +134,14 @@ func TestFindErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.p.Find(ctx, tt.opts)
+			_, err := findImages(ctx, e.p, tt.opts)
 			mustClass(t, err, tt.want)
 			if tt.text != "" && !strings.Contains(err.Error(), tt.text) {
 				t.Errorf("error %q, want %q", err, tt.text)
 			}
 		})
 	}
-	got, err := e.p.Find(ctx, FindOptions{Name: "nothing*"})
+	got, err := findImages(ctx, e.p, FindOptions{Name: "nothing*"})
 	if err != nil || len(got) != 0 || got == nil {
 		t.Errorf("a wildcard matching nothing: %v, %v; want an empty list", got, err)
 	}
@@ -142,7 +155,7 @@ func TestFindErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err = e.p.Find(ctx, FindOptions{})
+	_, err = findImages(ctx, e.p, FindOptions{})
 	mustClass(t, err, errdefs.ErrUnavailable)
 	for _, name := range []string{"down1", "down2"} {
 		if !strings.Contains(err.Error(), name) {
@@ -248,4 +261,10 @@ func TestMetricsText(t *testing.T) {
 	if !strings.Contains(text, "providerd_bytes_downloaded_total ") || strings.Contains(text, "providerd_bytes_downloaded_total 0\n") {
 		t.Errorf("no bytes counted:\n%s", text)
 	}
+}
+
+// findImages is the images of Find.
+func findImages(ctx context.Context, p *Provider, opts FindOptions) ([]api.FindEntry, error) {
+	res, err := p.Find(ctx, opts)
+	return res.Images, err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/provider/mirror"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
 
@@ -59,11 +60,7 @@ func (p *Provider) Install(ctx context.Context, req api.InstallRequest) (api.Job
 	if err := fo.Validate(); err != nil {
 		return api.Job{}, err
 	}
-	cats, err := p.catalogs(ctx, req.Source)
-	if err != nil {
-		return api.Job{}, err
-	}
-	found, err := find.Filter(mergeCatalogs(cats), fo)
+	found, idx, err := p.resolve(ctx, req.Source, fo)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -71,12 +68,7 @@ func (p *Provider) Install(ctx context.Context, req api.InstallRequest) (api.Job
 	if err != nil {
 		return api.Job{}, err
 	}
-	var catalog []api.FindEntry
-	for _, c := range cats {
-		if c.name == target.Source {
-			catalog = c.entries
-		}
-	}
+	catalog := mirrorOf(idx, target.Source)
 	dgst, err := digest.Parse(target.Digest)
 	if err != nil {
 		return api.Job{}, fmt.Errorf("image %s %s of source %s: digest %q: %v: %w",
@@ -163,7 +155,7 @@ func pickOne(found []api.FindEntry, req api.InstallRequest) (api.FindEntry, erro
 // buildChain lists the images to install for target, parents first: it
 // walks the parents through the catalog of the target's source until one
 // is installed or a base image is reached.
-func (p *Provider) buildChain(ctx context.Context, catalog []api.FindEntry, target api.FindEntry, noParents bool) ([]api.FindEntry, error) {
+func (p *Provider) buildChain(ctx context.Context, catalog *mirror.Mirror, target api.FindEntry, noParents bool) ([]api.FindEntry, error) {
 	var recs []imageRecord
 	err := p.db.View(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -185,7 +177,10 @@ func (p *Provider) buildChain(ctx context.Context, catalog []api.FindEntry, targ
 		if noParents {
 			return nil, fmt.Errorf("parent image %s is not installed: %w", label, errdefs.ErrFailedPrecondition)
 		}
-		pe, ok := lookupParent(catalog, parent)
+		pe, ok, err := lookupParent(ctx, catalog, parent)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, fmt.Errorf("parent image %s of %s %s is not in source %s: %w",
 				label, cur.Name, cur.Version, target.Source, errdefs.ErrFailedPrecondition)
@@ -220,27 +215,39 @@ func parentInstalled(recs []imageRecord, parent api.ParentRef) bool {
 	return false
 }
 
-// lookupParent finds the image parent names in a source's catalog: by
+// mirrorOf is the mirror of the source name among idx.
+func mirrorOf(idx []sourceIndex, name string) *mirror.Mirror {
+	for _, si := range idx {
+		if si.name == name {
+			return si.mirror
+		}
+	}
+	return nil
+}
+
+// lookupParent finds the image parent names in a source's mirror: by
 // digest when the parent has one (a parent published again under the same
 // version is another image), else by name and version, the highest version
 // when it has none.
-func lookupParent(catalog []api.FindEntry, parent api.ParentRef) (api.FindEntry, bool) {
+func lookupParent(ctx context.Context, m *mirror.Mirror, parent api.ParentRef) (api.FindEntry, bool, error) {
+	if m == nil {
+		return api.FindEntry{}, false, nil
+	}
 	if parent.Digest != "" {
-		for _, e := range catalog {
-			if e.Digest == parent.Digest {
-				return e, true
-			}
-		}
-		return api.FindEntry{}, false
+		return m.WithDigest(ctx, parent.Digest)
 	}
 	if parent.Name == "" || find.HasWildcard(parent.Name) {
-		return api.FindEntry{}, false
+		return api.FindEntry{}, false, nil
 	}
-	kept, err := find.Filter(catalog, find.Options{Name: parent.Name, RequiredVersion: parent.Version})
+	candidates, err := m.Candidates(ctx, parent.Name)
+	if err != nil {
+		return api.FindEntry{}, false, err
+	}
+	kept, err := find.Filter(candidates, find.Options{Name: parent.Name, RequiredVersion: parent.Version})
 	if err != nil || len(kept) == 0 {
-		return api.FindEntry{}, false
+		return api.FindEntry{}, false, nil
 	}
-	return kept[len(kept)-1], true
+	return kept[len(kept)-1], true, nil
 }
 
 // sameVersion compares versions numerically, or as text when one does not

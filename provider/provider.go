@@ -21,6 +21,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/provider/mirror"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
@@ -30,13 +31,16 @@ import (
 type Source interface {
 	// Name is the source's name.
 	Name() string
-	// Catalog lists every image of the source, every version, each with
-	// Source set to Name(): from catalogd's find extension in one request
-	// (GET /v2/_find?allVersions=true), or, from a registry without it,
-	// from _catalog, tags/list and the manifests' annotations. The
-	// provider applies OneGet's rules (find.Filter) to the merged lists,
-	// so every source follows the same rules.
-	Catalog(ctx context.Context) ([]api.FindEntry, error)
+	// Sync brings the source's mirror up to date: from catalogd's change
+	// feed, or, from a registry without it, by a crawl of _catalog,
+	// tags/list and the manifests (see provider/source). The provider
+	// applies OneGet's rules (find.Filter) to what the mirrors hold, so
+	// every source follows the same rules.
+	Sync(ctx context.Context, m *mirror.Mirror) error
+	// Lookup reads what the source has now of one repository into the
+	// mirror, for a name the mirror does not know (or, with an empty
+	// repo, catches a feed up).
+	Lookup(ctx context.Context, m *mirror.Mirror, repo string) error
 	// Manifest fetches a manifest by tag or digest and verifies its bytes
 	// against its digest (the reference's when it is one).
 	Manifest(ctx context.Context, repo, reference string) (ocispec.Descriptor, []byte, error)
@@ -55,6 +59,9 @@ type Config struct {
 	// DefaultSources are added when the database has no source yet (first
 	// start), e.g. the local catalogd.
 	DefaultSources []api.Source
+	// CrawlInterval is the wait between two crawls of a plain registry's
+	// mirror (default DefaultCrawlInterval).
+	CrawlInterval time.Duration
 	// Parallelism bounds the concurrent blob downloads of one job
 	// (default 4).
 	Parallelism int
@@ -170,6 +177,14 @@ type Provider struct {
 	active   map[string]*job        // jobs that have not ended, by id
 	byTarget map[digest.Digest]*job // the same, by the digest they install
 	sources  map[string]Source      // clients of the sources, by name
+	syncers  map[string]*syncer     // the syncs of their mirrors, by name
+
+	// feedInterval and crawlInterval are the waits between the syncs of
+	// a mirror (DefaultFeedInterval, DefaultCrawlInterval).
+	feedInterval, crawlInterval time.Duration
+	// firstSyncWait is how long a Find waits for the first sync of an
+	// incomplete mirror (defaultFirstSyncWait).
+	firstSyncWait time.Duration
 
 	// gcMu orders garbage collection against leases: a collection holds
 	// it from mark to sweep, a lease (of a job, a save, a load or a
@@ -242,6 +257,10 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		active:           map[string]*job{},
 		byTarget:         map[digest.Digest]*job{},
 		sources:          map[string]Source{},
+		syncers:          map[string]*syncer{},
+		feedInterval:     DefaultFeedInterval,
+		firstSyncWait:    defaultFirstSyncWait,
+		crawlInterval:    cmp.Or(cfg.CrawlInterval, DefaultCrawlInterval),
 		flights:          map[digest.Digest]*flight{},
 	}
 	if p.log == nil {
@@ -273,6 +292,10 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	if err := p.resumeJobs(ctx); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	if err := p.startSyncers(ctx); err != nil {
 		_ = p.Close()
 		return nil, err
 	}

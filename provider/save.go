@@ -221,11 +221,7 @@ func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name 
 	if err := fo.Validate(); err != nil {
 		return nil, err
 	}
-	cats, err := p.catalogs(ctx, strings.TrimSpace(req.Source))
-	if err != nil {
-		return nil, err
-	}
-	found, err := find.Filter(mergeCatalogs(cats), fo)
+	found, idx, err := p.resolve(ctx, strings.TrimSpace(req.Source), fo)
 	if err != nil {
 		return nil, err
 	}
@@ -233,12 +229,7 @@ func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name 
 	if err != nil {
 		return nil, err
 	}
-	var catalog []api.FindEntry
-	for _, c := range cats {
-		if c.name == target.Source {
-			catalog = c.entries
-		}
-	}
+	catalog := mirrorOf(idx, target.Source)
 	sp := newSavePlan()
 	var top *pendingImage
 	seen := map[string]bool{}
@@ -261,7 +252,11 @@ func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name 
 			break
 		}
 		parent := *cur.Parent
-		if pe, ok := lookupParent(catalog, parent); ok {
+		pe, ok, err := lookupParent(ctx, catalog, parent)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			cur = pe
 			continue
 		}

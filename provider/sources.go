@@ -68,7 +68,8 @@ func (p *Provider) addDefaultSources(ctx context.Context, list []api.Source) err
 	return nil
 }
 
-// Sources lists the sources, passwords left out.
+// Sources lists the sources, passwords left out, each with the state of
+// its mirror.
 func (p *Provider) Sources(ctx context.Context) ([]api.Source, error) {
 	list, err := p.sourceSettings(ctx)
 	if err != nil {
@@ -76,8 +77,35 @@ func (p *Provider) Sources(ctx context.Context) ([]api.Source, error) {
 	}
 	for i := range list {
 		list[i].Password = ""
+		st, err := p.sourceStatus(ctx, list[i].Name)
+		if err != nil {
+			return nil, err
+		}
+		list[i].Status = &st
 	}
 	return list, nil
+}
+
+// sourceSetting reads the source name, password included; NotFound when
+// there is none.
+func (p *Provider) sourceSetting(ctx context.Context, name string) (api.Source, error) {
+	var s api.Source
+	found := false
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		v := meta.GetSourcesBucket(tx).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &s)
+	})
+	if err != nil {
+		return api.Source{}, fmt.Errorf("source %q: %w", name, err)
+	}
+	if !found {
+		return api.Source{}, fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
+	}
+	return s, nil
 }
 
 // sourceSettings reads every source, passwords included, sorted by name.
@@ -102,6 +130,7 @@ func (p *Provider) sourceSettings(ctx context.Context) ([]api.Source, error) {
 // https URL; the source factory must accept the settings. Errors are
 // InvalidArgument for bad settings. The returned source has no password.
 func (p *Provider) AddSource(ctx context.Context, s api.Source) (api.Source, error) {
+	s.Status = nil
 	src, err := p.makeSource(s)
 	if err != nil {
 		return api.Source{}, err
@@ -110,40 +139,68 @@ func (p *Provider) AddSource(ctx context.Context, s api.Source) (api.Source, err
 	if err != nil {
 		return api.Source{}, fmt.Errorf("source %s: %w", s.Name, err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	err = p.db.Update(ctx, func(tx *bolt.Tx) error {
-		bkt := meta.GetSourcesBucket(tx)
-		if bkt.Get([]byte(s.Name)) != nil {
-			return fmt.Errorf("source %s: %w", s.Name, errdefs.ErrAlreadyExists)
+	err = func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		err := p.db.Update(ctx, func(tx *bolt.Tx) error {
+			bkt := meta.GetSourcesBucket(tx)
+			if bkt.Get([]byte(s.Name)) != nil {
+				return fmt.Errorf("source %s: %w", s.Name, errdefs.ErrAlreadyExists)
+			}
+			// A mirror left by a source of that name removed earlier is
+			// not this source's.
+			if err := meta.DeleteMirrorBucket(tx, s.Name); err != nil {
+				return err
+			}
+			return bkt.Put([]byte(s.Name), b)
+		})
+		if err == nil {
+			p.sources[s.Name] = src
 		}
-		return bkt.Put([]byte(s.Name), b)
-	})
+		return err
+	}()
 	if err != nil {
 		return api.Source{}, err
 	}
-	p.sources[s.Name] = src
 	p.log.WithField("source", s.Name).WithField("location", s.Location).Info("source added")
+	if _, err := p.syncer(ctx, s.Name); err != nil {
+		p.log.WithField("source", s.Name).WithError(err).Warn("the source's mirror is not synced")
+	}
 	s.Password = ""
 	return s, nil
 }
 
-// RemoveSource removes a source; NotFound if there is none by that name.
-// Installed images keep the name of the source they came from.
+// RemoveSource removes a source and its mirror; NotFound if there is none
+// by that name. Installed images keep the name of the source they came
+// from.
 func (p *Provider) RemoveSource(ctx context.Context, name string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
-		bkt := meta.GetSourcesBucket(tx)
-		if bkt.Get([]byte(name)) == nil {
-			return fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
-		}
-		return bkt.Delete([]byte(name))
-	})
+	p.stopSyncer(name)
+	err := func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.db.Update(ctx, func(tx *bolt.Tx) error {
+			bkt := meta.GetSourcesBucket(tx)
+			if bkt.Get([]byte(name)) == nil {
+				return fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
+			}
+			if err := meta.DeleteMirrorBucket(tx, name); err != nil {
+				return err
+			}
+			return bkt.Delete([]byte(name))
+		})
+	}()
 	if err != nil {
 		return err
 	}
+	// A Find between the stop and the delete may have started it again.
+	if p.stopSyncer(name) {
+		if err := p.db.Update(ctx, func(tx *bolt.Tx) error { return meta.DeleteMirrorBucket(tx, name) }); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
 	delete(p.sources, name)
+	p.mu.Unlock()
 	p.log.WithField("source", name).Info("source removed")
 	return nil
 }
@@ -157,21 +214,9 @@ func (p *Provider) source(ctx context.Context, name string) (Source, error) {
 	if ok {
 		return src, nil
 	}
-	var s api.Source
-	found := false
-	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		v := meta.GetSourcesBucket(tx).Get([]byte(name))
-		if v == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(v, &s)
-	})
+	s, err := p.sourceSetting(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("source %q: %w", name, err)
-	}
-	if !found {
-		return nil, fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
+		return nil, err
 	}
 	if src, err = p.makeSource(s); err != nil {
 		return nil, err

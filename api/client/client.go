@@ -1,7 +1,7 @@
 // Package client is the Go client of providerd's API v1.
 //
 //	c, err := client.New("http://127.0.0.1:5050", client.WithToken(token))
-//	entries, err := c.Find(ctx, client.FindOptions{Name: "Nano*"})
+//	res, err := c.Find(ctx, client.FindOptions{Name: "Nano*"}) // res.Images, res.Warnings
 //	stream, err := c.InstallFollow(ctx, api.InstallRequest{Name: "NanoServer"})
 //	defer stream.Close()
 //	for {

@@ -307,8 +307,8 @@ func TestRequests(t *testing.T) {
 		}
 	})
 	t.Run("find", func(t *testing.T) {
-		e, err := c.Find(ctx, FindOptions{Name: "Nano*", VersionOptions: api.VersionOptions{MinimumVersion: "10.0", AllVersions: true}, Source: "catalog"})
-		if err != nil || len(e) != 1 {
+		res, err := c.Find(ctx, FindOptions{Name: "Nano*", VersionOptions: api.VersionOptions{MinimumVersion: "10.0", AllVersions: true}, Source: "catalog"})
+		if e := res.Images; err != nil || len(e) != 1 {
 			t.Fatalf("%+v %v", e, err)
 		}
 		check(t, "GET", "/v1/find", url.Values{"name": {"Nano*"}, "minimumVersion": {"10.0"}, "allVersions": {"true"}, "source": {"catalog"}}, "")

@@ -111,15 +111,28 @@ func (c *Client) RemoveSource(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodDelete, pathSources+"/"+pathEscape(name), nil, nil, nil, http.StatusNoContent)
 }
 
+// RefreshSource syncs the index of a source now and returns the source
+// with the state of its index; a *Error of class NotFound when there is
+// none by that name.
+func (c *Client) RefreshSource(ctx context.Context, name string) (api.Source, error) {
+	if name == "" {
+		return api.Source{}, errNoSegment("source name")
+	}
+	var out api.Source
+	err := c.call(ctx, http.MethodPost, pathSources+"/"+pathEscape(name)+"/refresh", nil, nil, &out, http.StatusOK)
+	return out, err
+}
+
 // Find searches the sources with OneGet's rules (Find-ContainerImage).
-func (c *Client) Find(ctx context.Context, o FindOptions) ([]api.FindEntry, error) {
+// Warnings, if any, name the sources whose index is incomplete or stale.
+func (c *Client) Find(ctx context.Context, o FindOptions) (api.FindResponse, error) {
 	q := url.Values{}
 	set(q, "name", o.Name)
 	setVersions(q, o.VersionOptions)
 	set(q, "source", o.Source)
 	var r api.FindResponse
 	err := c.call(ctx, http.MethodGet, pathFind, q, nil, &r, http.StatusOK)
-	return r.Images, err
+	return r, err
 }
 
 // Install starts an install job and returns it at once (202). The job runs

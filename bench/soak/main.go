@@ -421,12 +421,12 @@ func (s *soak) logTail(bin string) string {
 func (s *soak) findApps(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	entries, err := s.c.Find(cctx, client.FindOptions{Name: "*"})
+	res, err := s.c.Find(cctx, client.FindOptions{Name: "*"})
 	if err != nil {
 		return fmt.Errorf("find: %w", err)
 	}
 	var apps []app
-	for _, e := range entries {
+	for _, e := range res.Images {
 		if !e.IsOSImage && e.Parent != nil && e.Parent.Name == "WindowsServerCore" {
 			apps = append(apps, app{name: e.Name, version: e.Version, digest: e.Digest, source: e.Source})
 		}

@@ -75,6 +75,19 @@ func TestFind(t *testing.T) {
 	}
 	e.run(t, "", "find", "a", "b").want(t, 2)
 	e.run(t, "", "find", "--newest").want(t, 2)
+
+	// An incomplete index: a warning line on stderr, a field in JSON.
+	const warning = "source reg: the index is incomplete: its first sync has read 500 of the 1000 repositories listed so far; images may be missing"
+	e.fake.findWarnings = []string{warning}
+	r = e.run(t, "", "find", "Nano*").want(t, 0)
+	if r.stderr != "WARNING: "+warning+"\n" || !strings.Contains(r.stdout, "NanoServer") {
+		t.Fatalf("find with an incomplete index: stdout\n%s\nstderr %q", r.stdout, r.stderr)
+	}
+	r = e.run(t, "", "--output", "json", "find").want(t, 0)
+	resp = api.FindResponse{}
+	if err := json.Unmarshal([]byte(r.stdout), &resp); err != nil || len(resp.Warnings) != 1 || resp.Warnings[0] != warning {
+		t.Fatalf("json %q: %v", r.stdout, err)
+	}
 }
 
 func TestImages(t *testing.T) {
@@ -366,14 +379,33 @@ func TestSources(t *testing.T) {
 	fake := &fakeBackend{}
 	e := newEnv(t, fake)
 	r := e.run(t, "", "source", "list").want(t, 0)
-	const wantList = "" +
-		"Name            Location                        Insecure  Username\n" +
-		"----            --------                        --------  --------\n" +
-		"catalog         http://127.0.0.1:5000           False\n" +
-		"hub             https://registry.example        False     me\n"
+	synced := fakeSynced.Local().Format("2006-01-02 15:04:05")
+	wantList := "" +
+		"Name            Location                        State       Entries  LastSync              LastError\n" +
+		"----            --------                        -----       -------  --------              ---------\n" +
+		"catalog         http://127.0.0.1:5000           complete    20       " + synced + "\n" +
+		"hub             https://registry.example        syncing     7        never\n"
 	if r.stdout != wantList {
 		t.Fatalf("source list:\n%s\nwant:\n%s", r.stdout, wantList)
 	}
+	r = e.run(t, "", "source", "list", "--output", "json").want(t, 0)
+	var listed api.SourcesResponse
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed.Sources) != 2 ||
+		listed.Sources[1].Status == nil || listed.Sources[1].Status.RepositoriesRead != 3 || listed.Sources[1].Username != "me" {
+		t.Fatalf("source list json %q: %v", r.stdout, err)
+	}
+	r = e.run(t, "", "source", "refresh", "catalog").want(t, 0)
+	if !strings.HasPrefix(r.stdout, "Refreshing source catalog...\n") || !strings.Contains(r.stdout, "complete    20") {
+		t.Fatalf("source refresh catalog:\n%s", r.stdout)
+	}
+	// Every source; one sync fails: the table, then the error.
+	r = e.run(t, "", "source", "refresh").want(t, 1)
+	if !strings.Contains(r.stdout, "Refreshing source hub...") || !strings.Contains(r.stdout, "stale") ||
+		!strings.Contains(r.stderr, "cimage: the sync failed: hub: GET /v2/_catalog: 503 Service Unavailable") {
+		t.Fatalf("source refresh:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	e.run(t, "", "source", "refresh", "nope").want(t, 3)
+	e.run(t, "", "source", "refresh", "a", "b").want(t, 2)
 	r = e.run(t, "s3cret\n", "source", "add", "hub2", "https://r2.example", "--insecure", "--username", "me", "--password-stdin").want(t, 0)
 	if r.stdout != "Added source hub2 (https://r2.example)\n" {
 		t.Fatalf("stdout %q", r.stdout)

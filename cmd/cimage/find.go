@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -42,14 +43,20 @@ func setupFind(a *app, g *globals, f *flag.FlagSet) func(context.Context, *clien
 		if len(args) == 1 {
 			opts.Name = args[0]
 		}
-		entries, err := c.Find(ctx, opts)
+		res, err := c.Find(ctx, opts)
 		if err != nil {
 			return err
 		}
 		if g.output == outputJSON {
-			return writeJSON(a.stdout, api.FindResponse{Images: nonNil(entries)})
+			res.Images = nonNil(res.Images)
+			return writeJSON(a.stdout, res)
 		}
-		_, err = io.WriteString(a.stdout, formatFind(entries))
+		// As PowerShell's Write-Warning: on its own stream, before the
+		// table.
+		for _, w := range res.Warnings {
+			fmt.Fprintf(a.stderr, "WARNING: %s\n", w)
+		}
+		_, err = io.WriteString(a.stdout, formatFind(res.Images))
 		return err
 	}
 }

@@ -14,14 +14,15 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"net/http"
+	"os"
+
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
 	"github.com/containerprovider/containerprovider/provider/hostfs"
 	"github.com/containerprovider/containerprovider/server/listener"
 	providerserver "github.com/containerprovider/containerprovider/server/provider"
-	"net/http"
-	"os"
 )
 
 // fakeBackend is a providerd engine whose answers the test sets. A method
@@ -36,6 +37,7 @@ type fakeBackend struct {
 	canceled []string
 
 	findResult   []api.FindEntry
+	findWarnings []string
 	imagesResult []api.Image
 	removeFn     func(provider.RemoveOptions) (api.RemoveResult, error)
 	addSourceErr error
@@ -178,8 +180,25 @@ func (f *fakeBackend) RemoveContainer(_ context.Context, ref string, force bool)
 	return nil
 }
 
+// fakeSynced is the last sync of the fake's sources.
+var fakeSynced = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+
 func (f *fakeBackend) Sources(context.Context) ([]api.Source, error) {
-	return []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5000"}, {Name: "hub", Location: "https://registry.example", Username: "me"}}, nil
+	return []api.Source{
+		{Name: "catalog", Location: "http://127.0.0.1:5000", Status: &api.SourceStatus{Mode: "feed", Entries: 20, Complete: true, LastSync: &fakeSynced}},
+		{Name: "hub", Location: "https://registry.example", Username: "me", Status: &api.SourceStatus{Mode: "crawl", Entries: 7, Syncing: true, Repositories: 10, RepositoriesRead: 3}},
+	}, nil
+}
+
+func (f *fakeBackend) RefreshSource(_ context.Context, name string) (api.Source, error) {
+	switch name {
+	case "catalog":
+		return api.Source{Name: "catalog", Location: "http://127.0.0.1:5000", Status: &api.SourceStatus{Mode: "feed", Entries: 20, Complete: true, LastSync: &fakeSynced}}, nil
+	case "hub":
+		return api.Source{Name: "hub", Location: "https://registry.example", Status: &api.SourceStatus{
+			Mode: "crawl", Entries: 7, Complete: true, LastSync: &fakeSynced, LastError: "GET /v2/_catalog: 503 Service Unavailable"}}, nil
+	}
+	return api.Source{}, fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
 }
 
 func (f *fakeBackend) AddSource(_ context.Context, s api.Source) (api.Source, error) {
@@ -199,14 +218,14 @@ func (f *fakeBackend) RemoveSource(_ context.Context, name string) error {
 	return nil
 }
 
-func (f *fakeBackend) Find(_ context.Context, o provider.FindOptions) ([]api.FindEntry, error) {
+func (f *fakeBackend) Find(_ context.Context, o provider.FindOptions) (api.FindResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.finds = append(f.finds, o)
 	if o.Name == "Missing" {
-		return nil, fmt.Errorf("no image named %q in the sources: %w", o.Name, errdefs.ErrNotFound)
+		return api.FindResponse{}, fmt.Errorf("no image named %q in the sources: %w", o.Name, errdefs.ErrNotFound)
 	}
-	return f.findResult, nil
+	return api.FindResponse{Images: f.findResult, Warnings: f.findWarnings}, nil
 }
 
 func (f *fakeBackend) Install(_ context.Context, req api.InstallRequest) (api.Job, error) {

@@ -174,9 +174,10 @@ func commands() []command {
 			{name: "attach", args: "ID", summary: "follow a running job to its end (Ctrl-C detaches again)", setup: setupJobAttach},
 			{name: "cancel", args: "ID", summary: "cancel a job; its downloaded data stays for a later install", setup: setupJobCancel},
 		}},
-		{name: "source", args: "add|list|remove", summary: "manage the sources images are found and installed from", subs: []command{
+		{name: "source", args: "add|list|refresh|remove", summary: "manage the sources images are found and installed from", subs: []command{
 			{name: "add", args: "NAME URL", summary: "add an OCI registry or a catalogd as a source", setup: setupSourceAdd},
-			{name: "list", summary: "list the sources", setup: setupSourceList},
+			{name: "list", summary: "list the sources and the state of providerd's index of each", setup: setupSourceList},
+			{name: "refresh", args: "[NAME]", summary: "sync providerd's index of a source (of every source) now", setup: setupSourceRefresh},
 			{name: "remove", args: "NAME", summary: "remove a source", setup: setupSourceRemove},
 		}},
 	}

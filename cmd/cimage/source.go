@@ -5,26 +5,99 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
 var sourcesColumns = []column{
 	{header: "Name", width: 16},
 	{header: "Location", width: 32},
-	{header: "Insecure", width: 10},
-	{header: "Username"},
+	{header: "State", width: 12},
+	{header: "Entries", width: 9},
+	{header: "LastSync", width: 22},
+	{header: "LastError", max: 60},
 }
 
-// formatSources is the table of source list.
+// formatSources is the table of source list: each source with the state
+// of providerd's index of it (insecure and username are in --output json).
 func formatSources(sources []api.Source) string {
 	rows := make([][]string, 0, len(sources))
 	for _, s := range sources {
-		rows = append(rows, []string{s.Name, s.Location, boolText(s.Insecure), s.Username})
+		state, entries, synced, lastErr := "", "", "", ""
+		if st := s.Status; st != nil {
+			state, entries, synced, lastErr = sourceState(*st), fmt.Sprint(st.Entries), "never", st.LastError
+			if st.LastSync != nil {
+				synced = st.LastSync.Local().Format("2006-01-02 15:04:05")
+			}
+		}
+		rows = append(rows, []string{s.Name, s.Location, state, entries, synced, lastErr})
 	}
 	return formatTable(sourcesColumns, rows)
+}
+
+// sourceState is one word for the state of a source's index: complete,
+// stale (the last sync failed), syncing (its first sync is under way) or
+// incomplete (its first sync has not ended).
+func sourceState(st api.SourceStatus) string {
+	switch {
+	case !st.Complete && st.Syncing:
+		return "syncing"
+	case !st.Complete:
+		return "incomplete"
+	case st.LastError != "":
+		return "stale"
+	}
+	return "complete"
+}
+
+func setupSourceRefresh(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
+	return func(ctx context.Context, c *client.Client, args []string) error {
+		if len(args) > 1 {
+			return cli.Usagef("source refresh takes at most one NAME, got %q", args)
+		}
+		var names []string
+		if len(args) == 1 {
+			names = args
+		} else {
+			sources, err := c.Sources(ctx)
+			if err != nil {
+				return err
+			}
+			for _, s := range sources {
+				names = append(names, s.Name)
+			}
+		}
+		var refreshed []api.Source
+		var failed []string
+		for _, name := range names {
+			if g.output != outputJSON {
+				fmt.Fprintf(a.stdout, "Refreshing source %s...\n", name)
+			}
+			s, err := c.RefreshSource(ctx, name)
+			if err != nil {
+				return err
+			}
+			refreshed = append(refreshed, s)
+			if s.Status != nil && s.Status.LastError != "" {
+				failed = append(failed, fmt.Sprintf("%s: %s", name, s.Status.LastError))
+			}
+		}
+		if g.output == outputJSON {
+			if err := writeJSON(a.stdout, api.SourcesResponse{Sources: nonNil(refreshed)}); err != nil {
+				return err
+			}
+		} else if _, err := io.WriteString(a.stdout, formatSources(refreshed)); err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("the sync failed: %s: %w", strings.Join(failed, "; "), errdefs.ErrUnavailable)
+		}
+		return nil
+	}
 }
 
 func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {

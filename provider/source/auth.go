@@ -205,7 +205,7 @@ func (a *authenticator) fetch(ctx context.Context, ch challenge, scope string) (
 	}
 	u.RawQuery = q.Encode()
 
-	req, err := a.c.newRequest(ctx, u, nil)
+	req, err := a.c.newRequest(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fail(err)
 	}

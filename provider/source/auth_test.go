@@ -163,7 +163,7 @@ func TestTokenAuth(t *testing.T) {
 			c := newTestClientOf(t, api.Source{Name: testSourceName, Location: url, Username: tc.user, Password: tc.pass})
 			ctx := context.Background()
 
-			entries, err := c.Catalog(ctx)
+			entries, err := syncedEntries(ctx, t, c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestTokenAuthSharedByConcurrentRequests(t *testing.T) {
 	env := newCatalogEnv(t)
 	tr, url := newTokenRegistry(t, withoutFind(env.handler), "", "")
 	c := newTestClient(t, url)
-	entries, err := c.Catalog(context.Background())
+	entries, err := syncedEntries(context.Background(), t, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestBasicAuth(t *testing.T) {
 				if _, _, err := c.Manifest(ctx, "windowsservercore", "latest"); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := c.Catalog(ctx); err != nil {
+				if _, err := syncedEntries(ctx, t, c); err != nil {
 					t.Fatal(err)
 				}
 			}

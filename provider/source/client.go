@@ -30,8 +30,7 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultUserAgent  = "containerprovider"
-	DefaultCatalogTTL = 5 * time.Second
+	DefaultUserAgent = "containerprovider"
 )
 
 // Limits.
@@ -51,10 +50,7 @@ const (
 	maxListBody = 8 << 20
 	// maxTokenBody bounds a token service's answer.
 	maxTokenBody = 1 << 20
-	// maxListItems bounds the repositories, and separately the tags, that
-	// one crawl of the plain protocol reads.
-	maxListItems = 10000
-	// maxListPages bounds the pages of one _catalog or tags/list listing.
+	// maxListPages bounds the pages of one tags/list listing.
 	maxListPages = 1000
 	// defaultPageSize is the n asked of _catalog and tags/list.
 	defaultPageSize = 1000
@@ -70,7 +66,6 @@ type Opt func(*options)
 type options struct {
 	httpClient *http.Client
 	userAgent  string
-	catalogTTL time.Duration
 	logger     logrus.FieldLogger
 }
 
@@ -84,10 +79,6 @@ func WithHTTPClient(hc *http.Client) Opt { return func(o *options) { o.httpClien
 // WithUserAgent sets the User-Agent of every request (default
 // DefaultUserAgent).
 func WithUserAgent(ua string) Opt { return func(o *options) { o.userAgent = ua } }
-
-// WithCatalogTTL sets how long Catalog reuses its last answer (default
-// DefaultCatalogTTL); 0 disables the cache.
-func WithCatalogTTL(d time.Duration) Opt { return func(o *options) { o.catalogTTL = d } }
 
 // WithLogger sets the logger of the client's debug and warning lines
 // (default: logrus's standard logger).
@@ -103,7 +94,9 @@ type Client struct {
 	log  logrus.FieldLogger
 	auth *authenticator
 
-	catalog catalogCache
+	// syncSem (one slot, which a waiting context can leave) serializes
+	// the syncs of the client's mirror.
+	syncSem chan struct{}
 
 	// pageSize is the n asked of _catalog and tags/list; tests lower it to
 	// exercise pagination.
@@ -118,7 +111,7 @@ type Client struct {
 // Username and Password are sent to the token service, or as Basic
 // credentials when the registry asks for them.
 func New(src api.Source, opts ...Opt) (*Client, error) {
-	o := options{userAgent: DefaultUserAgent, catalogTTL: DefaultCatalogTTL}
+	o := options{userAgent: DefaultUserAgent}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -128,9 +121,6 @@ func New(src api.Source, opts ...Opt) (*Client, error) {
 	base, err := parseLocation(src.Location)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
-	}
-	if o.catalogTTL < 0 {
-		return nil, fmt.Errorf("source %s: negative catalog cache duration %s: %w", src.Name, o.catalogTTL, errdefs.ErrInvalidArgument)
 	}
 	hc := o.httpClient
 	if hc == nil {
@@ -153,8 +143,8 @@ func New(src api.Source, opts ...Opt) (*Client, error) {
 		hc:       hc,
 		ua:       o.userAgent,
 		log:      o.logger.WithField("source", src.Name),
-		catalog:  newCatalogCache(o.catalogTTL),
 		pageSize: defaultPageSize,
+		syncSem:  make(chan struct{}, 1),
 	}
 	c.auth = newAuthenticator(c, src.Username, src.Password)
 	return c, nil

@@ -33,7 +33,6 @@ func TestNew(t *testing.T) {
 		{name: "an empty query", src: api.Source{Name: "a", Location: "http://h/?"}},
 		{name: "a fragment", src: api.Source{Name: "a", Location: "http://h/#x"}},
 		{name: "user info", src: api.Source{Name: "a", Location: "http://u:p@h/"}},
-		{name: "negative TTL", src: api.Source{Name: "a", Location: "http://h"}, opts: []Opt{WithCatalogTTL(-1)}},
 		{name: "insecure over a foreign transport", src: api.Source{Name: "a", Location: "https://h", Insecure: true},
 			opts: []Opt{WithHTTPClient(&http.Client{Transport: roundTripper(nil)})}},
 		{name: "insecure http needs no transport", src: api.Source{Name: "a", Location: "http://h", Insecure: true},

@@ -17,7 +17,9 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/catalog/publish"
+	"github.com/containerprovider/containerprovider/provider/mirror"
 	catalogserver "github.com/containerprovider/containerprovider/server/catalog"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
@@ -99,7 +101,7 @@ func newTestClient(t *testing.T, url string, opts ...Opt) *Client {
 
 func newTestClientOf(t *testing.T, src api.Source, opts ...Opt) *Client {
 	t.Helper()
-	c, err := New(src, append([]Opt{WithLogger(quietLogger()), WithCatalogTTL(0)}, opts...)...)
+	c, err := New(src, append([]Opt{WithLogger(quietLogger())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +116,25 @@ type requestLog struct {
 	n    map[string]int
 	// statuses of the requests, by path, in order.
 	statuses map[string][]int
+	// methods counts the requests by method and path prefix.
+	methods map[string]map[string]int
 }
 
 func logRequests(next http.Handler) *requestLog {
-	return &requestLog{next: next, n: map[string]int{}, statuses: map[string][]int{}}
+	return &requestLog{next: next, n: map[string]int{}, statuses: map[string][]int{}, methods: map[string]map[string]int{}}
+}
+
+// countMethod counts the requests of method whose path starts with prefix.
+func (l *requestLog) countMethod(method, prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	total := 0
+	for p, n := range l.methods[method] {
+		if strings.HasPrefix(p, prefix) {
+			total += n
+		}
+	}
+	return total
 }
 
 // ServeHTTP counts the request when it arrives: the client may have its
@@ -125,6 +142,10 @@ func logRequests(next http.Handler) *requestLog {
 func (l *requestLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mu.Lock()
 	l.n[r.URL.Path]++
+	if l.methods[r.Method] == nil {
+		l.methods[r.Method] = map[string]int{}
+	}
+	l.methods[r.Method][r.URL.Path]++
 	l.mu.Unlock()
 	sw := &statusWriter{ResponseWriter: w, record: func(status int) {
 		l.mu.Lock()
@@ -189,7 +210,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // extension does, and passes everything else to next.
 func withoutFind(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v2/_find" {
+		if r.URL.Path == "/v2/_find" || r.URL.Path == "/v2/_find/changes" {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = io.WriteString(w, `{"errors":[{"code":"NOT_FOUND","message":"404 page not found"}]}`)
@@ -229,3 +250,40 @@ func digestOf(t *testing.T, s string) digest.Digest {
 }
 
 func isManifestRequest(r *http.Request) bool { return strings.Contains(r.URL.Path, "/manifests/") }
+
+// newTestMirror is an empty mirror of the source name in a database of its
+// own.
+func newTestMirror(t *testing.T, name string) *mirror.Mirror {
+	t.Helper()
+	db, err := meta.Open(filepath.Join(t.TempDir(), "provider.db"), meta.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return mirror.New(db, name)
+}
+
+// syncedEntries syncs a new mirror of c's source and lists what it holds.
+func syncedEntries(ctx context.Context, t *testing.T, c *Client) ([]api.FindEntry, error) {
+	t.Helper()
+	m := newTestMirror(t, c.Name())
+	if err := c.Sync(ctx, m); err != nil {
+		return nil, err
+	}
+	return mirrorEntries(t, m), nil
+}
+
+// mirrorEntries lists every entry of m, every version, sorted as Find
+// sorts them.
+func mirrorEntries(t *testing.T, m *mirror.Mirror) []api.FindEntry {
+	t.Helper()
+	es, err := m.Candidates(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return find.Sort(es)
+}

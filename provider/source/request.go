@@ -14,7 +14,12 @@ import (
 // The response may have any status; the caller closes its body. A
 // transport error is of class Unavailable, unless ctx ended.
 func (c *Client) get(ctx context.Context, u *url.URL, scope string, hdr http.Header) (*http.Response, error) {
-	req, err := c.newRequest(ctx, u, hdr)
+	return c.send(ctx, http.MethodGet, u, scope, hdr)
+}
+
+// send is get with another method (HEAD).
+func (c *Client) send(ctx context.Context, method string, u *url.URL, scope string, hdr http.Header) (*http.Response, error) {
+	req, err := c.newRequest(ctx, method, u, hdr)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +41,7 @@ func (c *Client) get(ctx context.Context, u *url.URL, scope string, hdr http.Hea
 		return resp, nil
 	}
 	drain(resp)
-	if req, err = c.newRequest(ctx, u, hdr); err != nil {
+	if req, err = c.newRequest(ctx, method, u, hdr); err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", authz)
@@ -47,8 +52,8 @@ func (c *Client) get(ctx context.Context, u *url.URL, scope string, hdr http.Hea
 	return resp, nil
 }
 
-func (c *Client) newRequest(ctx context.Context, u *url.URL, hdr http.Header) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, hdr http.Header) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("request %s: %w", u.Redacted(), err)
 	}

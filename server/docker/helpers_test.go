@@ -57,12 +57,13 @@ func (f *fakeBackend) called() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeBackend) Find(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error) {
+func (f *fakeBackend) Find(ctx context.Context, opts provider.FindOptions) (api.FindResponse, error) {
 	f.record("Find " + opts.Name)
 	if f.findFn == nil {
-		return nil, nil
+		return api.FindResponse{}, nil
 	}
-	return f.findFn(ctx, opts)
+	entries, err := f.findFn(ctx, opts)
+	return api.FindResponse{Images: entries}, err
 }
 
 func (f *fakeBackend) Install(ctx context.Context, req api.InstallRequest) (api.Job, error) {

@@ -67,10 +67,11 @@ func (s *Server) searchImages(w http.ResponseWriter, r *http.Request) error {
 	if term == "" {
 		return newError(errdefs.ErrInvalidArgument, "a search term is required")
 	}
-	entries, err := s.backend.Find(r.Context(), provider.FindOptions{})
+	res, err := s.backend.Find(r.Context(), provider.FindOptions{})
 	if err != nil {
 		return err
 	}
+	entries := res.Images
 	out := []searchResult{}
 	seen := map[string]bool{}
 	for _, e := range entries {

@@ -50,7 +50,7 @@ const MinAPIVersion = "1.24"
 // *provider.Provider that the Docker API calls, so that handler tests can
 // run against a fake.
 type Backend interface {
-	Find(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error)
+	Find(ctx context.Context, opts provider.FindOptions) (api.FindResponse, error)
 	Install(ctx context.Context, req api.InstallRequest) (api.Job, error)
 	Watch(ctx context.Context, id string) (<-chan api.JobEvent, error)
 	Images(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)

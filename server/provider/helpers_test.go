@@ -29,18 +29,19 @@ type fakeBackend struct {
 	mu    sync.Mutex
 	calls []string
 
-	sources      func(ctx context.Context) ([]api.Source, error)
-	addSource    func(ctx context.Context, s api.Source) (api.Source, error)
-	removeSource func(ctx context.Context, name string) error
-	findFn       func(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error)
-	installFn    func(ctx context.Context, req api.InstallRequest) (api.Job, error)
-	jobs         func(ctx context.Context) ([]api.Job, error)
-	job          func(ctx context.Context, id string) (api.Job, error)
-	watch        func(ctx context.Context, id string) (<-chan api.JobEvent, error)
-	cancel       func(ctx context.Context, id string) (api.Job, error)
-	images       func(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
-	remove       func(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
-	writeMetrics func(w io.Writer) error
+	sources       func(ctx context.Context) ([]api.Source, error)
+	addSource     func(ctx context.Context, s api.Source) (api.Source, error)
+	refreshSource func(ctx context.Context, name string) (api.Source, error)
+	removeSource  func(ctx context.Context, name string) error
+	findFn        func(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error)
+	installFn     func(ctx context.Context, req api.InstallRequest) (api.Job, error)
+	jobs          func(ctx context.Context) ([]api.Job, error)
+	job           func(ctx context.Context, id string) (api.Job, error)
+	watch         func(ctx context.Context, id string) (<-chan api.JobEvent, error)
+	cancel        func(ctx context.Context, id string) (api.Job, error)
+	images        func(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
+	remove        func(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
+	writeMetrics  func(w io.Writer) error
 
 	save            func(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
 	saveToPath      func(ctx context.Context, req api.SaveRequest, fsys hostfs.FS) (api.SaveResult, error)
@@ -95,12 +96,21 @@ func (f *fakeBackend) RemoveSource(ctx context.Context, name string) error {
 	return f.removeSource(ctx, name)
 }
 
-func (f *fakeBackend) Find(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error) {
+func (f *fakeBackend) Find(ctx context.Context, opts provider.FindOptions) (api.FindResponse, error) {
 	f.record("Find")
 	if f.findFn == nil {
-		return nil, nil
+		return api.FindResponse{}, nil
 	}
-	return f.findFn(ctx, opts)
+	entries, err := f.findFn(ctx, opts)
+	return api.FindResponse{Images: entries}, err
+}
+
+func (f *fakeBackend) RefreshSource(ctx context.Context, name string) (api.Source, error) {
+	f.record("RefreshSource " + name)
+	if f.refreshSource == nil {
+		return api.Source{}, notFound("source " + name)
+	}
+	return f.refreshSource(ctx, name)
 }
 
 func (f *fakeBackend) Install(ctx context.Context, req api.InstallRequest) (api.Job, error) {

@@ -29,7 +29,7 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	entries, err := s.backend.Find(r.Context(), provider.FindOptions{
+	res, err := s.backend.Find(r.Context(), provider.FindOptions{
 		Name:           q.Get(paramName),
 		VersionOptions: vo,
 		Source:         q.Get(paramSource),
@@ -37,7 +37,8 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, api.FindResponse{Images: nonNil(entries)})
+	res.Images = nonNil(res.Images)
+	return writeJSON(w, http.StatusOK, res)
 }
 
 // listImages answers GET /v1/images, Get-ContainerImage:

@@ -109,8 +109,16 @@ func TestAgainstTheEngine(t *testing.T) {
 	if err := c.RemoveSource(ctx, "nothing"); !errdefs.IsNotFound(err) {
 		t.Fatalf("removing an unknown source: %v", err)
 	}
+	refreshed, err := c.RefreshSource(ctx, "catalog")
+	if err != nil || refreshed.Status == nil || !refreshed.Status.Complete || refreshed.Status.Entries != 20 {
+		t.Fatalf("refresh: %+v, %v", refreshed.Status, err)
+	}
+	if _, err := c.RefreshSource(ctx, "nothing"); !errdefs.IsNotFound(err) {
+		t.Fatalf("refreshing an unknown source: %v", err)
+	}
 
-	found, err := c.Find(ctx, client.FindOptions{Name: "nano*", VersionOptions: api.VersionOptions{AllVersions: true}})
+	fr, err := c.Find(ctx, client.FindOptions{Name: "nano*", VersionOptions: api.VersionOptions{AllVersions: true}})
+	found := fr.Images
 	if err != nil || len(found) != 2 || found[0].Source != "catalog" || found[0].Name != "NanoServer" {
 		t.Fatalf("find %+v, %v", found, err)
 	}

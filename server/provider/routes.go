@@ -9,20 +9,21 @@ import (
 // Route names. Handlers are attached to routes by these names, and the
 // Location headers are built from the same routes.
 const (
-	RouteHealth    = "health"     // GET /healthz
-	RouteMetrics   = "metrics"    // GET /metrics
-	RouteSources   = "sources"    // GET, POST /v1/sources
-	RouteSource    = "source"     // DELETE /v1/sources/{name}
-	RouteFind      = "find"       // GET /v1/find
-	RouteInstall   = "install"    // POST /v1/images/install
-	RouteImages    = "images"     // GET, DELETE /v1/images
-	RouteJobs      = "jobs"       // GET /v1/jobs
-	RouteJob       = "job"        // GET /v1/jobs/{id}
-	RouteJobEvents = "job-events" // GET /v1/jobs/{id}/events
-	RouteJobCancel = "job-cancel" // POST /v1/jobs/{id}/cancel
-	RouteSave      = "save"       // POST /v1/images/save
-	RouteLoad      = "load"       // POST /v1/images/load
-	RouteCommit    = "commit"     // POST /v1/images/commit
+	RouteHealth        = "health"         // GET /healthz
+	RouteMetrics       = "metrics"        // GET /metrics
+	RouteSources       = "sources"        // GET, POST /v1/sources
+	RouteSource        = "source"         // DELETE /v1/sources/{name}
+	RouteSourceRefresh = "source-refresh" // POST /v1/sources/{name}/refresh
+	RouteFind          = "find"           // GET /v1/find
+	RouteInstall       = "install"        // POST /v1/images/install
+	RouteImages        = "images"         // GET, DELETE /v1/images
+	RouteJobs          = "jobs"           // GET /v1/jobs
+	RouteJob           = "job"            // GET /v1/jobs/{id}
+	RouteJobEvents     = "job-events"     // GET /v1/jobs/{id}/events
+	RouteJobCancel     = "job-cancel"     // POST /v1/jobs/{id}/cancel
+	RouteSave          = "save"           // POST /v1/images/save
+	RouteLoad          = "load"           // POST /v1/images/load
+	RouteCommit        = "commit"         // POST /v1/images/commit
 
 	RouteContainers       = "containers"        // GET, POST /v1/containers
 	RouteContainer        = "container"         // GET, DELETE /v1/containers/{ref}
@@ -56,6 +57,7 @@ var routes = []route{
 	{RouteMetrics, "/metrics", []string{http.MethodGet}},
 	{RouteSources, "/v1/sources", []string{http.MethodGet, http.MethodPost}},
 	{RouteSource, "/v1/sources/{name}", []string{http.MethodDelete}},
+	{RouteSourceRefresh, "/v1/sources/{name}/refresh", []string{http.MethodPost}},
 	{RouteFind, "/v1/find", []string{http.MethodGet}},
 	{RouteInstall, "/v1/images/install", []string{http.MethodPost}},
 	{RouteSave, "/v1/images/save", []string{http.MethodPost}},

@@ -52,7 +52,8 @@ type Backend interface {
 	Sources(ctx context.Context) ([]api.Source, error)
 	AddSource(ctx context.Context, s api.Source) (api.Source, error)
 	RemoveSource(ctx context.Context, name string) error
-	Find(ctx context.Context, opts provider.FindOptions) ([]api.FindEntry, error)
+	RefreshSource(ctx context.Context, name string) (api.Source, error)
+	Find(ctx context.Context, opts provider.FindOptions) (api.FindResponse, error)
 	Install(ctx context.Context, req api.InstallRequest) (api.Job, error)
 	Jobs(ctx context.Context) ([]api.Job, error)
 	Job(ctx context.Context, id string) (api.Job, error)
@@ -176,20 +177,21 @@ func (s *Server) StopStreams() { s.stopOnce.Do(s.stopStream) }
 // handlers is the handler of each method of each route, by route name.
 func (s *Server) handlers() map[string]map[string]handlerFunc {
 	return map[string]map[string]handlerFunc{
-		RouteHealth:    {http.MethodGet: s.health},
-		RouteMetrics:   {http.MethodGet: s.metrics},
-		RouteSources:   {http.MethodGet: s.listSources, http.MethodPost: s.addSource},
-		RouteSource:    {http.MethodDelete: s.removeSource},
-		RouteFind:      {http.MethodGet: s.find},
-		RouteInstall:   {http.MethodPost: s.install},
-		RouteImages:    {http.MethodGet: s.listImages, http.MethodDelete: s.removeImages},
-		RouteJobs:      {http.MethodGet: s.listJobs},
-		RouteJob:       {http.MethodGet: s.getJob},
-		RouteJobEvents: {http.MethodGet: s.jobEvents},
-		RouteJobCancel: {http.MethodPost: s.cancelJob},
-		RouteSave:      {http.MethodPost: s.save},
-		RouteLoad:      {http.MethodPost: s.load},
-		RouteCommit:    {http.MethodPost: s.commit},
+		RouteHealth:        {http.MethodGet: s.health},
+		RouteMetrics:       {http.MethodGet: s.metrics},
+		RouteSources:       {http.MethodGet: s.listSources, http.MethodPost: s.addSource},
+		RouteSource:        {http.MethodDelete: s.removeSource},
+		RouteSourceRefresh: {http.MethodPost: s.refreshSource},
+		RouteFind:          {http.MethodGet: s.find},
+		RouteInstall:       {http.MethodPost: s.install},
+		RouteImages:        {http.MethodGet: s.listImages, http.MethodDelete: s.removeImages},
+		RouteJobs:          {http.MethodGet: s.listJobs},
+		RouteJob:           {http.MethodGet: s.getJob},
+		RouteJobEvents:     {http.MethodGet: s.jobEvents},
+		RouteJobCancel:     {http.MethodPost: s.cancelJob},
+		RouteSave:          {http.MethodPost: s.save},
+		RouteLoad:          {http.MethodPost: s.load},
+		RouteCommit:        {http.MethodPost: s.commit},
 
 		RouteContainers:       {http.MethodGet: s.listContainers, http.MethodPost: s.createContainer},
 		RouteContainer:        {http.MethodGet: s.getContainer, http.MethodDelete: s.removeContainer},

@@ -57,6 +57,21 @@ func (s *Server) removeSource(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// refreshSource answers POST /v1/sources/{name}/refresh: it syncs the
+// source's index now and answers 200 with the source and the state of its
+// index (whose lastError says why, if the sync failed); 404 when there is
+// no source by that name.
+func (s *Server) refreshSource(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	src, err := s.backend.RefreshSource(r.Context(), vars(r)[varName])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, src)
+}
+
 // nonNil makes an empty list encode as [] rather than null.
 func nonNil[T any](s []T) []T {
 	if s == nil {

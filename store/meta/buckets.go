@@ -45,6 +45,20 @@ package meta
 //	│   └── <id> -> job record (JSON)
 //	├── sources/                   providerd: where images come from
 //	│   └── <name> -> source (JSON)
+//	├── mirrors/                   providerd: the index of each source, synced from it
+//	│   └── <source>/
+//	│       ├── state -> sync state (JSON)
+//	│       ├── count -> number of entries, uint64 big-endian
+//	│       ├── entries/           as in find/
+//	│       │   └── <entry> -> find entry (JSON)
+//	│       ├── names/
+//	│       │   └── <name> -> empty
+//	│       ├── digests/
+//	│       │   └── <digest> -> empty
+//	│       ├── manifests/         plain registries: each manifest read once
+//	│       │   └── <digest> -> manifest as Find reads it (JSON)
+//	│       └── repositories/      plain registries: the crawl of each repository
+//	│           └── <repo> -> crawl state (JSON)
 //	└── leases/                    providerd: blobs that GC keeps
 //	    └── <job>/                 id of a job that has not ended
 //	        └── <digest> -> empty
@@ -75,6 +89,7 @@ var (
 	bucketKeySources      = []byte("sources")
 	bucketKeyLeases       = []byte("leases")
 	bucketKeyFind         = []byte("find")
+	bucketKeyMirrors      = []byte("mirrors")
 )
 
 // The buckets of v1/find.
@@ -102,6 +117,58 @@ var KeyFindID = []byte("id")
 // big-endian) before which the change feed has lost changes (a rebuild
 // clears it): a mirror that has read less than it resyncs.
 var KeyFindFloor = []byte("floor")
+
+// GetMirrorsBucket returns v1/mirrors, whose children are the mirrors of
+// the sources, by source name (see provider/mirror).
+func GetMirrorsBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyMirrors) }
+
+// The buckets of a mirror, v1/mirrors/<source>/.
+const (
+	MirrorEntries      = "entries"
+	MirrorNames        = "names"
+	MirrorDigests      = "digests"
+	MirrorManifests    = "manifests"
+	MirrorRepositories = "repositories"
+)
+
+var mirrorBuckets = []string{MirrorEntries, MirrorNames, MirrorDigests, MirrorManifests, MirrorRepositories}
+
+// The keys of a mirror: its sync state (JSON) and its number of entries
+// (uint64 big-endian).
+var (
+	KeyMirrorState = []byte("state")
+	KeyMirrorCount = []byte("count")
+)
+
+// GetMirrorBucket returns v1/mirrors/<source>, nil when the source has no
+// mirror yet.
+func GetMirrorBucket(tx *bolt.Tx, source string) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyMirrors, []byte(source))
+}
+
+// CreateMirrorBucket returns v1/mirrors/<source>, created with its buckets
+// if missing.
+func CreateMirrorBucket(tx *bolt.Tx, source string) (*bolt.Bucket, error) {
+	bkt, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyMirrors, []byte(source))
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range mirrorBuckets {
+		if _, err := bkt.CreateBucketIfNotExists([]byte(k)); err != nil {
+			return nil, fmt.Errorf("create bucket %s: %w", k, err)
+		}
+	}
+	return bkt, nil
+}
+
+// DeleteMirrorBucket deletes the mirror of source, if any.
+func DeleteMirrorBucket(tx *bolt.Tx, source string) error {
+	bkt := GetMirrorsBucket(tx)
+	if bkt == nil || bkt.Bucket([]byte(source)) == nil {
+		return nil
+	}
+	return bkt.DeleteBucket([]byte(source))
+}
 
 // GetFindBucket returns the bucket name of v1/find (one of the Find*
 // constants), or nil before migration 3.

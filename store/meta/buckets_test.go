@@ -175,6 +175,23 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 				return err
 			}
 		}
+		mirror, err := CreateMirrorBucket(tx, mirrorSource)
+		if err != nil {
+			return err
+		}
+		for k, v := range map[string]string{string(KeyMirrorState): "{}", string(KeyMirrorCount): "\x00"} {
+			if err := mirror.Put([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+		}
+		for k, key := range map[string]string{
+			MirrorEntries: findKeys[FindEntries], MirrorNames: findKeys[FindNames], MirrorDigests: findKeys[FindDigests],
+			MirrorManifests: dgst, MirrorRepositories: refRepo,
+		} {
+			if err := mirror.Bucket([]byte(k)).Put([]byte(key), []byte("{}")); err != nil {
+				return err
+			}
+		}
 		leases, err := CreateJobLeasesBucket(tx, jobID)
 		if err != nil {
 			return err
@@ -198,11 +215,15 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		findKeys[FindTags]:     "<tag>",
 		findKeys[FindChanges]:  "<seq>",
 		string(KeyFindRebuild): "<state>",
+		mirrorSource:           "<source>",
 	})
 	if want := drawnPaths(t); !slices.Equal(got, want) {
 		t.Errorf("database built by the helpers:\n got %q\nwant %q (the drawing)", got, want)
 	}
 }
+
+// mirrorSource is the name of a source with a mirror.
+const mirrorSource = "mirror-source"
 
 // findKeys are keys of the find buckets, as catalogd writes them.
 var findKeys = map[string]string{

@@ -10,7 +10,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -26,6 +26,14 @@ var migrations = []migration{
 	{version: 1, name: "create the v1 tree", apply: migrateCreateV1},
 	{version: 2, name: "add the provider buckets", apply: migrateProviderBuckets},
 	{version: 3, name: "add the find index", apply: migrateFindIndex},
+	{version: 4, name: "add the source mirrors", apply: migrateMirrors},
+}
+
+// migrateMirrors adds v1/mirrors, where providerd keeps the index of each
+// source; each is synced from its source at the next start.
+func migrateMirrors(tx *bolt.Tx) error {
+	_, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyMirrors)
+	return err
 }
 
 func migrateCreateV1(tx *bolt.Tx) error {

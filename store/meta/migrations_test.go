@@ -90,6 +90,18 @@ func TestMigrations(t *testing.T) {
 				}
 			},
 		},
+		{
+			version: 4,
+			name:    "add the source mirrors",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				if GetMirrorsBucket(tx) == nil {
+					t.Error("bucket v1/mirrors missing")
+				}
+				if GetSourcesBucket(tx) == nil || GetFindBucket(tx, FindEntries) == nil {
+					t.Error("migration 4 lost a bucket of version 3")
+				}
+			},
+		},
 	}
 	if len(tests) != len(migrations) {
 		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))
