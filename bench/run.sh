@@ -8,7 +8,10 @@
 #              next to crane pull and skopeo copy, with providerd's peak RSS
 #   find       catalogd's find extension at catalog scale (1,000 names × 20
 #              versions by default; BENCH_FIND_NAMES=10000 for 200,000), next
-#              to the distribution registry's tags/list, with peak RSS
+#              to the distribution registry's tags/list (filled with
+#              BENCH_FIND_REGISTRY_NAMES names, default all), then providerd:
+#              the first sync of its index from each, find and install on
+#              it, next to a crane catalog + crane ls loop; peak RSS of all
 # BENCH=blobserve, BENCH=install or BENCH=find runs one of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,5 +34,6 @@ fi
 if [ "$which" = all ] || [ "$which" = find ]; then
   go run ./bench/find --bin bin --tools .tools/bin \
     --names "${BENCH_FIND_NAMES:-1000}" --versions "${BENCH_FIND_VERSIONS:-20}" \
+    --registry-names "${BENCH_FIND_REGISTRY_NAMES:-0}" \
     --out bench/results/find.md
 fi

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ func main() {
 		toolsDir = flag.String("tools", ".tools/bin", "directory holding the distribution registry")
 		names    = flag.Int("names", 1000, "image names (repositories)")
 		versions = flag.Int("versions", 20, "versions (tags) of each name")
+		regNames = flag.Int("registry-names", 0, "names pushed to the distribution registry (default: --names)")
 		requests = flag.Int("requests", 200, "requests per query form")
 		conns    = flag.Int("conns", 8, "connections that fill the servers")
 		out      = flag.String("out", "", "write the Markdown report here too")
@@ -63,6 +65,8 @@ func main() {
 	if err := harness.WaitReady("http://" + catAddr + "/v2/"); err != nil {
 		fatal(err)
 	}
+	anon := newAnonPeak()
+	anon.watch(cat.Process.Pid)
 	pw, err := os.ReadFile(filepath.Join(work, "catalogd", "auth", "admin-password"))
 	if err != nil {
 		fatal(err)
@@ -92,26 +96,36 @@ func main() {
 		}
 		registry = &target{base: "http://" + regAddr}
 		reg = pidOf{cmd.Process.Pid}
+		anon.watch(cmd.Process.Pid)
 	} else {
 		fmt.Fprintf(os.Stderr, "no distribution registry at %s: its figures are left out\n", regBin)
 	}
 
 	total := *names * *versions
+	if *regNames <= 0 || *regNames > *names {
+		*regNames = *names
+	}
 	for _, tg := range []*target{&catalogd, registry} {
 		if tg == nil {
 			continue
 		}
-		harness.Step("pushing %d layerless images (%d names × %d versions) to %s over %d connections", total, *names, *versions, tg.base, *conns)
+		n := *names
+		if tg == registry {
+			n = *regNames
+		}
+		tg.images = n * *versions
+		harness.Step("pushing %d layerless images (%d names × %d versions) to %s over %d connections", tg.images, n, *versions, tg.base, *conns)
 		start := time.Now()
-		if err := fill(tg, *names, *versions, *conns); err != nil {
+		if err := fill(tg, n, *versions, *conns); err != nil {
 			fatal(err)
 		}
 		d := time.Since(start)
 		tg.fillTime = d
-		harness.Step("  %v, %.0f pushes/s", d.Round(time.Millisecond), float64(total)/d.Seconds())
+		harness.Step("  %v, %.0f pushes/s", d.Round(time.Millisecond), float64(tg.images)/d.Seconds())
 	}
 
-	mid := *names / 2
+	// A name that both servers hold.
+	mid := *regNames / 2
 	exact := fmt.Sprintf("App%05d", mid)
 	repo := strings.ToLower(exact)
 	wild := fmt.Sprintf("App%04d*", mid/10) // App0050* matches 10 names
@@ -145,14 +159,70 @@ func main() {
 		fatal(err)
 	}
 	catRSS, _ := harness.PeakRSS(cat.Process.Pid)
-	var regRSS int64
-	if reg != nil {
+
+	// providerd: the first sync of its index from catalogd's feed, Find
+	// on the synced index, and cimage install of layerless images.
+	harness.Step("providerd: the first sync from catalogd (%d images)", total)
+	pc, err := startProviderd(procs, *binDir, work, "catalogd", "catalog="+catalogd.base)
+	if err != nil {
+		fatal(err)
+	}
+	anon.watch(pc.pid)
+	syncCat, nCat, err := pc.waitSynced("catalog", 30*time.Minute)
+	if err != nil {
+		fatal(err)
+	}
+	harness.Step("  %v, %d entries", syncCat.Round(time.Millisecond), nCat)
+	provFind, provFindSize, err := pc.measureFind(hc, exact, *requests)
+	if err != nil {
+		fatal(fmt.Errorf("providerd find: %w", err))
+	}
+	harness.Step("providerd `/v1/find?name=%s`: p50 %v, p99 %v", exact, pct(provFind, 50), pct(provFind, 99))
+	var vs []string
+	for v := range min(*versions, 20) {
+		vs = append(vs, fmt.Sprintf("1.0.%d", v))
+	}
+	installs, err := pc.installs(*binDir, exact, vs)
+	if err != nil {
+		fatal(err)
+	}
+	harness.Step("cimage install of a layerless image: p50 %v over %d", pct(installs, 50), len(installs))
+	provCatRSS, _ := harness.PeakRSS(pc.pid)
+
+	var syncReg, craneTime time.Duration
+	var nReg, craneTags int
+	var provRegRSS, regRSS int64
+	var prPid int
+	if registry != nil {
+		harness.Step("providerd: the first sync from the distribution registry (a crawl)")
+		pr, err := startProviderd(procs, *binDir, work, "registry", "registry="+registry.base)
+		if err != nil {
+			fatal(err)
+		}
+		anon.watch(pr.pid)
+		prPid = pr.pid
+		if syncReg, nReg, err = pr.waitSynced("registry", 30*time.Minute); err != nil {
+			fatal(err)
+		}
+		harness.Step("  %v, %d entries", syncReg.Round(time.Millisecond), nReg)
+		provRegRSS, _ = harness.PeakRSS(pr.pid)
+		if crane := filepath.Join(*toolsDir, "crane"); fileExists(crane) {
+			harness.Step("crane catalog, then crane ls of each repository")
+			if craneTime, craneTags, err = craneLoop(crane, strings.TrimPrefix(registry.base, "http://")); err != nil {
+				fatal(err)
+			}
+			harness.Step("  %v, %d tags", craneTime.Round(time.Millisecond), craneTags)
+		}
 		regRSS, _ = harness.PeakRSS(reg.Pid())
 	}
 
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "# find at catalog scale\n\n%d names × %d versions = %d layerless images, pushed over HTTP with %d connections; %d requests per query form, one client, keep-alive.\n\n",
-		*names, *versions, total, *conns, *requests)
+	fmt.Fprintf(&sb, "# find at catalog scale\n\ncatalogd: %d names × %d versions = %d layerless images", *names, *versions, total)
+	if registry != nil {
+		fmt.Fprintf(&sb, "; the distribution registry: %d names × %d versions = %d", *regNames, *versions, registry.images)
+	}
+	fmt.Fprintf(&sb, "; pushed over HTTP with %d connections. %d requests per query form, one client, keep-alive; one run on this machine (%d CPUs).\n\n",
+		*conns, *requests, runtime.NumCPU())
 	fmt.Fprintf(&sb, "| query | p50 | p99 | answer |\n|---|---:|---:|---:|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&sb, "| %s | %s | %s | %d B |\n", r.label, ms(r.p50), ms(r.p99), r.bytes)
@@ -161,9 +231,27 @@ func main() {
 	if registry != nil {
 		fmt.Fprintf(&sb, "\n`_find?name=%s` / `tags/list`: %.2f at p50.\n", exact, float64(rows[0].p50)/float64(rows[len(rows)-1].p50))
 	}
-	fmt.Fprintf(&sb, "\n| server | fill | peak RSS |\n|---|---:|---:|\n| catalogd | %v | %s |\n", catalogd.fillTime.Round(time.Millisecond), harness.Human(catRSS))
+	fmt.Fprintf(&sb, "\n## providerd\n\n| measure | figure |\n|---|---:|\n")
+	fmt.Fprintf(&sb, "| first sync of the index from catalogd's feed (%d entries), from providerd's start | %v |\n", nCat, syncCat.Round(time.Millisecond))
+	fmt.Fprintf(&sb, "| `GET /v1/find?name=%s` on the synced index, p50 / p99 over %d | %s / %s (%d B) |\n", exact, len(provFind), ms(pct(provFind, 50)), ms(pct(provFind, 99)), provFindSize)
+	fmt.Fprintf(&sb, "| `cimage install %s --required-version V` of a layerless image, end to end, p50 / max over %d | %s / %s |\n", exact, len(installs), ms(pct(installs, 50)), ms(pct(installs, 100)))
 	if registry != nil {
-		fmt.Fprintf(&sb, "| distribution registry | %v | %s |\n", registry.fillTime.Round(time.Millisecond), harness.Human(regRSS))
+		fmt.Fprintf(&sb, "| first sync of the index from the distribution registry by a crawl (%d entries) | %v |\n", nReg, syncReg.Round(time.Millisecond))
+		if craneTime > 0 {
+			fmt.Fprintf(&sb, "| `crane catalog`, then `crane ls` of each repository, one after the other (%d tags; no manifest read) | %v |\n", craneTags, craneTime.Round(time.Millisecond))
+		}
+	}
+	fmt.Fprintf(&sb, "\nThe crawl reads each tag's manifest and each image config as well (for the entry's annotations, size, created and os.version), which `crane ls` does not.\n")
+	fmt.Fprintf(&sb, "\nPeak RSS is VmHWM: it counts the pages of bbolt's memory-mapped database that the process touched, which the kernel can drop at any time; peak RssAnon (sampled every 100 ms) is the memory of the process itself.\n")
+	fmt.Fprintf(&sb, "\n| server | fill | peak RSS | peak RssAnon |\n|---|---:|---:|---:|\n| catalogd | %v | %s | %s |\n",
+		catalogd.fillTime.Round(time.Millisecond), harness.Human(catRSS), harness.Human(anon.peak(cat.Process.Pid)))
+	if registry != nil {
+		fmt.Fprintf(&sb, "| distribution registry (%d images) | %v | %s | %s |\n", registry.images, registry.fillTime.Round(time.Millisecond),
+			harness.Human(regRSS), harness.Human(anon.peak(reg.Pid())))
+	}
+	fmt.Fprintf(&sb, "| providerd, index of catalogd (sync, finds, installs) | | %s | %s |\n", harness.Human(provCatRSS), harness.Human(anon.peak(pc.pid)))
+	if registry != nil {
+		fmt.Fprintf(&sb, "| providerd, index of the distribution registry (crawl) | | %s | %s |\n", harness.Human(provRegRSS), harness.Human(anon.peak(prPid)))
 	}
 	fmt.Print(sb.String())
 	if *out != "" {
@@ -180,6 +268,7 @@ func (p pidOf) Pid() int { return p.pid }
 // target is a registry to fill and query.
 type target struct {
 	base, user, password string
+	images               int
 	fillTime             time.Duration
 }
 
@@ -287,11 +376,23 @@ func (tg *target) send(hc *http.Client, method, path, ctype string, body []byte,
 
 // measure GETs url n times and returns the latencies and the answer's size.
 func measure(hc *http.Client, url string, n int) ([]time.Duration, int, error) {
+	return measureWith(hc, url, n, nil)
+}
+
+// measureWith is measure with the request header hdr.
+func measureWith(hc *http.Client, url string, n int, hdr http.Header) ([]time.Duration, int, error) {
 	var lat []time.Duration
 	size := 0
 	for range n {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
 		start := time.Now()
-		resp, err := hc.Get(url)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -322,4 +423,9 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench find:", err)
 	os.Exit(1)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

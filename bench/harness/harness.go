@@ -297,22 +297,7 @@ func Human(n int64) string {
 
 // PeakRSS returns the peak resident set size of a process (VmHWM), in
 // bytes, read from /proc.
-func PeakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0, err
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
-}
+func PeakRSS(pid int) (int64, error) { return StatusBytes(pid, "VmHWM") }
 
 // Settle flushes every dirty page of the machine to disk, so that a timed
 // run does not pay for the writeback of the one before it (a peer that

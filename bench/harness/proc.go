@@ -71,13 +71,17 @@ func WriteToken(path string) (string, error) {
 
 // RSS returns the resident set size of a process (VmRSS), in bytes, read
 // from /proc.
-func RSS(pid int) (int64, error) {
+func RSS(pid int) (int64, error) { return StatusBytes(pid, "VmRSS") }
+
+// StatusBytes returns a size field of /proc/<pid>/status (VmRSS, VmHWM,
+// RssAnon, RssFile...), in bytes.
+func StatusBytes(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err != nil {
 				return 0, err
@@ -85,7 +89,7 @@ func RSS(pid int) (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // OpenFDs returns the number of open file descriptors of a process: the

@@ -16,11 +16,13 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -85,6 +87,21 @@ type bench struct {
 	procs            harness.Procs
 	catAddr          string
 	provAddr         string
+	// token is providerd's bearer token, which hc sends.
+	token string
+	hc    *http.Client
+}
+
+// bearer sends a bearer token with every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+t.token)
+	return t.next.RoundTrip(r)
 }
 
 func (b *bench) run(size int64) (string, error) {
@@ -129,12 +146,35 @@ func (b *bench) run(size int64) (string, error) {
 	if b.provAddr, err = harness.FreeAddr(); err != nil {
 		return "", err
 	}
+	tokenFile := filepath.Join(b.work, "token")
+	if b.token, err = harness.WriteToken(tokenFile); err != nil {
+		return "", err
+	}
+	// The API over the unix socket: a save or load of a path on the
+	// daemon's host is honoured there only (the TCP listener, with the
+	// token, serves the health check and cimage).
+	sock := filepath.Join(b.work, "run", "providerd.sock")
+	b.hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	tcp := &http.Client{Transport: bearer{b.token, http.DefaultTransport}}
 	prov, err := b.procs.Start(filepath.Join(b.bin, "providerd"), nil, "serve", "--root", filepath.Join(b.work, "providerd"),
-		"--listen", b.provAddr, "--source", "catalog=http://"+b.catAddr)
+		"--run-dir", filepath.Join(b.work, "run"), "--listen", b.provAddr, "--token-file", tokenFile, "--source", "catalog=http://"+b.catAddr)
 	if err != nil {
 		return "", err
 	}
-	if err := harness.WaitReady("http://" + b.provAddr + "/healthz"); err != nil {
+	if err := harness.WaitFor("providerd", 30*time.Second, func() error {
+		resp, err := tcp.Get("http://" + b.provAddr + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	}); err != nil {
 		return "", err
 	}
 
@@ -258,7 +298,7 @@ func (b *bench) saveLoad(img *image) (saveLoadResult, error) {
 			bs, _ := json.Marshal(body)
 			rd = bytes.NewReader(bs)
 		}
-		resp, err := http.Post("http://"+b.provAddr+path, "application/json", rd)
+		resp, err := b.hc.Post("http://"+b.provAddr+path, "application/json", rd)
 		if err != nil {
 			return err
 		}
@@ -272,7 +312,7 @@ func (b *bench) saveLoad(img *image) (saveLoadResult, error) {
 	harness.Step("%s: providerd save and load x %d", img.label, b.runs)
 	// Install the image once; each run then saves it, removes it and loads
 	// it back.
-	if err := harness.Run(nil, filepath.Join(b.bin, "cimage"), "--endpoint", "http://"+b.provAddr, "install", last); err != nil {
+	if err := harness.Run(nil, filepath.Join(b.bin, "cimage"), "--endpoint", "http://"+b.provAddr, "--token", b.token, "install", last); err != nil {
 		return r, err
 	}
 	blobs, err := filepath.Glob(filepath.Join(b.work, "providerd", "content", "blobs", "sha256", "*"))
@@ -324,7 +364,7 @@ func (b *bench) saveLoad(img *image) (saveLoadResult, error) {
 // remove removes an installed image by name.
 func (b *bench) remove(name string) error {
 	req, _ := http.NewRequest(http.MethodDelete, "http://"+b.provAddr+"/v1/images?name="+url.QueryEscape(name), nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -342,7 +382,7 @@ func (b *bench) install(img *image) (float64, error) {
 	last := img.chain[len(img.chain)-1]
 	mbps, err := timed(img.size, func() error {
 		body, _ := json.Marshal(api.InstallRequest{Name: last})
-		resp, err := http.Post("http://"+b.provAddr+"/v1/images/install", "application/json", bytes.NewReader(body))
+		resp, err := b.hc.Post("http://"+b.provAddr+"/v1/images/install", "application/json", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
@@ -354,7 +394,7 @@ func (b *bench) install(img *image) (float64, error) {
 		}
 		deadline := time.Now().Add(10 * time.Minute)
 		for time.Now().Before(deadline) {
-			resp, err := http.Get("http://" + b.provAddr + "/v1/jobs/" + job.ID)
+			resp, err := b.hc.Get("http://" + b.provAddr + "/v1/jobs/" + job.ID)
 			if err != nil {
 				return err
 			}
