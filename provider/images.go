@@ -99,10 +99,18 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 	if err != nil {
 		return nil, err
 	}
+	name := strings.TrimSpace(opts.Name)
+	childOf := strings.TrimSpace(opts.ChildOf)
 	var recs []imageRecord
 	var refs map[digest.Digest][]string
 	err = p.db.View(ctx, func(tx *bolt.Tx) error {
-		if recs, err = listImages(tx); err != nil {
+		if name != "" && !find.HasWildcard(name) && childOf == "" {
+			// A name is a range scan of the name index.
+			recs, err = imagesNamed(tx, name)
+		} else {
+			recs, err = listImages(tx)
+		}
+		if err != nil {
 			return err
 		}
 		refs, err = listRefs(tx)
@@ -112,7 +120,7 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 		return nil, err
 	}
 	var parents map[digest.Digest]bool
-	if s := strings.TrimSpace(opts.ChildOf); s != "" {
+	if s := childOf; s != "" {
 		sel, err := resolveImages(recs, s)
 		if err != nil {
 			return nil, fmt.Errorf("child of: %w", err)
@@ -122,7 +130,6 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 			parents[r.Digest] = true
 		}
 	}
-	name := strings.TrimSpace(opts.Name)
 	out := []api.Image{}
 	for i := range recs {
 		r := &recs[i]
@@ -140,24 +147,43 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 		}
 		out = append(out, r.image(refs[r.Digest]))
 	}
-	slices.SortFunc(out, compareImages)
+	sortImages(out)
 	return out, nil
 }
 
-// compareImages orders by name (case-insensitive), then version
-// (numerically when both parse), then digest.
-func compareImages(a, b api.Image) int {
-	if c := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); c != 0 {
-		return c
+// sortImages orders by name (case-insensitive), then version
+// (numerically when both parse), then digest. Each name and version is
+// lower-cased and parsed once, not at each comparison.
+func sortImages(images []api.Image) {
+	type key struct {
+		name string
+		v    *goversion.Version
+		i    int
 	}
-	va, errA := goversion.NewVersion(a.Version)
-	vb, errB := goversion.NewVersion(b.Version)
-	if errA == nil && errB == nil {
-		if c := va.Compare(vb); c != 0 {
-			return c
+	keys := make([]key, len(images))
+	for i, im := range images {
+		keys[i] = key{name: strings.ToLower(im.Name), i: i}
+		if v, err := goversion.NewVersion(im.Version); err == nil {
+			keys[i].v = v
 		}
 	}
-	return cmp.Or(strings.Compare(a.Version, b.Version), strings.Compare(a.Digest, b.Digest))
+	slices.SortFunc(keys, func(x, y key) int {
+		if c := strings.Compare(x.name, y.name); c != 0 {
+			return c
+		}
+		if x.v != nil && y.v != nil {
+			if c := x.v.Compare(y.v); c != 0 {
+				return c
+			}
+		}
+		a, b := images[x.i], images[y.i]
+		return cmp.Or(strings.Compare(a.Version, b.Version), strings.Compare(a.Digest, b.Digest))
+	})
+	sorted := make([]api.Image, len(images))
+	for i, k := range keys {
+		sorted[i] = images[k.i]
+	}
+	copy(images, sorted)
 }
 
 // isHex reports whether s is lower-case hexadecimal.

@@ -156,21 +156,16 @@ func pickOne(found []api.FindEntry, req api.InstallRequest) (api.FindEntry, erro
 // walks the parents through the catalog of the target's source until one
 // is installed or a base image is reached.
 func (p *Provider) buildChain(ctx context.Context, catalog *mirror.Mirror, target api.FindEntry, noParents bool) ([]api.FindEntry, error) {
-	var recs []imageRecord
-	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		var err error
-		recs, err = listImages(tx)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
 	chain := []api.FindEntry{target}
 	seen := map[string]bool{target.Digest: true}
 	cur := target
 	for cur.Parent != nil {
 		parent := *cur.Parent
-		if parentInstalled(recs, parent) {
+		installed, err := p.parentInstalled(ctx, parent)
+		if err != nil {
+			return nil, err
+		}
+		if installed {
 			break
 		}
 		label := strings.TrimSpace(parent.Name + " " + parent.Version)
@@ -198,21 +193,31 @@ func (p *Provider) buildChain(ctx context.Context, catalog *mirror.Mirror, targe
 }
 
 // parentInstalled reports whether the image parent names is installed: by
-// digest when the parent has one, else by name and version.
-func parentInstalled(recs []imageRecord, parent api.ParentRef) bool {
-	for i := range recs {
-		r := &recs[i]
+// digest when the parent has one, else by name and version; a key lookup
+// either way.
+func (p *Provider) parentInstalled(ctx context.Context, parent api.ParentRef) (bool, error) {
+	found := false
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
 		if parent.Digest != "" {
-			if r.Digest.String() == parent.Digest {
-				return true
+			d, err := digest.Parse(parent.Digest)
+			if err != nil {
+				return nil // no installed image has a digest that does not parse
 			}
-			continue
+			_, found, err = getImage(tx, d)
+			return err
 		}
-		if sameName(parent.Name, r) && sameVersion(parent.Version, r.Version) {
-			return true
+		if find.HasWildcard(parent.Name) {
+			return nil
 		}
-	}
-	return false
+		recs, err := imagesNamed(tx, parent.Name)
+		for i := range recs {
+			if sameVersion(parent.Version, recs[i].Version) {
+				found = true
+			}
+		}
+		return err
+	})
+	return found, err
 }
 
 // mirrorOf is the mirror of the source name among idx.

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -155,6 +156,56 @@ func listImages(tx *bolt.Tx) ([]imageRecord, error) {
 	return out, err
 }
 
+// indexName adds the keys of rec's name and repository to v1/imagenames.
+func indexName(tx *bolt.Tx, rec imageRecord) error {
+	names := meta.GetImageNamesBucket(tx)
+	for _, n := range []string{rec.Name, rec.Repository} {
+		if n == "" {
+			continue
+		}
+		if err := names.Put(meta.ImageNameKey(n, rec.Digest.String()), []byte{}); err != nil {
+			return fmt.Errorf("image name %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// unindexName deletes the keys of rec's name and repository.
+func unindexName(tx *bolt.Tx, rec imageRecord) error {
+	names := meta.GetImageNamesBucket(tx)
+	for _, n := range []string{rec.Name, rec.Repository} {
+		if err := names.Delete(meta.ImageNameKey(n, rec.Digest.String())); err != nil {
+			return fmt.Errorf("image name %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// imagesNamed reads the records whose name or repository is name
+// (case-insensitively, no wildcards), by a range scan of v1/imagenames.
+func imagesNamed(tx *bolt.Tx, name string) ([]imageRecord, error) {
+	prefix := meta.ImageNameKey(name, "")
+	var out []imageRecord
+	seen := map[string]bool{}
+	c := meta.GetImageNamesBucket(tx).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		d := string(k[len(prefix):])
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		rec, ok, err := getImage(tx, digest.Digest(d))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("image name index: %q names no image record", k)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
 // listRefs maps each image digest to the refs ("repo:tag") that point at
 // it, sorted.
 func listRefs(tx *bolt.Tx) (map[digest.Digest][]string, error) {
@@ -189,8 +240,18 @@ func putImage(tx *bolt.Tx, rec imageRecord) error {
 	if err != nil {
 		return fmt.Errorf("image record %s: %w", rec.Digest, err)
 	}
+	if old, ok, err := getImage(tx, rec.Digest); err != nil {
+		return err
+	} else if ok {
+		if err := unindexName(tx, old); err != nil {
+			return err
+		}
+	}
 	if err := meta.GetImagesBucket(tx).Put([]byte(rec.Digest), b); err != nil {
 		return fmt.Errorf("image record %s: %w", rec.Digest, err)
+	}
+	if err := indexName(tx, rec); err != nil {
+		return err
 	}
 	refs, err := meta.CreateRefBucket(tx, rec.Repository)
 	if err != nil {
@@ -288,6 +349,9 @@ func updateLatest(tx *bolt.Tx, repo string) error {
 func deleteImage(tx *bolt.Tx, rec imageRecord) error {
 	if err := meta.GetImagesBucket(tx).Delete([]byte(rec.Digest)); err != nil {
 		return fmt.Errorf("image record %s: %w", rec.Digest, err)
+	}
+	if err := unindexName(tx, rec); err != nil {
+		return err
 	}
 	refs := meta.GetRefsBucket(tx)
 	var emptied []string

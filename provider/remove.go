@@ -113,7 +113,7 @@ func (p *Provider) remove(ctx context.Context, opts RemoveOptions, guard removeG
 	if err != nil {
 		return api.RemoveResult{}, err
 	}
-	slices.SortFunc(removed, compareImages)
+	sortImages(removed)
 	for _, img := range removed {
 		p.log.WithField("image", img.Name+" "+img.Version).WithField("digest", img.Digest).Info("image removed")
 	}

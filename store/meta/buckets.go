@@ -36,6 +36,8 @@ package meta
 //	│   └── <id> -> upload session (JSON)
 //	├── images/                    providerd: the installed images
 //	│   └── <digest> -> image record (JSON), keyed by manifest digest
+//	├── imagenames/                providerd: the images by name; <name> is <lower-cased name or repository> NUL <digest>
+//	│   └── <name> -> empty
 //	├── refs/                      providerd: names that point at images
 //	│   └── <repo>/                repository name, e.g. nanoserver
 //	│       └── <tag> -> manifest digest, e.g. 10.0.10586.0 or latest
@@ -66,6 +68,7 @@ package meta
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -90,6 +93,7 @@ var (
 	bucketKeyLeases       = []byte("leases")
 	bucketKeyFind         = []byte("find")
 	bucketKeyMirrors      = []byte("mirrors")
+	bucketKeyImageNames   = []byte("imagenames")
 )
 
 // The buckets of v1/find.
@@ -346,6 +350,18 @@ func child(bkt *bolt.Bucket, key []byte) *bolt.Bucket {
 // GetImagesBucket returns v1/images, whose keys are manifest digests and
 // whose values are the provider's JSON image records.
 func GetImagesBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyImages) }
+
+// GetImageNamesBucket returns v1/imagenames, the index of the installed
+// images by lower-cased name and repository (see ImageNameKey).
+func GetImageNamesBucket(tx *bolt.Tx) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyImageNames)
+}
+
+// ImageNameKey is the key of v1/imagenames that names the image dgst by
+// name (its display name or its repository), lower-cased.
+func ImageNameKey(name, dgst string) []byte {
+	return []byte(strings.ToLower(name) + "\x00" + dgst)
+}
 
 // GetRefsBucket returns v1/refs, whose keys are repository names and whose
 // values are nil (each repository is a bucket).

@@ -154,6 +154,9 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		if err := GetImagesBucket(tx).Put([]byte(dgst), []byte("{}")); err != nil {
 			return err
 		}
+		if err := GetImageNamesBucket(tx).Put(ImageNameKey("IIS", dgst), []byte{}); err != nil {
+			return err
+		}
 		refs, err := CreateRefBucket(tx, refRepo)
 		if err != nil {
 			return err
@@ -202,20 +205,21 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := dbPaths(t, db, map[string]string{
-		repoName:               "<name>",
-		dgst:                   "<digest>",
-		subject:                "<subject>",
-		tag:                    "<tag>",
-		uploadID:               "<id>",
-		refRepo:                "<repo>",
-		jobID:                  "<job>",
-		findKeys[FindEntries]:  "<entry>",
-		findKeys[FindNames]:    "<name>",
-		findKeys[FindDigests]:  "<digest>",
-		findKeys[FindTags]:     "<tag>",
-		findKeys[FindChanges]:  "<seq>",
-		string(KeyFindRebuild): "<state>",
-		mirrorSource:           "<source>",
+		repoName:                          "<name>",
+		dgst:                              "<digest>",
+		subject:                           "<subject>",
+		tag:                               "<tag>",
+		uploadID:                          "<id>",
+		refRepo:                           "<repo>",
+		jobID:                             "<job>",
+		findKeys[FindEntries]:             "<entry>",
+		findKeys[FindNames]:               "<name>",
+		findKeys[FindDigests]:             "<digest>",
+		findKeys[FindTags]:                "<tag>",
+		findKeys[FindChanges]:             "<seq>",
+		string(KeyFindRebuild):            "<state>",
+		mirrorSource:                      "<source>",
+		string(ImageNameKey("IIS", dgst)): "<name>",
 	})
 	if want := drawnPaths(t); !slices.Equal(got, want) {
 		t.Errorf("database built by the helpers:\n got %q\nwant %q (the drawing)", got, want)

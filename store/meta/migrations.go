@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -10,7 +11,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -27,6 +28,38 @@ var migrations = []migration{
 	{version: 2, name: "add the provider buckets", apply: migrateProviderBuckets},
 	{version: 3, name: "add the find index", apply: migrateFindIndex},
 	{version: 4, name: "add the source mirrors", apply: migrateMirrors},
+	{version: 5, name: "index the installed images by name", apply: migrateImageNames},
+}
+
+// migrateImageNames adds v1/imagenames and fills it from the image
+// records, whose name, repository and digest fields it reads.
+func migrateImageNames(tx *bolt.Tx) error {
+	names, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyImageNames)
+	if err != nil {
+		return err
+	}
+	images := GetImagesBucket(tx)
+	if images == nil {
+		return nil
+	}
+	return images.ForEach(func(k, v []byte) error {
+		var rec struct {
+			Name       string `json:"name"`
+			Repository string `json:"repository"`
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("image record %s: %w", k, err)
+		}
+		for _, n := range []string{rec.Name, rec.Repository} {
+			if n == "" {
+				continue
+			}
+			if err := names.Put(ImageNameKey(n, string(k)), []byte{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // migrateMirrors adds v1/mirrors, where providerd keeps the index of each

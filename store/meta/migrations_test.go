@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -99,6 +100,15 @@ func TestMigrations(t *testing.T) {
 				}
 				if GetSourcesBucket(tx) == nil || GetFindBucket(tx, FindEntries) == nil {
 					t.Error("migration 4 lost a bucket of version 3")
+				}
+			},
+		},
+		{
+			version: 5,
+			name:    "index the installed images by name",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				if GetImageNamesBucket(tx) == nil {
+					t.Error("bucket v1/imagenames missing")
 				}
 			},
 		},
@@ -253,5 +263,37 @@ func TestMigrationKeepsCatalogData(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMigrateImageNamesIndexesTheRecords: migration 5 indexes the image
+// records of a database at version 4 by name and repository.
+func TestMigrateImageNamesIndexesTheRecords(t *testing.T) {
+	bdb := rawBolt(t)
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:4]); err != nil {
+			return err
+		}
+		return GetImagesBucket(tx).Put([]byte("sha256:1111"), []byte(`{"name":"NanoServer","repository":"nanoserver","version":"1.0"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	err = bdb.View(func(tx *bolt.Tx) error {
+		return GetImageNamesBucket(tx).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"nanoserver\x00sha256:1111"}; !slices.Equal(keys, want) {
+		t.Fatalf("keys %q, want %q", keys, want)
 	}
 }
