@@ -12,7 +12,7 @@
         'Save-ContainerImage', 'New-ContainerImage',
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Remove-Container',
         'Register-ContainerImageSource', 'Get-ContainerImageSource', 'Unregister-ContainerImageSource',
-        'Get-ContainerImageJob', 'Wait-ContainerImageJob'
+        'Update-ContainerImageSource', 'Get-ContainerImageJob', 'Wait-ContainerImageJob'
     )
     CmdletsToExport      = @()
     VariablesToExport    = @()

@@ -19,6 +19,7 @@ $script:Routes = [ordered]@{
     GetSources      = @{ Method = 'GET'; Path = '/v1/sources'; Query = @() }
     AddSource       = @{ Method = 'POST'; Path = '/v1/sources'; Query = @() }
     RemoveSource    = @{ Method = 'DELETE'; Path = '/v1/sources/{name}'; Query = @() }
+    RefreshSource   = @{ Method = 'POST'; Path = '/v1/sources/{name}/refresh'; Query = @() }
     FindImages      = @{ Method = 'GET'; Path = '/v1/find'; Query = @('name', 'source', 'requiredVersion', 'minimumVersion', 'maximumVersion', 'allVersions') }
     InstallImage    = @{ Method = 'POST'; Path = '/v1/images/install'; Query = @() }
     LoadImage       = @{ Method = 'POST'; Path = '/v1/images/load'; Query = @() }
@@ -52,6 +53,17 @@ $script:ErrorCategories = @{
     NotImplemented     = [System.Management.Automation.ErrorCategory]::NotImplemented
     Internal           = [System.Management.Automation.ErrorCategory]::NotSpecified
 }
+
+# The State of a source from the status of providerd's index of it, as
+# cimage source list shows it: the first line whose conditions all hold
+# wins. Complete and Syncing are the status fields; Failed says that
+# lastError is set. A test checks the table against the CLI's rule.
+$script:SourceStates = @(
+    @{ State = 'syncing'; Complete = $false; Syncing = $true }
+    @{ State = 'incomplete'; Complete = $false }
+    @{ State = 'stale'; Failed = $true }
+    @{ State = 'complete' }
+)
 
 # The job states after which a job changes no more.
 $script:FinalJobStates = @('succeeded', 'failed', 'canceled')
@@ -347,14 +359,49 @@ function ConvertTo-Container {
     }
 }
 
+function Get-SourceState {
+    # The State of a source from its status ($script:SourceStates), or $null
+    # without a status.
+    param(
+        [object]$Status
+    )
+    if ($null -eq $Status) {
+        return $null
+    }
+    $facts = @{
+        Complete = [bool](Get-JsonValue $Status 'complete')
+        Syncing  = [bool](Get-JsonValue $Status 'syncing')
+        Failed   = -not [string]::IsNullOrEmpty([string](Get-JsonValue $Status 'lastError'))
+    }
+    foreach ($rule in $script:SourceStates) {
+        $match = $true
+        foreach ($k in $facts.Keys) {
+            if ($rule.ContainsKey($k) -and $rule[$k] -ne $facts[$k]) {
+                $match = $false
+            }
+        }
+        if ($match) {
+            return $rule.State
+        }
+    }
+    return $null
+}
+
 function ConvertTo-ContainerImageSource {
+    # A source with the state of providerd's index of it; State, Entries,
+    # LastSync and LastError are empty when the answer has no status.
     param(
         [object]$Source
     )
+    $status = Get-JsonValue $Source 'status'
     [pscustomobject]@{
         PSTypeName = 'ContainerProvider.ContainerImageSource'
         Name       = Get-JsonValue $Source 'name'
         Location   = Get-JsonValue $Source 'location'
+        State      = Get-SourceState $status
+        Entries    = Get-JsonValue $status 'entries'
+        LastSync   = Get-JsonValue $status 'lastSync'
+        LastError  = Get-JsonValue $status 'lastError'
         Insecure   = [bool](Get-JsonValue $Source 'insecure')
         Username   = Get-JsonValue $Source 'username'
     }
@@ -504,6 +551,10 @@ function Find-ContainerImage {
     WindowsServerCore    10.0.10586.0            Container OS Image of Windows Server 2016 Techn...
     .EXAMPLE
     PS C:\> Find-ContainerImage -Name Nano* -AllVersions
+    .NOTES
+    While providerd's index of a source is incomplete or stale, the answer
+    may miss images: each such source is named on the warning stream before
+    the images.
     #>
     [CmdletBinding()]
     [OutputType('ContainerProvider.ContainerImageInfo')]
@@ -519,6 +570,10 @@ function Find-ContainerImage {
         [string]$Source,
         [System.Management.Automation.PSCredential]$Credential
     )
+    begin {
+        # A warning is written once per call, not once per name.
+        $warned = @{}
+    }
     process {
         $names = @($Name)
         if (-not $Name) {
@@ -530,6 +585,12 @@ function Find-ContainerImage {
             $q['source'] = $Source
             try {
                 $res = Invoke-ContainerProviderApi -Route FindImages -Query $q -Target $n -Credential $Credential
+                foreach ($w in @(Get-JsonValue $res 'warnings')) {
+                    if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
+                        $warned[[string]$w] = $true
+                        $PSCmdlet.WriteWarning([string]$w)
+                    }
+                }
                 foreach ($entry in @($res.images)) {
                     if ($null -ne $entry) {
                         ConvertTo-ContainerImageInfo $entry
@@ -1210,8 +1271,14 @@ function Get-ContainerImageSource {
     .EXAMPLE
     PS C:\> Get-ContainerImageSource
 
-    Name       Location
-    catalog    http://127.0.0.1:5000
+    Name       Location                 State       Entries    LastSync
+    catalog    http://127.0.0.1:5000    complete    20         5/4/2024 10:12:03 AM
+    .NOTES
+    State is the state of providerd's index of the source, which
+    Find-ContainerImage and Install-ContainerImage read: complete, syncing
+    (its first sync is under way), incomplete (its first sync has not ended)
+    or stale (the last sync failed; LastError says why).
+    Update-ContainerImageSource syncs it now.
     #>
     [CmdletBinding()]
     [OutputType('ContainerProvider.ContainerImageSource')]
@@ -1257,6 +1324,61 @@ function Unregister-ContainerImageSource {
             }
             catch {
                 $PSCmdlet.WriteError($_)
+            }
+        }
+    }
+}
+
+function Update-ContainerImageSource {
+    <#
+    .SYNOPSIS
+    Syncs providerd's index of container image sources now.
+    .DESCRIPTION
+    Find-ContainerImage and Install-ContainerImage read providerd's index of
+    each source, which syncs in the background. This syncs the index of each
+    source that -Name names (every registered source without -Name) now, and
+    outputs the source with the new state of its index. A sync that fails is
+    a non-terminating error that names the source and says why; the source
+    is output first, its State then stale (or incomplete when no sync has
+    ended yet).
+    .EXAMPLE
+    PS C:\> Update-ContainerImageSource -Name catalog
+
+    Name       Location                 State       Entries    LastSync
+    catalog    http://127.0.0.1:5000    complete    20         5/4/2024 10:12:03 AM
+    .EXAMPLE
+    PS C:\> Get-ContainerImageSource | Where-Object State -ne complete | Update-ContainerImageSource
+    #>
+    [CmdletBinding()]
+    [OutputType('ContainerProvider.ContainerImageSource')]
+    param(
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = $true)]
+        [string[]]$Name,
+        [System.Management.Automation.PSCredential]$Credential
+    )
+    process {
+        $names = @($Name | Where-Object { -not [string]::IsNullOrEmpty($_) })
+        if ($names.Count -eq 0) {
+            try {
+                $res = Invoke-ContainerProviderApi -Route GetSources -Credential $Credential
+            }
+            catch {
+                $PSCmdlet.WriteError($_)
+                return
+            }
+            $names = @(@($res.sources) | Where-Object { $null -ne $_ } | ForEach-Object { [string]$_.name })
+        }
+        foreach ($n in $names) {
+            try {
+                $source = ConvertTo-ContainerImageSource (Invoke-ContainerProviderApi -Route RefreshSource -PathValues @{ name = $n } -Target $n -Credential $Credential)
+            }
+            catch {
+                $PSCmdlet.WriteError($_)
+                continue
+            }
+            $PSCmdlet.WriteObject($source)
+            if (-not [string]::IsNullOrEmpty([string]$source.LastError)) {
+                $PSCmdlet.WriteError((New-ContainerProviderError -Code Unavailable -Message ('The sync of source {0} failed: {1}' -f $n, $source.LastError) -Target $n))
             }
         }
     }
@@ -1338,5 +1460,5 @@ Export-ModuleMember -Function @(
     'Save-ContainerImage', 'New-ContainerImage',
     'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Remove-Container',
     'Register-ContainerImageSource', 'Get-ContainerImageSource', 'Unregister-ContainerImageSource',
-    'Get-ContainerImageJob', 'Wait-ContainerImageJob'
+    'Update-ContainerImageSource', 'Get-ContainerImageJob', 'Wait-ContainerImageJob'
 )

@@ -198,6 +198,8 @@ function Find-Package {
     if (-not $names -or $names.Count -eq 0) {
         $names = @('')
     }
+    # The warnings of an incomplete or stale index, once per call.
+    $warned = @{}
     foreach ($n in $names) {
         if (Test-RequestCanceled) {
             return
@@ -212,6 +214,16 @@ function Find-Package {
         }
         try {
             $res = Invoke-ContainerImageApi @{ Route = 'FindImages'; Query = $q; Target = $n }
+            $warnings = @()
+            if ($res -and $res.PSObject.Properties['warnings']) {
+                $warnings = @($res.warnings)
+            }
+            foreach ($w in $warnings) {
+                if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
+                    $warned[[string]$w] = $true
+                    Write-Warning -Message ([string]$w)
+                }
+            }
             foreach ($entry in @($res.images)) {
                 if ($null -ne $entry) {
                     ConvertTo-SoftwareIdentity -Entry $entry -Source $source

@@ -243,29 +243,80 @@ func psDisplayedProperties(t *testing.T, typeName string) []string {
 	return nil
 }
 
-var psJSONProperty = regexp.MustCompile(`(?m)^\s*(\w+)\s*=.*\bGet-JsonValue \$\w+ '([^']+)'`)
+var (
+	psJSONProperty = regexp.MustCompile(`(?m)^\s*(\w+)\s*=.*\bGet-JsonValue \$(\w+) '([^']+)'`)
+	psJSONVariable = regexp.MustCompile(`(?m)^\s*\$(\w+)\s*=\s*Get-JsonValue \$(\w+) '([^']+)'\s*$`)
+	psDerived      = regexp.MustCompile(`(?m)^\s*(\w+)\s*=\s*[A-Z]\w*-\w+ \$(\w+)\s*$`)
+)
 
-// psConverterKeys maps each property that the module's converter function
-// sets (Name = Get-JsonValue $Image 'name') to the JSON key it reads.
-func psConverterKeys(t *testing.T, function string) map[string]string {
+// psFunctionBody returns the text of function name in the module file
+// file, from "function name {" to the first line that is a lone "}".
+func psFunctionBody(t *testing.T, file, name string) string {
 	t.Helper()
-	src := string(psModuleFile(t, "ContainerImage.psm1"))
-	start := strings.Index(src, "function "+function+" {")
+	src := string(psModuleFile(t, file))
+	start := strings.Index(src, "function "+name+" {")
 	if start < 0 {
-		t.Fatalf("ContainerImage.psm1 has no function %s", function)
+		t.Fatalf("%s has no function %s", file, name)
 	}
 	body := src[start:]
 	if end := strings.Index(body, "\n}"); end >= 0 {
 		body = body[:end]
 	}
+	return body
+}
+
+// psConverterKeys maps each property that the module's converter function
+// sets to the path of the JSON value it comes from, keys joined by "/":
+// Name = Get-JsonValue $Image 'name' is "name"; with $status = Get-JsonValue
+// $Source 'status', Entries = Get-JsonValue $status 'entries' is
+// "status/entries", and a property computed by a function of a JSON value
+// (State = Get-SourceState $status) is that value's path, "status".
+func psConverterKeys(t *testing.T, function string) map[string]string {
+	t.Helper()
+	body := psFunctionBody(t, "ContainerImage.psm1", function)
+	vars := map[string]string{}
+	prefix := func(v string) string {
+		if p, ok := vars[v]; ok {
+			return p + "/"
+		}
+		return ""
+	}
+	for _, m := range psJSONVariable.FindAllStringSubmatch(body, -1) {
+		vars[m[1]] = prefix(m[2]) + m[3]
+	}
 	keys := map[string]string{}
 	for _, m := range psJSONProperty.FindAllStringSubmatch(body, -1) {
-		keys[m[1]] = m[2]
+		keys[m[1]] = prefix(m[2]) + m[3]
+	}
+	for _, m := range psDerived.FindAllStringSubmatch(body, -1) {
+		if p, ok := vars[m[2]]; ok {
+			keys[m[1]] = p
+		}
 	}
 	if len(keys) == 0 {
 		t.Fatalf("%s reads no JSON key", function)
 	}
 	return keys
+}
+
+// psLookup returns the JSON value at path (keys joined by "/") in obj.
+func psLookup(t *testing.T, obj map[string]json.RawMessage, path string) (json.RawMessage, bool) {
+	t.Helper()
+	keys := strings.Split(path, "/")
+	for i, k := range keys {
+		raw, ok := obj[k]
+		if !ok {
+			return nil, false
+		}
+		if i == len(keys)-1 {
+			return raw, true
+		}
+		obj = nil
+		if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // psReplay sends the request that Invoke-ContainerProviderApi builds for a
@@ -347,7 +398,7 @@ func psCheckDisplayed(t *testing.T, obj map[string]json.RawMessage, typeName, co
 		if !ok {
 			t.Fatalf("%s displays %s, which %s does not set from the JSON", typeName, prop, converter)
 		}
-		if _, ok := obj[key]; !ok {
+		if _, ok := psLookup(t, obj, key); !ok {
 			t.Fatalf("%s displays %s, but the API object has no %q: %v", typeName, prop, key, obj)
 		}
 	}
@@ -363,11 +414,12 @@ func psObjects(t *testing.T, b []byte, field string) []map[string]json.RawMessag
 	return env[field]
 }
 
-// psField decodes one field of a raw object (the zero value when absent).
+// psField decodes the field at path (keys joined by "/") of a raw object
+// (the zero value when absent).
 func psField[T any](t *testing.T, obj map[string]json.RawMessage, key string) T {
 	t.Helper()
 	var v T
-	if raw, ok := obj[key]; ok {
+	if raw, ok := psLookup(t, obj, key); ok {
 		if err := json.Unmarshal(raw, &v); err != nil {
 			t.Fatalf("field %s: %v", key, err)
 		}
