@@ -398,6 +398,10 @@ func (j *job) install() (*api.Image, error) {
 		if err != nil {
 			return nil, j.ctxErr(err)
 		}
+		if img.index != nil {
+			j.logEvent("Image %s %s is an index: installing its manifest %s for %s (this host: %s)",
+				e.Name, e.Version, img.manifest.Digest, platformString(img.platform), platformString(&j.p.platform))
+		}
 		imgs = append(imgs, img)
 	}
 	tasks, byDigest := planBlobs(imgs)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // The Docker media types that registries still serve next to the OCI ones.
@@ -32,6 +33,7 @@ type pendingImage struct {
 	// manifest chosen in it.
 	index         *ocispec.Descriptor
 	indexBytes    []byte
+	platform      *ocispec.Platform // the chosen manifest's, under an index
 	manifest      ocispec.Descriptor
 	manifestBytes []byte
 	config        ocispec.Descriptor
@@ -91,7 +93,9 @@ func (img *pendingImage) record(installed time.Time) imageRecord {
 
 // fetchImage fetches the manifest of e from its source, verifies it against
 // the digest the source listed, and reads its config and layers. Under an
-// index it takes the windows/amd64 manifest, or the only one.
+// index it takes the manifest that choosePlatform picks for the host. A
+// manifest that is not a container image (an artifact: its config is not
+// an image config, or a layer is not an image layer) is refused.
 func (p *Provider) fetchImage(ctx context.Context, e api.FindEntry) (*pendingImage, error) {
 	label := e.Name + " " + e.Version
 	dgst, err := digest.Parse(e.Digest)
@@ -113,10 +117,11 @@ func (p *Provider) fetchImage(ctx context.Context, e api.FindEntry) (*pendingIma
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return nil, fmt.Errorf("image %s: index %s: %v: %w", label, dgst, err, errdefs.ErrFailedPrecondition)
 		}
-		chosen, err := choosePlatform(idx.Manifests)
+		chosen, err := choosePlatform(idx.Manifests, p.platform)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: index %s: %w", label, dgst, err)
 		}
+		img.platform = chosen.Platform
 		indexDesc := desc
 		indexDesc.MediaType = mt
 		img.index, img.indexBytes = &indexDesc, b
@@ -134,6 +139,18 @@ func (p *Provider) fetchImage(ctx context.Context, e api.FindEntry) (*pendingIma
 	var m ocispec.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("image %s: manifest %s: %v: %w", label, desc.Digest, err, errdefs.ErrFailedPrecondition)
+	}
+	var layerTypes []string
+	for _, l := range m.Layers {
+		layerTypes = append(layerTypes, l.MediaType)
+	}
+	if !find.IsImage(mt, m.ArtifactType, m.Config.MediaType, layerTypes, m.Subject != nil) {
+		what := fmt.Sprintf("config media type %q", m.Config.MediaType)
+		if m.ArtifactType != "" {
+			what = fmt.Sprintf("artifact type %q, %s", m.ArtifactType, what)
+		}
+		return nil, fmt.Errorf("image %s: manifest %s is an artifact (%s), not a container image: %w",
+			label, desc.Digest, what, errdefs.ErrFailedPrecondition)
 	}
 	if err := checkDescriptor(m.Config); err != nil {
 		return nil, fmt.Errorf("image %s: config: %w", label, err)
@@ -192,33 +209,6 @@ func manifestMediaType(reported string, b []byte) string {
 		return ocispec.MediaTypeImageManifest
 	}
 	return reported
-}
-
-// choosePlatform picks the windows/amd64 manifest of an index, else its
-// only manifest.
-func choosePlatform(list []ocispec.Descriptor) (ocispec.Descriptor, error) {
-	var platforms []string
-	for _, d := range list {
-		if d.Platform == nil {
-			platforms = append(platforms, "unknown")
-			continue
-		}
-		if d.Platform.OS == "windows" && d.Platform.Architecture == "amd64" {
-			if err := d.Digest.Validate(); err != nil {
-				return ocispec.Descriptor{}, fmt.Errorf("manifest digest %q: %v: %w", d.Digest, err, errdefs.ErrFailedPrecondition)
-			}
-			return d, nil
-		}
-		platforms = append(platforms, d.Platform.OS+"/"+d.Platform.Architecture)
-	}
-	if len(list) == 1 {
-		if err := list[0].Digest.Validate(); err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("manifest digest %q: %v: %w", list[0].Digest, err, errdefs.ErrFailedPrecondition)
-		}
-		return list[0], nil
-	}
-	return ocispec.Descriptor{}, fmt.Errorf("no windows/amd64 manifest among %d (%s): %w",
-		len(list), strings.Join(platforms, ", "), errdefs.ErrFailedPrecondition)
 }
 
 func checkDescriptor(d ocispec.Descriptor) error {

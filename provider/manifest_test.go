@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -51,8 +52,13 @@ func (c *catalogEnv) putIndex(tag, title string, platforms ...ocispec.Platform) 
 	return out.Digest
 }
 
+// withPlatform makes the provider install for host.
+func withPlatform(host ocispec.Platform) func(*Provider) {
+	return func(p *Provider) { p.platform = host }
+}
+
 func TestInstallFromIndex(t *testing.T) {
-	e := newEnv(t, testBaseLayerSize)
+	e := newEnv(t, testBaseLayerSize, withPlatform(ocispec.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.14393"}))
 	ctx := context.Background()
 	windows := ocispec.Platform{OS: "windows", Architecture: "amd64"}
 	linux := ocispec.Platform{OS: "linux", Architecture: "arm64"}
@@ -60,9 +66,23 @@ func TestInstallFromIndex(t *testing.T) {
 	e.cat.putIndex("21.0.0.0", "NanoServerLinux", linux, linux)
 	child := e.cat.item("nanoserver:10.0.10586.0").Digest
 
-	jb := e.install(api.InstallRequest{Name: "NanoServerMulti"})
+	started, err := e.p.Install(ctx, api.InstallRequest{Name: "NanoServerMulti"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, events := watchAll(t, e.p, started.ID)
 	if jb.State != api.JobSucceeded {
 		t.Fatalf("install from an index: %s %+v", jb.State, jb.Error)
+	}
+	said := false
+	for _, ev := range events {
+		if ev.Type == api.EventLog && strings.Contains(ev.Message, "is an index: installing its manifest "+child.String()+" for windows/amd64") &&
+			strings.Contains(ev.Message, "this host: windows/amd64 (10.0.14393)") {
+			said = true
+		}
+	}
+	if !said {
+		t.Errorf("no event names the chosen manifest and platform: %+v", events)
 	}
 	if jb.Result.Digest != idx.String() {
 		t.Errorf("image digest %s, want the index's %s", jb.Result.Digest, idx)
@@ -85,27 +105,49 @@ func TestInstallFromIndex(t *testing.T) {
 
 func TestChoosePlatform(t *testing.T) {
 	d := func(c string) digest.Digest { return digest.Digest("sha256:" + strings.Repeat(c, 64)) }
+	win := func(c, osVersion string) ocispec.Descriptor {
+		return ocispec.Descriptor{Digest: d(c), Platform: &ocispec.Platform{OS: "windows", Architecture: "amd64", OSVersion: osVersion}}
+	}
+	host2016 := ocispec.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.14393"}
+	unknown := ocispec.Platform{OS: "windows", Architecture: "amd64"}
+	builds := []ocispec.Descriptor{win("1", "10.0.10586.0"), win("2", "10.0.14393.1000"), win("3", "10.0.14393.693"), win("4", "10.0.17763.0")}
 	tests := []struct {
 		name string
+		host ocispec.Platform
 		list []ocispec.Descriptor
 		want digest.Digest
+		err  string
 	}{
-		{name: "windows among others", list: []ocispec.Descriptor{
+		{name: "windows among others", host: unknown, list: []ocispec.Descriptor{
 			{Digest: d("1"), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
 			{Digest: d("2"), Platform: &ocispec.Platform{OS: "windows", Architecture: "amd64"}},
 		}, want: d("2")},
-		{name: "only entry", list: []ocispec.Descriptor{{Digest: d("3")}}, want: d("3")},
-		{name: "none fits", list: []ocispec.Descriptor{
+		{name: "the host's build, highest revision", host: host2016, list: builds, want: d("2")},
+		{name: "host version unknown: the highest", host: unknown, list: builds, want: d("4")},
+		{name: "only newer builds", host: ocispec.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.10240"},
+			list: builds[1:], err: "no manifest that this host (windows 10.0.10240) can run among 3"},
+		{name: "older builds run in isolation", host: ocispec.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.15063"},
+			list: builds, want: d("2")},
+		{name: "only entry, no platform", host: host2016, list: []ocispec.Descriptor{{Digest: d("3")}}, want: d("3")},
+		{name: "only entry, another platform", host: host2016, list: []ocispec.Descriptor{
+			{Digest: d("1"), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
+		}, err: "no windows/amd64 manifest among 1 (linux/amd64)"},
+		{name: "another architecture", host: ocispec.Platform{OS: "windows", Architecture: "arm64"}, list: builds,
+			err: "no windows/arm64 manifest among 4"},
+		{name: "none fits", host: host2016, list: []ocispec.Descriptor{
 			{Digest: d("1"), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
 			{Digest: d("2")},
-		}},
-		{name: "empty"},
+		}, err: "no windows/amd64 manifest among 2 (linux/amd64, unknown platform)"},
+		{name: "empty", host: host2016, err: "no windows/amd64 manifest among 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := choosePlatform(tt.list)
+			got, err := choosePlatform(tt.list, tt.host)
 			if tt.want == "" {
 				mustClass(t, err, errdefs.ErrFailedPrecondition)
+				if !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("error %q, want it to say %q", err, tt.err)
+				}
 				return
 			}
 			if err != nil || got.Digest != tt.want {
@@ -143,5 +185,51 @@ func TestPickOne(t *testing.T) {
 				t.Errorf("got %s@%s, %v; want %s", got.Version, got.Source, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestInstallRefusesArtifacts: a manifest whose config is not an image
+// config (an oras artifact), reached through an index, is refused with a
+// clear error, and nothing is installed.
+func TestInstallRefusesArtifacts(t *testing.T) {
+	e := newEnv(t, testBaseLayerSize, withPlatform(ocispec.Platform{OS: "windows", Architecture: "amd64"}))
+	ctx := context.Background()
+	blob := func(b []byte) digest.Digest {
+		info, err := e.cat.reg.PutBlob(ctx, "nanoserver", "", int64(len(b)), bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Digest
+	}
+	notes := []byte("release notes")
+	art := ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: "application/vnd.example.notes",
+		Config:       ocispec.Descriptor{MediaType: "application/vnd.oci.empty.v1+json", Digest: blob([]byte("{}")), Size: 2},
+		Layers:       []ocispec.Descriptor{{MediaType: "text/plain", Digest: blob(notes), Size: int64(len(notes))}},
+	}
+	b, _ := json.Marshal(art)
+	rec, err := e.cat.reg.PutManifest(ctx, "nanoserver", "notes", ocispec.MediaTypeImageManifest, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
+		Annotations: map[string]string{find.AnnotationTitle: "Notes", find.AnnotationVersion: "1.0"},
+		Manifests: []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, Digest: rec.Digest, Size: rec.Size,
+			Platform: &ocispec.Platform{OS: "windows", Architecture: "amd64"}}},
+	}
+	b, _ = json.Marshal(idx)
+	if _, err := e.cat.reg.PutManifest(ctx, "nanoserver", "notes-index", ocispec.MediaTypeImageIndex, b); err != nil {
+		t.Fatal(err)
+	}
+	jb := e.install(api.InstallRequest{Name: "Notes"})
+	if jb.State != api.JobFailed || jb.Error == nil ||
+		!strings.Contains(jb.Error.Message, `is an artifact (artifact type "application/vnd.example.notes", config media type "application/vnd.oci.empty.v1+json"), not a container image`) {
+		t.Fatalf("install of an artifact: %s %+v", jb.State, jb.Error)
+	}
+	imgs, err := e.p.Images(ctx, GetOptions{})
+	if err != nil || len(imgs) != 0 {
+		t.Fatalf("images after a refused artifact: %+v, %v", imgs, err)
 	}
 }

@@ -182,6 +182,9 @@ type Provider struct {
 	// feedInterval and crawlInterval are the waits between the syncs of
 	// a mirror (DefaultFeedInterval, DefaultCrawlInterval).
 	feedInterval, crawlInterval time.Duration
+	// platform is the platform whose manifest an install takes from an
+	// index (hostPlatform).
+	platform ocispec.Platform
 	// firstSyncWait is how long a Find waits for the first sync of an
 	// incomplete mirror (defaultFirstSyncWait).
 	firstSyncWait time.Duration
@@ -260,6 +263,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		syncers:          map[string]*syncer{},
 		feedInterval:     DefaultFeedInterval,
 		firstSyncWait:    defaultFirstSyncWait,
+		platform:         hostPlatform(),
 		crawlInterval:    cmp.Or(cfg.CrawlInterval, DefaultCrawlInterval),
 		flights:          map[digest.Digest]*flight{},
 	}
