@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/model"
 )
 
 // The errors of the OCI Distribution protocol. Each carries an errdefs class,
@@ -21,9 +22,8 @@ var (
 	// ErrBlobUploadUnknown (BLOB_UPLOAD_UNKNOWN): no such upload session in
 	// the repository.
 	ErrBlobUploadUnknown = fmt.Errorf("blob upload unknown to registry: %w", errdefs.ErrNotFound)
-	// ErrDigestInvalid (DIGEST_INVALID): the digest is malformed or of an
-	// unsupported algorithm.
-	ErrDigestInvalid = fmt.Errorf("provided digest is invalid: %w", errdefs.ErrInvalidArgument)
+	// ErrDigestInvalid is model.ErrDigestInvalid.
+	ErrDigestInvalid = model.ErrDigestInvalid
 	// ErrDigestMismatch (DIGEST_INVALID as well): the digest is well formed
 	// but does not match the content. Servers report both ErrDigestInvalid
 	// and ErrDigestMismatch as DIGEST_INVALID.
@@ -38,16 +38,15 @@ var (
 	// ErrManifestUnknown (MANIFEST_UNKNOWN): no manifest under that tag or
 	// digest in the repository.
 	ErrManifestUnknown = fmt.Errorf("manifest unknown to registry: %w", errdefs.ErrNotFound)
-	// ErrNameInvalid (NAME_INVALID): the repository name breaks the
-	// grammar.
-	ErrNameInvalid = fmt.Errorf("invalid repository name: %w", errdefs.ErrInvalidArgument)
+	// ErrNameInvalid is model.ErrNameInvalid.
+	ErrNameInvalid = model.ErrNameInvalid
 	// ErrNameUnknown (NAME_UNKNOWN): the repository does not exist.
 	ErrNameUnknown = fmt.Errorf("repository name not known to registry: %w", errdefs.ErrNotFound)
 	// ErrSizeInvalid (SIZE_INVALID): the announced size does not match the
 	// content.
 	ErrSizeInvalid = fmt.Errorf("provided length did not match content length: %w", errdefs.ErrFailedPrecondition)
-	// ErrTagInvalid (TAG_INVALID): the tag breaks the grammar.
-	ErrTagInvalid = fmt.Errorf("manifest tag invalid: %w", errdefs.ErrInvalidArgument)
+	// ErrTagInvalid is model.ErrTagInvalid.
+	ErrTagInvalid = model.ErrTagInvalid
 	// ErrRangeInvalid (RANGE_INVALID, 416): an upload chunk does not start
 	// at the session's offset.
 	ErrRangeInvalid = fmt.Errorf("invalid content range: %w", errdefs.ErrOutOfRange)

@@ -173,20 +173,6 @@ func (b findBuckets) logChange(c indexChange) (uint64, error) {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// FindManifest is what the find rules read of the record of a manifest of
-// repo, with the tags that point at it.
-func (m ManifestRecord) FindManifest(repo string, tags []string) find.Manifest {
-	return find.Manifest{
-		Repository:  repo,
-		Digest:      m.Digest.String(),
-		Tags:        tags,
-		Annotations: m.Annotations,
-		Size:        m.ContentSize,
-		OSVersion:   m.OSVersion,
-		Pushed:      m.Pushed,
-	}
-}
-
 // BuildIndex builds the find index from the repositories when the
 // database says that it does not cover them (a database of an earlier
 // schema, migrated at open), in one transaction, and reports whether it

@@ -12,97 +12,47 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/store/content"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
-
-// DefaultMaxManifestSize is the largest manifest PutManifest accepts unless
-// WithMaxManifestSize says otherwise.
-const DefaultMaxManifestSize = 4 << 20
 
 // maxConfigSize bounds how much of an image config is read to find its
 // os.version.
 const maxConfigSize = 1 << 20
 
-// Manifest and layer media types that image-spec does not define, or
-// defines only as deprecated.
-const (
-	MediaTypeDockerManifest     = find.MediaTypeDockerManifest
-	MediaTypeDockerManifestList = find.MediaTypeDockerManifestList
-	MediaTypeDockerConfig       = find.MediaTypeDockerConfig
-	MediaTypeDockerLayer        = find.MediaTypeDockerLayer
-	MediaTypeDockerForeignLayer = find.MediaTypeDockerForeignLayer
+// The model of the catalog, in catalog/model, which clients import
+// without the registry.
+type (
+	ManifestRecord = model.ManifestRecord
+	TaggedManifest = model.TaggedManifest
+)
 
-	MediaTypeImageLayerNonDistributable     = "application/vnd.oci.image.layer.nondistributable.v1.tar"
-	MediaTypeImageLayerNonDistributableGzip = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-	MediaTypeImageLayerNonDistributableZstd = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+const (
+	DefaultMaxManifestSize = model.DefaultMaxManifestSize
+
+	MediaTypeDockerManifest     = model.MediaTypeDockerManifest
+	MediaTypeDockerManifestList = model.MediaTypeDockerManifestList
+	MediaTypeDockerConfig       = model.MediaTypeDockerConfig
+	MediaTypeDockerLayer        = model.MediaTypeDockerLayer
+	MediaTypeDockerForeignLayer = model.MediaTypeDockerForeignLayer
+
+	MediaTypeImageLayerNonDistributable     = model.MediaTypeImageLayerNonDistributable
+	MediaTypeImageLayerNonDistributableGzip = model.MediaTypeImageLayerNonDistributableGzip
+	MediaTypeImageLayerNonDistributableZstd = model.MediaTypeImageLayerNonDistributableZstd
 
 	mediaTypeDockerSchema1       = "application/vnd.docker.distribution.manifest.v1+json"
 	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+	KindImage    = model.KindImage
+	KindArtifact = model.KindArtifact
 )
 
 // IsNonDistributable reports whether a layer of this media type may be
-// missing from the registry: its blob is fetched from the descriptor's URLs.
-func IsNonDistributable(mediaType string) bool {
-	switch mediaType {
-	case MediaTypeImageLayerNonDistributable,
-		MediaTypeImageLayerNonDistributableGzip,
-		MediaTypeImageLayerNonDistributableZstd,
-		MediaTypeDockerForeignLayer:
-		return true
-	}
-	return false
-}
-
-// ManifestRecord is what the catalog keeps about a stored manifest. The
-// manifest bytes themselves are a blob in the content store.
-type ManifestRecord struct {
-	Digest       digest.Digest     `json:"digest"`
-	MediaType    string            `json:"mediaType"`
-	Size         int64             `json:"size"` // manifest bytes
-	ArtifactType string            `json:"artifactType,omitempty"`
-	Subject      digest.Digest     `json:"subject,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	// ContentSize is the manifest size plus the sizes of its config and
-	// layers (or, for an index, of the manifests it lists).
-	ContentSize int64 `json:"contentSize"`
-	// OSVersion is the config's os.version, when the config is an OCI image
-	// config that has one.
-	OSVersion string    `json:"osVersion,omitempty"`
-	Pushed    time.Time `json:"pushed"`
-	// Kind is KindImage for an image that Find lists (see find.IsImage),
-	// KindArtifact for anything else; empty in records written before the
-	// find index, which BuildIndex fills in.
-	Kind string `json:"kind,omitempty"`
-}
-
-// The kinds of ManifestRecord.Kind.
-const (
-	KindImage    = "image"
-	KindArtifact = "artifact"
-)
-
-// Descriptor is the OCI descriptor of the manifest.
-func (m ManifestRecord) Descriptor() ocispec.Descriptor {
-	return ocispec.Descriptor{
-		MediaType:    m.MediaType,
-		Digest:       m.Digest,
-		Size:         m.Size,
-		ArtifactType: m.ArtifactType,
-		Annotations:  m.Annotations,
-	}
-}
-
-// TaggedManifest is a tag and the manifest it points at.
-type TaggedManifest struct {
-	Repository string
-	Tag        string
-	Manifest   ManifestRecord
-}
+// missing from the registry (see model.IsNonDistributable).
+func IsNonDistributable(mediaType string) bool { return model.IsNonDistributable(mediaType) }
 
 // UploadStatus describes a blob upload session.
 type UploadStatus struct {

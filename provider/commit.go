@@ -18,8 +18,8 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/catalog/publish"
 	"github.com/containerprovider/containerprovider/store/content"
 )
@@ -45,7 +45,7 @@ func checkCommit(req api.CommitRequest) (commitSpec, error) {
 		return s, err
 	}
 	s.repo = strings.ToLower(s.name)
-	if err := catalog.ValidateName(s.repo); err != nil {
+	if err := model.ValidateName(s.repo); err != nil {
 		return s, fmt.Errorf("name %q: %w", s.name, err)
 	}
 	var err error

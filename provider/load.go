@@ -19,8 +19,8 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/provider/archive"
 	"github.com/containerprovider/containerprovider/provider/hostfs"
 	"github.com/containerprovider/containerprovider/store/content"
@@ -380,10 +380,10 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 		return imageRecord{}, nil, fmt.Errorf("image %s: no repository or version: it needs a ref name \"repository:version\" or title and version annotations: %w",
 			label, errdefs.ErrInvalidArgument)
 	}
-	if err := catalog.ValidateName(repo); err != nil {
+	if err := model.ValidateName(repo); err != nil {
 		return imageRecord{}, nil, fmt.Errorf("image %s: %w", label, err)
 	}
-	if err := catalog.ValidateTag(version); err != nil || version == latestTag {
+	if err := model.ValidateTag(version); err != nil || version == latestTag {
 		return imageRecord{}, nil, fmt.Errorf("image %s: version %q is not a valid tag: %w", label, cutName(version), errdefs.ErrInvalidArgument)
 	}
 	// What Get-ContainerImage shows is checked as Commit checks it: no

@@ -11,7 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
 
@@ -71,10 +71,10 @@ func (p *Provider) Tag(ctx context.Context, image, repo, tag string) error {
 		return errClosed
 	}
 	repo, tag = strings.TrimSpace(repo), strings.TrimSpace(tag)
-	if err := catalog.ValidateName(repo); err != nil {
+	if err := model.ValidateName(repo); err != nil {
 		return fmt.Errorf("tag: %w", err)
 	}
-	if err := catalog.ValidateTag(tag); err != nil {
+	if err := model.ValidateTag(tag); err != nil {
 		return fmt.Errorf("tag: %w", err)
 	}
 	var target imageRecord

@@ -29,8 +29,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/model"
 )
 
 // Spec describes an image to publish.
@@ -39,7 +39,7 @@ type Spec struct {
 	// must not hold the wildcards * and ?, nor ':' or '@'.
 	Name string
 	// Repository is the OCI repository; default: Name in lower case. It
-	// must be a valid OCI repository name (catalog.ValidateName).
+	// must be a valid OCI repository name (model.ValidateName).
 	Repository string
 	// Version is normalised to four parts ("1.0" -> "1.0.0.0"); it is also
 	// the tag.
@@ -132,14 +132,14 @@ func withParent(p *parentImage) Opt { return func(o *options) { o.parent = p } }
 // manifest that would be published, nothing is written (the layer is only
 // hashed, not uploaded) and the existing record is returned, Pushed
 // unchanged. A tag that points at another manifest is moved.
-func Publish(ctx context.Context, t Target, spec Spec, opts ...Opt) (catalog.ManifestRecord, error) {
+func Publish(ctx context.Context, t Target, spec Spec, opts ...Opt) (model.ManifestRecord, error) {
 	out, err := publish(ctx, t, spec, opts...)
 	return out.record, err
 }
 
 // outcome is what publish did.
 type outcome struct {
-	record  catalog.ManifestRecord
+	record  model.ManifestRecord
 	written bool // a tag was written
 }
 
@@ -168,7 +168,7 @@ func check(spec Spec) (plan, error) {
 	if p.repo == "" {
 		p.repo = strings.ToLower(p.name)
 	}
-	if err := catalog.ValidateName(p.repo); err != nil {
+	if err := model.ValidateName(p.repo); err != nil {
 		return p, err
 	}
 
@@ -321,7 +321,7 @@ func mountParent(ctx context.Context, t Target, repo string, parent *parentImage
 		return nil
 	}
 	for _, l := range parent.manifest.Layers {
-		if catalog.IsNonDistributable(l.MediaType) {
+		if model.IsNonDistributable(l.MediaType) {
 			continue
 		}
 		if _, err := t.StatBlob(ctx, repo, l.Digest); err == nil {

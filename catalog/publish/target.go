@@ -7,8 +7,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/containerprovider/containerprovider/api"
-	"github.com/containerprovider/containerprovider/catalog"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -27,14 +27,16 @@ type Target interface {
 	// writes, which lets Publish stream a layer it has not hashed yet.
 	PutBlob(ctx context.Context, repo string, expected digest.Digest, size int64, rd io.Reader) (content.Info, error)
 	// ResolveManifest finds the manifest a tag or digest names in repo.
-	ResolveManifest(ctx context.Context, repo, reference string) (catalog.ManifestRecord, error)
+	ResolveManifest(ctx context.Context, repo, reference string) (model.ManifestRecord, error)
 	// GetManifest resolves reference and opens the manifest bytes; the
 	// caller closes the reader.
-	GetManifest(ctx context.Context, repo, reference string) (catalog.ManifestRecord, content.ReaderAt, error)
+	GetManifest(ctx context.Context, repo, reference string) (model.ManifestRecord, content.ReaderAt, error)
 	// PutManifest stores a manifest under reference.
-	PutManifest(ctx context.Context, repo, reference, mediaType string, body []byte) (catalog.ManifestRecord, error)
+	PutManifest(ctx context.Context, repo, reference, mediaType string, body []byte) (model.ManifestRecord, error)
 	// Find answers Find-ContainerImage over the target's images.
 	Find(ctx context.Context, o find.Options) ([]api.FindEntry, error)
 }
 
-var _ Target = (*catalog.Registry)(nil)
+// catalog's tests check that *catalog.Registry implements Target: this
+// package does not import the registry, so that providerd, which packs
+// layers with it, does not either.

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -628,4 +629,25 @@ func unixGet(sock, path string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// TestNoRegistryImport: providerd shares the find rules and the model of
+// the catalog (catalog/find, catalog/model) but not catalogd's registry
+// or server.
+func TestNoRegistryImport(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list the imports with")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		switch pkg {
+		case "github.com/containerprovider/containerprovider/catalog",
+			"github.com/containerprovider/containerprovider/server/catalog":
+			t.Errorf("providerd imports %s", pkg)
+		}
+	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/model"
 )
 
 // Blob opens the blob dgst of repo from offset on. With offset > 0 it asks
@@ -29,10 +29,10 @@ import (
 func (c *Client) Blob(ctx context.Context, repo string, dgst digest.Digest, offset int64) (io.ReadCloser, error) {
 	what := fmt.Sprintf("source %s: repository %s: blob %s", c.name, repo, dgst)
 	fail := func(err error) (io.ReadCloser, error) { return nil, fmt.Errorf("%s: %w", what, err) }
-	if err := catalog.ValidateName(repo); err != nil {
+	if err := model.ValidateName(repo); err != nil {
 		return fail(err)
 	}
-	if _, err := catalog.ParseDigest(string(dgst)); err != nil {
+	if _, err := model.ParseDigest(string(dgst)); err != nil {
 		return fail(err)
 	}
 	if offset < 0 {

@@ -25,7 +25,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/model"
 )
 
 // Defaults of the options.
@@ -37,7 +37,7 @@ const (
 const (
 	// MaxManifestSize is the largest manifest Manifest reads, as catalogd
 	// accepts.
-	MaxManifestSize = catalog.DefaultMaxManifestSize
+	MaxManifestSize = model.DefaultMaxManifestSize
 	// maxConfigSize bounds an image config read for its os.version, as in
 	// catalogd.
 	maxConfigSize = 1 << 20

@@ -16,8 +16,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/provider/mirror"
 )
 
@@ -138,7 +138,7 @@ func (cc *configCache) get(ctx context.Context, c *Client, repo string, config o
 	if config.Size > maxConfigSize {
 		return configInfo{}
 	}
-	if _, err := catalog.ParseDigest(string(config.Digest)); err != nil {
+	if _, err := model.ParseDigest(string(config.Digest)); err != nil {
 		return configInfo{}
 	}
 	cc.mu.Lock()

@@ -12,7 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/model"
 )
 
 // manifestAccept is the Accept header of manifest requests: the manifest
@@ -20,8 +20,8 @@ import (
 var manifestAccept = strings.Join([]string{
 	ocispec.MediaTypeImageManifest,
 	ocispec.MediaTypeImageIndex,
-	catalog.MediaTypeDockerManifest,
-	catalog.MediaTypeDockerManifestList,
+	model.MediaTypeDockerManifest,
+	model.MediaTypeDockerManifestList,
 }, ", ")
 
 // Manifest fetches the manifest reference (a tag or a digest) of repo, at
@@ -38,10 +38,10 @@ func (c *Client) Manifest(ctx context.Context, repo, reference string) (ocispec.
 	fail := func(err error) (ocispec.Descriptor, []byte, error) {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("source %s: repository %s: manifest %s: %w", c.name, repo, reference, err)
 	}
-	if err := catalog.ValidateName(repo); err != nil {
+	if err := model.ValidateName(repo); err != nil {
 		return fail(err)
 	}
-	_, refDigest, err := catalog.ParseReference(reference)
+	_, refDigest, err := model.ParseReference(reference)
 	if err != nil {
 		return fail(err)
 	}
@@ -68,7 +68,7 @@ func (c *Client) Manifest(ctx context.Context, repo, reference string) (ocispec.
 	expected, from := refDigest, "the reference"
 	if expected == "" {
 		if h := resp.Header.Get("Docker-Content-Digest"); h != "" {
-			d, err := catalog.ParseDigest(strings.TrimSpace(h))
+			d, err := model.ParseDigest(strings.TrimSpace(h))
 			if err != nil {
 				return fail(fmt.Errorf("the registry's Docker-Content-Digest %q: %v: %w", h, err, errdefs.ErrFailedPrecondition))
 			}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
-	"github.com/containerprovider/containerprovider/catalog"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/provider/mirror"
 )
 
@@ -121,7 +121,7 @@ func (c *Client) Lookup(ctx context.Context, m *mirror.Mirror, repo string) erro
 	case mirror.ModeFeed:
 		return c.Sync(ctx, m)
 	case mirror.ModeCrawl:
-		if catalog.ValidateName(repo) != nil {
+		if model.ValidateName(repo) != nil {
 			return nil // no repository can have that name
 		}
 		r, _, err := m.Repository(ctx, repo)
@@ -228,7 +228,7 @@ func (c *Client) syncCrawl(ctx context.Context, m *mirror.Mirror, st mirror.Stat
 		}
 		var valid []string
 		for _, r := range repos {
-			if catalog.ValidateName(r) != nil {
+			if model.ValidateName(r) != nil {
 				c.log.WithField("repository", r).Debug("skipping a repository whose name is not valid")
 				continue
 			}
@@ -485,7 +485,7 @@ func (c *Client) headDigest(ctx context.Context, repo, tag string) (string, erro
 	if resp.StatusCode != http.StatusOK {
 		return "", statusError(resp)
 	}
-	d, err := catalog.ParseDigest(strings.TrimSpace(resp.Header.Get("Docker-Content-Digest")))
+	d, err := model.ParseDigest(strings.TrimSpace(resp.Header.Get("Docker-Content-Digest")))
 	if err != nil {
 		return "", fmt.Errorf("HEAD %s: no Docker-Content-Digest: %w", u.Path, errdefs.ErrUnavailable)
 	}
