@@ -11,7 +11,10 @@
 #              to the distribution registry's tags/list (filled with
 #              BENCH_FIND_REGISTRY_NAMES names, default all), then providerd:
 #              the first sync of its index from each, find and install on
-#              it, next to a crane catalog + crane ls loop; peak RSS of all
+#              it, next to a crane catalog + crane ls loop; then a providerd
+#              with BENCH_FIND_HOST_IMAGES (10,000) installed images: installs
+#              a second with 6 clients, Get by name, the listing, restarts;
+#              peak RSS of all
 # BENCH=blobserve, BENCH=install or BENCH=find runs one of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +37,6 @@ fi
 if [ "$which" = all ] || [ "$which" = find ]; then
   go run ./bench/find --bin bin --tools .tools/bin \
     --names "${BENCH_FIND_NAMES:-1000}" --versions "${BENCH_FIND_VERSIONS:-20}" \
-    --registry-names "${BENCH_FIND_REGISTRY_NAMES:-0}" \
+    --registry-names "${BENCH_FIND_REGISTRY_NAMES:-0}" --host-images "${BENCH_FIND_HOST_IMAGES:-10000}" \
     --out bench/results/find.md
 fi

@@ -327,7 +327,7 @@ func (p *Provider) saveJob(ctx context.Context, rec jobRecord) error {
 	if err != nil {
 		return err
 	}
-	return p.db.Update(ctx, func(tx *bolt.Tx) error {
+	return p.db.Batch(ctx, func(tx *bolt.Tx) error {
 		return meta.GetJobsBucket(tx).Put([]byte(rec.ID), b)
 	})
 }

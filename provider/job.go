@@ -214,7 +214,7 @@ func (j *job) persist() {
 	j.mu.Unlock()
 	b, err := encodeJob(rec)
 	if err == nil {
-		err = j.p.db.Update(context.Background(), func(tx *bolt.Tx) error {
+		err = j.p.db.Batch(context.Background(), func(tx *bolt.Tx) error {
 			return meta.GetJobsBucket(tx).Put([]byte(rec.ID), b)
 		})
 	}
@@ -289,7 +289,7 @@ func (j *job) finish(result *api.Image, err error) {
 		return
 	}
 
-	if lerr := p.db.Update(context.Background(), func(tx *bolt.Tx) error {
+	if lerr := p.db.Batch(context.Background(), func(tx *bolt.Tx) error {
 		return meta.DeleteJobLeasesBucket(tx, j.id)
 	}); lerr != nil {
 		j.log.WithError(lerr).Warn("leases not released")
@@ -695,8 +695,8 @@ func (p *Provider) recordImage(ctx context.Context, img *pendingImage) (api.Imag
 			return api.Image{}, fmt.Errorf("image %s: blob %s is not committed: %w", img.label(), d.Digest, err)
 		}
 	}
-	var refs map[digest.Digest][]string
-	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
+	var refs []string
+	err := p.db.Batch(ctx, func(tx *bolt.Tx) error {
 		if rec.Parent != nil && rec.Parent.Digest != "" {
 			if parent, ok, err := getImage(tx, digest.Digest(rec.Parent.Digest)); err != nil {
 				return err
@@ -709,15 +709,27 @@ func (p *Provider) recordImage(ctx context.Context, img *pendingImage) (api.Imag
 				}
 			}
 		}
+		_, existed, err := getImage(tx, rec.Digest)
+		if err != nil {
+			return err
+		}
 		if err := putImage(tx, rec); err != nil {
 			return err
 		}
-		var err error
-		refs, err = listRefs(tx)
+		if existed {
+			// Refs that Tag added in other repositories may point at
+			// an image installed again.
+			all, err := listRefs(tx)
+			refs = all[rec.Digest]
+			return err
+		}
+		// A new record: deleteImage removed every ref to its digest, so
+		// the only ones are those putImage wrote in its repository.
+		refs, err = refsInRepository(tx, rec.Repository, rec.Digest)
 		return err
 	})
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image %s: record: %w", img.label(), err)
 	}
-	return rec.image(refs[rec.Digest]), nil
+	return rec.image(refs), nil
 }

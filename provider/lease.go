@@ -18,7 +18,7 @@ import (
 func (p *Provider) writeLease(ctx context.Context, owner string, digests []digest.Digest) error {
 	p.gcMu.RLock()
 	defer p.gcMu.RUnlock()
-	return p.db.Update(ctx, func(tx *bolt.Tx) error {
+	return p.db.Batch(ctx, func(tx *bolt.Tx) error {
 		b, err := meta.CreateJobLeasesBucket(tx, owner)
 		if err != nil {
 			return err

@@ -206,6 +206,24 @@ func imagesNamed(tx *bolt.Tx, name string) ([]imageRecord, error) {
 	return out, nil
 }
 
+// refsInRepository lists, sorted, the refs ("repo:tag") of repo that point
+// at dgst.
+func refsInRepository(tx *bolt.Tx, repo string, dgst digest.Digest) ([]string, error) {
+	var out []string
+	b := meta.GetRefBucket(tx, repo)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(tag, d []byte) error {
+		if digest.Digest(d) == dgst {
+			out = append(out, repo+":"+string(tag))
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out, err
+}
+
 // listRefs maps each image digest to the refs ("repo:tag") that point at
 // it, sorted.
 func listRefs(tx *bolt.Tx) (map[digest.Digest][]string, error) {

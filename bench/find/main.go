@@ -41,6 +41,8 @@ func main() {
 		names    = flag.Int("names", 1000, "image names (repositories)")
 		versions = flag.Int("versions", 20, "versions (tags) of each name")
 		regNames = flag.Int("registry-names", 0, "names pushed to the distribution registry (default: --names)")
+		hostImgs = flag.Int("host-images", 0, "install this many layerless images into a providerd and time Get, the listing, restarts (0: skip)")
+		hostCli  = flag.Int("host-clients", 6, "concurrent clients of the --host-images installs")
 		requests = flag.Int("requests", 200, "requests per query form")
 		conns    = flag.Int("conns", 8, "connections that fill the servers")
 		out      = flag.String("out", "", "write the Markdown report here too")
@@ -189,6 +191,15 @@ func main() {
 	harness.Step("cimage install of a layerless image: p50 %v over %d", pct(installs, 50), len(installs))
 	provCatRSS, _ := harness.PeakRSS(pc.pid)
 
+	var hosts *hostFigures
+	if *hostImgs > 0 {
+		h, err := hostRecords(procs, *binDir, work, catalogd.base, min(*hostImgs, total), *names, *versions, *hostCli, *requests, anon)
+		if err != nil {
+			fatal(fmt.Errorf("host records: %w", err))
+		}
+		hosts = &h
+	}
+
 	var syncReg, craneTime time.Duration
 	var nReg, craneTags int
 	var provRegRSS, regRSS int64
@@ -240,6 +251,14 @@ func main() {
 		if craneTime > 0 {
 			fmt.Fprintf(&sb, "| `crane catalog`, then `crane ls` of each repository, one after the other (%d tags; no manifest read) | %v |\n", craneTags, craneTime.Round(time.Millisecond))
 		}
+	}
+	if h := hosts; h != nil {
+		fmt.Fprintf(&sb, "\n## providerd with %d installed images\n\n| measure | figure |\n|---|---:|\n", h.images)
+		fmt.Fprintf(&sb, "| %d layerless installs, %d clients | %v, %.0f installs/s |\n", h.images, h.clients, h.installTime.Round(time.Millisecond), float64(h.images)/h.installTime.Seconds())
+		fmt.Fprintf(&sb, "| `GET /v1/images?name=` one name, p50 / p99 over %d | %s / %s (%d B) |\n", len(h.getByName), ms(pct(h.getByName, 50)), ms(pct(h.getByName, 99)), h.getSize)
+		fmt.Fprintf(&sb, "| `GET /v1/images`, the full listing, p50 / p99 over %d | %s / %s (%d B) |\n", len(h.listing), ms(pct(h.listing, 50)), ms(pct(h.listing, 99)), h.listingSize)
+		fmt.Fprintf(&sb, "| restart to a served `/healthz` (%d records of images and jobs), p50 / max over %d | %s / %s |\n", h.records, len(h.restart), ms(pct(h.restart, 50)), ms(pct(h.restart, 100)))
+		fmt.Fprintf(&sb, "| peak RSS / peak RssAnon | %s / %s |\n", harness.Human(h.rss), harness.Human(h.anon))
 	}
 	fmt.Fprintf(&sb, "\nThe crawl reads each tag's manifest and each image config as well (for the entry's annotations, size, created and os.version), which `crane ls` does not.\n")
 	fmt.Fprintf(&sb, "\nPeak RSS is VmHWM: it counts the pages of bbolt's memory-mapped database that the process touched, which the kernel can drop at any time; peak RssAnon (sampled every 100 ms) is the memory of the process itself.\n")

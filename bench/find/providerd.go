@@ -26,13 +26,29 @@ type provd struct {
 // startProviderd starts a providerd on a free 127.0.0.1 port, with the
 // source src (NAME=URL) and a bearer token.
 func startProviderd(procs *harness.Procs, bin, work, label, src string) (*provd, error) {
+	p, err := launchProviderd(procs, bin, work, label, src)
+	if err != nil {
+		return nil, err
+	}
+	return p, harness.WaitFor("providerd "+label, time.Minute, func() error {
+		_, err := p.c.Sources(context.Background())
+		return err
+	})
+}
+
+// launchProviderd starts a providerd as startProviderd does, with extra
+// flags, and does not wait for it. A providerd started again with the
+// same label keeps its root and token.
+func launchProviderd(procs *harness.Procs, bin, work, label, src string, extra ...string) (*provd, error) {
 	root := filepath.Join(work, "providerd-"+label)
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
 	tokenFile := filepath.Join(work, "token-"+label)
-	token, err := harness.WriteToken(tokenFile)
-	if err != nil {
+	var token string
+	if b, err := os.ReadFile(tokenFile); err == nil {
+		token = strings.TrimSpace(string(b))
+	} else if token, err = harness.WriteToken(tokenFile); err != nil {
 		return nil, err
 	}
 	addr, err := harness.FreeAddr()
@@ -40,8 +56,9 @@ func startProviderd(procs *harness.Procs, bin, work, label, src string) (*provd,
 		return nil, err
 	}
 	p := &provd{addr: addr, token: token, started: time.Now()}
-	cmd, err := procs.Start(filepath.Join(bin, "providerd"), nil, "serve", "--root", root,
-		"--run-dir", filepath.Join(work, "run-"+label), "--listen", addr, "--token-file", tokenFile, "--source", src)
+	args := append([]string{"serve", "--root", root, "--run-dir", filepath.Join(work, "run-"+label),
+		"--listen", addr, "--token-file", tokenFile, "--source", src}, extra...)
+	cmd, err := procs.Start(filepath.Join(bin, "providerd"), nil, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -49,10 +66,7 @@ func startProviderd(procs *harness.Procs, bin, work, label, src string) (*provd,
 	if p.c, err = client.New("http://"+addr, client.WithToken(token)); err != nil {
 		return nil, err
 	}
-	return p, harness.WaitFor("providerd "+label, time.Minute, func() error {
-		_, err := p.c.Sources(context.Background())
-		return err
-	})
+	return p, nil
 }
 
 // waitSynced waits until the index of the source name is complete, and

@@ -44,6 +44,28 @@ func (p *Procs) Start(bin string, env []string, args ...string) (*exec.Cmd, erro
 	return cmd, nil
 }
 
+// Stop interrupts the process pid that Start started and waits for it,
+// killing it after 10 s.
+func (p *Procs) Stop(pid int) error {
+	for i, c := range p.procs {
+		if c.Process.Pid != pid {
+			continue
+		}
+		c.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			<-done
+		}
+		p.procs = append(p.procs[:i], p.procs[i+1:]...)
+		return nil
+	}
+	return fmt.Errorf("no process %d", pid)
+}
+
 // StopAll interrupts every process and waits for it, killing it after 10 s.
 func (p *Procs) StopAll() {
 	for _, c := range p.procs {

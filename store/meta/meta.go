@@ -108,6 +108,19 @@ func (db *DB) View(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return db.bolt.View(fn)
 }
 
+// Batch runs fn in a read-write transaction that it may share with other
+// Batch calls made at the same time, so that they pay for one commit (one
+// fsync) together, as bbolt's Batch does: under load, writes of many
+// goroutines commit at once, and a lone call waits at most bbolt's
+// MaxBatchDelay (10 ms). fn must be idempotent: when another function of
+// the batch fails, fn runs again on its own. Otherwise as Update.
+func (db *DB) Batch(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.bolt.Batch(fn)
+}
+
 // Update runs fn in a read-write transaction, unless ctx is already done.
 // The transaction commits when fn returns nil and rolls back otherwise; the
 // error of fn is returned as is. fn must not do file I/O, fsync or network
