@@ -347,16 +347,22 @@ func (p *Provider) startJobLocked(rec jobRecord) *job {
 
 // resumeJobs starts again the jobs that a previous process left queued or
 // running.
-func (p *Provider) resumeJobs(ctx context.Context) error {
+func (p *Provider) resumeJobs(ctx context.Context, heads []jobHead) error {
 	var recs []jobRecord
 	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		all, err := listJobs(tx)
-		for _, r := range all {
-			if r.unfinished() {
+		for _, h := range heads {
+			if !h.unfinished() {
+				continue
+			}
+			r, ok, err := getJob(tx, h.ID)
+			if err != nil {
+				return err
+			}
+			if ok && r.unfinished() {
 				recs = append(recs, r)
 			}
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
@@ -290,12 +291,23 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if err := p.startRetention(ctx); err != nil {
+	// One read of the job records' heads serves retention and resumption.
+	var heads []jobHead
+	if err := db.View(ctx, func(tx *bolt.Tx) error {
+		var err error
+		heads, err = listJobHeads(tx)
+		return err
+	}); err != nil {
 		p.stopAll()
 		_ = db.Close()
 		return nil, err
 	}
-	if err := p.resumeJobs(ctx); err != nil {
+	if err := p.startRetention(ctx, heads); err != nil {
+		p.stopAll()
+		_ = db.Close()
+		return nil, err
+	}
+	if err := p.resumeJobs(ctx, heads); err != nil {
 		_ = p.Close()
 		return nil, err
 	}

@@ -102,6 +102,32 @@ type jobRecord struct {
 	Chain []api.FindEntry `json:"chain,omitempty"`
 }
 
+// jobHead is what a start reads of every job record: enough to resume the
+// unfinished ones and to count the finished ones for retention, without
+// decoding their blobs and chains.
+type jobHead struct {
+	ID       string    `json:"id"`
+	State    string    `json:"state"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitempty"`
+}
+
+func (h jobHead) unfinished() bool { return h.State == api.JobQueued || h.State == api.JobRunning }
+
+// listJobHeads reads the head of every job record.
+func listJobHeads(tx *bolt.Tx) ([]jobHead, error) {
+	var out []jobHead
+	err := meta.GetJobsBucket(tx).ForEach(func(k, v []byte) error {
+		var h jobHead
+		if err := json.Unmarshal(v, &h); err != nil {
+			return fmt.Errorf("job record %s: %w", k, err)
+		}
+		out = append(out, h)
+		return nil
+	})
+	return out, err
+}
+
 // unfinished reports whether the job has not reached a final state.
 func (r *jobRecord) unfinished() bool {
 	return r.State == api.JobQueued || r.State == api.JobRunning

@@ -125,16 +125,7 @@ func (p *Provider) pruneJobs(ctx context.Context) {
 // the leases that no unfinished job holds (left by a process that stopped
 // before it released them: a save, a load or a commit in progress, or a
 // job whose end was recorded but not its release).
-func (p *Provider) startRetention(ctx context.Context) error {
-	var recs []jobRecord
-	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		var err error
-		recs, err = listJobs(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
+func (p *Provider) startRetention(ctx context.Context, recs []jobHead) error {
 	unfinished := map[string]bool{}
 	for _, r := range recs {
 		if r.unfinished() {

@@ -108,11 +108,11 @@ func TestCrawlOfALargeRegistry(t *testing.T) {
 			t.Fatalf("cimage %s while the first sync runs: exit %d, %v\nstdout:\n%.2000s\nstderr:\n%s", r.args, r.code, r.err, r.stdout, r.stderr)
 		}
 	}
-	var early1 api.FindResponse
-	if err := json.Unmarshal([]byte(asJSON.stdout), &early1); err != nil {
+	var earlyJSON api.FindResponse
+	if err := json.Unmarshal([]byte(asJSON.stdout), &earlyJSON); err != nil {
 		t.Fatalf("cimage %s: %v\n%.2000s", asJSON.args, err, asJSON.stdout)
 	}
-	if !strings.Contains(table.stderr, "WARNING: source catalog: the index is incomplete") || len(early1.Warnings) == 0 {
+	if !strings.Contains(table.stderr, "WARNING: source catalog: the index is incomplete") || len(earlyJSON.Warnings) == 0 {
 		st := crawlStatus(t, p)
 		if st.Complete {
 			t.Fatalf("the first sync of %d tags was complete %v after providerd's start, within the 5 s a Find waits for it: "+
@@ -120,7 +120,7 @@ func TestCrawlOfALargeRegistry(t *testing.T) {
 				crawlRepos*crawlTags, early.Round(time.Millisecond), st)
 		}
 		t.Fatalf("find did not warn although the first sync is not complete (status %+v)\ntable stderr:\n%s\njson warnings: %q",
-			st, table.stderr, early1.Warnings)
+			st, table.stderr, earlyJSON.Warnings)
 	}
 	// The table's warning is on stderr only, one line before the table.
 	if strings.Contains(table.stdout, "WARNING") {
@@ -130,10 +130,10 @@ func TestCrawlOfALargeRegistry(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("stderr of find, want one warning line:\n%s", table.stderr)
 	}
-	for _, w := range []string{strings.TrimPrefix(lines[0], "WARNING: "), early1.Warnings[0]} {
+	for _, w := range []string{strings.TrimPrefix(lines[0], "WARNING: "), earlyJSON.Warnings[0]} {
 		m := incompleteWarning.FindStringSubmatch(w)
-		if m == nil || len(early1.Warnings) != 1 {
-			t.Fatalf("the warnings while the first sync runs: %q and %q, want one matching %s", lines[0], early1.Warnings, incompleteWarning)
+		if m == nil || len(earlyJSON.Warnings) != 1 {
+			t.Fatalf("the warnings while the first sync runs: %q and %q, want one matching %s", lines[0], earlyJSON.Warnings, incompleteWarning)
 		}
 		read, listed := atoi(t, m[1]), atoi(t, m[2])
 		if listed == 0 || listed > crawlRepos || read >= listed {
@@ -141,7 +141,7 @@ func TestCrawlOfALargeRegistry(t *testing.T) {
 		}
 	}
 	t.Logf("%v after providerd's start, find warned %q and found %d of the %d names so far",
-		early.Round(time.Millisecond), early1.Warnings[0], len(early1.Images), crawlRepos)
+		early.Round(time.Millisecond), earlyJSON.Warnings[0], len(earlyJSON.Images), crawlRepos)
 
 	// Wait for the first sync to complete. The counts of its progress
 	// never go back.
