@@ -79,6 +79,10 @@ func Open(path string, opts ...Opt) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open metadata database %s: %w", path, err)
 	}
+	// A lone Batch waits this long for others to share its commit; at
+	// bbolt's default (10 ms) a layerless install, a handful of commits,
+	// would wait longer than it works.
+	bdb.MaxBatchDelay = maxBatchDelay
 	db := &DB{path: path, bolt: bdb}
 	if err := bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
 		_ = bdb.Close()
@@ -108,11 +112,13 @@ func (db *DB) View(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return db.bolt.View(fn)
 }
 
+// maxBatchDelay is how long a Batch waits for others to join it.
+const maxBatchDelay = 2 * time.Millisecond
+
 // Batch runs fn in a read-write transaction that it may share with other
 // Batch calls made at the same time, so that they pay for one commit (one
 // fsync) together, as bbolt's Batch does: under load, writes of many
-// goroutines commit at once, and a lone call waits at most bbolt's
-// MaxBatchDelay (10 ms). fn must be idempotent: when another function of
+// goroutines commit at once, and a lone call waits at most maxBatchDelay. fn must be idempotent: when another function of
 // the batch fails, fn runs again on its own. Otherwise as Update.
 func (db *DB) Batch(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
