@@ -139,7 +139,18 @@ func (m *Mirror) view(ctx context.Context, fn func(b *buckets) error) (ok bool, 
 // update runs fn over the mirror's buckets, created if missing, and
 // stores the count of entries that fn's puts and deletes moved.
 func (m *Mirror) update(ctx context.Context, fn func(b *buckets) error) error {
-	return m.db.Update(ctx, func(tx *bolt.Tx) error {
+	return m.db.Update(ctx, m.tx(fn))
+}
+
+// batch is update in a transaction that concurrent writes may share (see
+// meta.DB.Batch): the repositories that a crawl reads at the same time
+// commit together.
+func (m *Mirror) batch(ctx context.Context, fn func(b *buckets) error) error {
+	return m.db.Batch(ctx, m.tx(fn))
+}
+
+func (m *Mirror) tx(fn func(b *buckets) error) func(tx *bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		root, err := meta.CreateMirrorBucket(tx, m.source)
 		if err != nil {
 			return err
@@ -153,7 +164,7 @@ func (m *Mirror) update(ctx context.Context, fn func(b *buckets) error) error {
 			return root.Put(meta.KeyMirrorCount, binary.BigEndian.AppendUint64(nil, uint64(max(b.count, 0))))
 		}
 		return nil
-	})
+	}
 }
 
 func (b *buckets) put(r findindex.Record) error {
@@ -345,7 +356,7 @@ func (m *Mirror) Manifests(ctx context.Context, dgsts []string) (map[string]Mani
 // set (the crawl of a pass, not a lookup), the state's Crawled count
 // moves on.
 func (m *Mirror) PutRepository(ctx context.Context, name string, r Repository, manifests []Manifest, counted bool) error {
-	return m.update(ctx, func(b *buckets) error {
+	return m.batch(ctx, func(b *buckets) error {
 		for _, mf := range manifests {
 			v, err := json.Marshal(mf)
 			if err != nil {
@@ -377,7 +388,7 @@ func (m *Mirror) PutRepository(ctx context.Context, name string, r Repository, m
 // repository name: its state becomes r, its entries stay, and the
 // state's Crawled and Failed counts move on, in one transaction.
 func (m *Mirror) MarkFailed(ctx context.Context, name string, r Repository) error {
-	return m.update(ctx, func(b *buckets) error {
+	return m.batch(ctx, func(b *buckets) error {
 		if err := b.putRepository(name, r); err != nil {
 			return err
 		}

@@ -1,8 +1,10 @@
 package catalog
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
 // The query parameters of the find extension.
@@ -111,6 +114,9 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
 	if p.n == 0 {
 		return writeJSON(w, r, http.StatusOK, "application/json", api.FindResponse{Images: []api.FindEntry{}})
 	}
+	if p.n < 0 && strings.TrimSpace(opts.Name) == "" {
+		return s.streamListing(w, r, opts)
+	}
 	page, err := s.reg.FindPage(r.Context(), opts, p.last, max(p.n, 0))
 	if err != nil {
 		return findError(err, func() bool {
@@ -136,6 +142,74 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("ETag", page.ETag)
 	return writeJSON(w, r, http.StatusOK, "application/json", api.FindResponse{Images: page.Entries})
+}
+
+// listingPage is the number of names that the whole listing reads at a
+// time (a variable for the tests); maxListingPages bounds its pages.
+var listingPage = 1000
+
+const maxListingPages = 1000000
+
+// streamListing answers the whole listing (no name, no n) page by page,
+// listingPage names at a time, each page read in its own read transaction
+// and written as it is read, so that neither catalogd's memory nor a
+// transaction grows with the catalog. A change during the listing shows
+// in it or not, as with the pages of _catalog. An error after the first
+// bytes aborts the response, so that a client never takes a cut listing
+// for a whole one. A requiredVersion that no page has is NoMatch, as for
+// the listing in one piece.
+func (s *Server) streamListing(w http.ResponseWriter, r *http.Request, opts find.Options) error {
+	ctx := r.Context()
+	started, wrote := false, 0
+	last := ""
+	for range maxListingPages {
+		page, err := s.reg.FindPage(ctx, opts, last, listingPage)
+		if err != nil {
+			if started {
+				middleware.Log(ctx).WithError(err).Error("find listing cut short")
+				panic(http.ErrAbortHandler)
+			}
+			return findError(err, nil)
+		}
+		if !started && (len(page.Entries) > 0 || page.Next == "") {
+			if len(page.Entries) == 0 && strings.TrimSpace(opts.RequiredVersion) != "" {
+				return findError(find.NoMatch("", strings.TrimSpace(opts.RequiredVersion)), func() bool {
+					named, err := s.reg.Find(ctx, find.Options{AllVersions: true})
+					return err == nil && len(named) > 0
+				})
+			}
+			h := w.Header()
+			h.Set("Content-Type", "application/json")
+			h.Set("ETag", page.ETag)
+			w.WriteHeader(http.StatusOK)
+			if r.Method == http.MethodHead {
+				return nil
+			}
+			_, _ = io.WriteString(w, `{"images":[`)
+			started = true
+		}
+		for _, e := range page.Entries {
+			b, err := json.Marshal(e)
+			if err != nil {
+				middleware.Log(ctx).WithError(err).Error("find listing cut short")
+				panic(http.ErrAbortHandler)
+			}
+			if wrote > 0 {
+				b = append([]byte{','}, b...)
+			}
+			if _, err := w.Write(b); err != nil {
+				panic(http.ErrAbortHandler) // the client went away
+			}
+			wrote++
+		}
+		if page.Next == "" {
+			_, _ = io.WriteString(w, "]}")
+			return nil
+		}
+		last = page.Next
+	}
+	middleware.Log(ctx).Errorf("find listing: more than %d pages of %d names", maxListingPages, listingPage)
+	panic(http.ErrAbortHandler)
 }
 
 // etagMatches reports whether an If-None-Match header holds tag (RFC

@@ -330,3 +330,27 @@ func TestFindChanges(t *testing.T) {
 	e.do(http.MethodGet, "/v2/_find/changes?n=0", nil).wantError(t, http.StatusBadRequest, CodePaginationNumberInvalid)
 	e.do(http.MethodGet, "/v2/_find/changes?name=x", nil).wantError(t, http.StatusBadRequest, CodeFindInvalid)
 }
+
+// TestFindListingStreams: the whole listing, read a few names at a time,
+// is the same answer as in one piece, and a requiredVersion that no page
+// has is the same 404.
+func TestFindListingStreams(t *testing.T) {
+	e := seededEnv(t)
+	whole := map[string]string{}
+	for _, q := range []string{"", "?allVersions=true", "?minimumVersion=10.0.14393.0", "?requiredVersion=1.0.0.0", "?requiredVersion=9.9"} {
+		whole[q] = string(e.do(http.MethodGet, "/v2/_find"+q, nil).body)
+	}
+	defer func(n int) { listingPage = n }(listingPage)
+	listingPage = 4
+	for q, want := range whole {
+		r := e.do(http.MethodGet, "/v2/_find"+q, nil)
+		if string(r.body) != want {
+			t.Errorf("listing %q in pages of 4 names:\n%s\nin one piece:\n%s", q, r.body, want)
+		}
+	}
+	e.do(http.MethodGet, "/v2/_find?requiredVersion=9.9", nil).wantError(t, http.StatusNotFound, CodeManifestUnknown)
+	var fr api.FindResponse
+	if err := json.Unmarshal([]byte(whole["?allVersions=true"]), &fr); err != nil || len(fr.Images) != 20 {
+		t.Fatalf("the listing of every version: %d images, %v", len(fr.Images), err)
+	}
+}
