@@ -261,7 +261,10 @@ func (p *Provider) index(ctx context.Context, src, name string) (sourceIndex, er
 			return sourceIndex{}, ctx.Err()
 		}
 		t.Stop()
-	case st.Mode == mirror.ModeFeed && time.Since(st.LastSync) > feedFreshness:
+	case st.Mode == mirror.ModeFeed && time.Since(st.LastSync) > feedFreshness &&
+		(st.LastError == "" || time.Since(st.LastErrorAt) > retryInterval):
+		// A source that failed a moment ago is not asked again at each
+		// Find: the answer comes from the mirror, said to be stale.
 		cctx, cancel := context.WithTimeout(ctx, feedCatchUpWait)
 		err := s.src.Lookup(cctx, s.mirror, "")
 		cancel()
