@@ -17,7 +17,6 @@ import (
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider/mirror"
-	"github.com/containerprovider/containerprovider/store/meta"
 )
 
 // JobKindInstall is the Kind of install jobs.
@@ -327,9 +326,7 @@ func (p *Provider) saveJob(ctx context.Context, rec jobRecord) error {
 	if err != nil {
 		return err
 	}
-	return p.db.Batch(ctx, func(tx *bolt.Tx) error {
-		return meta.GetJobsBucket(tx).Put([]byte(rec.ID), b)
-	})
+	return p.db.Batch(ctx, func(tx *bolt.Tx) error { return putJob(tx, rec, b) })
 }
 
 // startJobLocked registers rec as an active job and runs it in the

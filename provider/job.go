@@ -214,9 +214,7 @@ func (j *job) persist() {
 	j.mu.Unlock()
 	b, err := encodeJob(rec)
 	if err == nil {
-		err = j.p.db.Batch(context.Background(), func(tx *bolt.Tx) error {
-			return meta.GetJobsBucket(tx).Put([]byte(rec.ID), b)
-		})
+		err = j.p.db.Batch(context.Background(), func(tx *bolt.Tx) error { return putJob(tx, rec, b) })
 	}
 	if err != nil {
 		j.log.WithError(err).Warn("job record not written")

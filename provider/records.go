@@ -114,10 +114,30 @@ type jobHead struct {
 
 func (h jobHead) unfinished() bool { return h.State == api.JobQueued || h.State == api.JobRunning }
 
-// listJobHeads reads the head of every job record.
+// putJob writes the job record rec, encoded as b, and its head.
+func putJob(tx *bolt.Tx, rec jobRecord, b []byte) error {
+	if err := meta.GetJobsBucket(tx).Put([]byte(rec.ID), b); err != nil {
+		return err
+	}
+	h, err := json.Marshal(jobHead{ID: rec.ID, State: rec.State, Started: rec.Started, Finished: rec.Finished})
+	if err != nil {
+		return err
+	}
+	return meta.GetJobHeadsBucket(tx).Put([]byte(rec.ID), h)
+}
+
+// deleteJob deletes the job record id and its head.
+func deleteJob(tx *bolt.Tx, id string) error {
+	if err := meta.GetJobsBucket(tx).Delete([]byte(id)); err != nil {
+		return err
+	}
+	return meta.GetJobHeadsBucket(tx).Delete([]byte(id))
+}
+
+// listJobHeads reads the head of every job record, from v1/jobheads.
 func listJobHeads(tx *bolt.Tx) ([]jobHead, error) {
 	var out []jobHead
-	err := meta.GetJobsBucket(tx).ForEach(func(k, v []byte) error {
+	err := meta.GetJobHeadsBucket(tx).ForEach(func(k, v []byte) error {
 		var h jobHead
 		if err := json.Unmarshal(v, &h); err != nil {
 			return fmt.Errorf("job record %s: %w", k, err)

@@ -102,9 +102,8 @@ func (p *Provider) pruneJobs(ctx context.Context) {
 		return
 	}
 	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
-		b := meta.GetJobsBucket(tx)
 		for _, id := range ids {
-			if err := b.Delete([]byte(id)); err != nil {
+			if err := deleteJob(tx, id); err != nil {
 				return err
 			}
 			if err := meta.DeleteJobLeasesBucket(tx, id); err != nil {

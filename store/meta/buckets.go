@@ -45,6 +45,8 @@ package meta
 //	│   └── <id> -> container record (JSON)
 //	├── jobs/                      providerd: install jobs
 //	│   └── <id> -> job record (JSON)
+//	├── jobheads/                  providerd: what a start reads of each job
+//	│   └── <id> -> {id, state, started, finished} (JSON)
 //	├── sources/                   providerd: where images come from
 //	│   └── <name> -> source (JSON)
 //	├── mirrors/                   providerd: the index of each source, synced from it
@@ -94,6 +96,7 @@ var (
 	bucketKeyFind         = []byte("find")
 	bucketKeyMirrors      = []byte("mirrors")
 	bucketKeyImageNames   = []byte("imagenames")
+	bucketKeyJobHeads     = []byte("jobheads")
 )
 
 // The buckets of v1/find.
@@ -350,6 +353,13 @@ func child(bkt *bolt.Bucket, key []byte) *bolt.Bucket {
 // GetImagesBucket returns v1/images, whose keys are manifest digests and
 // whose values are the provider's JSON image records.
 func GetImagesBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyImages) }
+
+// GetJobHeadsBucket returns v1/jobheads: of each job record of v1/jobs,
+// its id, state, start and end, which a start of providerd reads instead
+// of the whole records.
+func GetJobHeadsBucket(tx *bolt.Tx) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyJobHeads)
+}
 
 // GetImageNamesBucket returns v1/imagenames, the index of the installed
 // images by lower-cased name and repository (see ImageNameKey).

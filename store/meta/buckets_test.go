@@ -170,6 +170,9 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		if err := GetJobsBucket(tx).Put([]byte(uploadID), []byte("{}")); err != nil {
 			return err
 		}
+		if err := GetJobHeadsBucket(tx).Put([]byte(uploadID), []byte("{}")); err != nil {
+			return err
+		}
 		if err := GetSourcesBucket(tx).Put([]byte(repoName), []byte("{}")); err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -29,6 +29,38 @@ var migrations = []migration{
 	{version: 3, name: "add the find index", apply: migrateFindIndex},
 	{version: 4, name: "add the source mirrors", apply: migrateMirrors},
 	{version: 5, name: "index the installed images by name", apply: migrateImageNames},
+	{version: 6, name: "keep the heads of the job records", apply: migrateJobHeads},
+}
+
+// jobHead is what v1/jobheads keeps of a job record.
+type jobHead struct {
+	ID       string          `json:"id"`
+	State    string          `json:"state"`
+	Started  json.RawMessage `json:"started,omitempty"`
+	Finished json.RawMessage `json:"finished,omitempty"`
+}
+
+// migrateJobHeads adds v1/jobheads and fills it from the job records.
+func migrateJobHeads(tx *bolt.Tx) error {
+	heads, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyJobHeads)
+	if err != nil {
+		return err
+	}
+	jobs := GetJobsBucket(tx)
+	if jobs == nil {
+		return nil
+	}
+	return jobs.ForEach(func(k, v []byte) error {
+		var h jobHead
+		if err := json.Unmarshal(v, &h); err != nil {
+			return fmt.Errorf("job record %s: %w", k, err)
+		}
+		b, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		return heads.Put(k, b)
+	})
 }
 
 // migrateImageNames adds v1/imagenames and fills it from the image

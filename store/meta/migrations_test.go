@@ -112,6 +112,15 @@ func TestMigrations(t *testing.T) {
 				}
 			},
 		},
+		{
+			version: 6,
+			name:    "keep the heads of the job records",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				if GetJobHeadsBucket(tx) == nil {
+					t.Error("bucket v1/jobheads missing")
+				}
+			},
+		},
 	}
 	if len(tests) != len(migrations) {
 		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))
@@ -295,5 +304,34 @@ func TestMigrateImageNamesIndexesTheRecords(t *testing.T) {
 	}
 	if want := []string{"nanoserver\x00sha256:1111"}; !slices.Equal(keys, want) {
 		t.Fatalf("keys %q, want %q", keys, want)
+	}
+}
+
+// TestMigrateJobHeads: migration 6 keeps the id, state and times of each
+// job record of a database at version 5.
+func TestMigrateJobHeads(t *testing.T) {
+	bdb := rawBolt(t)
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:5]); err != nil {
+			return err
+		}
+		return GetJobsBucket(tx).Put([]byte("j1"), []byte(`{"id":"j1","state":"running","started":"2026-01-02T03:04:05Z","images":["a"],"blobs":[{"digest":"sha256:1111"}]}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	err = bdb.View(func(tx *bolt.Tx) error {
+		got = string(GetJobHeadsBucket(tx).Get([]byte("j1")))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"j1","state":"running","started":"2026-01-02T03:04:05Z"}`; got != want {
+		t.Fatalf("head %s, want %s", got, want)
 	}
 }
