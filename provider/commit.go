@@ -368,11 +368,7 @@ func (p *Provider) commitImage(ctx context.Context, w content.Writer, layer ocis
 		if err := putImage(tx, rec); err != nil {
 			return err
 		}
-		refs, err := listRefs(tx)
-		if err != nil {
-			return err
-		}
-		out = rec.image(refs[rec.Digest])
+		out = rec.image(refsOf(tx, rec.Digest))
 		return nil
 	})
 	return out, replaced, err

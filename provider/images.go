@@ -105,12 +105,18 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 	var refs map[digest.Digest][]string
 	err = p.db.View(ctx, func(tx *bolt.Tx) error {
 		if name != "" && !find.HasWildcard(name) && childOf == "" {
-			// A name is a range scan of the name index.
-			recs, err = imagesNamed(tx, name)
-		} else {
-			recs, err = listImages(tx)
+			// A name is a range scan of the name index, and its refs
+			// range scans of the refs by digest.
+			if recs, err = imagesNamed(tx, name); err != nil {
+				return err
+			}
+			refs = map[digest.Digest][]string{}
+			for _, r := range recs {
+				refs[r.Digest] = refsOf(tx, r.Digest)
+			}
+			return nil
 		}
-		if err != nil {
+		if recs, err = listImages(tx); err != nil {
 			return err
 		}
 		refs, err = listRefs(tx)

@@ -45,6 +45,29 @@ func checkNameIndex(t *testing.T, p *Provider) {
 			t.Fatalf("Get %q: %q, a scan gives %q", n, have, want)
 		}
 	}
+	// The refs by digest agree with a scan of the refs.
+	err = p.db.View(ctx, func(tx *bolt.Tx) error {
+		all, err := listRefs(tx)
+		if err != nil {
+			return err
+		}
+		n := 0
+		err = meta.GetRefDigestsBucket(tx).ForEach(func(k, _ []byte) error { n++; return nil })
+		total := 0
+		for d, refs := range all {
+			total += len(refs)
+			if got := refsOf(tx, d); !slices.Equal(got, refs) {
+				t.Errorf("refs of %s: %q by digest, %q by a scan", d, got, refs)
+			}
+		}
+		if n != total {
+			t.Errorf("%d refs by digest, %d refs", n, total)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = p.db.View(ctx, func(tx *bolt.Tx) error {
 		return meta.GetImageNamesBucket(tx).ForEach(func(k, _ []byte) error {
 			_, d, _ := strings.Cut(string(k), "\x00")
@@ -76,6 +99,18 @@ func TestImagesByNameIndex(t *testing.T) {
 	}
 	checkNameIndex(t, e.p)
 	if _, err := e.p.Remove(ctx, RemoveOptions{Name: "NanoServer", VersionOptions: api.VersionOptions{RequiredVersion: "10.0.10586.0"}}); err != nil {
+		t.Fatal(err)
+	}
+	checkNameIndex(t, e.p)
+	if err := e.p.Tag(ctx, "NanoServer", "mine", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	checkNameIndex(t, e.p)
+	if err := e.p.Tag(ctx, "microsoft/iis", "mine", "v1"); err != nil { // moves mine:v1
+		t.Fatal(err)
+	}
+	checkNameIndex(t, e.p)
+	if _, err := e.p.Untag(ctx, "mine", "v1"); err != nil {
 		t.Fatal(err)
 	}
 	checkNameIndex(t, e.p)

@@ -296,16 +296,15 @@ func newJobRecord(req api.InstallRequest, target digest.Digest, chain []api.Find
 // noopJob records and returns the job of an install that finds its image
 // installed: it has succeeded already and changes nothing else.
 func (p *Provider) noopJob(ctx context.Context, req api.InstallRequest, dgst digest.Digest, rec imageRecord) (api.Job, error) {
-	var refs map[digest.Digest][]string
+	var refs []string
 	err := p.db.View(ctx, func(tx *bolt.Tx) error {
-		var err error
-		refs, err = listRefs(tx)
-		return err
+		refs = refsOf(tx, dgst)
+		return nil
 	})
 	if err != nil {
 		return api.Job{}, err
 	}
-	img := rec.image(refs[dgst])
+	img := rec.image(refs)
 	jr := newJobRecord(req, dgst, nil)
 	jr.Images = []string{rec.label()}
 	jr.State = api.JobSucceeded

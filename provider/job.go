@@ -707,24 +707,11 @@ func (p *Provider) recordImage(ctx context.Context, img *pendingImage) (api.Imag
 				}
 			}
 		}
-		_, existed, err := getImage(tx, rec.Digest)
-		if err != nil {
-			return err
-		}
 		if err := putImage(tx, rec); err != nil {
 			return err
 		}
-		if existed {
-			// Refs that Tag added in other repositories may point at
-			// an image installed again.
-			all, err := listRefs(tx)
-			refs = all[rec.Digest]
-			return err
-		}
-		// A new record: deleteImage removed every ref to its digest, so
-		// the only ones are those putImage wrote in its repository.
-		refs, err = refsInRepository(tx, rec.Repository, rec.Digest)
-		return err
+		refs = refsOf(tx, rec.Digest)
+		return nil
 	})
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image %s: record: %w", img.label(), err)

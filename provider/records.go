@@ -252,22 +252,56 @@ func imagesNamed(tx *bolt.Tx, name string) ([]imageRecord, error) {
 	return out, nil
 }
 
-// refsInRepository lists, sorted, the refs ("repo:tag") of repo that point
-// at dgst.
-func refsInRepository(tx *bolt.Tx, repo string, dgst digest.Digest) ([]string, error) {
-	var out []string
+// setRef points the ref repo:tag at d, keeping v1/refdigests in step.
+func setRef(tx *bolt.Tx, repo, tag string, d digest.Digest) error {
+	b, err := meta.CreateRefBucket(tx, repo)
+	if err != nil {
+		return err
+	}
+	byDigest := meta.GetRefDigestsBucket(tx)
+	if old := b.Get([]byte(tag)); old != nil {
+		if string(old) == string(d) {
+			return nil
+		}
+		if err := byDigest.Delete(meta.RefDigestKey(string(old), repo, tag)); err != nil {
+			return err
+		}
+	}
+	if err := b.Put([]byte(tag), []byte(d)); err != nil {
+		return fmt.Errorf("ref %s:%s: %w", repo, tag, err)
+	}
+	return byDigest.Put(meta.RefDigestKey(string(d), repo, tag), []byte{})
+}
+
+// deleteRef deletes the ref repo:tag, if any, keeping v1/refdigests in
+// step.
+func deleteRef(tx *bolt.Tx, repo, tag string) error {
 	b := meta.GetRefBucket(tx, repo)
 	if b == nil {
-		return nil, nil
-	}
-	err := b.ForEach(func(tag, d []byte) error {
-		if digest.Digest(d) == dgst {
-			out = append(out, repo+":"+string(tag))
-		}
 		return nil
-	})
+	}
+	old := b.Get([]byte(tag))
+	if old == nil {
+		return nil
+	}
+	if err := meta.GetRefDigestsBucket(tx).Delete(meta.RefDigestKey(string(old), repo, tag)); err != nil {
+		return err
+	}
+	return b.Delete([]byte(tag))
+}
+
+// refsOf lists, sorted, the refs ("repo:tag") that point at d: a range
+// scan of v1/refdigests.
+func refsOf(tx *bolt.Tx, d digest.Digest) []string {
+	prefix := append([]byte(d), 0)
+	var out []string
+	c := meta.GetRefDigestsBucket(tx).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		repo, tag, _ := strings.Cut(string(k[len(prefix):]), "\x00")
+		out = append(out, repo+":"+tag)
+	}
 	slices.Sort(out)
-	return out, err
+	return out
 }
 
 // listRefs maps each image digest to the refs ("repo:tag") that point at
@@ -317,13 +351,10 @@ func putImage(tx *bolt.Tx, rec imageRecord) error {
 	if err := indexName(tx, rec); err != nil {
 		return err
 	}
-	refs, err := meta.CreateRefBucket(tx, rec.Repository)
-	if err != nil {
+	if err := setRef(tx, rec.Repository, rec.Version, rec.Digest); err != nil {
 		return err
 	}
-	if err := refs.Put([]byte(rec.Version), []byte(rec.Digest)); err != nil {
-		return fmt.Errorf("ref %s:%s: %w", rec.Repository, rec.Version, err)
-	}
+	refs := meta.GetRefBucket(tx, rec.Repository)
 	if d := refs.Get([]byte(latestTag)); d != nil {
 		if v := meta.GetImagesBucket(tx).Get(d); v != nil {
 			// Only the name and version of the image latest names.
@@ -341,10 +372,7 @@ func putImage(tx *bolt.Tx, rec imageRecord) error {
 			}
 		}
 	}
-	if err := refs.Put([]byte(latestTag), []byte(rec.Digest)); err != nil {
-		return fmt.Errorf("ref %s:%s: %w", rec.Repository, latestTag, err)
-	}
-	return nil
+	return setRef(tx, rec.Repository, latestTag, rec.Digest)
 }
 
 // higherVersion reports whether a's version is above b's, as latest ranks
@@ -397,7 +425,7 @@ func updateLatest(tx *bolt.Tx, repo string) error {
 				return err
 			}
 			if !live {
-				if err := refs.Delete([]byte(latestTag)); err != nil {
+				if err := deleteRef(tx, repo, latestTag); err != nil {
 					return err
 				}
 			}
@@ -405,7 +433,7 @@ func updateLatest(tx *bolt.Tx, repo string) error {
 		_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
 		return err
 	}
-	return refs.Put([]byte(latestTag), []byte(best.Digest))
+	return setRef(tx, repo, latestTag, best.Digest)
 }
 
 // deleteImage deletes the record of dgst and every ref that points at it,
@@ -417,35 +445,17 @@ func deleteImage(tx *bolt.Tx, rec imageRecord) error {
 	if err := unindexName(tx, rec); err != nil {
 		return err
 	}
-	refs := meta.GetRefsBucket(tx)
+	// The refs that point at it, from v1/refdigests.
 	var emptied []string
-	err := refs.ForEach(func(repo, _ []byte) error {
-		b := refs.Bucket(repo)
-		if b == nil {
-			return nil
+	for _, ref := range refsOf(tx, rec.Digest) {
+		i := strings.LastIndexByte(ref, ':')
+		repo, tag := ref[:i], ref[i+1:]
+		if err := deleteRef(tx, repo, tag); err != nil {
+			return fmt.Errorf("refs of %s: %w", rec.Digest, err)
 		}
-		var tags [][]byte
-		err := b.ForEach(func(tag, d []byte) error {
-			if digest.Digest(d) == rec.Digest {
-				tags = append(tags, slices.Clone(tag))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+		if !slices.Contains(emptied, repo) {
+			emptied = append(emptied, repo)
 		}
-		for _, t := range tags {
-			if err := b.Delete(t); err != nil {
-				return err
-			}
-		}
-		if len(tags) > 0 {
-			emptied = append(emptied, string(repo))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("refs of %s: %w", rec.Digest, err)
 	}
 	for _, repo := range append(emptied, rec.Repository) {
 		if err := updateLatest(tx, repo); err != nil {

@@ -105,12 +105,8 @@ func (p *Provider) Tag(ctx context.Context, image, repo, tag string) error {
 				return fmt.Errorf("ref %s:%s is the name of image %s (%s): %w", repo, tag, r.label(), r.Digest, errdefs.ErrConflict)
 			}
 		}
-		b, err := meta.CreateRefBucket(tx, repo)
-		if err != nil {
+		if err := setRef(tx, repo, tag, rec.Digest); err != nil {
 			return err
-		}
-		if err := b.Put([]byte(tag), []byte(rec.Digest)); err != nil {
-			return fmt.Errorf("ref %s:%s: %w", repo, tag, err)
 		}
 		if old != "" {
 			moved = old.String()
@@ -155,7 +151,7 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 			return fmt.Errorf("ref %s: image %s: %w", ref, d, errdefs.ErrNotFound)
 		}
 		if !managedRef(rec, repo, tag) {
-			if err := meta.GetRefBucket(tx, repo).Delete([]byte(tag)); err != nil {
+			if err := deleteRef(tx, repo, tag); err != nil {
 				return fmt.Errorf("ref %s: %w", ref, err)
 			}
 			_, err := meta.DeleteRefBucketIfEmpty(tx, repo)

@@ -10,8 +10,8 @@ import (
 	"github.com/containerprovider/containerprovider/api/errdefs"
 )
 
-// refsOf is the Refs that Images lists for the image named name.
-func refsOf(t *testing.T, p *Provider, name string) []string {
+// imageRefs is the Refs that Images lists for the image named name.
+func imageRefs(t *testing.T, p *Provider, name string) []string {
 	t.Helper()
 	imgs, err := p.Images(context.Background(), GetOptions{Name: name})
 	if err != nil {
@@ -36,7 +36,7 @@ func TestTagAndUntag(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"base/wsc:v1", "mine:latest", "windowsservercore:10.0.14393.0", "windowsservercore:latest"}
-	if got := refsOf(t, e.p, "WindowsServerCore"); !slices.Equal(got, want) {
+	if got := imageRefs(t, e.p, "WindowsServerCore"); !slices.Equal(got, want) {
 		t.Fatalf("refs %q, want %q", got, want)
 	}
 	// The new ref names the image, and its config can be read through it.
@@ -55,10 +55,10 @@ func TestTagAndUntag(t *testing.T) {
 	if err := e.p.Tag(ctx, "nanoserver:10.0.10586.0", "base/wsc", "v1"); err != nil {
 		t.Fatal(err)
 	}
-	if got := refsOf(t, e.p, "NanoServer"); !slices.Contains(got, "base/wsc:v1") {
+	if got := imageRefs(t, e.p, "NanoServer"); !slices.Contains(got, "base/wsc:v1") {
 		t.Fatalf("moved ref not on NanoServer: %q", got)
 	}
-	if got := refsOf(t, e.p, "WindowsServerCore"); slices.Contains(got, "base/wsc:v1") {
+	if got := imageRefs(t, e.p, "WindowsServerCore"); slices.Contains(got, "base/wsc:v1") {
 		t.Fatalf("moved ref still on WindowsServerCore: %q", got)
 	}
 
@@ -82,7 +82,7 @@ func TestTagAndUntag(t *testing.T) {
 	if err != nil || removed {
 		t.Fatalf("untag mine:latest: %v, removed %v", err, removed)
 	}
-	if got := refsOf(t, e.p, "WindowsServerCore"); slices.Contains(got, "mine:latest") {
+	if got := imageRefs(t, e.p, "WindowsServerCore"); slices.Contains(got, "mine:latest") {
 		t.Fatalf("refs after untag %q", got)
 	}
 	_, err = e.p.Untag(ctx, "mine", "latest")
@@ -128,7 +128,7 @@ func TestTagSurvivesRemovalInItsRepository(t *testing.T) {
 	if _, err := e.p.Remove(ctx, RemoveOptions{Name: "NanoServer"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := refsOf(t, e.p, "WindowsServerCore"); !slices.Contains(got, "mine:latest") {
+	if got := imageRefs(t, e.p, "WindowsServerCore"); !slices.Contains(got, "mine:latest") {
 		t.Fatalf("mine:latest lost: %q", got)
 	}
 	if _, err := e.p.ImageConfig(ctx, "nothing"); !errors.Is(err, errdefs.ErrNotFound) {
@@ -158,7 +158,7 @@ func TestUntagRemovalRechecksRefs(t *testing.T) {
 	if !errdefs.IsFailedPrecondition(err) {
 		t.Fatalf("removal with an extra ref: %v, want FailedPrecondition", err)
 	}
-	if got := refsOf(t, e.p, "NanoServer"); !slices.Contains(got, "mine:x") {
+	if got := imageRefs(t, e.p, "NanoServer"); !slices.Contains(got, "mine:x") {
 		t.Fatalf("refs after the refused removal: %q", got)
 	}
 

@@ -41,6 +41,8 @@ package meta
 //	├── refs/                      providerd: names that point at images
 //	│   └── <repo>/                repository name, e.g. nanoserver
 //	│       └── <tag> -> manifest digest, e.g. 10.0.10586.0 or latest
+//	├── refdigests/                providerd: refs by digest; <ref> is <digest> NUL <repo> NUL <tag>
+//	│   └── <ref> -> empty
 //	├── containers/                providerd: {name, image, state, created}
 //	│   └── <id> -> container record (JSON)
 //	├── jobs/                      providerd: install jobs
@@ -97,6 +99,7 @@ var (
 	bucketKeyMirrors      = []byte("mirrors")
 	bucketKeyImageNames   = []byte("imagenames")
 	bucketKeyJobHeads     = []byte("jobheads")
+	bucketKeyRefDigests   = []byte("refdigests")
 )
 
 // The buckets of v1/find.
@@ -353,6 +356,15 @@ func child(bkt *bolt.Bucket, key []byte) *bolt.Bucket {
 // GetImagesBucket returns v1/images, whose keys are manifest digests and
 // whose values are the provider's JSON image records.
 func GetImagesBucket(tx *bolt.Tx) *bolt.Bucket { return getBucket(tx, bucketKeyV1, bucketKeyImages) }
+
+// GetRefDigestsBucket returns v1/refdigests, the refs of v1/refs by the
+// digest they point at (see RefDigestKey).
+func GetRefDigestsBucket(tx *bolt.Tx) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyRefDigests)
+}
+
+// RefDigestKey is the key of v1/refdigests of the ref repo:tag to dgst.
+func RefDigestKey(dgst, repo, tag string) []byte { return []byte(dgst + "\x00" + repo + "\x00" + tag) }
 
 // GetJobHeadsBucket returns v1/jobheads: of each job record of v1/jobs,
 // its id, state, start and end, which a start of providerd reads instead

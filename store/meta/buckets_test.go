@@ -164,6 +164,9 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		if err := refs.Put([]byte(tag), []byte(dgst)); err != nil {
 			return err
 		}
+		if err := GetRefDigestsBucket(tx).Put(RefDigestKey(dgst, refRepo, tag), []byte{}); err != nil {
+			return err
+		}
 		if err := GetContainersBucket(tx).Put([]byte(uploadID), []byte("{}")); err != nil {
 			return err
 		}
@@ -208,21 +211,22 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := dbPaths(t, db, map[string]string{
-		repoName:                          "<name>",
-		dgst:                              "<digest>",
-		subject:                           "<subject>",
-		tag:                               "<tag>",
-		uploadID:                          "<id>",
-		refRepo:                           "<repo>",
-		jobID:                             "<job>",
-		findKeys[FindEntries]:             "<entry>",
-		findKeys[FindNames]:               "<name>",
-		findKeys[FindDigests]:             "<digest>",
-		findKeys[FindTags]:                "<tag>",
-		findKeys[FindChanges]:             "<seq>",
-		string(KeyFindRebuild):            "<state>",
-		mirrorSource:                      "<source>",
-		string(ImageNameKey("IIS", dgst)): "<name>",
+		repoName:                                 "<name>",
+		dgst:                                     "<digest>",
+		subject:                                  "<subject>",
+		tag:                                      "<tag>",
+		uploadID:                                 "<id>",
+		refRepo:                                  "<repo>",
+		jobID:                                    "<job>",
+		findKeys[FindEntries]:                    "<entry>",
+		findKeys[FindNames]:                      "<name>",
+		findKeys[FindDigests]:                    "<digest>",
+		findKeys[FindTags]:                       "<tag>",
+		findKeys[FindChanges]:                    "<seq>",
+		string(KeyFindRebuild):                   "<state>",
+		mirrorSource:                             "<source>",
+		string(ImageNameKey("IIS", dgst)):        "<name>",
+		string(RefDigestKey(dgst, refRepo, tag)): "<ref>",
 	})
 	if want := drawnPaths(t); !slices.Equal(got, want) {
 		t.Errorf("database built by the helpers:\n got %q\nwant %q (the drawing)", got, want)

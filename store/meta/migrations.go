@@ -11,7 +11,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -30,6 +30,24 @@ var migrations = []migration{
 	{version: 4, name: "add the source mirrors", apply: migrateMirrors},
 	{version: 5, name: "index the installed images by name", apply: migrateImageNames},
 	{version: 6, name: "keep the heads of the job records", apply: migrateJobHeads},
+	{version: 7, name: "index the refs by digest", apply: migrateRefDigests},
+}
+
+// migrateRefDigests adds v1/refdigests and fills it from v1/refs.
+func migrateRefDigests(tx *bolt.Tx) error {
+	byDigest, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyRefDigests)
+	if err != nil {
+		return err
+	}
+	refs := GetRefsBucket(tx)
+	if refs == nil {
+		return nil
+	}
+	return refs.ForEachBucket(func(repo []byte) error {
+		return refs.Bucket(repo).ForEach(func(tag, dgst []byte) error {
+			return byDigest.Put(RefDigestKey(string(dgst), string(repo), string(tag)), []byte{})
+		})
+	})
 }
 
 // jobHead is what v1/jobheads keeps of a job record.

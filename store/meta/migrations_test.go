@@ -121,6 +121,15 @@ func TestMigrations(t *testing.T) {
 				}
 			},
 		},
+		{
+			version: 7,
+			name:    "index the refs by digest",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				if GetRefDigestsBucket(tx) == nil {
+					t.Error("bucket v1/refdigests missing")
+				}
+			},
+		},
 	}
 	if len(tests) != len(migrations) {
 		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))
@@ -333,5 +342,36 @@ func TestMigrateJobHeads(t *testing.T) {
 	}
 	if want := `{"id":"j1","state":"running","started":"2026-01-02T03:04:05Z"}`; got != want {
 		t.Fatalf("head %s, want %s", got, want)
+	}
+}
+
+// TestMigrateRefDigests: migration 7 indexes the refs of a database at
+// version 6 by digest.
+func TestMigrateRefDigests(t *testing.T) {
+	bdb := rawBolt(t)
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:6]); err != nil {
+			return err
+		}
+		b, err := CreateRefBucket(tx, "nanoserver")
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("latest"), []byte("sha256:1111"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.View(func(tx *bolt.Tx) error {
+		if GetRefDigestsBucket(tx).Get(RefDigestKey("sha256:1111", "nanoserver", "latest")) == nil {
+			t.Error("the ref nanoserver:latest is not indexed by its digest")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
