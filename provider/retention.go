@@ -59,6 +59,15 @@ func (r *retention) add(id string, end time.Time) {
 	r.finished = slices.Insert(r.finished, i, finishedJob{id: id, end: end})
 }
 
+// load adds jobs to the count at once, sorted by their end once rather
+// than inserted one by one: a start may count many thousands.
+func (r *retention) load(jobs []finishedJob) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finished = append(r.finished, jobs...)
+	slices.SortStableFunc(r.finished, func(a, b finishedJob) int { return a.end.Compare(b.end) })
+}
+
 // expire removes from the count, and returns, the jobs that are over the
 // limits at now: those that ended before now-maxAge, then the oldest of
 // those beyond maxCount.
@@ -126,6 +135,7 @@ func (p *Provider) pruneJobs(ctx context.Context) {
 // job whose end was recorded but not its release).
 func (p *Provider) startRetention(ctx context.Context, recs []jobHead) error {
 	unfinished := map[string]bool{}
+	finished := make([]finishedJob, 0, len(recs))
 	for _, r := range recs {
 		if r.unfinished() {
 			unfinished[r.ID] = true
@@ -135,8 +145,9 @@ func (p *Provider) startRetention(ctx context.Context, recs []jobHead) error {
 		if end.IsZero() {
 			end = r.Started
 		}
-		p.retention.add(r.ID, end)
+		finished = append(finished, finishedJob{id: r.ID, end: end})
 	}
+	p.retention.load(finished)
 	p.pruneJobs(ctx)
 	return p.db.Update(ctx, func(tx *bolt.Tx) error {
 		leases := meta.GetLeasesBucket(tx)
