@@ -102,6 +102,7 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 	name := strings.TrimSpace(opts.Name)
 	childOf := strings.TrimSpace(opts.ChildOf)
 	var recs []imageRecord
+	var raws []rawRecord
 	var refs map[digest.Digest][]string
 	err = p.db.View(ctx, func(tx *bolt.Tx) error {
 		if name != "" && !find.HasWildcard(name) && childOf == "" {
@@ -116,7 +117,7 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 			}
 			return nil
 		}
-		if recs, err = listImages(tx); err != nil {
+		if raws, err = copyImageRecords(tx); err != nil {
 			return err
 		}
 		refs, err = listRefs(tx)
@@ -124,6 +125,12 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 	})
 	if err != nil {
 		return nil, err
+	}
+	if raws != nil {
+		// Decoded after the transaction, which stays short.
+		if recs, err = decodeImageHeads(raws); err != nil {
+			return nil, err
+		}
 	}
 	var parents map[digest.Digest]bool
 	if s := childOf; s != "" {

@@ -3,9 +3,12 @@ package provider
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	goversion "github.com/hashicorp/go-version"
@@ -302,6 +305,64 @@ func refsOf(tx *bolt.Tx, d digest.Digest) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// imageHead is what Get shows of an image record: the record without the
+// descriptors of its blobs, which a listing need not decode.
+type imageHead struct {
+	Name        string         `json:"name"`
+	Repository  string         `json:"repository"`
+	Publisher   string         `json:"publisher,omitempty"`
+	Version     string         `json:"version"`
+	Description string         `json:"description,omitempty"`
+	IsOSImage   bool           `json:"isOSImage"`
+	Parent      *api.ParentRef `json:"parent,omitempty"`
+	Size        int64          `json:"size"`
+	Created     time.Time      `json:"created"`
+	Installed   time.Time      `json:"installed"`
+	Digest      digest.Digest  `json:"digest"`
+	Source      string         `json:"source,omitempty"`
+	OSVersion   string         `json:"osVersion,omitempty"`
+}
+
+// rawRecord is a record copied out of a transaction.
+type rawRecord struct{ k, v []byte }
+
+// copyImageRecords copies every image record out of tx, for
+// decodeImageHeads to decode after the transaction.
+func copyImageRecords(tx *bolt.Tx) ([]rawRecord, error) {
+	var raws []rawRecord
+	err := meta.GetImagesBucket(tx).ForEach(func(k, v []byte) error {
+		raws = append(raws, rawRecord{bytes.Clone(k), bytes.Clone(v)})
+		return nil
+	})
+	return raws, err
+}
+
+// decodeImageHeads decodes records as Get shows them (the blobs'
+// descriptors left out), by as many goroutines as there are CPUs, since
+// decoding is most of what a listing of thousands of images costs.
+func decodeImageHeads(raws []rawRecord) ([]imageRecord, error) {
+	out := make([]imageRecord, len(raws))
+	errs := make([]error, len(raws))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(raws)/256))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(raws); i += workers {
+				var h imageHead
+				if err := json.Unmarshal(raws[i].v, &h); err != nil {
+					errs[i] = fmt.Errorf("image record %s: %w", raws[i].k, err)
+					continue
+				}
+				out[i] = imageRecord{Name: h.Name, Repository: h.Repository, Publisher: h.Publisher, Version: h.Version,
+					Description: h.Description, IsOSImage: h.IsOSImage, Parent: h.Parent, Size: h.Size, Created: h.Created,
+					Installed: h.Installed, Digest: h.Digest, Source: h.Source, OSVersion: h.OSVersion}
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // listRefs maps each image digest to the refs ("repo:tag") that point at
