@@ -13,7 +13,9 @@
 #              the first sync of its index from each, find and install on
 #              it, next to a crane catalog + crane ls loop; then a providerd
 #              with BENCH_FIND_HOST_IMAGES (10,000) installed images: installs
-#              a second with 6 clients, Get by name, the listing, restarts;
+#              a second with 6 clients, Get by name, the listing, restarts
+#              (after more installs up to BENCH_FIND_HOST_RECORDS records of
+#              images and jobs, when set);
 #              peak RSS of all
 # BENCH=blobserve, BENCH=install or BENCH=find runs one of them.
 set -euo pipefail
@@ -38,5 +40,6 @@ if [ "$which" = all ] || [ "$which" = find ]; then
   go run ./bench/find --bin bin --tools .tools/bin \
     --names "${BENCH_FIND_NAMES:-1000}" --versions "${BENCH_FIND_VERSIONS:-20}" \
     --registry-names "${BENCH_FIND_REGISTRY_NAMES:-0}" --host-images "${BENCH_FIND_HOST_IMAGES:-10000}" \
+    --host-records "${BENCH_FIND_HOST_RECORDS:-0}" \
     --out bench/results/find.md
 fi

@@ -43,6 +43,7 @@ func main() {
 		regNames = flag.Int("registry-names", 0, "names pushed to the distribution registry (default: --names)")
 		hostImgs = flag.Int("host-images", 0, "install this many layerless images into a providerd and time Get, the listing, restarts (0: skip)")
 		hostCli  = flag.Int("host-clients", 6, "concurrent clients of the --host-images installs")
+		hostRecs = flag.Int("host-records", 0, "before the restarts, install more images until the records of images and jobs reach this many (at most the catalog)")
 		requests = flag.Int("requests", 200, "requests per query form")
 		conns    = flag.Int("conns", 8, "connections that fill the servers")
 		out      = flag.String("out", "", "write the Markdown report here too")
@@ -193,7 +194,7 @@ func main() {
 
 	var hosts *hostFigures
 	if *hostImgs > 0 {
-		h, err := hostRecords(procs, *binDir, work, catalogd.base, min(*hostImgs, total), *names, *versions, *hostCli, *requests, anon)
+		h, err := hostRecords(procs, *binDir, work, catalogd.base, min(*hostImgs, total), *hostRecs, total, *names, *versions, *hostCli, *requests, anon)
 		if err != nil {
 			fatal(fmt.Errorf("host records: %w", err))
 		}
