@@ -105,14 +105,13 @@ type jobRecord struct {
 	Chain []api.FindEntry `json:"chain,omitempty"`
 }
 
-// jobHead is what a start reads of every job record: enough to resume the
-// unfinished ones and to count the finished ones for retention, without
-// decoding their blobs and chains.
+// jobHead is what a start reads of every job record (v1/jobheads): enough
+// to resume the unfinished ones and to count the finished ones for
+// retention, without decoding the records.
 type jobHead struct {
-	ID       string    `json:"id"`
-	State    string    `json:"state"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished,omitempty"`
+	ID                string
+	State             string
+	Started, Finished time.Time
 }
 
 func (h jobHead) unfinished() bool { return h.State == api.JobQueued || h.State == api.JobRunning }
@@ -122,11 +121,7 @@ func putJob(tx *bolt.Tx, rec jobRecord, b []byte) error {
 	if err := meta.GetJobsBucket(tx).Put([]byte(rec.ID), b); err != nil {
 		return err
 	}
-	h, err := json.Marshal(jobHead{ID: rec.ID, State: rec.State, Started: rec.Started, Finished: rec.Finished})
-	if err != nil {
-		return err
-	}
-	return meta.GetJobHeadsBucket(tx).Put([]byte(rec.ID), h)
+	return meta.GetJobHeadsBucket(tx).Put([]byte(rec.ID), meta.EncodeJobHead(rec.State, rec.Started, rec.Finished))
 }
 
 // deleteJob deletes the job record id and its head.
@@ -141,11 +136,11 @@ func deleteJob(tx *bolt.Tx, id string) error {
 func listJobHeads(tx *bolt.Tx) ([]jobHead, error) {
 	var out []jobHead
 	err := meta.GetJobHeadsBucket(tx).ForEach(func(k, v []byte) error {
-		var h jobHead
-		if err := json.Unmarshal(v, &h); err != nil {
-			return fmt.Errorf("job record %s: %w", k, err)
+		state, started, finished, err := meta.DecodeJobHead(v)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", k, err)
 		}
-		out = append(out, h)
+		out = append(out, jobHead{ID: string(k), State: state, Started: started, Finished: finished})
 		return nil
 	})
 	return out, err

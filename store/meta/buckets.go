@@ -48,7 +48,7 @@ package meta
 //	├── jobs/                      providerd: install jobs
 //	│   └── <id> -> job record (JSON)
 //	├── jobheads/                  providerd: what a start reads of each job
-//	│   └── <id> -> {id, state, started, finished} (JSON)
+//	│   └── <id> -> started, finished (int64 big-endian Unix ns, 0 for none), state
 //	├── sources/                   providerd: where images come from
 //	│   └── <name> -> source (JSON)
 //	├── mirrors/                   providerd: the index of each source, synced from it
@@ -73,6 +73,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -365,6 +366,39 @@ func GetRefDigestsBucket(tx *bolt.Tx) *bolt.Bucket {
 
 // RefDigestKey is the key of v1/refdigests of the ref repo:tag to dgst.
 func RefDigestKey(dgst, repo, tag string) []byte { return []byte(dgst + "\x00" + repo + "\x00" + tag) }
+
+// EncodeJobHead is the value of v1/jobheads of a job: its start and end
+// (int64 big-endian Unix nanoseconds, 0 for a zero time) and its state,
+// which a start of providerd decodes without a JSON parse.
+func EncodeJobHead(state string, started, finished time.Time) []byte {
+	b := make([]byte, 16, 16+len(state))
+	binary.BigEndian.PutUint64(b[0:], uint64(unixNano(started)))
+	binary.BigEndian.PutUint64(b[8:], uint64(unixNano(finished)))
+	return append(b, state...)
+}
+
+// DecodeJobHead decodes a value of v1/jobheads (see EncodeJobHead).
+func DecodeJobHead(v []byte) (state string, started, finished time.Time, err error) {
+	if len(v) < 16 {
+		return "", time.Time{}, time.Time{}, fmt.Errorf("job head of %d bytes, want at least 16", len(v))
+	}
+	return string(v[16:]), fromUnixNano(int64(binary.BigEndian.Uint64(v[0:]))),
+		fromUnixNano(int64(binary.BigEndian.Uint64(v[8:]))), nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
 
 // GetJobHeadsBucket returns v1/jobheads: of each job record of v1/jobs,
 // its id, state, start and end, which a start of providerd reads instead

@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -50,15 +51,8 @@ func migrateRefDigests(tx *bolt.Tx) error {
 	})
 }
 
-// jobHead is what v1/jobheads keeps of a job record.
-type jobHead struct {
-	ID       string          `json:"id"`
-	State    string          `json:"state"`
-	Started  json.RawMessage `json:"started,omitempty"`
-	Finished json.RawMessage `json:"finished,omitempty"`
-}
-
-// migrateJobHeads adds v1/jobheads and fills it from the job records.
+// migrateJobHeads adds v1/jobheads and fills it from the job records,
+// whose state, started and finished fields it reads.
 func migrateJobHeads(tx *bolt.Tx) error {
 	heads, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyJobHeads)
 	if err != nil {
@@ -69,15 +63,15 @@ func migrateJobHeads(tx *bolt.Tx) error {
 		return nil
 	}
 	return jobs.ForEach(func(k, v []byte) error {
-		var h jobHead
+		var h struct {
+			State    string    `json:"state"`
+			Started  time.Time `json:"started"`
+			Finished time.Time `json:"finished"`
+		}
 		if err := json.Unmarshal(v, &h); err != nil {
 			return fmt.Errorf("job record %s: %w", k, err)
 		}
-		b, err := json.Marshal(h)
-		if err != nil {
-			return err
-		}
-		return heads.Put(k, b)
+		return heads.Put(k, EncodeJobHead(h.State, h.Started, h.Finished))
 	})
 }
 
