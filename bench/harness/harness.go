@@ -48,20 +48,11 @@ func (p *Procs) Start(bin string, env []string, args ...string) (*exec.Cmd, erro
 // killing it after 10 s.
 func (p *Procs) Stop(pid int) error {
 	for i, c := range p.procs {
-		if c.Process.Pid != pid {
-			continue
+		if c.Process.Pid == pid {
+			interrupt(c)
+			p.procs = append(p.procs[:i], p.procs[i+1:]...)
+			return nil
 		}
-		c.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.Process.Kill()
-			<-done
-		}
-		p.procs = append(p.procs[:i], p.procs[i+1:]...)
-		return nil
 	}
 	return fmt.Errorf("no process %d", pid)
 }
@@ -69,17 +60,22 @@ func (p *Procs) Stop(pid int) error {
 // StopAll interrupts every process and waits for it, killing it after 10 s.
 func (p *Procs) StopAll() {
 	for _, c := range p.procs {
-		c.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.Process.Kill()
-			<-done
-		}
+		interrupt(c)
 	}
 	p.procs = nil
+}
+
+// interrupt interrupts c and waits for it, killing it after 10 s.
+func interrupt(c *exec.Cmd) {
+	c.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		c.Process.Kill()
+		<-done
+	}
 }
 
 // Run runs bin to completion with a 15-minute limit; its output is kept
