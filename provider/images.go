@@ -1,11 +1,15 @@
 package provider
 
 import (
-	"cmp"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	goversion "github.com/hashicorp/go-version"
 	"github.com/opencontainers/go-digest"
@@ -14,6 +18,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/store/meta"
 )
 
 // minIDPrefix is the shortest id prefix that names an image.
@@ -99,6 +104,9 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 	if err != nil {
 		return nil, err
 	}
+	if opts.SelectsAll() {
+		return p.allImages(ctx)
+	}
 	name := strings.TrimSpace(opts.Name)
 	childOf := strings.TrimSpace(opts.ChildOf)
 	var recs []imageRecord
@@ -164,34 +172,109 @@ func (p *Provider) Images(ctx context.Context, opts GetOptions) ([]api.Image, er
 	return out, nil
 }
 
-// sortImages orders by name (case-insensitive), then version
-// (numerically when both parse), then digest. Each name and version is
-// lower-cased and parsed once, not at each comparison.
+// SelectsAll reports whether o selects every installed image: no name,
+// publisher, parent or version bound (AllVersions alone changes nothing,
+// since Images lists every version).
+func (o GetOptions) SelectsAll() bool {
+	for _, s := range []string{o.Name, o.Publisher, o.ChildOf, o.RequiredVersion, o.MinimumVersion, o.MaximumVersion} {
+		if strings.TrimSpace(s) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// ImagePage is a page of the listing of every installed image.
+type ImagePage struct {
+	// Images are in the order of Images, each the JSON of an api.Image as
+	// the listing view keeps it, not decoded.
+	Images []json.RawMessage
+	// Next, when not empty, is the after of the next page.
+	Next string
+}
+
+// ImagesPage reads at most n images of the listing of every installed
+// image (Images with no option), after the cursor after ("" for the
+// first page), from the listing view: a range of one short read
+// transaction, and no record decoded. A caller that reads every page sees
+// each image that stayed installed throughout exactly once.
+func (p *Provider) ImagesPage(ctx context.Context, after string, n int) (ImagePage, error) {
+	if n <= 0 {
+		return ImagePage{}, fmt.Errorf("page of %d images: %w", n, errdefs.ErrInvalidArgument)
+	}
+	var page ImagePage
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		var last []byte
+		c := meta.GetImageListBucket(tx).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if len(page.Images) == n {
+				page.Next = string(last)
+				return nil
+			}
+			page.Images = append(page.Images, bytes.Clone(v))
+			last = k
+		}
+		return nil
+	})
+	return page, err
+}
+
+// allImages is Images with no option: the listing view, read by pages and
+// decoded by as many goroutines as there are CPUs, already in order.
+func (p *Provider) allImages(ctx context.Context) ([]api.Image, error) {
+	var raws []json.RawMessage
+	after := ""
+	for {
+		page, err := p.ImagesPage(ctx, after, listPage)
+		if err != nil {
+			return nil, err
+		}
+		raws = append(raws, page.Images...)
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	out := make([]api.Image, len(raws))
+	errs := make([]error, len(raws))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(raws)/256))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(raws); i += workers {
+				errs[i] = json.Unmarshal(raws[i], &out[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("listing view: %w", err)
+	}
+	return out, nil
+}
+
+// listPage is the number of images that allImages reads per transaction.
+const listPage = 1000
+
+// sortImages orders as the listing view does (meta.ImageListKey): by name
+// (case-insensitive), then version (find.VersionKey), then digest. Each
+// key is built once, not at each comparison.
 func sortImages(images []api.Image) {
 	type key struct {
-		name string
-		v    *goversion.Version
-		i    int
+		k []byte
+		i int
 	}
 	keys := make([]key, len(images))
 	for i, im := range images {
-		keys[i] = key{name: strings.ToLower(im.Name), i: i}
-		if v, err := goversion.NewVersion(im.Version); err == nil {
-			keys[i].v = v
-		}
+		keys[i] = key{meta.ImageListKey(im.Name, find.VersionKey(im.Version), im.Digest), i}
 	}
-	slices.SortFunc(keys, func(x, y key) int {
-		if c := strings.Compare(x.name, y.name); c != 0 {
-			return c
-		}
-		if x.v != nil && y.v != nil {
-			if c := x.v.Compare(y.v); c != 0 {
-				return c
-			}
-		}
-		a, b := images[x.i], images[y.i]
-		return cmp.Or(strings.Compare(a.Version, b.Version), strings.Compare(a.Digest, b.Digest))
-	})
+	slices.SortFunc(keys, func(x, y key) int { return bytes.Compare(x.k, y.k) })
 	sorted := make([]api.Image, len(images))
 	for i, k := range keys {
 		sorted[i] = images[k.i]

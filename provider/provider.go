@@ -240,6 +240,10 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := buildImageList(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	cs, err := content.NewStore(filepath.Join(cfg.Root, contentDir))
 	if err != nil {
 		_ = db.Close()

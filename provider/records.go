@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
 
@@ -250,29 +252,40 @@ func imagesNamed(tx *bolt.Tx, name string) ([]imageRecord, error) {
 	return out, nil
 }
 
-// setRef points the ref repo:tag at d, keeping v1/refdigests in step.
+// setRef points the ref repo:tag at d, keeping v1/refdigests and the
+// listing views of d and of the image the ref left in step.
 func setRef(tx *bolt.Tx, repo, tag string, d digest.Digest) error {
 	b, err := meta.CreateRefBucket(tx, repo)
 	if err != nil {
 		return err
 	}
 	byDigest := meta.GetRefDigestsBucket(tx)
+	var prev digest.Digest
 	if old := b.Get([]byte(tag)); old != nil {
 		if string(old) == string(d) {
 			return nil
 		}
-		if err := byDigest.Delete(meta.RefDigestKey(string(old), repo, tag)); err != nil {
+		prev = digest.Digest(old) // a copy: old is only valid until the Put
+		if err := byDigest.Delete(meta.RefDigestKey(string(prev), repo, tag)); err != nil {
 			return err
 		}
 	}
 	if err := b.Put([]byte(tag), []byte(d)); err != nil {
 		return fmt.Errorf("ref %s:%s: %w", repo, tag, err)
 	}
-	return byDigest.Put(meta.RefDigestKey(string(d), repo, tag), []byte{})
+	if err := byDigest.Put(meta.RefDigestKey(string(d), repo, tag), []byte{}); err != nil {
+		return err
+	}
+	if prev != "" {
+		if err := relist(tx, prev); err != nil {
+			return err
+		}
+	}
+	return relist(tx, d)
 }
 
-// deleteRef deletes the ref repo:tag, if any, keeping v1/refdigests in
-// step.
+// deleteRef deletes the ref repo:tag, if any, keeping v1/refdigests and
+// the listing view of the image it named in step.
 func deleteRef(tx *bolt.Tx, repo, tag string) error {
 	b := meta.GetRefBucket(tx, repo)
 	if b == nil {
@@ -282,10 +295,74 @@ func deleteRef(tx *bolt.Tx, repo, tag string) error {
 	if old == nil {
 		return nil
 	}
-	if err := meta.GetRefDigestsBucket(tx).Delete(meta.RefDigestKey(string(old), repo, tag)); err != nil {
+	prev := digest.Digest(old) // a copy: old is only valid until the Delete
+	if err := meta.GetRefDigestsBucket(tx).Delete(meta.RefDigestKey(string(prev), repo, tag)); err != nil {
 		return err
 	}
-	return b.Delete([]byte(tag))
+	if err := b.Delete([]byte(tag)); err != nil {
+		return err
+	}
+	return relist(tx, prev)
+}
+
+// listKey is rec's key in the listing view, v1/imagelist, which orders the
+// images as sortImages does.
+func listKey(rec *imageRecord) []byte {
+	return meta.ImageListKey(rec.Name, find.VersionKey(rec.Version), rec.Digest.String())
+}
+
+// relist writes the listing view of the image d, from its record and its
+// refs; nothing when d has no record (a ref that outlives its image while
+// deleteImage runs).
+func relist(tx *bolt.Tx, d digest.Digest) error {
+	rec, ok, err := getImage(tx, d)
+	if err != nil || !ok {
+		return err
+	}
+	b, err := encodeImage(rec.image(refsOf(tx, d)))
+	if err != nil {
+		return fmt.Errorf("listing of %s: %w", d, err)
+	}
+	if err := meta.GetImageListBucket(tx).Put(listKey(&rec), b); err != nil {
+		return fmt.Errorf("listing of %s: %w", d, err)
+	}
+	return nil
+}
+
+// encodeImage is img's JSON as the API writes it (HTML characters left
+// as they are), without a newline.
+func encodeImage(img api.Image) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(img); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// buildImageList writes the listing view of every image record, when the
+// migration to schema 8 asked for it: once, in one transaction.
+func buildImageList(ctx context.Context, db *meta.DB) error {
+	var need bool
+	if err := db.View(ctx, func(tx *bolt.Tx) error { need = meta.ImageListNeedsBuild(tx); return nil }); err != nil || !need {
+		return err
+	}
+	return db.Update(ctx, func(tx *bolt.Tx) error {
+		var ds []digest.Digest
+		if err := meta.GetImagesBucket(tx).ForEach(func(k, _ []byte) error {
+			ds = append(ds, digest.Digest(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if err := relist(tx, d); err != nil {
+				return err
+			}
+		}
+		return meta.ImageListBuilt(tx)
+	})
 }
 
 // refsOf lists, sorted, the refs ("repo:tag") that point at d: a range
@@ -385,11 +462,21 @@ func listRefs(tx *bolt.Tx) (map[digest.Digest][]string, error) {
 	return out, err
 }
 
-// putImage writes rec and the ref repository:version to it, and moves the
-// repository's "latest" ref to rec when rec's version is higher than that
-// of the image latest names. It reads only the refs of rec's repository and
-// the record latest names.
+// putImage writes rec, its listing view, and the ref repository:version to
+// it, and moves the repository's "latest" ref to rec when rec's version is
+// higher than that of the image latest names. It reads only the refs of
+// rec's repository and the record latest names.
 func putImage(tx *bolt.Tx, rec imageRecord) error {
+	if err := writeImage(tx, rec); err != nil {
+		return err
+	}
+	// The refs written above relisted rec when they changed; an image
+	// written again over the same refs is relisted here.
+	return relist(tx, rec.Digest)
+}
+
+// writeImage is putImage without the last relist.
+func writeImage(tx *bolt.Tx, rec imageRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("image record %s: %w", rec.Digest, err)
@@ -399,6 +486,9 @@ func putImage(tx *bolt.Tx, rec imageRecord) error {
 	} else if ok {
 		if err := unindexName(tx, old); err != nil {
 			return err
+		}
+		if err := meta.GetImageListBucket(tx).Delete(listKey(&old)); err != nil {
+			return fmt.Errorf("listing of %s: %w", old.Digest, err)
 		}
 	}
 	if err := meta.GetImagesBucket(tx).Put([]byte(rec.Digest), b); err != nil {
@@ -500,6 +590,9 @@ func deleteImage(tx *bolt.Tx, rec imageRecord) error {
 	}
 	if err := unindexName(tx, rec); err != nil {
 		return err
+	}
+	if err := meta.GetImageListBucket(tx).Delete(listKey(&rec)); err != nil {
+		return fmt.Errorf("listing of %s: %w", rec.Digest, err)
 	}
 	// The refs that point at it, from v1/refdigests.
 	var emptied []string

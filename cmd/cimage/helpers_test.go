@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -269,6 +270,22 @@ func (f *fakeBackend) Images(_ context.Context, o provider.GetOptions) ([]api.Im
 	defer f.mu.Unlock()
 	f.gets = append(f.gets, o)
 	return f.imagesResult, nil
+}
+
+// ImagesPage answers the listing of every image in one page.
+func (f *fakeBackend) ImagesPage(_ context.Context, _ string, _ int) (provider.ImagePage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets = append(f.gets, provider.GetOptions{})
+	var page provider.ImagePage
+	for _, img := range f.imagesResult {
+		b, err := json.Marshal(img)
+		if err != nil {
+			return provider.ImagePage{}, err
+		}
+		page.Images = append(page.Images, b)
+	}
+	return page, nil
 }
 
 func (f *fakeBackend) Remove(_ context.Context, o provider.RemoveOptions) (api.RemoveResult, error) {

@@ -8,18 +8,20 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sirupsen/logrus"
 
+	"os"
+
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
 	"github.com/containerprovider/containerprovider/provider/hostfs"
 	"github.com/containerprovider/containerprovider/server/listener"
-	"os"
 )
 
 // fakeBackend is a Backend whose methods run the functions a test sets,
@@ -159,6 +161,43 @@ func (f *fakeBackend) Images(ctx context.Context, opts provider.GetOptions) ([]a
 		return nil, nil
 	}
 	return f.images(ctx, opts)
+}
+
+// ImagesPage pages the images of f.images with no option, n at a time;
+// the cursor is the index of the next one.
+func (f *fakeBackend) ImagesPage(ctx context.Context, after string, n int) (provider.ImagePage, error) {
+	f.record("ImagesPage")
+	if f.images == nil {
+		return provider.ImagePage{}, nil
+	}
+	imgs, err := f.images(ctx, provider.GetOptions{})
+	if err != nil {
+		return provider.ImagePage{}, err
+	}
+	return pageOf(imgs, after, n)
+}
+
+// pageOf is the page of imgs after the cursor after (an index), n long.
+func pageOf(imgs []api.Image, after string, n int) (provider.ImagePage, error) {
+	i := 0
+	if after != "" {
+		var err error
+		if i, err = strconv.Atoi(after); err != nil {
+			return provider.ImagePage{}, err
+		}
+	}
+	var page provider.ImagePage
+	for ; i < len(imgs) && len(page.Images) < n; i++ {
+		b, err := marshal(imgs[i]) // as the provider's listing view encodes it
+		if err != nil {
+			return provider.ImagePage{}, err
+		}
+		page.Images = append(page.Images, bytes.TrimSuffix(b, []byte("\n")))
+	}
+	if i < len(imgs) {
+		page.Next = strconv.Itoa(i)
+	}
+	return page, nil
 }
 
 func (f *fakeBackend) Remove(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error) {

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/provider"
+	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
 var (
@@ -55,16 +58,68 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	images, err := s.backend.Images(r.Context(), provider.GetOptions{
+	opts := provider.GetOptions{
 		Name:           q.Get(paramName),
 		Publisher:      q.Get(paramPublisher),
 		VersionOptions: vo,
 		ChildOf:        q.Get(paramChildOf),
-	})
+	}
+	if opts.SelectsAll() {
+		return s.streamImages(w, r)
+	}
+	images, err := s.backend.Images(r.Context(), opts)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, api.ImagesResponse{Images: nonNil(images)})
+}
+
+// imagesPage is the number of images that streamImages reads per page.
+var imagesPage = 1000
+
+// streamImages answers the listing of every installed image from the
+// listing view, page by page and without decoding: the same bytes as
+// writeJSON of the api.ImagesResponse, in chunks, each page one write. An
+// error after the first page aborts the response, which the client sees
+// cut short, never as a complete listing.
+func (s *Server) streamImages(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	buf := []byte(`{"images":[`)
+	after, started, wrote := "", false, 0
+	for {
+		page, err := s.backend.ImagesPage(ctx, after, imagesPage)
+		if err != nil {
+			if started {
+				middleware.Log(ctx).WithError(err).Error("image listing cut short")
+				panic(http.ErrAbortHandler)
+			}
+			return err
+		}
+		if !started {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		for _, img := range page.Images {
+			if wrote > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, img...)
+			wrote++
+		}
+		if page.Next == "" {
+			buf = append(buf, "]}\n"...)
+		}
+		if _, err := w.Write(buf); err != nil {
+			panic(http.ErrAbortHandler) // the client went away
+		}
+		if page.Next == "" {
+			middleware.AddFields(ctx, logrus.Fields{"images": wrote})
+			return nil
+		}
+		// Each page starts after the last key of the one before.
+		buf, after = buf[:0], page.Next
+	}
 }
 
 // removeImages answers DELETE /v1/images, Remove-ContainerImage, by name

@@ -2,9 +2,12 @@ package provider_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
@@ -170,6 +173,28 @@ func TestAgainstTheEngine(t *testing.T) {
 	slices.Sort(names)
 	if !slices.Equal(names, []string{"WindowsServerCore", "microsoft/iis"}) {
 		t.Fatalf("installed %v", names)
+	}
+	// The listing streamed from the provider's listing view is what the
+	// server writes of the same images.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/images", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/images: %d, %v", resp.StatusCode, err)
+	}
+	var want bytes.Buffer
+	enc := json.NewEncoder(&want)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(api.ImagesResponse{Images: images}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, want.Bytes()) {
+		t.Fatalf("GET /v1/images:\n%s\nthe images encoded by the server:\n%s", raw, want.Bytes())
 	}
 	children, err := c.Images(ctx, client.ImagesOptions{ChildOf: "WindowsServerCore"})
 	if err != nil || len(children) != 1 || children[0].Name != "microsoft/iis" {

@@ -60,6 +60,7 @@ type Backend interface {
 	Watch(ctx context.Context, id string) (<-chan api.JobEvent, error)
 	Cancel(ctx context.Context, id string) (api.Job, error)
 	Images(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
+	ImagesPage(ctx context.Context, after string, n int) (provider.ImagePage, error)
 	Remove(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
 	WriteMetrics(w io.Writer) error
 

@@ -6,7 +6,8 @@ package meta
 // buckets the code creates, so keep the two in step.
 //
 //	meta/
-//	└── schema -> schema version, uint64 big-endian
+//	├── schema -> schema version, uint64 big-endian
+//	└── <mark> -> empty: "build-imagelist" while providerd has still to build v1/imagelist from the records
 //	v1/
 //	├── repositories/              catalogd: the published images
 //	│   └── <name>/                repository name, e.g. microsoft/iis
@@ -38,6 +39,8 @@ package meta
 //	│   └── <digest> -> image record (JSON), keyed by manifest digest
 //	├── imagenames/                providerd: the images by name; <name> is <lower-cased name or repository> NUL <digest>
 //	│   └── <name> -> empty
+//	├── imagelist/                 providerd: the listing view; <image> is <lower-cased name> NUL <version key> NUL <digest>
+//	│   └── <image> -> the image as the API shows it (JSON)
 //	├── refs/                      providerd: names that point at images
 //	│   └── <repo>/                repository name, e.g. nanoserver
 //	│       └── <tag> -> manifest digest, e.g. 10.0.10586.0 or latest
@@ -83,6 +86,7 @@ import (
 var (
 	bucketKeyMeta         = []byte("meta")
 	keySchema             = []byte("schema")
+	keyImageListBuild     = []byte("build-imagelist")
 	bucketKeyV1           = []byte("v1")
 	bucketKeyRepositories = []byte("repositories")
 	bucketKeyManifests    = []byte("manifests")
@@ -101,6 +105,7 @@ var (
 	bucketKeyImageNames   = []byte("imagenames")
 	bucketKeyJobHeads     = []byte("jobheads")
 	bucketKeyRefDigests   = []byte("refdigests")
+	bucketKeyImageList    = []byte("imagelist")
 )
 
 // The buckets of v1/find.
@@ -417,6 +422,40 @@ func GetImageNamesBucket(tx *bolt.Tx) *bolt.Bucket {
 // name (its display name or its repository), lower-cased.
 func ImageNameKey(name, dgst string) []byte {
 	return []byte(strings.ToLower(name) + "\x00" + dgst)
+}
+
+// GetImageListBucket returns v1/imagelist, the listing view of the
+// installed images: each image as the API shows it, under ImageListKey, so
+// that a listing reads them in its order without decoding a record.
+func GetImageListBucket(tx *bolt.Tx) *bolt.Bucket {
+	return getBucket(tx, bucketKeyV1, bucketKeyImageList)
+}
+
+// ImageListKey is the key of v1/imagelist of the image dgst: its name,
+// lower-cased, NUL, versionKey, NUL, dgst. versionKey must be prefix-free
+// and order versions as the listing does (find.VersionKey).
+func ImageListKey(name string, versionKey []byte, dgst string) []byte {
+	k := make([]byte, 0, len(name)+len(versionKey)+len(dgst)+2)
+	k = append(append(k, strings.ToLower(name)...), 0)
+	k = append(append(k, versionKey...), 0)
+	return append(k, dgst...)
+}
+
+// ImageListNeedsBuild reports whether v1/imagelist has still to be built
+// from the image records: migration 8 asks for it when there are images,
+// whose listing view only providerd knows how to write.
+func ImageListNeedsBuild(tx *bolt.Tx) bool {
+	b := getMetaBucket(tx)
+	return b != nil && b.Get(keyImageListBuild) != nil
+}
+
+// ImageListBuilt records that v1/imagelist covers the image records.
+func ImageListBuilt(tx *bolt.Tx) error {
+	b := getMetaBucket(tx)
+	if b == nil {
+		return nil
+	}
+	return b.Delete(keyImageListBuild)
 }
 
 // GetRefsBucket returns v1/refs, whose keys are repository names and whose

@@ -157,6 +157,12 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		if err := GetImageNamesBucket(tx).Put(ImageNameKey("IIS", dgst), []byte{}); err != nil {
 			return err
 		}
+		if err := GetImageListBucket(tx).Put(ImageListKey("IIS", []byte("v"), dgst), []byte("{}")); err != nil {
+			return err
+		}
+		if err := getMetaBucket(tx).Put(keyImageListBuild, []byte{}); err != nil {
+			return err
+		}
 		refs, err := CreateRefBucket(tx, refRepo)
 		if err != nil {
 			return err
@@ -227,6 +233,8 @@ func TestDrawingMatchesHelpers(t *testing.T) {
 		mirrorSource:                             "<source>",
 		string(ImageNameKey("IIS", dgst)):        "<name>",
 		string(RefDigestKey(dgst, refRepo, tag)): "<ref>",
+		string(ImageListKey("IIS", []byte("v"), dgst)): "<image>",
+		string(keyImageListBuild):                      "<mark>",
 	})
 	if want := drawnPaths(t); !slices.Equal(got, want) {
 		t.Errorf("database built by the helpers:\n got %q\nwant %q (the drawing)", got, want)

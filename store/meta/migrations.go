@@ -12,7 +12,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -32,6 +32,27 @@ var migrations = []migration{
 	{version: 5, name: "index the installed images by name", apply: migrateImageNames},
 	{version: 6, name: "keep the heads of the job records", apply: migrateJobHeads},
 	{version: 7, name: "index the refs by digest", apply: migrateRefDigests},
+	{version: 8, name: "add the listing view of the installed images", apply: migrateImageList},
+}
+
+// migrateImageList adds v1/imagelist and, when there are image records,
+// asks providerd to build it (ImageListNeedsBuild): its values are the
+// images as the API shows them, which this package does not know how to
+// write.
+func migrateImageList(tx *bolt.Tx) error {
+	if _, err := createBucketIfNotExists(tx, bucketKeyV1, bucketKeyImageList); err != nil {
+		return err
+	}
+	if images := GetImagesBucket(tx); images == nil {
+		return nil
+	} else if k, _ := images.Cursor().First(); k == nil {
+		return nil
+	}
+	b, err := createMetaBucket(tx)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyImageListBuild, []byte{})
 }
 
 // migrateRefDigests adds v1/refdigests and fills it from v1/refs.

@@ -131,6 +131,18 @@ func TestMigrations(t *testing.T) {
 				}
 			},
 		},
+		{
+			version: 8,
+			name:    "add the listing view of the installed images",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				if GetImageListBucket(tx) == nil {
+					t.Error("bucket v1/imagelist missing")
+				}
+				if ImageListNeedsBuild(tx) {
+					t.Error("a database without images asks for a build of the listing view")
+				}
+			},
+		},
 	}
 	if len(tests) != len(migrations) {
 		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))
@@ -370,6 +382,40 @@ func TestMigrateRefDigests(t *testing.T) {
 	err = bdb.View(func(tx *bolt.Tx) error {
 		if GetRefDigestsBucket(tx).Get(RefDigestKey("sha256:1111", "nanoserver", "latest")) == nil {
 			t.Error("the ref nanoserver:latest is not indexed by its digest")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateImageListAsksForABuild: migration 8 of a database with image
+// records asks providerd to build the listing view, and ImageListBuilt
+// clears the request.
+func TestMigrateImageListAsksForABuild(t *testing.T) {
+	bdb := rawBolt(t)
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:7]); err != nil {
+			return err
+		}
+		return GetImagesBucket(tx).Put([]byte("sha256:1111"), []byte("{}"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error { return migrate(tx, migrations) }); err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		if !ImageListNeedsBuild(tx) {
+			t.Error("no build of the listing view asked for, with an image record")
+		}
+		if err := ImageListBuilt(tx); err != nil {
+			return err
+		}
+		if ImageListNeedsBuild(tx) {
+			t.Error("ImageListBuilt left the request")
 		}
 		return nil
 	})
