@@ -60,6 +60,10 @@ func getFindBuckets(tx *bolt.Tx) (findBuckets, error) {
 	if b.Entries == nil || b.Names == nil || b.Digests == nil || b.tags == nil || b.changes == nil || b.state == nil {
 		return b, fmt.Errorf("the find index buckets are missing: the database predates schema version 3")
 	}
+	// The feed only appends (its keys are increasing sequence numbers), so
+	// its pages can be filled: at bbolt's default of half, appends leave
+	// every page half empty.
+	b.changes.FillPercent = 1.0
 	return b, nil
 }
 

@@ -31,11 +31,14 @@ const DefaultLockTimeout = 2 * time.Second
 type DB struct {
 	path string
 	bolt *bolt.DB
+	// stopTrim and trimDone run the trim loop of WithMaxResident.
+	stopTrim, trimDone chan struct{}
 }
 
 type options struct {
 	lockTimeout time.Duration
 	noSync      bool
+	maxResident int64
 }
 
 // Opt sets an option of Open.
@@ -63,7 +66,7 @@ func WithNoSync() Opt { return func(o *options) { o.noSync = true } }
 // error that names the file. A file written by a newer schema version gives
 // ErrFailedPrecondition. The caller closes the DB.
 func Open(path string, opts ...Opt) (*DB, error) {
-	o := options{lockTimeout: DefaultLockTimeout}
+	o := options{lockTimeout: DefaultLockTimeout, maxResident: DefaultMaxResident}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -88,6 +91,7 @@ func Open(path string, opts ...Opt) (*DB, error) {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("metadata database %s: %w", path, err)
 	}
+	db.startTrim(o.maxResident)
 	return db, nil
 }
 
@@ -97,6 +101,7 @@ func (db *DB) Path() string { return db.path }
 // Close releases the file and its lock. Transactions still running finish
 // first.
 func (db *DB) Close() error {
+	db.endTrim()
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("close metadata database %s: %w", db.path, err)
 	}
