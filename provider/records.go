@@ -255,25 +255,8 @@ func imagesNamed(tx *bolt.Tx, name string) ([]imageRecord, error) {
 // setRef points the ref repo:tag at d, keeping v1/refdigests and the
 // listing views of d and of the image the ref left in step.
 func setRef(tx *bolt.Tx, repo, tag string, d digest.Digest) error {
-	b, err := meta.CreateRefBucket(tx, repo)
-	if err != nil {
-		return err
-	}
-	byDigest := meta.GetRefDigestsBucket(tx)
-	var prev digest.Digest
-	if old := b.Get([]byte(tag)); old != nil {
-		if string(old) == string(d) {
-			return nil
-		}
-		prev = digest.Digest(old) // a copy: old is only valid until the Put
-		if err := byDigest.Delete(meta.RefDigestKey(string(prev), repo, tag)); err != nil {
-			return err
-		}
-	}
-	if err := b.Put([]byte(tag), []byte(d)); err != nil {
-		return fmt.Errorf("ref %s:%s: %w", repo, tag, err)
-	}
-	if err := byDigest.Put(meta.RefDigestKey(string(d), repo, tag), []byte{}); err != nil {
+	prev, moved, err := moveRef(tx, repo, tag, d)
+	if err != nil || !moved {
 		return err
 	}
 	if prev != "" {
@@ -282,6 +265,33 @@ func setRef(tx *bolt.Tx, repo, tag string, d digest.Digest) error {
 		}
 	}
 	return relist(tx, d)
+}
+
+// moveRef points the ref repo:tag at d, keeping v1/refdigests in step,
+// and returns the image the ref named before ("" for none); moved is false
+// when it named d already. The caller relists both.
+func moveRef(tx *bolt.Tx, repo, tag string, d digest.Digest) (prev digest.Digest, moved bool, err error) {
+	b, err := meta.CreateRefBucket(tx, repo)
+	if err != nil {
+		return "", false, err
+	}
+	byDigest := meta.GetRefDigestsBucket(tx)
+	if old := b.Get([]byte(tag)); old != nil {
+		if string(old) == string(d) {
+			return "", false, nil
+		}
+		prev = digest.Digest(old) // a copy: old is only valid until the Put
+		if err := byDigest.Delete(meta.RefDigestKey(string(prev), repo, tag)); err != nil {
+			return "", false, err
+		}
+	}
+	if err := b.Put([]byte(tag), []byte(d)); err != nil {
+		return "", false, fmt.Errorf("ref %s:%s: %w", repo, tag, err)
+	}
+	if err := byDigest.Put(meta.RefDigestKey(string(d), repo, tag), []byte{}); err != nil {
+		return "", false, err
+	}
+	return prev, true, nil
 }
 
 // deleteRef deletes the ref repo:tag, if any, keeping v1/refdigests and
@@ -465,18 +475,9 @@ func listRefs(tx *bolt.Tx) (map[digest.Digest][]string, error) {
 // putImage writes rec, its listing view, and the ref repository:version to
 // it, and moves the repository's "latest" ref to rec when rec's version is
 // higher than that of the image latest names. It reads only the refs of
-// rec's repository and the record latest names.
+// rec's repository and the record latest names, and relists rec and the
+// images whose refs it took, each once.
 func putImage(tx *bolt.Tx, rec imageRecord) error {
-	if err := writeImage(tx, rec); err != nil {
-		return err
-	}
-	// The refs written above relisted rec when they changed; an image
-	// written again over the same refs is relisted here.
-	return relist(tx, rec.Digest)
-}
-
-// writeImage is putImage without the last relist.
-func writeImage(tx *bolt.Tx, rec imageRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("image record %s: %w", rec.Digest, err)
@@ -497,28 +498,56 @@ func writeImage(tx *bolt.Tx, rec imageRecord) error {
 	if err := indexName(tx, rec); err != nil {
 		return err
 	}
-	if err := setRef(tx, rec.Repository, rec.Version, rec.Digest); err != nil {
+	tags := []string{rec.Version}
+	if higher, err := aboveLatest(tx, rec); err != nil {
 		return err
+	} else if higher {
+		tags = append(tags, latestTag)
 	}
-	refs := meta.GetRefBucket(tx, rec.Repository)
-	if d := refs.Get([]byte(latestTag)); d != nil {
-		if v := meta.GetImagesBucket(tx).Get(d); v != nil {
-			// Only the name and version of the image latest names.
-			var cur imageRecord
-			var head struct {
-				Repository string `json:"repository"`
-				Version    string `json:"version"`
-			}
-			if err := json.Unmarshal(v, &head); err != nil {
-				return fmt.Errorf("image record %s: %w", d, err)
-			}
-			cur.Repository, cur.Version = head.Repository, head.Version
-			if cur.Repository == rec.Repository && !higherVersion(&rec, &cur) {
-				return nil
-			}
+	var left []digest.Digest
+	for _, tag := range tags {
+		prev, _, err := moveRef(tx, rec.Repository, tag, rec.Digest)
+		if err != nil {
+			return err
+		}
+		if prev != "" && prev != rec.Digest && !slices.Contains(left, prev) {
+			left = append(left, prev)
 		}
 	}
-	return setRef(tx, rec.Repository, latestTag, rec.Digest)
+	for _, d := range append(left, rec.Digest) {
+		if err := relist(tx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// aboveLatest reports whether rec should take its repository's latest
+// ref: there is none, it names an image of another repository or none, or
+// rec's version is higher than that of the image it names.
+func aboveLatest(tx *bolt.Tx, rec imageRecord) (bool, error) {
+	refs := meta.GetRefBucket(tx, rec.Repository)
+	if refs == nil {
+		return true, nil
+	}
+	d := refs.Get([]byte(latestTag))
+	if d == nil {
+		return true, nil
+	}
+	v := meta.GetImagesBucket(tx).Get(d)
+	if v == nil {
+		return true, nil
+	}
+	// Only the repository and version of the image latest names.
+	var head struct {
+		Repository string `json:"repository"`
+		Version    string `json:"version"`
+	}
+	if err := json.Unmarshal(v, &head); err != nil {
+		return false, fmt.Errorf("image record %s: %w", d, err)
+	}
+	cur := imageRecord{Repository: head.Repository, Version: head.Version}
+	return cur.Repository != rec.Repository || higherVersion(&rec, &cur), nil
 }
 
 // higherVersion reports whether a's version is above b's, as latest ranks
