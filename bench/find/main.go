@@ -262,7 +262,7 @@ func main() {
 		fmt.Fprintf(&sb, "| peak RSS / peak RssAnon | %s / %s |\n", harness.Human(h.rss), harness.Human(h.anon))
 	}
 	fmt.Fprintf(&sb, "\nThe crawl reads each tag's manifest and each image config as well (for the entry's annotations, size, created and os.version), which `crane ls` does not.\n")
-	fmt.Fprintf(&sb, "\nPeak RSS is VmHWM: it counts the pages of bbolt's memory-mapped database that the process touched, which the kernel can drop at any time; peak RssAnon (sampled every 100 ms) is the memory of the process itself.\n")
+	fmt.Fprintf(&sb, "\nPeak RSS is VmHWM: it counts the pages of bbolt's memory-mapped database that the process has mapped, which both daemons drop from their page tables when their file-backed resident memory passes 64 MiB (checked twice a second); peak RssAnon (sampled every 100 ms) is the memory of the process itself.\n")
 	fmt.Fprintf(&sb, "\n| server | fill | peak RSS | peak RssAnon |\n|---|---:|---:|---:|\n| catalogd | %v | %s | %s |\n",
 		catalogd.fillTime.Round(time.Millisecond), harness.Human(catRSS), harness.Human(anon.peak(cat.Process.Pid)))
 	if registry != nil {
