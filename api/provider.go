@@ -104,7 +104,12 @@ type InstallRequest struct {
 
 // RemoveResult is the answer of DELETE /v1/images.
 type RemoveResult struct {
+	// Removed are the images removed; with WhatIf, those a removal would
+	// remove.
 	Removed []Image `json:"removed"`
+	// WhatIf says that nothing was removed: ?whatIf=true asked for the
+	// plan only.
+	WhatIf bool `json:"whatIf,omitempty"`
 	// BlobsDeleted and BytesFreed count what garbage collection freed.
 	BlobsDeleted int   `json:"blobsDeleted"`
 	BytesFreed   int64 `json:"bytesFreed"`
@@ -186,6 +191,9 @@ type Error struct {
 	// Dependents lists what blocks a removal (409), e.g.
 	// "image microsoft/iis 1.0.0.0" or "container web1".
 	Dependents []string `json:"dependents,omitempty"`
+	// Matches lists the images that a removal by name selected, when it
+	// selected several without force (409): nothing was removed.
+	Matches []Image `json:"matches,omitempty"`
 }
 
 // ErrorResponse is the v1 error envelope.

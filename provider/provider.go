@@ -121,11 +121,22 @@ type GetOptions struct {
 }
 
 // RemoveOptions select the images to remove: by Name with version options,
-// or by ID (a digest, or a unique prefix of at least 4 hex of an id).
+// or by ID (a digest, or a unique prefix of at least 4 hex of an id) and
+// IDs (more of them, which remove together).
 type RemoveOptions struct {
 	Name string
 	api.VersionOptions
-	ID string
+	ID  string
+	IDs []string
+	// Force removes every image that Name selects. Without it, a Name that
+	// selects more than one image (a wildcard, several versions) is
+	// refused with a *MatchesError listing them, and nothing is removed.
+	// IDs name each image and need no Force.
+	Force bool
+	// WhatIf selects and checks as the removal would, dependents and
+	// Force included, and removes nothing: the result lists what would
+	// go.
+	WhatIf bool
 }
 
 // The names of the files under Config.Root.

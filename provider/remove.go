@@ -20,12 +20,14 @@ import (
 // references. An image that a child image or a container depends on is
 // refused with a *DependentsError (class Conflict), and nothing is removed.
 //
-// Exactly one of opts.Name and opts.ID selects (else InvalidArgument):
+// Name, or ID and IDs, select (one of the two, else InvalidArgument):
 //   - Name matches the display name or the repository (wildcards allowed),
 //     with the version options (validated with OneGet's rules); no option
-//     selects every version;
-//   - ID is a digest, or at least 4 hex characters that begin the id of
-//     exactly one image (InvalidArgument listing them when several do).
+//     selects every version. When it selects more than one image, Force
+//     must be set, else a *MatchesError (class Conflict) lists them and
+//     nothing is removed;
+//   - each ID is a digest, or at least 4 hex characters that begin the id
+//     of exactly one image (InvalidArgument listing them when several do).
 //
 // Nothing selected is NotFound. The dependents are the installed images
 // whose parent is selected and that are not selected themselves, and every
@@ -33,7 +35,9 @@ import (
 // one transaction; then garbage collection deletes the blobs that no
 // remaining record and no lease (of a job, a save, a load or a commit)
 // references: the blobs that a running save reads are freed when it ends.
-// The result lists the removed images and what the collection freed.
+// The result lists the removed images and what the collection freed. With
+// WhatIf, the same checks run in a read transaction, and the result lists
+// what would be removed, with WhatIf set.
 func (p *Provider) Remove(ctx context.Context, opts RemoveOptions) (api.RemoveResult, error) {
 	return p.remove(ctx, opts, nil)
 }
@@ -48,35 +52,50 @@ func (p *Provider) remove(ctx context.Context, opts RemoveOptions, guard removeG
 	if p.isClosing() {
 		return api.RemoveResult{}, errClosed
 	}
-	name, id := strings.TrimSpace(opts.Name), strings.TrimSpace(opts.ID)
+	name := strings.TrimSpace(opts.Name)
+	var ids []string
+	for _, id := range append([]string{opts.ID}, opts.IDs...) {
+		if id = strings.TrimSpace(id); id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
 	switch {
-	case name == "" && id == "":
+	case name == "" && len(ids) == 0:
 		return api.RemoveResult{}, fmt.Errorf("remove: a name or an id is required: %w", errdefs.ErrInvalidArgument)
-	case name != "" && id != "":
+	case name != "" && len(ids) > 0:
 		return api.RemoveResult{}, fmt.Errorf("remove: give a name or an id, not both: %w", errdefs.ErrInvalidArgument)
 	}
 	vf, err := newVersionFilter(opts.VersionOptions)
 	if err != nil {
 		return api.RemoveResult{}, err
 	}
-	if id != "" && vf.any() {
+	if len(ids) > 0 && vf.any() {
 		return api.RemoveResult{}, fmt.Errorf("remove: version options select by name, not by id: %w", errdefs.ErrInvalidArgument)
 	}
 
 	var removed []api.Image
-	err = p.db.Update(ctx, func(tx *bolt.Tx) error {
+	// plan selects and checks; the removal deletes what it selected.
+	plan := func(tx *bolt.Tx) ([]imageRecord, map[digest.Digest][]string, error) {
 		recs, err := listImages(tx)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		refs, err := listRefs(tx)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		var sel []imageRecord
-		if id != "" {
-			if sel, err = selectByID(recs, id); err != nil {
-				return err
+		if len(ids) > 0 {
+			for _, id := range ids {
+				one, err := selectByID(recs, id)
+				if err != nil {
+					return nil, nil, err
+				}
+				for _, r := range one {
+					if !slices.ContainsFunc(sel, func(s imageRecord) bool { return s.Digest == r.Digest }) {
+						sel = append(sel, r)
+					}
+				}
 			}
 		} else {
 			for _, r := range recs {
@@ -85,22 +104,51 @@ func (p *Provider) remove(ctx context.Context, opts RemoveOptions, guard removeG
 				}
 			}
 			if len(sel) == 0 {
-				return fmt.Errorf("image %q: no installed image matches: %w", name, errdefs.ErrNotFound)
+				return nil, nil, fmt.Errorf("image %q: no installed image matches: %w", name, errdefs.ErrNotFound)
+			}
+			if len(sel) > 1 && !opts.Force {
+				me := &MatchesError{Name: name}
+				for _, r := range sel {
+					me.Matches = append(me.Matches, r.image(refs[r.Digest]))
+				}
+				sortImages(me.Matches)
+				return nil, nil, me
 			}
 		}
 		if guard != nil {
 			for _, r := range sel {
 				if err := guard(r, refs[r.Digest]); err != nil {
-					return err
+					return nil, nil, err
 				}
 			}
 		}
 		containers, err := listContainers(tx)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if derr := dependents(sel, recs, containers); derr != nil {
-			return derr
+			return nil, nil, derr
+		}
+		return sel, refs, nil
+	}
+	if opts.WhatIf {
+		err = p.db.View(ctx, func(tx *bolt.Tx) error {
+			sel, refs, err := plan(tx)
+			for _, r := range sel {
+				removed = append(removed, r.image(refs[r.Digest]))
+			}
+			return err
+		})
+		if err != nil {
+			return api.RemoveResult{}, err
+		}
+		sortImages(removed)
+		return api.RemoveResult{Removed: removed, WhatIf: true}, nil
+	}
+	err = p.db.Update(ctx, func(tx *bolt.Tx) error {
+		sel, refs, err := plan(tx)
+		if err != nil {
+			return err
 		}
 		for _, r := range sel {
 			if err := deleteImage(tx, r); err != nil {

@@ -101,11 +101,11 @@ func TestRemoveParentAndChildTogether(t *testing.T) {
 	e.mustInstall(api.InstallRequest{Name: "microsoft/iis"})
 	wsc := e.cat.item("windowsservercore:10.0.14393.0")
 	iis := e.cat.item("microsoft/iis:1.0.0.0")
-	// By id the base alone is refused; by a name pattern matching both it
-	// is not.
+	// By id the base alone is refused; by a name pattern matching both,
+	// with force, it is not.
 	_, err := e.p.Remove(ctx, RemoveOptions{ID: wsc.Digest.String()})
 	mustClass(t, err, errdefs.ErrConflict)
-	res, err := e.p.Remove(ctx, RemoveOptions{Name: "*i*"})
+	res, err := e.p.Remove(ctx, RemoveOptions{Name: "*i*", Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,4 +341,55 @@ func TestImagesFilters(t *testing.T) {
 	}
 	_, err = e.p.Images(ctx, GetOptions{VersionOptions: api.VersionOptions{AllVersions: true, RequiredVersion: "1.0"}})
 	mustClass(t, err, errdefs.ErrInvalidArgument)
+}
+
+// TestRemoveOfSeveralNeedsForce: a name that selects more than one image
+// removes nothing without Force, and the error lists the matches; WhatIf
+// shows the plan and removes nothing; IDs remove exactly the images they
+// name, together.
+func TestRemoveOfSeveralNeedsForce(t *testing.T) {
+	e := newEnv(t, testBaseLayerSize)
+	ctx := context.Background()
+	e.mustInstall(api.InstallRequest{Name: "microsoft/iis"})
+	wsc := e.cat.item("windowsservercore:10.0.14393.0")
+	iis := e.cat.item("microsoft/iis:1.0.0.0")
+	before := e.records()
+
+	_, err := e.p.Remove(ctx, RemoveOptions{Name: "*"})
+	var me *MatchesError
+	if !errors.As(err, &me) || !errdefs.IsConflict(err) {
+		t.Fatalf("Remove(*) = %v, want a *MatchesError of class Conflict", err)
+	}
+	if got := imageNames(me.Matches); !slices.Equal(got, []string{"microsoft/iis 1.0.0.0", "WindowsServerCore 10.0.14393.0"}) {
+		t.Errorf("matches %q", got)
+	}
+	if !strings.Contains(err.Error(), "matches 2 installed images (microsoft/iis 1.0.0.0, WindowsServerCore 10.0.14393.0)") {
+		t.Errorf("message %q", err)
+	}
+
+	for _, opts := range []RemoveOptions{{Name: "*", Force: true, WhatIf: true}, {IDs: []string{iis.Digest.String(), wsc.Digest.Encoded()[:8]}, WhatIf: true}} {
+		res, err := e.p.Remove(ctx, opts)
+		if err != nil || !res.WhatIf || len(res.Removed) != 2 || res.BlobsDeleted != 0 {
+			t.Fatalf("Remove(%+v) = %+v, %v", opts, res, err)
+		}
+	}
+	// The plan checks as the removal does: the base alone is refused.
+	_, err = e.p.Remove(ctx, RemoveOptions{ID: wsc.Digest.String(), WhatIf: true})
+	mustClass(t, err, errdefs.ErrConflict)
+	// Without force, the plan of several is the same refusal.
+	_, err = e.p.Remove(ctx, RemoveOptions{Name: "*", WhatIf: true})
+	if !errors.As(err, &me) {
+		t.Fatalf("Remove(*, WhatIf) = %v, want a *MatchesError", err)
+	}
+	if after := e.records(); len(after) != len(before) {
+		t.Fatalf("%d records after refusals and plans, %d before", len(after), len(before))
+	}
+
+	res, err := e.p.Remove(ctx, RemoveOptions{IDs: []string{wsc.Digest.String(), iis.Digest.String()}})
+	if err != nil || len(res.Removed) != 2 || res.WhatIf {
+		t.Fatalf("Remove(IDs) = %+v, %v", res, err)
+	}
+	if len(e.records()) != 0 {
+		t.Fatal("records left")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strings"
 
 	"github.com/containerprovider/containerprovider/api"
 )
@@ -47,7 +48,15 @@ type ImagesOptions struct {
 type RemoveOptions struct {
 	Name string
 	api.VersionOptions
-	ID string
+	// ID, and IDs, name images by digest or id prefix; they remove
+	// together.
+	ID  string
+	IDs []string
+	// Force removes every image that Name selects; without it, a Name
+	// that selects several is refused (Conflict, API.Matches lists them).
+	Force bool
+	// WhatIf asks for the plan: nothing is removed.
+	WhatIf bool
 }
 
 // setVersions adds the version options that are set to q.
@@ -212,12 +221,26 @@ func (c *Client) Images(ctx context.Context, o ImagesOptions) ([]api.Image, erro
 
 // Remove removes the selected images and collects the blobs nothing
 // references any more. An image that others depend on gives a *Error of
-// class Conflict whose API.Dependents name them; nothing is removed then.
+// class Conflict whose API.Dependents name them, and a name that selects
+// several images without Force one whose API.Matches list them; nothing
+// is removed then. With WhatIf, the result is the plan.
 func (c *Client) Remove(ctx context.Context, o RemoveOptions) (api.RemoveResult, error) {
 	q := url.Values{}
 	set(q, "name", o.Name)
 	setVersions(q, o.VersionOptions)
-	set(q, "id", o.ID)
+	var ids []string
+	for _, id := range append([]string{o.ID}, o.IDs...) {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	set(q, "id", strings.Join(ids, ","))
+	if o.Force {
+		q.Set("force", "true")
+	}
+	if o.WhatIf {
+		q.Set("whatIf", "true")
+	}
 	var r api.RemoveResult
 	err := c.call(ctx, http.MethodDelete, pathImages, q, nil, &r, http.StatusOK)
 	return r, err

@@ -135,11 +135,11 @@ func TestRemove(t *testing.T) {
 	if r.stdout != "Removed microsoft/iis 1.0.0.0 (id 0123456789ab)\nFreed 5.0 MiB (3 blobs deleted).\n" {
 		t.Fatalf("stdout %q", r.stdout)
 	}
-	if got := e.fake.removes[len(e.fake.removes)-1]; got != (provider.RemoveOptions{Name: "microsoft/iis", VersionOptions: api.VersionOptions{RequiredVersion: "1.0.0.0"}}) {
+	if got := e.fake.removes[len(e.fake.removes)-1]; !reflect.DeepEqual(got, provider.RemoveOptions{Name: "microsoft/iis", VersionOptions: api.VersionOptions{RequiredVersion: "1.0.0.0"}}) {
 		t.Fatalf("options %+v", got)
 	}
 	e.run(t, "", "remove", "--id", "0123").want(t, 0)
-	if got := e.fake.removes[len(e.fake.removes)-1]; got != (provider.RemoveOptions{ID: "0123"}) {
+	if got := e.fake.removes[len(e.fake.removes)-1]; !reflect.DeepEqual(got, provider.RemoveOptions{ID: "0123"}) {
 		t.Fatalf("options %+v", got)
 	}
 
@@ -157,6 +157,70 @@ func TestRemove(t *testing.T) {
 		if r := e.run(t, "", args...); r.code != 2 || strings.Count(r.stderr, "\n") != 1 {
 			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
 		}
+	}
+}
+
+// TestRemoveOfSeveral: a name that matches several images removes nothing
+// without --force and lists them; on a terminal a yes removes exactly the
+// images listed, by digest; --force removes them at once; --what-if shows
+// the plan.
+func TestRemoveOfSeveral(t *testing.T) {
+	installed := []api.Image{
+		{Name: "NanoServer", Version: "10.0.10586.0", ID: "aaaaaaaaaaaaaaaa", Digest: "sha256:aaaaaaaaaaaaaaaa"},
+		{Name: "NanoServer", Version: "10.0.14393.0", ID: "bbbbbbbbbbbbbbbb", Digest: "sha256:bbbbbbbbbbbbbbbb"},
+	}
+	e := newEnv(t, &fakeBackend{removeFn: func(o provider.RemoveOptions) (api.RemoveResult, error) {
+		switch {
+		case o.Name != "" && !o.Force:
+			return api.RemoveResult{}, &provider.MatchesError{Name: o.Name, Matches: installed}
+		case o.WhatIf:
+			return api.RemoveResult{Removed: installed, WhatIf: true}, nil
+		}
+		return api.RemoveResult{Removed: installed, BlobsDeleted: 4, BytesFreed: 1 << 20}, nil
+	}})
+	const listed = "\"*\" matches 2 installed images:\n" +
+		"  NanoServer 10.0.10586.0 (id aaaaaaaaaaaa)\n" +
+		"  NanoServer 10.0.14393.0 (id bbbbbbbbbbbb)\n"
+
+	r := e.run(t, "y\n", "remove", "*").want(t, 4)
+	if r.stdout != "" || r.stderr != listed+"cimage: nothing removed: give --force to remove the 2 images, or a version to remove one: conflict\n" {
+		t.Fatalf("without a terminal: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	if n := len(e.fake.removes); n != 1 {
+		t.Fatalf("%d removals sent, want the one refused", n)
+	}
+
+	e.interactive = true
+	r = e.run(t, "n\n", "remove", "*").want(t, 4)
+	if !strings.HasPrefix(r.stderr, listed+"Remove these 2 images? [y/N] cimage: nothing removed") {
+		t.Fatalf("a no: stderr %q", r.stderr)
+	}
+	r = e.run(t, "", "remove", "*").want(t, 4) // no answer at all
+	r = e.run(t, "yes\n", "remove", "*").want(t, 0)
+	if !strings.HasPrefix(r.stdout, "Removed NanoServer 10.0.10586.0") {
+		t.Fatalf("a yes: stdout %q", r.stdout)
+	}
+	want := provider.RemoveOptions{IDs: []string{"sha256:aaaaaaaaaaaaaaaa", "sha256:bbbbbbbbbbbbbbbb"}}
+	if got := e.fake.removes[len(e.fake.removes)-1]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a yes: %+v, want %+v", got, want)
+	}
+	e.interactive = false
+
+	r = e.run(t, "", "remove", "*", "--force").want(t, 0)
+	if got := e.fake.removes[len(e.fake.removes)-1]; !reflect.DeepEqual(got, provider.RemoveOptions{Name: "*", Force: true}) {
+		t.Fatalf("--force: %+v", got)
+	}
+	r = e.run(t, "", "remove", "NanoServer", "--what-if").want(t, 0)
+	if r.stdout != "What if: removing NanoServer 10.0.10586.0 (id aaaaaaaaaaaa)\nWhat if: removing NanoServer 10.0.14393.0 (id bbbbbbbbbbbb)\n" {
+		t.Fatalf("--what-if: stdout %q", r.stdout)
+	}
+	if got := e.fake.removes[len(e.fake.removes)-1]; !got.WhatIf {
+		t.Fatalf("--what-if sent %+v", got)
+	}
+	r = e.run(t, "", "--output", "json", "remove", "NanoServer", "--what-if").want(t, 0)
+	var res api.RemoveResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || !res.WhatIf || len(res.Removed) != 2 {
+		t.Fatalf("--what-if json %q: %v", r.stdout, err)
 	}
 }
 

@@ -353,6 +353,8 @@ type env struct {
 	onOutput func()
 	// environ is the environment of the runs, CIMAGE_ENDPOINT aside.
 	environ map[string]string
+	// interactive makes the runs answerable, as on a terminal.
+	interactive bool
 }
 
 func newEnv(t *testing.T, fake *fakeBackend, opts ...providerserver.Opt) *env {
@@ -389,7 +391,8 @@ func (e *env) run(t *testing.T, stdin string, args ...string) result {
 			}
 			return e.environ[k]
 		},
-		terminal: func(io.Writer) bool { return false },
+		terminal:    func(io.Writer) bool { return false },
+		interactive: func() bool { return e.interactive },
 		interrupt: func(ctx context.Context) (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(ctx)
 			e.mu.Lock()

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
+	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
@@ -93,11 +96,7 @@ func setupImages(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 func formatRemoved(res api.RemoveResult) string {
 	var b strings.Builder
 	for _, img := range res.Removed {
-		id := img.ID
-		if len(id) > 12 {
-			id = id[:12]
-		}
-		fmt.Fprintf(&b, "Removed %s %s (id %s)\n", img.Name, img.Version, id)
+		fmt.Fprintf(&b, "Removed %s %s (id %s)\n", img.Name, img.Version, shortID(img.ID))
 	}
 	blobs := "blobs"
 	if res.BlobsDeleted == 1 {
@@ -111,8 +110,10 @@ func setupRemove(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 	var v versionFlags
 	v.register(f)
 	id := f.String("id", "", "remove the image of this digest or id prefix (at least 4 hex) instead of a name")
+	force := f.Bool("force", false, "remove every image that NAME matches without asking (a wildcard, or several versions)")
+	whatIf := f.Bool("what-if", false, "show what would be removed, and remove nothing")
 	return func(ctx context.Context, c *client.Client, args []string) error {
-		opts := client.RemoveOptions{VersionOptions: v.VersionOptions, ID: *id}
+		opts := client.RemoveOptions{VersionOptions: v.VersionOptions, ID: *id, Force: *force, WhatIf: *whatIf}
 		switch {
 		case *id != "" && len(args) > 0:
 			return cli.Usagef("remove takes a NAME or --id, not both")
@@ -125,15 +126,67 @@ func setupRemove(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 			}
 			opts.Name = name
 		}
+		if *whatIf {
+			// The plan of the removal once confirmed: every match.
+			opts.Force = true
+		}
 		res, err := c.Remove(ctx, opts)
-		if err != nil {
+		var ce *client.Error
+		if err != nil && errors.As(err, &ce) && len(ce.API.Matches) > 0 {
+			if res, err = a.confirmRemoval(ctx, c, opts.Name, ce.API.Matches); err != nil {
+				return err
+			}
+		} else if err != nil {
 			return err
 		}
 		if g.output == outputJSON {
 			res.Removed = nonNil(res.Removed)
 			return writeJSON(a.stdout, res)
 		}
+		if res.WhatIf {
+			_, err = io.WriteString(a.stdout, formatWhatIf(res.Removed))
+			return err
+		}
 		_, err = io.WriteString(a.stdout, formatRemoved(res))
 		return err
 	}
+}
+
+// confirmRemoval handles a name that matched several images without
+// --force: it lists them on stderr and, when a person is there to answer,
+// asks; a yes removes exactly the images listed, by their digests, so that
+// an image installed meanwhile is not taken with them. Without a terminal,
+// or on a no, nothing is removed (Conflict, exit 4).
+func (a *app) confirmRemoval(ctx context.Context, c *client.Client, name string, matches []api.Image) (api.RemoveResult, error) {
+	fmt.Fprintf(a.stderr, "%q matches %d installed images:\n", name, len(matches))
+	for _, m := range matches {
+		fmt.Fprintf(a.stderr, "  %s %s (id %s)\n", m.Name, m.Version, shortID(m.ID))
+	}
+	refused := fmt.Errorf("nothing removed: give --force to remove the %d images, or a version to remove one: %w", len(matches), errdefs.ErrConflict)
+	if !a.interactive() {
+		return api.RemoveResult{}, refused
+	}
+	fmt.Fprintf(a.stderr, "Remove these %d images? [y/N] ", len(matches))
+	answer, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && answer == "" {
+		fmt.Fprintln(a.stderr)
+		return api.RemoveResult{}, refused
+	}
+	if s := strings.ToLower(strings.TrimSpace(answer)); s != "y" && s != "yes" {
+		return api.RemoveResult{}, refused
+	}
+	ids := make([]string, len(matches))
+	for i, m := range matches {
+		ids[i] = m.Digest
+	}
+	return c.Remove(ctx, client.RemoveOptions{IDs: ids})
+}
+
+// formatWhatIf is what remove --what-if prints: each image it would remove.
+func formatWhatIf(images []api.Image) string {
+	var b strings.Builder
+	for _, img := range images {
+		fmt.Fprintf(&b, "What if: removing %s %s (id %s)\n", img.Name, img.Version, shortID(img.ID))
+	}
+	return b.String()
 }

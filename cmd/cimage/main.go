@@ -59,6 +59,9 @@ type app struct {
 	// terminal reports whether w is a terminal (progress bars) or not
 	// (plain lines).
 	terminal func(w io.Writer) bool
+	// interactive reports whether a person can answer a question: stdin
+	// and stderr are terminals.
+	interactive func() bool
 	// interrupt returns a context that ends at Ctrl-C.
 	interrupt func(ctx context.Context) (context.Context, context.CancelFunc)
 	// loc is the time zone of the times printed.
@@ -72,6 +75,9 @@ func main() {
 		stderr:   os.Stderr,
 		getenv:   os.Getenv,
 		terminal: isTerminal,
+		interactive: func() bool {
+			return isTerminal(os.Stdin) && isTerminal(os.Stderr)
+		},
 		interrupt: func(ctx context.Context) (context.Context, context.CancelFunc) {
 			return signal.NotifyContext(ctx, os.Interrupt)
 		},

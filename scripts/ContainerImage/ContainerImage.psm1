@@ -26,7 +26,7 @@ $script:Routes = [ordered]@{
     SaveImage       = @{ Method = 'POST'; Path = '/v1/images/save'; Query = @() }
     CommitImage     = @{ Method = 'POST'; Path = '/v1/images/commit'; Query = @() }
     GetImages       = @{ Method = 'GET'; Path = '/v1/images'; Query = @('name', 'publisher', 'requiredVersion', 'minimumVersion', 'maximumVersion', 'allVersions', 'childOf') }
-    RemoveImages    = @{ Method = 'DELETE'; Path = '/v1/images'; Query = @('name', 'id', 'requiredVersion', 'minimumVersion', 'maximumVersion', 'allVersions') }
+    RemoveImages    = @{ Method = 'DELETE'; Path = '/v1/images'; Query = @('name', 'id', 'requiredVersion', 'minimumVersion', 'maximumVersion', 'allVersions', 'force', 'whatIf') }
     GetJobs         = @{ Method = 'GET'; Path = '/v1/jobs'; Query = @() }
     GetJob          = @{ Method = 'GET'; Path = '/v1/jobs/{id}'; Query = @() }
     CancelJob       = @{ Method = 'POST'; Path = '/v1/jobs/{id}/cancel'; Query = @() }
@@ -780,13 +780,20 @@ function Remove-ContainerImage {
     Removes installed container images.
     .DESCRIPTION
     Removes images by name with version options, or the images piped from
-    Get-ContainerImage. -Force skips the confirmation only: an image that a
-    container or a child image depends on is never removed, and the error
-    names the dependents.
+    Get-ContainerImage. Each image a name selects is confirmed on its own
+    (ConfirmImpact High); -WhatIf lists them and removes nothing. The
+    confirmed images, of every name and every piped object, are removed
+    together in one request by their digests, so that a parent and its
+    child can go in one command, and an image installed after the
+    confirmation is never taken with them. -Force skips the confirmation
+    only: an image that a container or a child image depends on is never
+    removed, and the error names the dependents.
     .EXAMPLE
     PS C:\> Get-ContainerImage -Name newimage | Remove-ContainerImage -Force
     .EXAMPLE
     PS C:\> Remove-ContainerImage -Name DemoImage -RequiredVersion 1.0.0.0
+    .EXAMPLE
+    PS C:\> Remove-ContainerImage -Name * -WhatIf
     #>
     [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High', DefaultParameterSetName = 'Name')]
     [OutputType('ContainerProvider.ContainerImage')]
@@ -812,36 +819,57 @@ function Remove-ContainerImage {
         if ($Force -and -not $PSBoundParameters.ContainsKey('Confirm')) {
             $ConfirmPreference = 'None'
         }
+        $confirmed = New-Object System.Collections.Generic.List[string]
     }
     process {
         $targets = New-Object System.Collections.Generic.List[object]
         if ($PSCmdlet.ParameterSetName -eq 'Image') {
             foreach ($i in $Image) {
-                $targets.Add(@{ Label = ('{0} {1}' -f $i.Name, $i.Version); Query = @{ id = [string]$i.Digest } })
+                $targets.Add(@{ Label = ('{0} {1}' -f $i.Name, $i.Version); Digest = [string]$i.Digest })
             }
         }
         else {
             foreach ($n in $Name) {
+                # The plan: every image the name selects, removed by none.
                 $q = Get-VersionQuery $PSBoundParameters
                 $q['name'] = $n
-                $targets.Add(@{ Label = $n; Query = $q })
-            }
-        }
-        foreach ($t in $targets) {
-            if (-not $PSCmdlet.ShouldProcess($t.Label, 'Remove container image')) {
-                continue
-            }
-            try {
-                $res = Invoke-ContainerProviderApi -Route RemoveImages -Query $t.Query -Target $t.Label -Credential $Credential
-                foreach ($img in @($res.removed)) {
-                    if ($null -ne $img) {
-                        Write-Verbose ('Removed {0} {1}' -f $img.name, $img.version)
+                $q['force'] = $true
+                $q['whatIf'] = $true
+                try {
+                    $plan = Invoke-ContainerProviderApi -Route RemoveImages -Query $q -Target $n -Credential $Credential
+                }
+                catch {
+                    $PSCmdlet.WriteError($_)
+                    continue
+                }
+                foreach ($i in @($plan.removed)) {
+                    if ($null -ne $i) {
+                        $targets.Add(@{ Label = ('{0} {1}' -f $i.name, $i.version); Digest = [string]$i.digest })
                     }
                 }
             }
-            catch {
-                $PSCmdlet.WriteError($_)
+        }
+        foreach ($t in $targets) {
+            if ($PSCmdlet.ShouldProcess($t.Label, 'Remove container image') -and -not $confirmed.Contains($t.Digest)) {
+                $confirmed.Add($t.Digest)
             }
+        }
+    }
+    end {
+        if ($confirmed.Count -eq 0) {
+            return
+        }
+        $label = '{0} image(s)' -f $confirmed.Count
+        try {
+            $res = Invoke-ContainerProviderApi -Route RemoveImages -Query @{ id = ($confirmed -join ',') } -Target $label -Credential $Credential
+            foreach ($img in @($res.removed)) {
+                if ($null -ne $img) {
+                    Write-Verbose ('Removed {0} {1}' -f $img.name, $img.version)
+                }
+            }
+        }
+        catch {
+            $PSCmdlet.WriteError($_)
         }
     }
 }

@@ -20,7 +20,8 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // envelope builds the v1 error body of err, for the request of requestID:
 // the code is the name of err's class (api.ErrorCode), the message err's
-// text, and a *provider.DependentsError fills the dependents. An error of
+// text, a *provider.DependentsError fills the dependents, and a
+// *provider.MatchesError the matches. An error of
 // no class (a 500) gets a generic message with the request id instead,
 // since its text may name server paths; the log line has the real one.
 func envelope(err error, status int, requestID string) api.ErrorResponse {
@@ -32,6 +33,10 @@ func envelope(err error, status int, requestID string) api.ErrorResponse {
 	var de *provider.DependentsError
 	if errors.As(err, &de) {
 		e.Dependents = append([]string(nil), de.Dependents...)
+	}
+	var me *provider.MatchesError
+	if errors.As(err, &me) {
+		e.Matches = append([]api.Image(nil), me.Matches...)
 	}
 	return api.ErrorResponse{Error: e}
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -15,7 +16,7 @@ import (
 var (
 	findParams   = append([]string{paramName, paramSource}, versionParams...)
 	imagesParams = append([]string{paramName, paramPublisher, paramChildOf}, versionParams...)
-	removeParams = append([]string{paramName, paramID}, versionParams...)
+	removeParams = append([]string{paramName, paramID, paramForce, paramWhatIf}, versionParams...)
 )
 
 // find answers GET /v1/find, Find-ContainerImage across the sources:
@@ -123,13 +124,17 @@ func (s *Server) streamImages(w http.ResponseWriter, r *http.Request) error {
 }
 
 // removeImages answers DELETE /v1/images, Remove-ContainerImage, by name
-// with version options or by id:
+// with version options or by ids:
 //
-//	/v1/images?name=&requiredVersion=&minimumVersion=&maximumVersion=&allVersions=
-//	/v1/images?id=
+//	/v1/images?name=&requiredVersion=&minimumVersion=&maximumVersion=&allVersions=&force=&whatIf=
+//	/v1/images?id=ID[,ID...]&whatIf=
 //
-// 200 is an api.RemoveResult. An image that others depend on is 409
-// Conflict with the dependents in the envelope, and nothing is removed. A
+// 200 is an api.RemoveResult. A name that selects several images without
+// force=true is 409 Conflict with the matches in the envelope; an image
+// that others depend on is 409 with the dependents; nothing is removed
+// then. whatIf=true checks the same and answers the plan, removing
+// nothing. Each id is a digest or a unique id prefix, and they remove
+// together: what a client removes after its user confirmed a list. A
 // request that names no image, or both a name and an id, is 400 before the
 // provider is called: a DELETE that selects nothing must not be read as
 // "everything".
@@ -142,14 +147,28 @@ func (s *Server) removeImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	opts := provider.RemoveOptions{Name: q.Get(paramName), VersionOptions: vo, ID: q.Get(paramID)}
+	opts := provider.RemoveOptions{Name: q.Get(paramName), VersionOptions: vo}
+	if opts.Force, err = q.boolean(paramForce); err != nil {
+		return err
+	}
+	if opts.WhatIf, err = q.boolean(paramWhatIf); err != nil {
+		return err
+	}
+	for _, id := range strings.Split(q.Get(paramID), ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			opts.IDs = append(opts.IDs, id)
+		}
+	}
 	switch {
-	case opts.Name == "" && opts.ID == "":
+	case opts.Name == "" && len(opts.IDs) == 0:
 		return fmt.Errorf("remove: give a name (with version options) or an id: %w", errdefs.ErrInvalidArgument)
-	case opts.Name != "" && opts.ID != "":
+	case opts.Name != "" && len(opts.IDs) > 0:
 		return fmt.Errorf("remove: name and id exclude each other: %w", errdefs.ErrInvalidArgument)
-	case opts.ID != "" && vo != (api.VersionOptions{}):
+	case len(opts.IDs) > 0 && vo != (api.VersionOptions{}):
 		return fmt.Errorf("remove: version options go with a name, not an id: %w", errdefs.ErrInvalidArgument)
+	}
+	if len(opts.IDs) == 1 {
+		opts.ID, opts.IDs = opts.IDs[0], nil
 	}
 	res, err := s.backend.Remove(r.Context(), opts)
 	if err != nil {

@@ -31,6 +31,7 @@ const (
 	paramFollow          = "follow"
 	paramPath            = "path"
 	paramForce           = "force"
+	paramWhatIf          = "whatIf"
 )
 
 // versionParams are OneGet's version options as query parameters.

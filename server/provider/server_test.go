@@ -279,6 +279,9 @@ func TestImages(t *testing.T) {
 			if o.Name == "WindowsServerCore" {
 				return api.RemoveResult{}, &provider.DependentsError{Image: "WindowsServerCore 10.0.10586.0", Dependents: []string{"image microsoft/iis 1.0.0.0"}}
 			}
+			if o.Name == "*" && !o.Force {
+				return api.RemoveResult{}, &provider.MatchesError{Name: "*", Matches: []api.Image{iis, {Name: "WindowsServerCore", Version: "10.0.10586.0"}}}
+			}
 			return api.RemoveResult{Removed: []api.Image{iis}, BlobsDeleted: 3, BytesFreed: 1234}, nil
 		},
 	})
@@ -303,14 +306,32 @@ func TestImages(t *testing.T) {
 		if res.BytesFreed != 1234 || res.BlobsDeleted != 3 || len(res.Removed) != 1 {
 			t.Fatalf("result %+v", res)
 		}
-		if want := (provider.RemoveOptions{Name: "microsoft/iis", VersionOptions: api.VersionOptions{AllVersions: true}}); removes[len(removes)-1] != want {
+		if want := (provider.RemoveOptions{Name: "microsoft/iis", VersionOptions: api.VersionOptions{AllVersions: true}}); !reflect.DeepEqual(removes[len(removes)-1], want) {
 			t.Fatalf("options %+v", removes[len(removes)-1])
 		}
 	})
 	t.Run("remove by id", func(t *testing.T) {
 		e.do(t, http.MethodDelete, "/v1/images?id=abcd1234", nil).want(t, http.StatusOK)
-		if want := (provider.RemoveOptions{ID: "abcd1234"}); removes[len(removes)-1] != want {
+		if want := (provider.RemoveOptions{ID: "abcd1234"}); !reflect.DeepEqual(removes[len(removes)-1], want) {
 			t.Fatalf("options %+v", removes[len(removes)-1])
+		}
+	})
+	t.Run("remove by ids, force and what-if", func(t *testing.T) {
+		for q, want := range map[string]provider.RemoveOptions{
+			"?id=abcd1234,sha256:ef01&whatIf=true": {IDs: []string{"abcd1234", "sha256:ef01"}, WhatIf: true},
+			"?name=a*&force=true":                  {Name: "a*", Force: true},
+			"?name=a*&force&whatIf=false":          {Name: "a*", Force: true},
+		} {
+			e.do(t, http.MethodDelete, "/v1/images"+q, nil).want(t, http.StatusOK)
+			if got := removes[len(removes)-1]; !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: options %+v, want %+v", q, got, want)
+			}
+		}
+	})
+	t.Run("remove of several without force", func(t *testing.T) {
+		got := e.do(t, http.MethodDelete, "/v1/images?name=*", nil).wantError(t, http.StatusConflict, "Conflict")
+		if len(got.Matches) != 2 || got.Matches[0].Name != "microsoft/iis" {
+			t.Fatalf("matches %+v", got.Matches)
 		}
 	})
 	t.Run("remove with dependents", func(t *testing.T) {
@@ -324,7 +345,8 @@ func TestImages(t *testing.T) {
 		{"only version options", "?allVersions=true"},
 		{"name and id", "?name=a&id=abcd"},
 		{"id with versions", "?id=abcd&requiredVersion=1.0"},
-		{"unknown parameter", "?name=a&force=true"},
+		{"unknown parameter", "?name=a&recursive=true"},
+		{"a force that is not a boolean", "?name=a&force=maybe"},
 	} {
 		t.Run("remove refuses "+tc.name, func(t *testing.T) {
 			before := len(removes)

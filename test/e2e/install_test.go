@@ -234,6 +234,40 @@ func TestConcurrentInstallsShareDownloads(t *testing.T) {
 	}
 }
 
+// TestRemoveOfSeveralIsConfirmed: `cimage remove '*'` without --force
+// removes nothing and lists the matches, --what-if shows the plan and
+// removes nothing, and --force removes them all, parent and child in one
+// removal.
+func TestRemoveOfSeveralIsConfirmed(t *testing.T) {
+	c := startCatalogd(t, true)
+	p := startProviderd(t, c.URL(""), "")
+	mustCimage(t, p, "install", "microsoft/iis")
+
+	out, code := cimage(t, p, "remove", "*")
+	if code != 4 || !strings.Contains(out, `"*" matches 2 installed images:`) ||
+		!strings.Contains(out, "  microsoft/iis 1.0.0.0 (id ") || !strings.Contains(out, "  WindowsServerCore 10.0.14393.0 (id ") ||
+		!strings.Contains(out, "nothing removed: give --force") {
+		t.Fatalf("remove '*': exit %d, want 4 and the matches listed:\n%s", code, out)
+	}
+	if imgs := p.images(t); len(imgs) != 2 {
+		t.Fatalf("a refused remove changed the images: %s", describe(imgs))
+	}
+	out = mustCimage(t, p, "remove", "*", "--what-if")
+	if strings.Count(out, "What if: removing ") != 2 || !strings.Contains(out, "What if: removing microsoft/iis 1.0.0.0") {
+		t.Fatalf("remove '*' --what-if:\n%s", out)
+	}
+	if imgs := p.images(t); len(imgs) != 2 {
+		t.Fatalf("--what-if changed the images: %s", describe(imgs))
+	}
+	out = mustCimage(t, p, "remove", "*", "--force")
+	if strings.Count(out, "Removed ") != 2 {
+		t.Fatalf("remove '*' --force:\n%s", out)
+	}
+	if imgs := p.images(t); len(imgs) != 0 {
+		t.Fatalf("images left: %s", describe(imgs))
+	}
+}
+
 // TestRemoveRules: a base image with a child cannot go; the child, then the
 // base, can, and the store is empty again.
 func TestRemoveRules(t *testing.T) {

@@ -562,3 +562,38 @@ func TestPowerShellReferenceReplay(t *testing.T) {
 		}
 	})
 }
+
+// TestPowerShellRemoveReplay replays the requests of
+// `Remove-ContainerImage -Name *` as the module sends them: the plan
+// (force and whatIf, which removes nothing), then, for the images the
+// user confirmed, one removal by their digests, parent and child together.
+func TestPowerShellRemoveReplay(t *testing.T) {
+	routes := map[string]psRoute{}
+	for _, r := range readRouteTable(t) {
+		routes[r.Name] = r
+	}
+	cat := startCatalogd(t, true)
+	p := startProviderd(t, cat.URL(""), "")
+	mustCimage(t, p, "install", "microsoft/iis")
+
+	code, b := psReplay(t, p, routes, "RemoveImages", nil, map[string]any{"name": "*", "force": true, "whatIf": true}, nil)
+	var plan api.RemoveResult
+	if err := json.Unmarshal(b, &plan); code != http.StatusOK || err != nil || !plan.WhatIf || len(plan.Removed) != 2 {
+		t.Fatalf("the plan: %d %s", code, b)
+	}
+	if imgs := p.images(t); len(imgs) != 2 {
+		t.Fatalf("the plan removed images: %s", describe(imgs))
+	}
+	var digests []string
+	for _, img := range plan.Removed {
+		digests = append(digests, img.Digest)
+	}
+	code, b = psReplay(t, p, routes, "RemoveImages", nil, map[string]any{"id": strings.Join(digests, ",")}, nil)
+	var removed api.RemoveResult
+	if err := json.Unmarshal(b, &removed); code != http.StatusOK || err != nil || len(removed.Removed) != 2 {
+		t.Fatalf("the removal of the confirmed images: %d %s", code, b)
+	}
+	if imgs := p.images(t); len(imgs) != 0 {
+		t.Fatalf("images left: %s", describe(imgs))
+	}
+}
