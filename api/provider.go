@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
@@ -186,8 +187,15 @@ type JobEvent struct {
 // FailedPrecondition, Unavailable, OutOfRange, TooLarge, Unauthenticated,
 // PermissionDenied, NotImplemented or Internal.
 type Error struct {
-	Code    string `json:"code"`
+	Code string `json:"code"`
+	// Message is the error's text without its class, which Code names:
+	// "image \"x\" is not installed", not "...: not found".
 	Message string `json:"message"`
+	// ID, when set, is PackageManagement's resource name of the error
+	// (its FullyQualifiedErrorId), e.g. "NoMatchFoundForCriteria", so
+	// that each client can add the hint that fits it: cimage names
+	// `cimage source list`, the PowerShell module Get-PackageSource.
+	ID string `json:"id,omitempty"`
 	// Dependents lists what blocks a removal (409), e.g.
 	// "image microsoft/iis 1.0.0.0" or "container web1".
 	Dependents []string `json:"dependents,omitempty"`
@@ -277,6 +285,34 @@ func ErrorCode(err error) string {
 		return CodeUnavailable
 	}
 	return CodeInternal
+}
+
+// NewError is the envelope body of err: its code, its message without
+// the class and, when err carries one, its PackageManagement error id.
+func NewError(err error) Error {
+	e := Error{Code: ErrorCode(err), Message: ErrorMessage(err)}
+	var ider interface{ ErrorID() string }
+	if errors.As(err, &ider) {
+		e.ID = ider.ErrorID()
+	}
+	return e
+}
+
+// ErrorMessage is err's text without the name of its class at the end:
+// errors are classified by wrapping a class last ("image x: not found"),
+// which helps code (errors.Is, the envelope's code) but reads as jargon.
+// The class stays when it is all the text says.
+func ErrorMessage(err error) string {
+	msg := err.Error()
+	for _, c := range errorCodes {
+		if errors.Is(err, c.class) {
+			if m, ok := strings.CutSuffix(msg, ": "+c.class.Error()); ok && m != "" {
+				return m
+			}
+			break
+		}
+	}
+	return msg
 }
 
 // ErrorClass is the errdefs class of an envelope code, nil for

@@ -164,7 +164,7 @@ func (p *Provider) Commit(ctx context.Context, req api.CommitRequest) (api.Image
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("container %q: %w", req.Container, errdefs.ErrNotFound)
+			return fmt.Errorf("no such container %q: %w", req.Container, errdefs.ErrNotFound)
 		}
 		ctr = c
 		if parent, ok, err = getImage(tx, digest.Digest(c.Image)); err != nil {
@@ -390,7 +390,7 @@ func (p *Provider) checkBlobs(ctx context.Context, rec imageRecord) error {
 	for _, d := range rec.blobs() {
 		if _, err := p.cs.Info(ctx, d.Digest); err != nil {
 			if errdefs.IsNotFound(err) {
-				return fmt.Errorf("image %s was removed: blob %s: %w", rec.label(), d.Digest, errdefs.ErrNotFound)
+				return fmt.Errorf("image %s was removed: blob %s is gone: %w", rec.label(), d.Digest, errdefs.ErrNotFound)
 			}
 			return err
 		}

@@ -169,7 +169,7 @@ func resolveContainer(containers map[string]containerRecord, ref string) (string
 	}
 	prefix := strings.ToLower(ref)
 	if !isHex(prefix) {
-		return "", containerRecord{}, fmt.Errorf("container %q: %w", ref, errdefs.ErrNotFound)
+		return "", containerRecord{}, fmt.Errorf("no such container %q: %w", ref, errdefs.ErrNotFound)
 	}
 	if len(prefix) < minIDPrefix {
 		return "", containerRecord{}, fmt.Errorf("container %q: no container has that name, and an id prefix needs at least %d hex characters: %w",
@@ -183,7 +183,7 @@ func resolveContainer(containers map[string]containerRecord, ref string) (string
 	}
 	switch len(hits) {
 	case 0:
-		return "", containerRecord{}, fmt.Errorf("container %q: %w", ref, errdefs.ErrNotFound)
+		return "", containerRecord{}, fmt.Errorf("no such container %q: %w", ref, errdefs.ErrNotFound)
 	case 1:
 		return hits[0], containers[hits[0]], nil
 	}
@@ -428,7 +428,7 @@ func (p *Provider) RemoveContainer(ctx context.Context, ref string, force bool) 
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("container %q: %w", ref, errdefs.ErrNotFound)
+			return fmt.Errorf("no such container %q: %w", ref, errdefs.ErrNotFound)
 		}
 		if c.State == api.ContainerRunning && !force {
 			return fmt.Errorf("container %s is running: stop it first, or force the removal: %w", c.Name, errdefs.ErrConflict)

@@ -77,7 +77,7 @@ func (p *Provider) CopyToContainer(ctx context.Context, ref, dest string, r io.R
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("container %q: %w", ref, errdefs.ErrNotFound)
+			return fmt.Errorf("no such container %q: %w", ref, errdefs.ErrNotFound)
 		}
 		name = c.Name
 		return nil

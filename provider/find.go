@@ -17,19 +17,20 @@ import (
 // that matches nothing is NotFound with OneGet's text, after one lookup of
 // that repository in each source (see lookup), and the result is sorted
 // by name then version. An unknown opts.Source is NotFound. A source whose
-// mirror cannot answer is logged and skipped; when none answers the error
-// is Unavailable and names them. Warnings name the mirrors that are
-// incomplete or stale: the answer may then miss images.
+// mirror cannot answer is skipped, which a warning says (and a NotFound's
+// message: the answer may be incomplete); when none answers the error is
+// Unavailable and names them. Warnings name the mirrors that are
+// incomplete or stale too: the answer may then miss images.
 func (p *Provider) Find(ctx context.Context, opts FindOptions) (api.FindResponse, error) {
 	fo := findOptions(opts.Name, opts.VersionOptions)
 	if err := fo.Validate(); err != nil {
 		return api.FindResponse{}, err
 	}
-	found, idx, err := p.resolve(ctx, opts.Source, fo)
+	found, idx, skipped, err := p.resolve(ctx, opts.Source, fo)
 	if err != nil {
 		return api.FindResponse{}, err
 	}
-	return api.FindResponse{Images: found, Warnings: warnings(idx)}, nil
+	return api.FindResponse{Images: found, Warnings: append(skipped, warnings(idx)...)}, nil
 }
 
 func findOptions(name string, v api.VersionOptions) find.Options {

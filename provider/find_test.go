@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider/mirror"
 )
 
@@ -104,9 +105,22 @@ func TestFindAcrossSources(t *testing.T) {
 	if _, err := e.p.AddSource(ctx, api.Source{Name: "down1", Location: "http://127.0.0.1:1"}); err != nil {
 		t.Fatal(err)
 	}
-	got, err = findImages(ctx, e.p, FindOptions{Name: "WindowsServerCore"})
-	if err != nil || len(got) != 2 {
-		t.Errorf("Find with a source down: %q, %v", entryIDs(got), err)
+	res, err := e.p.Find(ctx, FindOptions{Name: "WindowsServerCore"})
+	if err != nil || len(res.Images) != 2 {
+		t.Errorf("Find with a source down: %q, %v", entryIDs(res.Images), err)
+	}
+	// ... and the answer says so.
+	if len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0], "source down1 was skipped: its index cannot be read: ") {
+		t.Errorf("warnings %q, want one naming down1", res.Warnings)
+	}
+	// Nothing found is not the last word then.
+	_, err = findImages(ctx, e.p, FindOptions{Name: "BigImage"})
+	mustClass(t, err, errdefs.ErrNotFound)
+	if msg := err.Error(); !strings.HasPrefix(msg, "No match was found for the specified search criteria and package name 'BigImage'. The answer may be incomplete: source down1 was skipped") {
+		t.Errorf("error %q", msg)
+	}
+	if api.NewError(err).ID != find.IDNoMatchFoundForCriteria {
+		t.Errorf("error %q lost its id", err)
 	}
 	_, err = findImages(ctx, e.p, FindOptions{Source: "down1"})
 	mustClass(t, err, errdefs.ErrUnavailable)

@@ -304,7 +304,7 @@ func resolveImages(recs []imageRecord, ref string) ([]imageRecord, error) {
 				return []imageRecord{r}, nil
 			}
 		}
-		return nil, fmt.Errorf("image %s: %w", d, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("no installed image has digest %s: %w", d, errdefs.ErrNotFound)
 	}
 	prefix := strings.TrimPrefix(strings.ToLower(ref), string(digest.SHA256)+":")
 	if len(prefix) >= minIDPrefix && isHex(prefix) {

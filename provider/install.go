@@ -59,7 +59,7 @@ func (p *Provider) Install(ctx context.Context, req api.InstallRequest) (api.Job
 	if err := fo.Validate(); err != nil {
 		return api.Job{}, err
 	}
-	found, idx, err := p.resolve(ctx, req.Source, fo)
+	found, idx, _, err := p.resolve(ctx, req.Source, fo)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -437,7 +437,7 @@ func (p *Provider) jobRecord(ctx context.Context, id string) (jobRecord, error) 
 		return rec, err
 	}
 	if !ok {
-		return rec, fmt.Errorf("job %q: %w", id, errdefs.ErrNotFound)
+		return rec, fmt.Errorf("no such job %q: %w", id, errdefs.ErrNotFound)
 	}
 	return rec, nil
 }

@@ -308,7 +308,8 @@ func (j *job) finish(result *api.Image, err error) {
 		j.log.Info("install job canceled")
 	default:
 		j.rec.State = api.JobFailed
-		j.rec.Error = &api.Error{Code: api.ErrorCode(err), Message: err.Error()}
+		e := api.NewError(err)
+		j.rec.Error = &e
 		j.log.WithError(err).Error("install job failed")
 	}
 	state, started := j.rec.State, j.rec.Started

@@ -196,10 +196,10 @@ type sourceIndex struct {
 // ago is found. A source whose mirror holds nothing and
 // whose sync failed is logged and left out, unless every one is: the error
 // is then Unavailable and names them. An unknown only is NotFound.
-func (p *Provider) indexes(ctx context.Context, only, name string) ([]sourceIndex, error) {
+func (p *Provider) indexes(ctx context.Context, only, name string) ([]sourceIndex, []string, error) {
 	settings, err := p.sourceSettings(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var names []string
 	for _, s := range settings {
@@ -208,7 +208,7 @@ func (p *Provider) indexes(ctx context.Context, only, name string) ([]sourceInde
 		}
 	}
 	if only != "" && len(names) == 0 {
-		return nil, fmt.Errorf("source %q: %w", only, errdefs.ErrNotFound)
+		return nil, nil, fmt.Errorf("no such source %q: %w", only, errdefs.ErrNotFound)
 	}
 	out := make([]sourceIndex, len(names))
 	errs := make([]error, len(names))
@@ -218,11 +218,12 @@ func (p *Provider) indexes(ctx context.Context, only, name string) ([]sourceInde
 	}
 	wg.Wait()
 	var ok []sourceIndex
-	var failed []string
+	var failed, skipped []string
 	for i, n := range names {
 		if errs[i] != nil {
 			p.log.WithField("source", n).WithError(errs[i]).Warn("source skipped: its index cannot be read")
 			failed = append(failed, fmt.Sprintf("%s (%v)", n, errs[i]))
+			skipped = append(skipped, fmt.Sprintf("source %s was skipped: its index cannot be read: %v", n, errs[i]))
 			continue
 		}
 		if out[i].warning != "" {
@@ -232,11 +233,11 @@ func (p *Provider) indexes(ctx context.Context, only, name string) ([]sourceInde
 	}
 	if len(ok) == 0 && len(failed) > 0 {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("no source answered: %s: %w", strings.Join(failed, "; "), errdefs.ErrUnavailable)
+		return nil, nil, fmt.Errorf("no source answered: %s: %w", strings.Join(failed, "; "), errdefs.ErrUnavailable)
 	}
-	return ok, nil
+	return ok, skipped, nil
 }
 
 // index reads the candidates of name in the mirror of the source src (see
@@ -331,22 +332,26 @@ func (p *Provider) lookup(ctx context.Context, idx []sourceIndex, name string) b
 // of only) and applies fo; when nothing matches a name without wildcards,
 // each source is asked for that repository once and the mirrors read
 // again (see lookup).
-func (p *Provider) resolve(ctx context.Context, only string, fo find.Options) ([]api.FindEntry, []sourceIndex, error) {
-	idx, err := p.indexes(ctx, only, fo.Name)
+func (p *Provider) resolve(ctx context.Context, only string, fo find.Options) ([]api.FindEntry, []sourceIndex, []string, error) {
+	idx, skipped, err := p.indexes(ctx, only, fo.Name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	found, err := find.Filter(mergeIndexes(idx), fo)
-	if !errdefs.IsNotFound(err) || !p.lookup(ctx, idx, fo.Name) {
-		return found, idx, err
-	}
-	for i := range idx {
-		if idx[i].entries, err = idx[i].mirror.Candidates(ctx, fo.Name); err != nil {
-			return nil, nil, err
+	if errdefs.IsNotFound(err) && p.lookup(ctx, idx, fo.Name) {
+		for i := range idx {
+			if idx[i].entries, err = idx[i].mirror.Candidates(ctx, fo.Name); err != nil {
+				return nil, nil, nil, err
+			}
 		}
+		found, err = find.Filter(mergeIndexes(idx), fo)
 	}
-	found, err = find.Filter(mergeIndexes(idx), fo)
-	return found, idx, err
+	var fe *find.Error
+	if len(skipped) > 0 && errors.As(err, &fe) && errdefs.IsNotFound(err) {
+		// Nothing found is no answer when a source was not asked.
+		err = fe.WithNote("The answer may be incomplete: " + strings.Join(skipped, "; ") + ".")
+	}
+	return found, idx, skipped, err
 }
 
 func mergeIndexes(idx []sourceIndex) []api.FindEntry {

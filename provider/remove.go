@@ -104,7 +104,7 @@ func (p *Provider) remove(ctx context.Context, opts RemoveOptions, guard removeG
 				}
 			}
 			if len(sel) == 0 {
-				return nil, nil, fmt.Errorf("image %q: no installed image matches: %w", name, errdefs.ErrNotFound)
+				return nil, nil, fmt.Errorf("image %q is not installed: %w", name, errdefs.ErrNotFound)
 			}
 			if len(sel) > 1 && !opts.Force {
 				me := &MatchesError{Name: name}
@@ -182,7 +182,7 @@ func selectByID(recs []imageRecord, id string) ([]imageRecord, error) {
 				id, minIDPrefix, errdefs.ErrInvalidArgument)
 		}
 		if !slices.ContainsFunc(recs, func(r imageRecord) bool { return strings.HasPrefix(r.Digest.Encoded(), prefix) }) {
-			return nil, fmt.Errorf("image id %q: %w", id, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("no installed image has id %q: %w", id, errdefs.ErrNotFound)
 		}
 	}
 	return resolveImages(recs, id)

@@ -221,7 +221,7 @@ func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name 
 	if err := fo.Validate(); err != nil {
 		return nil, err
 	}
-	found, idx, err := p.resolve(ctx, strings.TrimSpace(req.Source), fo)
+	found, idx, _, err := p.resolve(ctx, strings.TrimSpace(req.Source), fo)
 	if err != nil {
 		return nil, err
 	}

@@ -100,10 +100,10 @@ func (p *Provider) sourceSetting(ctx context.Context, name string) (api.Source, 
 		return json.Unmarshal(v, &s)
 	})
 	if err != nil {
-		return api.Source{}, fmt.Errorf("source %q: %w", name, err)
+		return api.Source{}, fmt.Errorf("no such source %q: %w", name, err)
 	}
 	if !found {
-		return api.Source{}, fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
+		return api.Source{}, fmt.Errorf("no such source %q: %w", name, errdefs.ErrNotFound)
 	}
 	return s, nil
 }
@@ -181,7 +181,7 @@ func (p *Provider) RemoveSource(ctx context.Context, name string) error {
 		return p.db.Update(ctx, func(tx *bolt.Tx) error {
 			bkt := meta.GetSourcesBucket(tx)
 			if bkt.Get([]byte(name)) == nil {
-				return fmt.Errorf("source %q: %w", name, errdefs.ErrNotFound)
+				return fmt.Errorf("no such source %q: %w", name, errdefs.ErrNotFound)
 			}
 			if err := meta.DeleteMirrorBucket(tx, name); err != nil {
 				return err

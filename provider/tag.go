@@ -142,17 +142,17 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 	err = p.db.Update(ctx, func(tx *bolt.Tx) error {
 		d := refDigest(tx, repo, tag)
 		if d == "" {
-			return fmt.Errorf("ref %s: %w", ref, errdefs.ErrNotFound)
+			return fmt.Errorf("no such ref %s: %w", ref, errdefs.ErrNotFound)
 		}
 		var ok bool
 		if rec, ok, err = getImage(tx, d); err != nil {
 			return err
 		} else if !ok {
-			return fmt.Errorf("ref %s: image %s: %w", ref, d, errdefs.ErrNotFound)
+			return fmt.Errorf("ref %s: image %s is gone: %w", ref, d, errdefs.ErrNotFound)
 		}
 		if !managedRef(rec, repo, tag) {
 			if err := deleteRef(tx, repo, tag); err != nil {
-				return fmt.Errorf("ref %s: %w", ref, err)
+				return fmt.Errorf("no such ref %s: %w", ref, err)
 			}
 			_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
 			return err

@@ -23,18 +23,30 @@ const (
 // (Find-Package, Get-Package, Import-PackageProvider) raise for the same
 // rules. Placeholders {0}, {1} became %s verbs; the text is otherwise
 // unchanged, including the missing final period of
-// MinimumVersionMustBeLessThanMaximumVersion.
+// MinimumVersionMustBeLessThanMaximumVersion, but for two. OneGet's
+// AllVersionsCannotBeUsedWithOtherVersionParameters names MinimumVersion
+// and MaximumVersion too, yet AllVersions with a range is allowed here
+// (every version in the range), so the text names only what is refused.
+// And the second sentence
+// of NoMatchFoundForCriteria ("Try Get-PackageSource to see all available
+// registered package sources."): it names a cmdlet, so each client adds
+// the hint of its own users, found by the error's ID (HintNoMatch is the
+// cmdlets' one), and the Docker API none.
 const (
 	msgInvalidVersion                                          = "The specified version '%s' is invalid. Error: '%s'."
-	msgAllVersionsCannotBeUsedWithOtherVersionParameters       = "You cannot use the parameter AllVersions with RequiredVersion, MinimumVersion or MaximumVersion in the same command."
+	msgAllVersionsCannotBeUsedWithOtherVersionParameters       = "You cannot use the parameters AllVersions and RequiredVersion in the same command."
 	msgVersionRangeAndRequiredVersionCannotBeSpecifiedTogether = "You cannot use the parameters RequiredVersion and either MinimumVersion or MaximumVersion in the same command."
 	msgMinimumVersionMustBeLessThanMaximumVersion              = "The specified MinimumVersion '%s' is greater than the specified MaximumVersion '%s'"
-	msgNoMatchFoundForCriteria                                 = "No match was found for the specified search criteria and package name '%s'. Try Get-PackageSource to see all available registered package sources."
+	msgNoMatchFoundForCriteria                                 = "No match was found for the specified search criteria and package name '%s'."
 	// msgRequiredVersionNotFound is not OneGet's: OneGet's NoMatchFoundForCriteria
 	// does not name the version, so this sentence follows it when a
 	// RequiredVersion was asked for.
 	msgRequiredVersionNotFound = " RequiredVersion '%s' was not found."
 )
+
+// HintNoMatch is the second sentence of OneGet's NoMatchFoundForCriteria,
+// which the PackageManagement cmdlets print after the message.
+const HintNoMatch = "Try Get-PackageSource to see all available registered package sources."
 
 // Error is a Find error: OneGet's resource ID and its message text. Error()
 // is the message alone, with no class suffix, so that servers can show
@@ -49,6 +61,18 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// WithNote is a copy of e whose message ends with note, e.g. why the
+// answer may be incomplete.
+func (e *Error) WithNote(note string) *Error {
+	c := *e
+	c.Message += " " + note
+	return &c
+}
+
+// ErrorID is OneGet's resource name, which the API's error envelope
+// carries as its id.
+func (e *Error) ErrorID() string { return e.ID }
 
 // Unwrap returns the error class.
 func (e *Error) Unwrap() error { return e.class }

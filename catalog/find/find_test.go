@@ -44,13 +44,13 @@ func TestValidate(t *testing.T) {
 			name:    "all versions with required",
 			opts:    Options{RequiredVersion: "10.0.14393.0", AllVersions: true},
 			wantID:  IDAllVersionsCannotBeUsedWithOtherVersionParameters,
-			wantMsg: "You cannot use the parameter AllVersions with RequiredVersion, MinimumVersion or MaximumVersion in the same command.",
+			wantMsg: "You cannot use the parameters AllVersions and RequiredVersion in the same command.",
 		},
 		{
 			name:    "all versions with required and min reports all versions first",
 			opts:    Options{RequiredVersion: "1.0", MinimumVersion: "1.0", AllVersions: true},
 			wantID:  IDAllVersionsCannotBeUsedWithOtherVersionParameters,
-			wantMsg: "You cannot use the parameter AllVersions with RequiredVersion, MinimumVersion or MaximumVersion in the same command.",
+			wantMsg: "You cannot use the parameters AllVersions and RequiredVersion in the same command.",
 		},
 		{
 			name:    "min greater than max",
@@ -259,7 +259,6 @@ func TestFilter(t *testing.T) {
 }
 
 func TestFilterNotFound(t *testing.T) {
-	const tail = "Try Get-PackageSource to see all available registered package sources."
 	tests := []struct {
 		name string
 		opts Options
@@ -268,30 +267,30 @@ func TestFilterNotFound(t *testing.T) {
 		{
 			name: "unknown exact name",
 			opts: Options{Name: "NoSuchImage"},
-			want: "No match was found for the specified search criteria and package name 'NoSuchImage'. " + tail,
+			want: "No match was found for the specified search criteria and package name 'NoSuchImage'.",
 		},
 		{
 			name: "unknown required version",
 			opts: Options{Name: "NanoServer", RequiredVersion: "10.0.99999.0"},
-			want: "No match was found for the specified search criteria and package name 'NanoServer'. " + tail +
+			want: "No match was found for the specified search criteria and package name 'NanoServer'." +
 				" RequiredVersion '10.0.99999.0' was not found.",
 		},
 		{
 			name: "unknown required version with a wildcard name",
 			opts: Options{Name: "nano*", RequiredVersion: "1.2.3.4"},
-			want: "No match was found for the specified search criteria and package name 'nano*'. " + tail +
+			want: "No match was found for the specified search criteria and package name 'nano*'." +
 				" RequiredVersion '1.2.3.4' was not found.",
 		},
 		{
 			name: "unknown required version without a name",
 			opts: Options{RequiredVersion: "1.2.3.4"},
-			want: "No match was found for the specified search criteria and package name '*'. " + tail +
+			want: "No match was found for the specified search criteria and package name '*'." +
 				" RequiredVersion '1.2.3.4' was not found.",
 		},
 		{
 			name: "exact name with bounds that exclude every version",
 			opts: Options{Name: "NanoServer", MinimumVersion: "11.0"},
-			want: "No match was found for the specified search criteria and package name 'NanoServer'. " + tail,
+			want: "No match was found for the specified search criteria and package name 'NanoServer'.",
 		},
 	}
 	for _, tt := range tests {

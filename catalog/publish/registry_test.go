@@ -111,8 +111,8 @@ func TestRegistryFind(t *testing.T) {
 			want: "NanoServer@10.0.10586.0 NanoServer@10.0.14393.0 WindowsServerCore@10.0.10586.0 WindowsServerCore@10.0.14393.0"},
 		{name: "unknown required version", opts: find.Options{Name: "NanoServer", RequiredVersion: "10.0.99999.0"},
 			err: errdefs.ErrNotFound,
-			want: "No match was found for the specified search criteria and package name 'NanoServer'. " +
-				"Try Get-PackageSource to see all available registered package sources. RequiredVersion '10.0.99999.0' was not found."},
+			want: "No match was found for the specified search criteria and package name 'NanoServer'." +
+				" RequiredVersion '10.0.99999.0' was not found."},
 		{name: "required with minimum", opts: find.Options{RequiredVersion: "10.0.14393.0", MinimumVersion: "10.0.10586.0"},
 			err:  errdefs.ErrInvalidArgument,
 			want: "You cannot use the parameters RequiredVersion and either MinimumVersion or MaximumVersion in the same command."},

@@ -33,7 +33,7 @@ func formatFind(entries []api.FindEntry) string {
 
 func setupFind(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	var v versionFlags
-	v.register(f)
+	v.register(f, g)
 	source := f.String("source", "", "search this source only")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) > 1 {

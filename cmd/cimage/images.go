@@ -63,7 +63,7 @@ func formatParents(images []api.Image) string {
 
 func setupImages(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	var v versionFlags
-	v.register(f)
+	v.register(f, g)
 	parent := f.Bool("parent", false, "show the Name and ParentImage columns (Get-ContainerImage | select Name, ParentImage)")
 	publisher := f.String("publisher", "", "only the images of this publisher, e.g. CN=Microsoft")
 	childOf := f.String("child-of", "", "only the images whose parent is IMAGE: a name, name:version, a digest or an id prefix")
@@ -78,6 +78,11 @@ func setupImages(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 		images, err := c.Images(ctx, opts)
 		if err != nil {
 			return err
+		}
+		if len(images) == 0 && opts.Name != "" {
+			// As Get-ContainerImage -Name: a name that matches nothing
+			// is an error, in the words of remove and save.
+			return fmt.Errorf("image %q is not installed%s: %w", opts.Name, versionSuffix(v.VersionOptions), errdefs.ErrNotFound)
 		}
 		if g.output == outputJSON {
 			return writeJSON(a.stdout, api.ImagesResponse{Images: nonNil(images)})
@@ -108,7 +113,7 @@ func formatRemoved(res api.RemoveResult) string {
 
 func setupRemove(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	var v versionFlags
-	v.register(f)
+	v.register(f, g)
 	id := f.String("id", "", "remove the image of this digest or id prefix (at least 4 hex) instead of a name")
 	force := f.Bool("force", false, "remove every image that NAME matches without asking (a wildcard, or several versions)")
 	whatIf := f.Bool("what-if", false, "show what would be removed, and remove nothing")

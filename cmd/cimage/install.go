@@ -17,7 +17,7 @@ import (
 
 func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	var v versionFlags
-	v.register(f)
+	v.register(f, g)
 	source := f.String("source", "", "install from this source only")
 	force := f.Bool("force", false, "reinstall an installed image: verify every blob again and download the missing or corrupt ones")
 	noParents := f.Bool("no-parents", false, "do not install missing parent images: fail, naming the missing parent")

@@ -26,8 +26,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
@@ -44,7 +46,7 @@ const (
 const exitCodesHelp = `Exit codes:
   0    success
   1    error
-  2    usage error (bad flags or arguments)
+  2    usage error (bad flags or arguments, such as a version that does not parse)
   3    not found (no such image, container, job, source or file)
   4    conflict (the image has dependents, the name is taken, the file exists)
   130  interrupted by Ctrl-C; an install or attach detached, and its job goes on
@@ -102,6 +104,9 @@ type globals struct {
 	endpoint string
 	token    string
 	output   string
+	// checks run once the command's flags are parsed; an error is a
+	// usage error.
+	checks []func() error
 }
 
 const (
@@ -140,6 +145,11 @@ func (v secretValue) Set(s string) error {
 func (g *globals) check() error {
 	if g.output != outputTable && g.output != outputJSON {
 		return cli.Usagef("--output %q: want table or json", g.output)
+	}
+	for _, check := range g.checks {
+		if err := check(); err != nil {
+			return cli.UsageError{Err: err}
+		}
 	}
 	return nil
 }
@@ -219,22 +229,31 @@ func (a *app) main(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "cimage: unknown command %q; see cimage -h\n", strings.Join(path, " "))
 		return exitUsage
 	}
-	if cmd.setup == nil {
-		// A group without a default (source): it needs a subcommand.
-		fmt.Fprintf(a.stderr, "cimage %s: give a subcommand: %s\n", cmd.name, cmd.args)
-		return exitUsage
-	}
 	f := flag.NewFlagSet("cimage "+strings.Join(path, " "), flag.ContinueOnError)
 	f.SetOutput(io.Discard)
 	g.register(f, a.getenv, false)
-	run := cmd.setup(a, g, f)
-	positional, err := parseInterspersed(f, rest)
+	var run func(ctx context.Context, c *client.Client, args []string) error
+	if cmd.setup != nil {
+		run = cmd.setup(a, g, f)
+	}
+	positional, err := parseInterspersed(f, powerShellArgs(f, rest))
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			a.commandUsage(a.stdout, cmd, path, f)
 			return exitOK
 		}
-		return a.fail(g, cli.UsageError{Err: err})
+		return a.fail(g, cli.UsageError{Err: suggestFlag(f, err)})
+	}
+	if run == nil {
+		// A group without a default (container, source): it needs a
+		// subcommand, which its help lists.
+		if len(positional) > 0 {
+			fmt.Fprintf(a.stderr, "cimage %s: unknown subcommand %q\n\n", cmd.name, positional[0])
+		} else {
+			fmt.Fprintf(a.stderr, "cimage %s: give a subcommand\n\n", cmd.name)
+		}
+		a.commandUsage(a.stderr, cmd, path, f)
+		return exitUsage
 	}
 	if err := g.check(); err != nil {
 		return a.fail(g, err)
@@ -314,21 +333,73 @@ func exitCode(err error) int {
 	}
 }
 
-// fail prints err as one line `cimage: <message>` on stderr (nothing for a
-// detach, whose message is printed already) and returns its exit code.
+// fail prints err on stderr and returns its exit code: one line
+// `cimage: <message>` for people, or with --output json one object,
+// {"error": {"class": ..., "message": ...}}, for scripts. A detach prints
+// nothing: its message is printed already.
 func (a *app) fail(g *globals, err error) int {
 	code := exitCode(err)
 	if err == nil || errors.Is(err, errDetached) {
 		return code
 	}
+	if g.output == outputJSON {
+		if werr := writeJSON(a.stderr, jsonError{Error: errorObject(g, err)}); werr == nil {
+			return code
+		}
+	}
 	fmt.Fprintf(a.stderr, "cimage: %s\n", errorLine(g, err))
 	return code
 }
 
-// errorLine is the one-line text of err, with the dependents of a refused
-// removal and a hint for the usual mistakes.
+// jsonError is an error under --output json.
+type jsonError struct {
+	Error jsonErrorBody `json:"error"`
+}
+
+// jsonErrorBody is the error's class (the API's error code, e.g.
+// "NotFound"; "InvalidArgument" for a usage error), the message that the
+// table output prints, and what providerd's envelope adds.
+type jsonErrorBody struct {
+	Class      string      `json:"class"`
+	Message    string      `json:"message"`
+	ID         string      `json:"id,omitempty"`
+	Dependents []string    `json:"dependents,omitempty"`
+	Matches    []api.Image `json:"matches,omitempty"`
+	ExitCode   int         `json:"exitCode"`
+}
+
+func errorObject(g *globals, err error) jsonErrorBody {
+	b := jsonErrorBody{Class: errorClass(err), Message: errorLine(g, err), ExitCode: exitCode(err)}
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		b.ID, b.Dependents, b.Matches = ce.API.ID, ce.API.Dependents, ce.API.Matches
+	}
+	var je *jobError
+	if errors.As(err, &je) && je.job.Error != nil {
+		b.ID = je.job.Error.ID
+	}
+	return b
+}
+
+// errorClass is the API's code of err's class.
+func errorClass(err error) string {
+	switch {
+	case cli.IsUsage(err):
+		return api.CodeInvalidArgument
+	case errors.Is(err, context.Canceled):
+		return "Interrupted"
+	}
+	return api.ErrorCode(err)
+}
+
+// hintNoMatch follows an image that no source has: what cimage's user
+// types next (the cmdlets say Get-PackageSource).
+const hintNoMatch = "Run `cimage source list` to see the sources."
+
+// errorLine is the one-line text of err without its class, with the
+// dependents of a refused removal and a hint for the usual mistakes.
 func errorLine(g *globals, err error) string {
-	msg := err.Error()
+	msg := api.ErrorMessage(err)
 	var ce *client.Error
 	if errors.As(err, &ce) {
 		var missing []string
@@ -345,12 +416,28 @@ func errorLine(g *globals, err error) string {
 	switch {
 	case errors.Is(err, context.Canceled):
 		msg = "interrupted"
+	case errorID(err) == find.IDNoMatchFoundForCriteria:
+		msg += " " + hintNoMatch
 	case errdefs.IsUnauthenticated(err):
 		msg += " (give the token with --token, $CIMAGE_TOKEN or $CIMAGE_TOKEN_FILE, or use providerd's unix socket)"
 	case errors.As(err, &oe) && oe.Op == "dial":
 		msg += fmt.Sprintf(" (is providerd running at %s? Set --endpoint or $CIMAGE_ENDPOINT)", g.endpoint)
 	}
 	return strings.Join(strings.Fields(msg), " ")
+}
+
+// errorID is the PackageManagement error id that providerd gave err, if
+// any.
+func errorID(err error) string {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce.API.ID
+	}
+	var je *jobError
+	if errors.As(err, &je) && je.job.Error != nil {
+		return je.job.Error.ID
+	}
+	return ""
 }
 
 // usage prints the commands, the global flags and the exit codes.
@@ -371,11 +458,19 @@ func (a *app) usage(w io.Writer) {
 	fmt.Fprintf(w, "\nRun `cimage <command> -h` for the flags of a command.\n\n%s", exitCodesHelp)
 }
 
-// commandUsage prints the help of one command.
+// commandUsage prints the help of one command: its usage line, its
+// subcommands, its flags and the exit codes.
 func (a *app) commandUsage(w io.Writer, c command, path []string, f *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: cimage %s [flags]\n  %s\n", strings.TrimSpace(strings.Join(path, " ")+" "+c.args), c.summary)
-	for _, s := range c.subs {
-		fmt.Fprintf(w, "  cimage %s %s %s: %s\n", c.name, s.name, s.args, s.summary)
+	args := c.args
+	if c.setup == nil && len(c.subs) > 0 {
+		args = "<subcommand>"
+	}
+	fmt.Fprintf(w, "Usage: cimage %s [flags]\n  %s\n", strings.TrimSpace(strings.Join(path, " ")+" "+args), c.summary)
+	if len(c.subs) > 0 {
+		fmt.Fprintf(w, "\nSubcommands (`cimage %s <subcommand> -h` for their flags):\n", c.name)
+		for _, s := range c.subs {
+			fmt.Fprintf(w, "  %-30s %s\n", strings.TrimSpace(c.name+" "+s.name+" "+s.args), s.summary)
+		}
 	}
 	fmt.Fprintf(w, "\nFlags:\n")
 	f.SetOutput(w)

@@ -2,24 +2,46 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"io"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // versionFlags are OneGet's version options as flags.
 type versionFlags struct{ api.VersionOptions }
 
-func (v *versionFlags) register(f interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}) {
+// register adds the flags to f, and to g the check of OneGet's rules
+// (a version that parses, no -AllVersions with -RequiredVersion, ...),
+// so that a bad combination is a usage error before any request.
+func (v *versionFlags) register(f *flag.FlagSet, g *globals) {
+	g.checks = append(g.checks, func() error {
+		return find.Options{RequiredVersion: v.RequiredVersion, MinimumVersion: v.MinimumVersion,
+			MaximumVersion: v.MaximumVersion, AllVersions: v.AllVersions}.Validate()
+	})
 	f.StringVar(&v.RequiredVersion, "required-version", "", "exactly this version (-RequiredVersion)")
+	f.Var(stringAlias{&v.RequiredVersion}, "version", "the same as --required-version, as the reference's -Version")
 	f.StringVar(&v.MinimumVersion, "minimum-version", "", "this version or newer (-MinimumVersion)")
 	f.StringVar(&v.MaximumVersion, "maximum-version", "", "this version or older (-MaximumVersion)")
 	f.BoolVar(&v.AllVersions, "all-versions", false, "every version, not only the latest (-AllVersions)")
+}
+
+// stringAlias is a second name of a string flag.
+type stringAlias struct{ p *string }
+
+func (a stringAlias) String() string {
+	if a.p == nil {
+		return ""
+	}
+	return *a.p
+}
+
+func (a stringAlias) Set(s string) error {
+	*a.p = s
+	return nil
 }
 
 // writeJSON prints v as indented JSON.
@@ -115,6 +137,14 @@ func shortDigest(d string) string {
 		hex = hex[:12]
 	}
 	return alg + ":" + hex
+}
+
+// versionSuffix is describeVersions after a name, or "".
+func versionSuffix(v api.VersionOptions) string {
+	if d := describeVersions(v); d != "" {
+		return " (" + d + ")"
+	}
+	return ""
 }
 
 // describeVersions writes version options as the cmdlets' parameters.

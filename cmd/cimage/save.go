@@ -21,7 +21,7 @@ import (
 
 func setupSave(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	var v versionFlags
-	v.register(f)
+	v.register(f, g)
 	id := f.String("id", "", "save the installed image of this digest or id prefix instead of a NAME")
 	source := f.String("source", "", "save straight from this source, without installing the image (Save-Package)")
 	path := f.String("path", "", "the `file or directory` to write; a directory gets <Name>-<version>.tar (required)")

@@ -119,6 +119,7 @@ function New-ContainerProviderError {
     param(
         [string]$Code,
         [string]$Message,
+        [string]$Id,
         [string[]]$Dependents,
         [object]$Target,
         [System.Exception]$InnerException
@@ -131,6 +132,10 @@ function New-ContainerProviderError {
         $category = [System.Management.Automation.ErrorCategory]::NotSpecified
     }
     $text = $Message
+    if ($Id -eq 'NoMatchFoundForCriteria') {
+        # providerd leaves the hint to each client: the cmdlets' one.
+        $text = '{0} Try Get-PackageSource to see all available registered package sources.' -f $text
+    }
     if ($Dependents -and $Dependents.Count -gt 0) {
         $text = '{0} Dependents: {1}.' -f $Message, ($Dependents -join ', ')
     }
@@ -180,7 +185,7 @@ function ConvertFrom-ContainerProviderFailure {
         if ($e.PSObject.Properties['dependents'] -and $e.dependents) {
             $dependents = @($e.dependents)
         }
-        return New-ContainerProviderError -Code $e.code -Message $e.message -Dependents $dependents -Target $Target -InnerException $Failure.Exception
+        return New-ContainerProviderError -Code $e.code -Message $e.message -Id (Get-JsonValue $e 'id') -Dependents $dependents -Target $Target -InnerException $Failure.Exception
     }
     $code = 'Unavailable'
     if ($Failure.Exception.PSObject.Properties['Response'] -and $Failure.Exception.Response) {
@@ -523,16 +528,18 @@ function Complete-ImageJob {
     $e = Get-JsonValue $Job 'error'
     $code = 'Internal'
     $message = 'job {0} {1}' -f $Job.id, $Job.state
+    $id = $null
     $dependents = @()
     if ($null -ne $e) {
         $code = $e.code
         $message = $e.message
+        $id = Get-JsonValue $e 'id'
         if ($e.PSObject.Properties['dependents'] -and $e.dependents) {
             $dependents = @($e.dependents)
         }
     }
     $target = (Get-JsonValue (Get-JsonValue $Job 'request') 'name')
-    $Cmdlet.WriteError((New-ContainerProviderError -Code $code -Message $message -Dependents $dependents -Target $target))
+    $Cmdlet.WriteError((New-ContainerProviderError -Code $code -Message $message -Id $id -Dependents $dependents -Target $target))
 }
 
 function Find-ContainerImage {

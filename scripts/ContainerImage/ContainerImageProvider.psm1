@@ -266,6 +266,9 @@ function Install-Package {
         if ($job.PSObject.Properties['error'] -and $job.error) {
             $message = $job.error.message
             $code = $job.error.code
+            if ($job.error.PSObject.Properties['id'] -and $job.error.id -eq 'NoMatchFoundForCriteria') {
+                $message = '{0} Try Get-PackageSource to see all available registered package sources.' -f $message
+            }
         }
         Write-Error -Message $message -ErrorId ('ContainerProvider.' + $code) -Category InvalidResult -TargetObject $fastPackageReference
         return

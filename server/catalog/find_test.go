@@ -133,8 +133,8 @@ func TestFind(t *testing.T) {
 			name:   "requiredVersion that does not exist",
 			query:  url.Values{"name": {"NanoServer"}, "requiredVersion": {"10.0.99999.0"}},
 			status: http.StatusNotFound, code: CodeManifestUnknown, id: "NoMatchFoundForCriteria",
-			message: "No match was found for the specified search criteria and package name 'NanoServer'. " +
-				"Try Get-PackageSource to see all available registered package sources. RequiredVersion '10.0.99999.0' was not found.",
+			message: "No match was found for the specified search criteria and package name 'NanoServer'." +
+				" RequiredVersion '10.0.99999.0' was not found.",
 		},
 		{
 			name:   "a name that does not exist",

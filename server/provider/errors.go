@@ -19,13 +19,13 @@ import (
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // envelope builds the v1 error body of err, for the request of requestID:
-// the code is the name of err's class (api.ErrorCode), the message err's
-// text, a *provider.DependentsError fills the dependents, and a
+// the code is the name of err's class and the message err's text
+// without it (api.NewError), a *provider.DependentsError fills the dependents, and a
 // *provider.MatchesError the matches. An error of
 // no class (a 500) gets a generic message with the request id instead,
 // since its text may name server paths; the log line has the real one.
 func envelope(err error, status int, requestID string) api.ErrorResponse {
-	e := api.Error{Code: api.ErrorCode(err), Message: err.Error()}
+	e := api.NewError(err)
 	if status == http.StatusInternalServerError {
 		e.Code = api.CodeInternal
 		e.Message = fmt.Sprintf("internal server error (request id %s)", requestID)

@@ -36,8 +36,10 @@ func TestErrorEnvelope(t *testing.T) {
 		message    string // exact, when set
 		dependents []string
 	}{
-		{"invalid", fmt.Errorf("version %q: %w", "x", errdefs.ErrInvalidArgument), 400, "InvalidArgument", `version "x": invalid argument`, nil},
-		{"not found", fmt.Errorf("image %q: %w", "Nano", errdefs.ErrNotFound), 404, "NotFound", `image "Nano": not found`, nil},
+		// The message leaves out the class, which the code names.
+		{"invalid", fmt.Errorf("version %q does not parse: %w", "x", errdefs.ErrInvalidArgument), 400, "InvalidArgument", `version "x" does not parse`, nil},
+		{"not found", fmt.Errorf("image %q is not installed: %w", "Nano", errdefs.ErrNotFound), 404, "NotFound", `image "Nano" is not installed`, nil},
+		{"only the class", errdefs.ErrNotFound, 404, "NotFound", "not found", nil},
 		{"already exists", fmt.Errorf("source catalog: %w", errdefs.ErrAlreadyExists), 409, "AlreadyExists", "", nil},
 		{"failed precondition", fmt.Errorf("blob sha256:ab: %w", errdefs.ErrFailedPrecondition), 400, "FailedPrecondition", "", nil},
 		{"unavailable", fmt.Errorf("source catalog: %w", errdefs.ErrUnavailable), 503, "Unavailable", "", nil},
