@@ -156,9 +156,25 @@ type BlobProgress struct {
 	Kind  string `json:"kind,omitempty"`
 	Total int64  `json:"total"`
 	Done  int64  `json:"done"`
-	// State: "waiting", "downloading", "verifying", "done" or "present"
-	// (already in the store).
+	// State: "waiting", "downloading", "retrying" (an attempt failed:
+	// Retry says why and when the next starts), "verifying", "done" or
+	// "present" (already in the store).
 	State string `json:"state"`
+	// Retry is the last failed attempt of a blob that is retried; it
+	// stays while the next attempt runs, and goes when the blob is done.
+	Retry *BlobRetry `json:"retry,omitempty"`
+}
+
+// BlobRetry is a failed download attempt that is tried again.
+type BlobRetry struct {
+	// Attempt is the number of the next attempt, of at most Attempts in
+	// a row that make no progress.
+	Attempt  int `json:"attempt"`
+	Attempts int `json:"attempts"`
+	// Reason is the error of the failed attempt.
+	Reason string `json:"reason"`
+	// Next is when the next attempt starts.
+	Next time.Time `json:"next"`
 }
 
 // Job event types.
@@ -166,6 +182,7 @@ const (
 	EventState    = "state"    // the job's state changed
 	EventProgress = "progress" // bytes of one blob
 	EventLog      = "log"      // a line for people, e.g. "Installing parent WindowsServerCore"
+	EventWarning  = "warning"  // a line for people about trouble the job works around, e.g. a retry
 	EventResult   = "result"   // the last event: Job is final
 )
 
@@ -392,13 +409,21 @@ type SaveRequest struct {
 	Path string `json:"path,omitempty"`
 	// Force overwrites an existing file and creates a missing directory.
 	Force bool `json:"force,omitempty"`
+	// WhatIf plans the save and writes nothing (Save-ContainerImage
+	// -WhatIf): the answer is a SaveResult with WhatIf set.
+	WhatIf bool `json:"whatIf,omitempty"`
 }
 
-// SaveResult is the answer of a save to a path.
+// SaveResult is the answer of a save to a path, or of a planned one.
 type SaveResult struct {
 	Path  string `json:"path"`
 	Size  int64  `json:"size"`
 	Image Image  `json:"image"`
+	// WhatIf: nothing was written. Images are what the archive would
+	// hold, "Name version", parents first; Path is req.Path as given, or
+	// the file name that a streamed save proposes; Size is 0.
+	WhatIf bool     `json:"whatIf,omitempty"`
+	Images []string `json:"images,omitempty"`
 }
 
 // LoadResult is the answer of POST /v1/images/load (Install -Path).

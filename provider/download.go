@@ -61,8 +61,37 @@ type flight struct {
 
 	mu        sync.Mutex
 	offset    int64
-	listeners map[int]func(int64)
+	listeners map[int]flightListener
 	nextID    int
+}
+
+// flightListener is a job that waits for a flight: told of the bytes on
+// disk, and of each retry.
+type flightListener struct {
+	progress func(int64)
+	retry    func(blobRetry)
+}
+
+// blobRetry is a failed attempt of a blob download that is tried again.
+type blobRetry struct {
+	// Attempt is the number of the next attempt, of at most Attempts
+	// without progress.
+	Attempt, Attempts int
+	// Reason is why the last attempt failed.
+	Reason error
+	// Delay is the wait before the next attempt.
+	Delay time.Duration
+}
+
+// retrying tells every listener of a retry.
+func (f *flight) retrying(r blobRetry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range f.listeners {
+		if l.retry != nil {
+			l.retry(r)
+		}
+	}
 }
 
 // report tells every listener that offset bytes are on disk.
@@ -70,19 +99,19 @@ func (f *flight) report(offset int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.offset = offset
-	for _, fn := range f.listeners {
-		fn(offset)
+	for _, l := range f.listeners {
+		l.progress(offset)
 	}
 }
 
-func (f *flight) listen(fn func(int64)) int {
+func (f *flight) listen(l flightListener) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := f.nextID
 	f.nextID++
-	f.listeners[id] = fn
+	f.listeners[id] = l
 	if f.offset > 0 {
-		fn(f.offset)
+		l.progress(f.offset)
 	}
 	return id
 }
@@ -99,12 +128,12 @@ func (f *flight) unlisten(id int) {
 // is called with the bytes on disk as they grow. When ctx ends, fetchBlob
 // returns ctx's error; the download itself stops when no caller waits for
 // it any more, and keeps its data in the ingest for a resume.
-func (p *Provider) fetchBlob(ctx context.Context, src Source, repo string, desc ocispec.Descriptor, progress func(int64)) error {
+func (p *Provider) fetchBlob(ctx context.Context, src Source, repo string, desc ocispec.Descriptor, l flightListener) error {
 	p.flightMu.Lock()
 	f := p.flights[desc.Digest]
 	if f == nil {
 		fctx, cancel := context.WithCancel(p.jobCtx)
-		f = &flight{dgst: desc.Digest, ctx: fctx, cancel: cancel, done: make(chan struct{}), listeners: map[int]func(int64){}}
+		f = &flight{dgst: desc.Digest, ctx: fctx, cancel: cancel, done: make(chan struct{}), listeners: map[int]flightListener{}}
 		p.flights[desc.Digest] = f
 		p.running.Add(1)
 		go p.runFlight(f, src, repo, desc)
@@ -112,7 +141,7 @@ func (p *Provider) fetchBlob(ctx context.Context, src Source, repo string, desc 
 	f.waiters++
 	p.flightMu.Unlock()
 
-	id := f.listen(progress)
+	id := f.listen(l)
 	defer f.unlisten(id)
 	select {
 	case <-f.done:
@@ -182,9 +211,10 @@ func (p *Provider) download(ctx context.Context, f *flight, src Source, repo str
 		}
 		failures++
 		if failures >= rp.attempts || time.Since(lastProgress) > rp.window {
-			return fmt.Errorf("blob %s: gave up after %d attempts without progress: %w", d, failures, err)
+			return fmt.Errorf("gave up after %d attempts without progress: %w", failures, err)
 		}
 		log.WithError(err).WithField("retry_in", delay).Warn("blob download interrupted: retrying")
+		f.retrying(blobRetry{Attempt: failures + 1, Attempts: rp.attempts, Reason: err, Delay: delay})
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -289,7 +319,7 @@ func (p *Provider) copyBlob(ctx context.Context, w content.Writer, f *flight, sr
 			if terr := w.Truncate(0); terr != nil {
 				return errWrite{terr}
 			}
-			return fmt.Errorf("blob %s: range from %d refused: %w", d, off, errdefs.ErrUnavailable)
+			return fmt.Errorf("range from %d refused: %w", off, errdefs.ErrUnavailable)
 		}
 		return err
 	}
@@ -307,7 +337,7 @@ func (p *Provider) copyBlob(ctx context.Context, w content.Writer, f *flight, sr
 		return err
 	case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
 		if w.Offset() < size {
-			return fmt.Errorf("blob %s: connection ended at %d of %d bytes: %w", d, w.Offset(), size, io.ErrUnexpectedEOF)
+			return fmt.Errorf("connection ended at %d of %d bytes: %w", w.Offset(), size, io.ErrUnexpectedEOF)
 		}
 		return nil
 	default:

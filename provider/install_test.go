@@ -24,7 +24,7 @@ import (
 	"github.com/containerprovider/containerprovider/store/meta"
 )
 
-var downloadedInRE = regexp.MustCompile(`^Downloaded in 0 hours, 0 minutes, \d+ seconds\.$`)
+var downloadedInRE = regexp.MustCompile(`^Downloaded in 0 hours, 0 minutes, \d+ seconds?\.$`)
 
 // manifest reads the seeded manifest of repo:version from the catalog.
 func (c *catalogEnv) manifest(ref string) ocispec.Manifest {
@@ -680,6 +680,7 @@ func TestDownloadedIn(t *testing.T) {
 		{"zero", 0, "Downloaded in 0 hours, 0 minutes, 0 seconds."},
 		{"ten seconds", 10*time.Second + 900*time.Millisecond, "Downloaded in 0 hours, 0 minutes, 10 seconds."},
 		{"long", 2*time.Hour + 3*time.Minute + 4*time.Second, "Downloaded in 2 hours, 3 minutes, 4 seconds."},
+		{"ones", time.Hour + time.Minute + time.Second, "Downloaded in 1 hour, 1 minute, 1 second."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

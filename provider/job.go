@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 const (
 	blobWaiting     = "waiting"
 	blobDownloading = "downloading"
+	blobRetrying    = "retrying"
 	blobDone        = "done"
 	blobPresent     = "present"
 )
@@ -181,6 +183,50 @@ func (j *job) setBlobs(tasks []*blobTask) {
 	j.persist()
 }
 
+// blobError is the error of the download of t: it names the blob once,
+// whether or not err (the source's error, say) names it already.
+func blobError(t *blobTask, err error) error {
+	d := t.desc.Digest.String()
+	if strings.Contains(err.Error(), d) {
+		return fmt.Errorf("%s of image %s: %w", t.kind, t.img.label(), err)
+	}
+	return fmt.Errorf("%s %s of image %s: %w", t.kind, d, t.img.label(), err)
+}
+
+// blobRetrying records that the download of t failed and is tried again:
+// the blob's state is "retrying" with the attempt, the reason and the
+// time of the next try, until the next attempt reports its bytes; a
+// warning event says the same for people.
+func (j *job) blobRetrying(t *blobTask, r blobRetry) {
+	next := time.Now().Add(r.Delay)
+	// The line names the blob first, by its short digest: a source's
+	// error that names it again ("blob sha256:…: …") loses that part.
+	reason := strings.ReplaceAll(api.ErrorMessage(r.Reason), "blob "+t.desc.Digest.String()+": ", "")
+	msg := fmt.Sprintf("%s %s of image %s: attempt %d of %d in %s: %s",
+		t.kind, shortDigest(t.desc.Digest), t.img.label(), r.Attempt, r.Attempts, r.Delay.Round(time.Millisecond), reason)
+	j.log.Warn(msg)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if i, ok := j.blobIdx[t.desc.Digest.String()]; ok {
+		b := &j.rec.Blobs[i]
+		b.State = blobRetrying
+		b.Retry = &api.BlobRetry{Attempt: r.Attempt, Attempts: r.Attempts, Reason: reason, Next: next}
+		j.dirty = true
+		bp := *b
+		j.emitLocked(api.JobEvent{Type: api.EventProgress, Blob: &bp})
+	}
+	j.emitLocked(api.JobEvent{Type: api.EventWarning, Message: msg})
+}
+
+// shortDigest is the algorithm and the first 12 hex of d, as docker
+// prints a layer.
+func shortDigest(d digest.Digest) string {
+	if enc := d.Encoded(); len(enc) > 12 {
+		return string(d.Algorithm()) + ":" + enc[:12]
+	}
+	return d.String()
+}
+
 // setBlob records the progress of blob d: done bytes (unless negative) and
 // state (unless empty). The record is written by the persist loop.
 func (j *job) setBlob(d digest.Digest, done int64, state string) {
@@ -194,8 +240,15 @@ func (j *job) setBlob(d digest.Digest, done int64, state string) {
 	if done >= 0 {
 		b.Done = done
 	}
-	if state != "" {
+	switch {
+	case state != "":
 		b.State = state
+	case b.State == blobRetrying && done >= 0:
+		// The next attempt has begun.
+		b.State = blobDownloading
+	}
+	if b.State == blobDone || b.State == blobPresent {
+		b.Retry = nil
 	}
 	j.dirty = true
 	bp := *b
@@ -262,7 +315,15 @@ func (j *job) run() {
 // downloadedIn is the closing sentence of a successful install.
 func downloadedIn(d time.Duration) string {
 	s := int64(d / time.Second)
-	return fmt.Sprintf("Downloaded in %d hours, %d minutes, %d seconds.", s/3600, s%3600/60, s%60)
+	return fmt.Sprintf("Downloaded in %s, %s, %s.", count(s/3600, "hour"), count(s%3600/60, "minute"), count(s%60, "second"))
+}
+
+// count is n and unit, plural unless n is 1: "0 hours", "1 second".
+func count(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // finish records how the job ended, releases its leases, sends the result
@@ -633,14 +694,15 @@ func (j *job) downloadAndRecord(ctx context.Context, imgs []*pendingImage, tasks
 			}
 			defer func() { <-sem }()
 			j.setBlob(d, -1, blobDownloading)
-			err := p.fetchBlob(dctx, t.img.src, t.img.entry.Repository, t.desc, func(done int64) {
-				j.setBlob(d, done, "")
+			err := p.fetchBlob(dctx, t.img.src, t.img.entry.Repository, t.desc, flightListener{
+				progress: func(done int64) { j.setBlob(d, done, "") },
+				retry:    func(r blobRetry) { j.blobRetrying(t, r) },
 			})
 			if err != nil {
 				if dctx.Err() != nil && errors.Is(err, context.Canceled) {
 					return
 				}
-				fail(fmt.Errorf("%s %s of image %s: %w", t.kind, d, t.img.label(), err))
+				fail(blobError(t, err))
 				return
 			}
 			j.setBlob(d, t.desc.Size, blobDone)

@@ -325,6 +325,25 @@ func (p *Provider) Save(ctx context.Context, req api.SaveRequest, w io.Writer) (
 	return sp.image, nil
 }
 
+// PlanSave is a save with WhatIf: it resolves the image and its parents
+// as Save does, reads no blob and writes nothing. The result names them,
+// and the path: req.Path as given (nothing is checked there, and no
+// directory is made), or SaveFileName.
+func (p *Provider) PlanSave(ctx context.Context, req api.SaveRequest) (api.SaveResult, error) {
+	if p.isClosing() {
+		return api.SaveResult{}, errClosed
+	}
+	sp, err := p.planSave(ctx, req)
+	if err != nil {
+		return api.SaveResult{}, err
+	}
+	res := api.SaveResult{WhatIf: true, Image: sp.image, Images: slices.Clone(sp.labels), Path: strings.TrimSpace(req.Path)}
+	if res.Path == "" {
+		res.Path = SaveFileName(sp.image.Name, sp.image.Version)
+	}
+	return res, nil
+}
+
 // leaseSave leases the blobs that sp reads from the store, and checks that
 // they are still there: an image removed and collected between the plan
 // and the lease is NotFound.

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +37,8 @@ const (
 	headerImageName    = "X-Image-Name"
 	headerImageVersion = "X-Image-Version"
 	headerImageDigest  = "X-Image-Digest"
+	// headerImage is the whole image, base64 of its JSON.
+	headerImage = "X-Image"
 )
 
 // SaveStream is the archive of a streamed save (Save-ContainerImage), read
@@ -70,10 +74,10 @@ func (s *SaveStream) Read(p []byte) (int, error) {
 // from the save; providerd stops writing.
 func (s *SaveStream) Close() error { return s.resp.Body.Close() }
 
-// Image names the saved image: Name, Version and Digest, from the headers
-// when providerd knew the image before the first byte, and from the
-// trailers once Read has returned io.EOF. Fields it does not know are
-// empty.
+// Image is the saved image, from the headers when providerd knew the
+// image before the first byte, and from the trailers once Read has
+// returned io.EOF: the whole record, or from an older providerd Name,
+// Version and Digest only. Fields it does not know are empty.
 func (s *SaveStream) Image() api.Image {
 	get := func(k string) string {
 		if s.done {
@@ -83,7 +87,11 @@ func (s *SaveStream) Image() api.Image {
 		}
 		return s.resp.Header.Get(k)
 	}
-	img := api.Image{Name: get(headerImageName), Version: get(headerImageVersion), Digest: get(headerImageDigest)}
+	var img api.Image
+	if b, err := base64.StdEncoding.DecodeString(get(headerImage)); err == nil && len(b) > 0 && json.Unmarshal(b, &img) == nil && img.Digest != "" {
+		return img
+	}
+	img = api.Image{Name: get(headerImageName), Version: get(headerImageVersion), Digest: get(headerImageDigest)}
 	if hex, ok := strings.CutPrefix(img.Digest, "sha256:"); ok {
 		img.ID = hex
 	}
@@ -122,6 +130,15 @@ func (c *Client) SaveToPath(ctx context.Context, req api.SaveRequest) (api.SaveR
 	if req.Path == "" {
 		return res, fmt.Errorf("save: no path on the daemon's host: %w", errdefs.ErrInvalidArgument)
 	}
+	err := c.call(ctx, http.MethodPost, pathSave, nil, req, &res, http.StatusOK)
+	return res, err
+}
+
+// PlanSave plans a save and writes nothing (Save-ContainerImage -WhatIf):
+// the answer names the image, its parents and the path.
+func (c *Client) PlanSave(ctx context.Context, req api.SaveRequest) (api.SaveResult, error) {
+	var res api.SaveResult
+	req.WhatIf = true
 	err := c.call(ctx, http.MethodPost, pathSave, nil, req, &res, http.StatusOK)
 	return res, err
 }

@@ -252,11 +252,14 @@ func installEvents() []api.JobEvent {
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("a", "present", 2<<20)},
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "downloading", 1<<20)},
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("c", "downloading", 1<<10)},
+		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("c", "retrying", 1<<10)},
+		{Type: api.EventWarning, JobID: "j1", Time: at, Message: "layer sha256:cccccccccccc of image NanoServer 10.0.10586.0: attempt 2 of 10 in 1s: connection refused"},
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "downloading", 2<<20)},
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "verifying", 2<<20)},
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "done", 2<<20)},
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("b", "done", 2<<20)},
 		{Type: api.EventProgress, JobID: "j1", Time: at, Blob: blob("c", "done", 2<<20)},
+		{Type: api.EventLog, JobID: "j1", Time: at, Message: "Installed NanoServer 10.0.10586.0"},
 		{Type: api.EventState, JobID: "j1", Time: at, State: api.JobSucceeded},
 		{Type: api.EventResult, JobID: "j1", Time: at, State: api.JobSucceeded, Job: done},
 	}
@@ -273,17 +276,33 @@ func TestInstallPlainProgress(t *testing.T) {
 		"NanoServer 10.0.10586.0 sha256:aaaaaaaaaaaa: already present (2.0 MiB)\n" +
 		"NanoServer 10.0.10586.0 sha256:bbbbbbbbbbbb: done (2.0 MiB)\n" +
 		"NanoServer 10.0.10586.0 sha256:cccccccccccc: done (2.0 MiB)\n" +
+		"Installed NanoServer 10.0.10586.0\n" +
 		"Downloaded in 0 hours, 0 minutes, 3 seconds.\n"
 	if r.stdout != want {
 		t.Fatalf("stdout:\n%s\nwant:\n%s", r.stdout, want)
 	}
-	if r.stderr != "" {
-		t.Fatalf("stderr %q", r.stderr)
+	const warning = "WARNING: layer sha256:cccccccccccc of image NanoServer 10.0.10586.0: attempt 2 of 10 in 1s: connection refused\n"
+	if r.stderr != warning {
+		t.Fatalf("stderr %q, want the retry", r.stderr)
 	}
 	wantReq := api.InstallRequest{Name: "NanoServer", VersionOptions: api.VersionOptions{RequiredVersion: "10.0.10586.0"}, Source: "catalog", Force: true, NoParents: true}
 	if len(e.fake.installs) != 1 || e.fake.installs[0] != wantReq {
 		t.Fatalf("install requests %+v, want %+v", e.fake.installs, wantReq)
 	}
+}
+
+// TestInstallQuiet prints the reference's one line, and the warnings on
+// stderr.
+func TestInstallQuiet(t *testing.T) {
+	e := newEnv(t, &fakeBackend{watch: scripted(installEvents()...)})
+	r := e.run(t, "", "install", "NanoServer", "--quiet").want(t, 0)
+	if r.stdout != "Downloaded in 0 hours, 0 minutes, 3 seconds.\n" {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	if !strings.HasPrefix(r.stderr, "WARNING: layer sha256:cccccccccccc") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	e.run(t, "", "install", "--path", "x.tar", "--quiet").want(t, 2)
 }
 
 func TestInstallJSON(t *testing.T) {

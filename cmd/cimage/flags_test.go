@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -127,5 +129,27 @@ func TestImagesNoMatch(t *testing.T) {
 	r := e.run(t, "", "images", "NanoSrever").want(t, 3)
 	if r.stderr != "cimage: image \"NanoSrever\" is not installed\n" {
 		t.Fatalf("stderr %q", r.stderr)
+	}
+}
+
+// TestSaveWhatIf plans the save: the images and the file, nothing
+// written, no directory checked or made.
+func TestSaveWhatIf(t *testing.T) {
+	e := newEnv(t, &fakeBackend{})
+	dir := t.TempDir()
+	r := e.run(t, "", "save", "NanoServer", "--path", dir, "--what-if").want(t, 0)
+	if want := "What if: saving NanoServer 10.0.10586.0 to " + filepath.Join(dir, "NanoServer-10-0-10586-0.tar") + "\n"; r.stdout != want {
+		t.Fatalf("stdout %q, want %q", r.stdout, want)
+	}
+	missing := filepath.Join(dir, "missing", "x.tar")
+	r = e.run(t, "", "save", "-WhatIf", "-Name", "NanoServer", "-Path", missing).want(t, 0)
+	if !strings.Contains(r.stdout, "to "+missing) {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("a planned save wrote %v", entries)
+	}
+	if len(e.fake.saves) != 2 || !e.fake.saves[0].WhatIf {
+		t.Fatalf("requests %+v", e.fake.saves)
 	}
 }

@@ -88,6 +88,18 @@ func (f *fakeBackend) SaveToPath(_ context.Context, req api.SaveRequest, _ hostf
 	return f.saveResult, nil
 }
 
+func (f *fakeBackend) PlanSave(_ context.Context, req api.SaveRequest) (api.SaveResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.saves = append(f.saves, req)
+	path := req.Path
+	if path == "" {
+		path = "NanoServer-10-0-10586-0.tar"
+	}
+	return api.SaveResult{WhatIf: true, Path: path, Image: api.Image{Name: "NanoServer", Version: "10.0.10586.0"},
+		Images: []string{"NanoServer 10.0.10586.0"}}, nil
+}
+
 func (f *fakeBackend) LoadFile(_ context.Context, _ *os.File, label string) (api.LoadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

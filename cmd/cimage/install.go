@@ -22,6 +22,7 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 	force := f.Bool("force", false, "reinstall an installed image: verify every blob again and download the missing or corrupt ones")
 	noParents := f.Bool("no-parents", false, "do not install missing parent images: fail, naming the missing parent")
 	detach := f.Bool("detach", false, "print the job id and return at once; the job runs on in providerd")
+	quiet := f.Bool("quiet", false, "print only the closing `Downloaded in …` line, as Install-ContainerImage does, and warnings on stderr")
 	path := f.String("path", "", "install the images of a saved archive `FILE` instead of a NAME (Install-ContainerImage -Path)")
 	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path): providerd reads it with your rights (unix socket only)")
 	return func(ctx context.Context, c *client.Client, args []string) error {
@@ -29,8 +30,8 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 			switch {
 			case len(args) > 0:
 				return cli.Usagef("install takes a NAME or --path, not both")
-			case v.VersionOptions != (api.VersionOptions{}) || *source != "" || *force || *noParents || *detach:
-				return cli.Usagef("--path installs what the archive holds: version options, --source, --force, --no-parents and --detach go with a NAME")
+			case v.VersionOptions != (api.VersionOptions{}) || *source != "" || *force || *noParents || *detach || *quiet:
+				return cli.Usagef("--path installs what the archive holds: version options, --source, --force, --no-parents, --detach and --quiet go with a NAME")
 			}
 			return a.installPath(ctx, g, c, *path, *remote)
 		}
@@ -61,7 +62,7 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 			}
 			return err
 		}
-		return a.follow(ctx, g, stream)
+		return a.follow(ctx, g, stream, *quiet)
 	}
 }
 
@@ -129,13 +130,13 @@ func (t *sizedTee) Seek(off int64, whence int) (int64, error) { return t.r.Seek(
 // came to: its closing sentence, or its error. Ctrl-C (the end of ctx)
 // detaches: the job goes on in providerd, and follow says how to
 // re-attach; it never cancels the job.
-func (a *app) follow(ctx context.Context, g *globals, stream *client.EventStream) error {
+func (a *app) follow(ctx context.Context, g *globals, stream *client.EventStream, quiet bool) error {
 	defer stream.Close()
 	// A Next that waits for the next event returns when the stream closes.
 	stop := context.AfterFunc(ctx, func() { _ = stream.Close() })
 	defer stop()
 
-	r := a.newRenderer(g)
+	r := a.newRenderer(g, quiet)
 	var result *api.Job
 	for {
 		ev, err := stream.Next()

@@ -141,6 +141,7 @@ func setupJobShow(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 }
 
 func setupJobAttach(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
+	quiet := f.Bool("quiet", false, "print only the closing line, and warnings on stderr")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		id, err := oneArg("jobs attach", "ID", args)
 		if err != nil {
@@ -150,7 +151,7 @@ func setupJobAttach(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 		if err != nil {
 			return err
 		}
-		return a.follow(ctx, g, stream)
+		return a.follow(ctx, g, stream, *quiet)
 	}
 }
 

@@ -166,12 +166,19 @@ type command struct {
 	// subs are the subcommands; run, when set with subs, runs when no
 	// subcommand is named (jobs lists the jobs).
 	subs []command
+	// notes, when set, follow the summary in the command's help.
+	notes string
 }
+
+// ndjsonNote is the help of a command that follows a job.
+const ndjsonNote = "With --output json it prints the job's events as NDJSON: one JSON object per line, as providerd streams them;\n" +
+	"the last is the \"result\" event, whose \"job\" is final. An error is then a JSON object on stderr."
 
 func commands() []command {
 	return []command{
 		{name: "find", args: "[NAME]", summary: "find images in the sources (Find-ContainerImage)", setup: setupFind},
-		{name: "install", args: "NAME | --path FILE", summary: "install an image and its missing parents, following the job, or the images of a saved tar (Install-ContainerImage)", setup: setupInstall},
+		{name: "install", args: "NAME | --path FILE", summary: "install an image and its missing parents, following the job, or the images of a saved tar (Install-ContainerImage)", setup: setupInstall,
+			notes: ndjsonNote + "\ninstall --path prints one object instead: the images installed."},
 		{name: "images", args: "[NAME]", summary: "list the installed images (Get-ContainerImage)", setup: setupImages},
 		{name: "remove", args: "NAME | --id ID", summary: "remove installed images and free their blobs (Remove-ContainerImage)", setup: setupRemove},
 		{name: "save", args: "NAME --path DIR|FILE", summary: "save an image (or --id ID) and its parents to a tar, installed or straight from a source (Save-ContainerImage)", setup: setupSave},
@@ -187,7 +194,7 @@ func commands() []command {
 		{name: "containers", summary: "list the containers (container list)", setup: setupContainerList},
 		{name: "jobs", args: "[show|attach|cancel ID]", summary: "list the install jobs", setup: setupJobs, subs: []command{
 			{name: "show", args: "ID", summary: "show a job and the progress of its blobs", setup: setupJobShow},
-			{name: "attach", args: "ID", summary: "follow a running job to its end (Ctrl-C detaches again)", setup: setupJobAttach},
+			{name: "attach", args: "ID", summary: "follow a running job to its end (Ctrl-C detaches again)", setup: setupJobAttach, notes: ndjsonNote},
 			{name: "cancel", args: "ID", summary: "cancel a job; its downloaded data stays for a later install", setup: setupJobCancel},
 		}},
 		{name: "source", args: "add|list|refresh|remove", summary: "manage the sources images are found and installed from", subs: []command{
@@ -213,7 +220,7 @@ func (a *app) main(ctx context.Context, args []string) int {
 			a.usage(a.stdout)
 			return exitOK
 		}
-		return a.fail(g, cli.UsageError{Err: err})
+		return a.fail(g, cli.UsageError{Err: suggestFlag(gf, err)})
 	}
 	rest := gf.Args()
 	if len(rest) == 0 {
@@ -466,6 +473,9 @@ func (a *app) commandUsage(w io.Writer, c command, path []string, f *flag.FlagSe
 		args = "<subcommand>"
 	}
 	fmt.Fprintf(w, "Usage: cimage %s [flags]\n  %s\n", strings.TrimSpace(strings.Join(path, " ")+" "+args), c.summary)
+	if c.notes != "" {
+		fmt.Fprintf(w, "\n%s\n", c.notes)
+	}
 	if len(c.subs) > 0 {
 		fmt.Fprintf(w, "\nSubcommands (`cimage %s <subcommand> -h` for their flags):\n", c.name)
 		for _, s := range c.subs {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"sync/atomic"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -27,22 +30,40 @@ type renderer interface {
 	stop()
 }
 
-func (a *app) newRenderer(g *globals) renderer {
+// newRenderer picks the display of a followed job. Warnings (a retry)
+// go to stderr as `WARNING: …` lines, as PowerShell's Write-Warning,
+// except on a terminal, where they print above the bars.
+func (a *app) newRenderer(g *globals, quiet bool) renderer {
 	switch {
 	case g.output == outputJSON:
 		return &jsonRenderer{enc: json.NewEncoder(a.stdout)}
+	case quiet:
+		return quietRenderer{warn: a.stderr}
 	case a.terminal(a.stdout):
 		return newBarRenderer(a.stdout)
 	default:
-		return newPlainRenderer(a.stdout)
+		return newPlainRenderer(a.stdout, a.stderr)
 	}
 }
 
-// jsonRenderer prints each event as one line of JSON.
+// jsonRenderer prints each event as one line of JSON (NDJSON), the
+// stream's own lines; the last is the result event, whose job is final.
 type jsonRenderer struct{ enc *json.Encoder }
 
 func (r *jsonRenderer) event(ev api.JobEvent) { _ = r.enc.Encode(ev) }
 func (r *jsonRenderer) stop()                 {}
+
+// quietRenderer prints only the warnings; the caller prints the closing
+// sentence, `Downloaded in …`, as the reference does.
+type quietRenderer struct{ warn io.Writer }
+
+func (r quietRenderer) event(ev api.JobEvent) {
+	if ev.Type == api.EventWarning {
+		fmt.Fprintf(r.warn, "WARNING: %s\n", ev.Message)
+	}
+}
+
+func (quietRenderer) stop() {}
 
 // describeJob is a job's request as the cmdlet line that would start it,
 // with the images it resolved to once known.
@@ -72,13 +93,13 @@ func blobLabel(b api.BlobProgress) string {
 // never a line per chunk of bytes. The closing sentence or the error comes
 // from the caller.
 type plainRenderer struct {
-	w     io.Writer
-	state string
-	ended map[string]bool // blobs whose line is printed
+	w, warn io.Writer
+	state   string
+	ended   map[string]bool // blobs whose line is printed
 }
 
-func newPlainRenderer(w io.Writer) *plainRenderer {
-	return &plainRenderer{w: w, ended: map[string]bool{}}
+func newPlainRenderer(w, warn io.Writer) *plainRenderer {
+	return &plainRenderer{w: w, warn: warn, ended: map[string]bool{}}
 }
 
 func (r *plainRenderer) event(ev api.JobEvent) {
@@ -101,6 +122,8 @@ func (r *plainRenderer) event(ev api.JobEvent) {
 		}
 	case api.EventLog:
 		fmt.Fprintln(r.w, ev.Message)
+	case api.EventWarning:
+		fmt.Fprintf(r.warn, "WARNING: %s\n", ev.Message)
 	case api.EventProgress:
 		if ev.Blob != nil {
 			r.blob(*ev.Blob)
@@ -126,18 +149,31 @@ func (r *plainRenderer) blob(b api.BlobProgress) {
 func (r *plainRenderer) stop() {}
 
 // barRenderer draws a progress bar per blob on a terminal, with the state
-// changes and log lines printed above the bars.
+// changes, log lines and warnings printed above the bars.
+//
+// Lines written to an mpb container print at its next refresh, and the
+// container stops refreshing once its last bar ends; so a last bar, the
+// job's state, lives until stop, and the lines that come after the blobs
+// (`Installed …`) still print.
 type barRenderer struct {
-	p     *mpb.Progress
-	bars  map[string]*mpb.Bar
-	order []string
-	state string
+	p      *mpb.Progress
+	bars   map[string]*mpb.Bar
+	order  []string
+	state  string
+	status *mpb.Bar
+	shown  atomic.Pointer[string] // the status bar's text
 }
 
 func newBarRenderer(w io.Writer, opts ...mpb.ContainerOption) *barRenderer {
 	opts = append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(100)}, opts...)
-	return &barRenderer{p: mpb.New(opts...), bars: map[string]*mpb.Bar{}}
+	r := &barRenderer{p: mpb.New(opts...), bars: map[string]*mpb.Bar{}}
+	r.setStatus("Job starting")
+	r.status = r.p.New(0, mpb.NopStyle(), mpb.BarRemoveOnComplete(), mpb.BarPriority(math.MaxInt),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return *r.shown.Load() })))
+	return r
 }
+
+func (r *barRenderer) setStatus(s string) { r.shown.Store(&s) }
 
 func (r *barRenderer) printf(format string, args ...any) {
 	_, _ = fmt.Fprintf(r.p, format, args...)
@@ -157,6 +193,7 @@ func (r *barRenderer) event(ev api.JobEvent) {
 		}
 		if state != "" {
 			r.state = state
+			r.setStatus(fmt.Sprintf("Job %s %s", cmp.Or(ev.JobID, jobID(ev.Job)), state))
 		}
 		if ev.Job != nil {
 			for _, b := range ev.Job.Blobs {
@@ -165,11 +202,21 @@ func (r *barRenderer) event(ev api.JobEvent) {
 		}
 	case api.EventLog:
 		r.printf("%s\n", ev.Message)
+	case api.EventWarning:
+		r.printf("WARNING: %s\n", ev.Message)
 	case api.EventProgress:
 		if ev.Blob != nil {
 			r.blob(*ev.Blob)
 		}
 	}
+}
+
+// jobID is the id of j, or "" for nil.
+func jobID(j *api.Job) string {
+	if j == nil {
+		return ""
+	}
+	return j.ID
 }
 
 func (r *barRenderer) blob(b api.BlobProgress) {
@@ -207,6 +254,7 @@ func (r *barRenderer) stop() {
 			b.Abort(false)
 		}
 	}
+	r.status.SetTotal(-1, true)
 	r.p.Wait()
 }
 

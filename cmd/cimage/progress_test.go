@@ -3,8 +3,11 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vbauerster/mpb/v8"
+
+	"github.com/containerprovider/containerprovider/api"
 )
 
 // TestBarRenderer draws the scripted install with bars into a buffer,
@@ -14,6 +17,11 @@ func TestBarRenderer(t *testing.T) {
 	var out syncBuffer
 	r := newBarRenderer(&out, mpb.WithAutoRefresh())
 	for _, ev := range installEvents() {
+		if ev.Type == api.EventLog && strings.HasPrefix(ev.Message, "Installed ") {
+			// The image's record is written a moment after its last
+			// blob: the bars have ended and drawn by then.
+			time.Sleep(300 * time.Millisecond)
+		}
 		r.event(ev)
 	}
 	r.stop()
@@ -26,6 +34,10 @@ func TestBarRenderer(t *testing.T) {
 		"NanoServer 10.0.10586.0 sha256:bbbbbbbbbbbb",
 		"NanoServer 10.0.10586.0 sha256:cccccccccccc",
 		"done",
+		"WARNING: layer sha256:cccccccccccc of image NanoServer 10.0.10586.0: attempt 2 of 10",
+		// The line after the last blob, which a container without a
+		// live bar would never print.
+		"Installed NanoServer 10.0.10586.0",
 	} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("bars lack %q:\n%s", want, got)

@@ -27,6 +27,7 @@ func setupSave(a *app, g *globals, f *flag.FlagSet) func(context.Context, *clien
 	path := f.String("path", "", "the `file or directory` to write; a directory gets <Name>-<version>.tar (required)")
 	force := f.Bool("force", false, "overwrite an existing file, and create a missing directory")
 	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path): providerd writes the file with your rights (unix socket only; the file is yours, mode 0600)")
+	whatIf := f.Bool("what-if", false, "show the images the archive would hold and the file, and write nothing (no file or directory is checked or made)")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		req := api.SaveRequest{VersionOptions: v.VersionOptions, ID: *id, Source: *source}
 		switch {
@@ -42,6 +43,9 @@ func setupSave(a *app, g *globals, f *flag.FlagSet) func(context.Context, *clien
 				return err
 			}
 			req.Name = name
+		}
+		if *whatIf {
+			return a.saveWhatIf(ctx, g, c, req, *path, *remote)
 		}
 		var res api.SaveResult
 		if *remote {
@@ -62,6 +66,35 @@ func setupSave(a *app, g *globals, f *flag.FlagSet) func(context.Context, *clien
 		_, err := fmt.Fprintf(a.stdout, "Saved %s %s to %s (%s)\n", res.Image.Name, res.Image.Version, res.Path, cli.HumanSize(res.Size))
 		return err
 	}
+}
+
+// saveWhatIf prints the plan of a save: each image of the archive,
+// parents first, and the file it would go to. Nothing on the path is
+// checked, so a plan never fails for the file's sake.
+func (a *app) saveWhatIf(ctx context.Context, g *globals, c *client.Client, req api.SaveRequest, path string, remote bool) error {
+	if remote {
+		req.Path = path
+	}
+	res, err := c.PlanSave(ctx, req)
+	if err != nil {
+		return err
+	}
+	if !remote {
+		// The server proposed the file name; a directory here gets it.
+		if st, err := os.Stat(path); (err == nil && st.IsDir()) || strings.HasSuffix(path, string(filepath.Separator)) || strings.HasSuffix(path, "/") {
+			path = filepath.Join(path, res.Path)
+		}
+		res.Path = path
+	}
+	if g.output == outputJSON {
+		return writeJSON(a.stdout, res)
+	}
+	var b strings.Builder
+	for _, img := range res.Images {
+		fmt.Fprintf(&b, "What if: saving %s to %s\n", img, res.Path)
+	}
+	_, err = io.WriteString(a.stdout, b.String())
+	return err
 }
 
 // saveTarget is where a local save writes: a directory, and the file in

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
@@ -101,7 +102,19 @@ func sanitize(s string, n int) string {
 
 // transportError classifies an error of http.Client.Do or of a body read:
 // Unavailable, unless ctx ended, in which case the error carries ctx's.
+//
+// A *url.Error loses its URL's path and query: the caller's message names
+// the object already (the blob, the manifest), and the host is what tells
+// where the request went.
 func transportError(ctx context.Context, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		host := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			host = u.Scheme + "://" + u.Host
+		}
+		err = &hostError{op: ue.Op, host: host, err: ue.Err}
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		if errors.Is(err, cerr) {
 			return err
@@ -109,6 +122,21 @@ func transportError(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", err, cerr)
 	}
 	return fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+}
+
+// hostError is a *url.Error that names the host instead of the URL.
+type hostError struct {
+	op, host string
+	err      error
+}
+
+func (e *hostError) Error() string { return e.op + " " + e.host + ": " + e.err.Error() }
+func (e *hostError) Unwrap() error { return e.err }
+
+// Timeout reports whether the request timed out, as *url.Error does.
+func (e *hostError) Timeout() bool {
+	t, ok := e.err.(interface{ Timeout() bool })
+	return ok && t.Timeout()
 }
 
 func errTooLarge(max int64) error {

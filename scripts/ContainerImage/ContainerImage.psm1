@@ -485,14 +485,23 @@ function Wait-JobCompletion {
             }
             $total = [long]0
             $done = [long]0
+            $retries = @()
             $blobs = @(Get-JsonValue $job 'blobs')
             foreach ($b in $blobs) {
                 if ($null -ne $b) {
                     $total += [long]$b.total
                     $done += [long]$b.done
+                    $retry = Get-JsonValue $b 'retry'
+                    if ($b.state -eq 'retrying' -and $null -ne $retry) {
+                        # A failed attempt that providerd tries again.
+                        $retries += ('retrying {0} (attempt {1} of {2}): {3}' -f $b.digest.Substring(0, [Math]::Min(19, $b.digest.Length)), $retry.attempt, $retry.attempts, $retry.reason)
+                    }
                 }
             }
             $status = '{0}: {1}' -f $job.state, ((@(Get-JsonValue $job 'images')) -join ', ')
+            if ($retries.Count -gt 0) {
+                $status = '{0}; {1}' -f $status, ($retries -join '; ')
+            }
             if ($total -gt 0) {
                 $percent = [int][Math]::Min(100, [Math]::Floor(100.0 * $done / $total))
                 Write-Progress -Activity $activity -Status ('{0} ({1:N1} of {2:N1} MB)' -f $status, ($done / 1048576), ($total / 1048576)) -PercentComplete $percent
@@ -617,7 +626,7 @@ function Install-ContainerImage {
     Installs a container image, with its parent images, from the sources or from a saved file.
     .DESCRIPTION
     Starts an install job in providerd and follows it with Write-Progress
-    until it ends with "Downloaded in H hours, M minutes, S seconds.". The job
+    until it ends with "Downloaded in H hours, M minutes, S seconds." (singular for 1). The job
     runs on in providerd if the session drops: Get-ContainerImageJob and
     Wait-ContainerImageJob -Id re-attach to it. With -Path, the file made by
     Save-ContainerImage is uploaded and installed (offline install).

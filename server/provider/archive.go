@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -31,7 +33,19 @@ const (
 	HeaderImageName    = "X-Image-Name"
 	HeaderImageVersion = "X-Image-Version"
 	HeaderImageDigest  = "X-Image-Digest"
+	// HeaderImage is the whole api.Image, as base64 of its JSON (a header
+	// holds no newline and, safely, no byte past ASCII).
+	HeaderImage = "X-Image"
 )
+
+// imageHeader is img as the value of HeaderImage.
+func imageHeader(img api.Image) string {
+	b, err := json.Marshal(img)
+	if err != nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
 
 // tarContentTypes are the content types a tar body may be sent with.
 var tarContentTypes = []string{ContentTypeTar, "application/tar", "application/octet-stream"}
@@ -49,6 +63,8 @@ type SaveStarter interface {
 // save answers POST /v1/images/save with an api.SaveRequest body,
 // Save-ContainerImage.
 //
+// With whatIf, nothing is written: 200 api.SaveResult with whatIf set,
+// naming the images the archive would hold.
 // With a Path, the archive is written on this host, with the rights of the
 // caller of the unix socket (see callerFS): 200 api.SaveResult.
 // Without, the archive is the response: 200 application/x-tar, with
@@ -63,6 +79,13 @@ func (s *Server) save(w http.ResponseWriter, r *http.Request) error {
 	var req api.SaveRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
+	}
+	if req.WhatIf {
+		res, err := s.backend.PlanSave(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, res)
 	}
 	if req.Path != "" {
 		if err := checkHostPath("path", req.Path); err != nil {
@@ -102,6 +125,7 @@ func (s *Server) save(w http.ResponseWriter, r *http.Request) error {
 	h.Set(http.TrailerPrefix+HeaderImageName, img.Name)
 	h.Set(http.TrailerPrefix+HeaderImageVersion, img.Version)
 	h.Set(http.TrailerPrefix+HeaderImageDigest, img.Digest)
+	h.Set(http.TrailerPrefix+HeaderImage, imageHeader(img))
 	middleware.AddFields(r.Context(), logrus.Fields{"image": img.Name + " " + img.Version, "bytes_saved": stream.n})
 	return nil
 }
@@ -131,6 +155,7 @@ func (s *saveStream) BeginSave(img api.Image) {
 	setIf(h, HeaderImageName, img.Name)
 	setIf(h, HeaderImageVersion, img.Version)
 	setIf(h, HeaderImageDigest, img.Digest)
+	setIf(h, HeaderImage, imageHeader(img))
 	name := ""
 	if img.Name != "" && img.Version != "" {
 		name = provider.SaveFileName(img.Name, img.Version)

@@ -232,6 +232,11 @@ func (f *fakeBackend) SaveToPath(ctx context.Context, req api.SaveRequest, fsys 
 	return f.saveToPath(ctx, req, fsys)
 }
 
+func (f *fakeBackend) PlanSave(_ context.Context, req api.SaveRequest) (api.SaveResult, error) {
+	f.record("PlanSave " + req.Name + req.ID)
+	return api.SaveResult{WhatIf: true, Path: req.Path, Images: []string{req.Name}}, nil
+}
+
 func (f *fakeBackend) LoadFile(ctx context.Context, file *os.File, label string) (api.LoadResult, error) {
 	f.record("LoadFile " + label)
 	if f.loadFile == nil {

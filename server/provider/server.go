@@ -66,6 +66,7 @@ type Backend interface {
 
 	Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
 	SaveToPath(ctx context.Context, req api.SaveRequest, fsys hostfs.FS) (api.SaveResult, error)
+	PlanSave(ctx context.Context, req api.SaveRequest) (api.SaveResult, error)
 	LoadFile(ctx context.Context, f *os.File, label string) (api.LoadResult, error)
 	Load(ctx context.Context, r io.Reader) (api.LoadResult, error)
 	Commit(ctx context.Context, req api.CommitRequest) (api.Image, error)

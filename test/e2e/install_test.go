@@ -34,7 +34,7 @@ func manifestOf(t *testing.T, c *catalogd, repo, tag string) ocispec.Manifest {
 	return m
 }
 
-var downloadedIn = regexp.MustCompile(`Downloaded in \d+ hours, \d+ minutes, \d+ seconds\.`)
+var downloadedIn = regexp.MustCompile(`Downloaded in \d+ hours?, \d+ minutes?, \d+ seconds?\.`)
 
 // TestFindInstallGet is the reference session: Find, Install NanoServer
 // 10.0.10586.0, Get.
