@@ -17,10 +17,11 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-# wait_for URL [CURL ARGS...]: wait up to 10 s for URL to answer.
+# wait_for URL [CURL ARGS...]: wait up to 10 s for URL to answer, with any
+# HTTP status (the port was free: the answer is our daemon's).
 wait_for() {
   local url=$1; shift
-  for _ in $(seq 1 100); do curl -fsS "$@" "$url" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do curl -sS -o /dev/null "$@" "$url" 2>/dev/null && return 0; sleep 0.1; done
   echo "no answer on $url"; exit 1
 }
 
@@ -43,7 +44,7 @@ say() {
 }
 
 say "Find-ContainerImage" -- find
-say "Install-ContainerImage -Name NanoServer -Version 10.0.10586.0" -- install NanoServer --required-version 10.0.10586.0
+say "Install-ContainerImage -Name NanoServer -Version 10.0.10586.0" -- install NanoServer --version 10.0.10586.0 --quiet
 say "Get-ContainerImage" -- images
 say "Install-ContainerImage -Name microsoft/iis   # pulls WindowsServerCore first" -- install microsoft/iis
 say "Get-ContainerImage" -- images

@@ -24,18 +24,22 @@ declare -A pkgs=(
 tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry skopeo powershell-grammar)
 
+# apt_install PACKAGE...: install Debian packages, as root or through sudo.
+apt_install() {
+  echo "install-tools: apt-get install $*"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 for t in "${tools[@]}"; do
   if [ "$t" = skopeo ]; then
-    if ! command -v skopeo >/dev/null 2>&1; then
-      echo "install-tools: apt-get install skopeo"
-      sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-      $sudo apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq skopeo >/dev/null
-    fi
+    command -v skopeo >/dev/null 2>&1 || apt_install skopeo
     continue
   fi
   if [ "$t" = powershell-grammar ]; then
     if [ ! -d "$root/.tools/npm/node_modules/tree-sitter-powershell" ]; then
+      command -v npm >/dev/null 2>&1 || apt_install nodejs npm
       echo "install-tools: npm install tree-sitter tree-sitter-powershell"
       mkdir -p "$root/.tools/npm"
       npm install --no-save --no-audit --no-fund --prefix "$root/.tools/npm" tree-sitter tree-sitter-powershell

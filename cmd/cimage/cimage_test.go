@@ -506,6 +506,9 @@ func TestSources(t *testing.T) {
 	if r.stdout != "Removed source hub\n" {
 		t.Fatalf("stdout %q", r.stdout)
 	}
+	if r = e.run(t, "", "--output", "json", "source", "remove", "hub").want(t, 0); r.stdout != "{\n  \"removed\": \"hub\"\n}\n" {
+		t.Fatalf("json stdout %q", r.stdout)
+	}
 	e.run(t, "", "source", "remove", "nope").want(t, 3)
 	e.run(t, "", "source").want(t, 2)
 }

@@ -161,7 +161,8 @@ func setupSourceRemove(a *app, g *globals, f *flag.FlagSet) func(context.Context
 			return err
 		}
 		if g.output == outputJSON {
-			return nil
+			// As container rm says it.
+			return writeJSON(a.stdout, map[string]string{"removed": name})
 		}
 		_, err = fmt.Fprintf(a.stdout, "Removed source %s\n", name)
 		return err

@@ -61,6 +61,26 @@ func TestMakeRunCommands(t *testing.T) {
 		}
 	}()
 
+	// A second make run while this one runs fails loudly, and says why:
+	// on the same addresses, that they are in use; on others, with the
+	// same state, that its providerd answers already.
+	for _, tc := range []struct {
+		name, catAddr, provAddr, want string
+	}{
+		{"same addresses", catAddr, provAddr, "the address is in use"},
+		{"same state", freeAddr(t), freeAddr(t), "another make run uses " + state},
+	} {
+		second := exec.CommandContext(ctx, "bash", filepath.Join(repoRoot(t), "scripts", "run.sh"))
+		second.Env = append(os.Environ(), "CP_RUN_STATE="+state, "CP_BIN_DIR="+binDir,
+			"CATALOGD_LISTEN="+tc.catAddr, "PROVIDERD_LISTEN="+tc.provAddr)
+		out, err := second.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 || !strings.Contains(string(out), tc.want) ||
+			strings.Contains(string(out), "Press Ctrl-C") {
+			t.Fatalf("second make run, %s: %v, want a failure saying %q:\n%s", tc.name, err, tc.want, out)
+		}
+		t.Logf("second make run, %s: %s", tc.name, lastLine(string(out)))
+	}
+
 	var exports []string
 	type typed struct {
 		line string
@@ -106,4 +126,10 @@ func TestMakeRunCommands(t *testing.T) {
 		}
 		t.Logf("%s: exit %d", c.line, code)
 	}
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
