@@ -315,6 +315,7 @@ func (ps *pullStream) finish(job api.Job, downloaded bool) error {
 // fail ends the stream with an error line, and returns the error for the
 // request's log line.
 func (ps *pullStream) fail(msg string) error {
+	msg = withoutClientHints(msg)
 	_ = ps.send(jsonMessage{ErrorDetail: &jsonError{Message: msg}, Error: msg})
 	return fmt.Errorf("pull %s: %s", ps.ref, msg)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/provider"
 )
 
 // messages decodes a jsonmessage stream.
@@ -222,5 +223,31 @@ func TestPullRestoresRefs(t *testing.T) {
 	e.do(t, http.MethodPost, "/v1.51/images/create?fromImage=nanoserver&tag=10.0.10586.0").wantStatus(t, http.StatusOK)
 	if len(restored) != 1 {
 		t.Fatalf("restored %q", restored)
+	}
+}
+
+func TestWithoutClientHints(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"OneGet's hint", find.NoMatch("nosuch", "").Error(), "No match was found for the specified search criteria and package name 'nosuch'."},
+		{"a cimage hint", "image x is not installed. Run cimage images to list them. It was removed.", "image x is not installed. It was removed."},
+		{"a cmdlet in the first sentence stays", "Remove-ContainerImage refused. Try Get-ContainerImage.", "Remove-ContainerImage refused."},
+		{"no hint", "conflict: unable to delete aaaaaaaaaaaa (must be forced) - image is being used by stopped container c1", "conflict: unable to delete aaaaaaaaaaaa (must be forced) - image is being used by stopped container c1"},
+		{"a flag is no command", "file x exists; use --force to overwrite: already exists", "file x exists; use --force to overwrite: already exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := withoutClientHints(tc.in); got != tc.want {
+				t.Fatalf("withoutClientHints(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+	// Through the adapter: an error of any handler.
+	f := &fakeBackend{imagesFn: func(context.Context, provider.GetOptions) ([]api.Image, error) {
+		return nil, find.NoMatch("x", "")
+	}}
+	e := newTestEnv(t, f)
+	r := e.do(t, http.MethodGet, "/images/json")
+	r.wantError(t, http.StatusNotFound, "package name 'x'.")
+	if strings.Contains(string(r.body), "Get-PackageSource") {
+		t.Fatalf("body %s", r.body)
 	}
 }
