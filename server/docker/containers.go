@@ -66,7 +66,8 @@ func errNoSuchContainer(ref string) error {
 // findContainer finds the container that ref names, as the provider
 // resolves it: a full id, a name (with or without its leading slash), or
 // a unique id prefix of at least provider.MinIDPrefix hex. No match is
-// Docker's "No such container". Naming a container ends its time as a
+// Docker's "No such container", a prefix of several ids its "multiple IDs
+// found". Naming a container ends its time as a
 // fresh one (see freshContainers).
 func (s *Server) findContainer(ctx context.Context, ref string) (api.Container, error) {
 	c, err := s.lookupContainer(ctx, ref)
@@ -83,8 +84,11 @@ func (s *Server) lookupContainer(ctx context.Context, ref string) (api.Container
 		return api.Container{}, errNoSuchContainer(ref)
 	}
 	c, err := s.backend.Container(ctx, name)
-	if errdefs.IsNotFound(err) {
+	switch {
+	case errdefs.IsNotFound(err):
 		return api.Container{}, errNoSuchContainer(ref)
+	case errdefs.IsInvalidArgument(err): // a prefix of several ids
+		return api.Container{}, newError(errdefs.ErrInvalidArgument, "multiple IDs found with provided prefix: %s", ref)
 	}
 	return c, err
 }

@@ -114,6 +114,10 @@ func TestInspectContainer(t *testing.T) {
 		})
 	}
 	e.do(t, http.MethodGet, "/containers/nothere/json").wantError(t, http.StatusNotFound, "No such container: nothere")
+	cf.mu.Lock()
+	cf.ctrs = append(cf.ctrs, api.Container{ID: id[:4] + hex64('f')[4:], Name: "twin", ImageDigest: "sha256:" + hex64('a'), State: api.ContainerCreated})
+	cf.mu.Unlock()
+	e.do(t, http.MethodGet, "/containers/"+id[:4]+"/json").wantError(t, http.StatusBadRequest, "multiple IDs found with provided prefix: "+id[:4])
 	e.do(t, http.MethodGet, "/containers/"+id[:3]+"/json").wantError(t, http.StatusNotFound, "No such container: "+id[:3])
 }
 
