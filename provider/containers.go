@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -494,4 +495,147 @@ func (p *Provider) cleanContainerDir(id string) {
 			p.log.WithError(err).WithField("id", id).Warn("leftover of a copy not removed")
 		}
 	}
+}
+
+// MinIDPrefix is the shortest id prefix that names an image or a
+// container. Clients that accept ids and names alike (the Docker API) take
+// no shorter prefix either, so that a short name is never read as an id.
+const MinIDPrefix = minIDPrefix
+
+// StatContainerPath describes the file or directory at path in the
+// container that ref names, as `docker cp` asks before it copies: path is
+// rooted in the container as CopyToContainer roots its destination ("/"
+// is the top of the container's files, whose FileInfo is named "."). A
+// link is not followed (a copy never writes one). NotFound when no
+// container matches ref or nothing is at path.
+func (p *Provider) StatContainerPath(ctx context.Context, ref, path string) (fs.FileInfo, error) {
+	var id, name string
+	err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		var c containerRecord
+		var err error
+		id, c, err = findContainer(tx, ref)
+		name = c.Name
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rel := containerPath(path)
+	notFound := fmt.Errorf("path %q in container %s: %w", "/"+strings.TrimPrefix(rel, "."), name, errdefs.ErrNotFound)
+	root, err := os.OpenRoot(filepath.Join(p.containerPath(id), rootfsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, notFound // removed meanwhile
+	} else if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	defer root.Close()
+	fi, err := root.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, notFound
+	} else if err != nil {
+		return nil, fmt.Errorf("path %q in container %s: %w", "/"+rel, name, err)
+	}
+	return fi, nil
+}
+
+// UntagUsedImage deletes every ref of the installed image that image names
+// (as Tag's image does) and keeps the image, for the containers that use
+// it: this is `docker rmi -f` of an image that a container uses, since the
+// provider keeps the image of every container until the container is
+// removed. The image then has no ref; it is listed, and removed by id or
+// by name, as before. The latest ref of each repository it left moves to
+// the highest version that remains there. It returns the refs it deleted,
+// sorted. FailedPrecondition when no container uses the image (it is
+// removed, not untagged); the check and the deletes are one transaction.
+func (p *Provider) UntagUsedImage(ctx context.Context, image string) ([]string, error) {
+	if p.isClosing() {
+		return nil, errClosed
+	}
+	var refs []string
+	var rec imageRecord
+	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
+		var err error
+		if rec, err = resolveOne(tx, image); err != nil {
+			return err
+		}
+		all, err := listContainers(tx)
+		if err != nil {
+			return err
+		}
+		used := false
+		for _, c := range all {
+			if c.Image == rec.Digest.String() {
+				used = true
+				break
+			}
+		}
+		if !used {
+			return fmt.Errorf("image %s: no container uses it, so it is removed rather than untagged: %w", rec.label(), errdefs.ErrFailedPrecondition)
+		}
+		refs = refsOf(tx, rec.Digest)
+		var repos []string
+		for _, ref := range refs {
+			i := strings.LastIndexByte(ref, ':')
+			if err := deleteRef(tx, ref[:i], ref[i+1:]); err != nil {
+				return fmt.Errorf("ref %s: %w", ref, err)
+			}
+			if !slices.Contains(repos, ref[:i]) {
+				repos = append(repos, ref[:i])
+			}
+		}
+		for _, repo := range repos {
+			if err := updateLatest(tx, repo); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.log.WithField("image", rec.label()).WithField("refs", refs).Info("image untagged; its containers keep it")
+	return refs, nil
+}
+
+// RestoreImageRefs gives the installed image that image names the refs an
+// install writes: repository:version, and repository:latest when no other
+// image of its repository has a higher version. An install of an image that
+// UntagUsedImage left without refs finds it installed and writes nothing,
+// so a client that pulls it again calls this. A ref that names another
+// image stays as it is. It returns the refs it added, none when the image
+// has them already.
+func (p *Provider) RestoreImageRefs(ctx context.Context, image string) ([]string, error) {
+	if p.isClosing() {
+		return nil, errClosed
+	}
+	var added []string
+	var rec imageRecord
+	err := p.db.Update(ctx, func(tx *bolt.Tx) error {
+		added = nil
+		var err error
+		if rec, err = resolveOne(tx, image); err != nil {
+			return err
+		}
+		if refDigest(tx, rec.Repository, rec.Version) == "" {
+			if err := setRef(tx, rec.Repository, rec.Version, rec.Digest); err != nil {
+				return err
+			}
+			added = append(added, rec.Repository+":"+rec.Version)
+		}
+		before := refDigest(tx, rec.Repository, latestTag)
+		if err := updateLatest(tx, rec.Repository); err != nil {
+			return err
+		}
+		if after := refDigest(tx, rec.Repository, latestTag); after == rec.Digest && before != after {
+			added = append(added, rec.Repository+":"+latestTag)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(added) > 0 {
+		p.log.WithField("image", rec.label()).WithField("refs", added).Info("image refs restored")
+	}
+	return added, nil
 }

@@ -429,3 +429,123 @@ func TestNewCleansOrphans(t *testing.T) {
 		t.Errorf("container after restart: %+v, %v", got, err)
 	}
 }
+
+func TestStatContainerPath(t *testing.T) {
+	e := newEnv(t, testBaseLayerSize)
+	ctx := context.Background()
+	e.mustInstall(nano10586())
+	c, err := e.p.CreateContainer(ctx, api.ContainerCreateRequest{Image: "NanoServer", Name: "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.p.CopyToContainer(ctx, "web1", "/inetpub", makeTar(t, tarEntry{name: "wwwroot/index.html", body: "hello"})); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		dir        bool
+		size       int64
+		base       string
+	}{
+		{name: "top", path: "/", dir: true, base: "."},
+		{name: "empty", path: "", dir: true, base: "."},
+		{name: "dir", path: "/inetpub/wwwroot", dir: true, base: "wwwroot"},
+		{name: "file", path: "/inetpub/wwwroot/index.html", size: 5, base: "index.html"},
+		{name: "windows path", path: `C:\inetpub\wwwroot\index.html`, size: 5, base: "index.html"},
+		{name: "climbing", path: "/../../inetpub", dir: true, base: "inetpub"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fi, err := e.p.StatContainerPath(ctx, c.ID[:8], tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.IsDir() != tt.dir || (!tt.dir && (fi.Size() != tt.size || !fi.Mode().IsRegular())) || fi.Name() != tt.base {
+				t.Errorf("stat %q: dir %v size %d mode %v name %q", tt.path, fi.IsDir(), fi.Size(), fi.Mode(), fi.Name())
+			}
+		})
+	}
+	for _, p := range []string{"/nothing", "/inetpub/wwwroot/index.html/below"} {
+		_, err := e.p.StatContainerPath(ctx, "web1", p)
+		mustClass(t, err, errdefs.ErrNotFound)
+	}
+	_, err = e.p.StatContainerPath(ctx, "nosuch", "/")
+	mustClass(t, err, errdefs.ErrNotFound)
+}
+
+func TestUntagUsedImage(t *testing.T) {
+	e := newEnv(t, testBaseLayerSize)
+	ctx := context.Background()
+	e.mustInstall(nano10586())
+	e.mustInstall(api.InstallRequest{Name: "NanoServer", VersionOptions: api.VersionOptions{RequiredVersion: "10.0.14393.0"}})
+	high := e.cat.item("nanoserver:10.0.14393.0").Digest.String()
+	low := e.cat.item("nanoserver:10.0.10586.0").Digest.String()
+	refsOf := func(d string) []string {
+		t.Helper()
+		imgs, err := e.p.Images(ctx, GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range imgs {
+			if img.Digest == d {
+				return img.Refs
+			}
+		}
+		t.Fatalf("image %s is not listed", d)
+		return nil
+	}
+	if err := e.p.Tag(ctx, high, "mynano", "base"); err != nil {
+		t.Fatal(err)
+	}
+
+	// No container uses it: it is removed, not untagged.
+	_, err := e.p.UntagUsedImage(ctx, high)
+	mustClass(t, err, errdefs.ErrFailedPrecondition)
+	if got := refsOf(high); !slices.Equal(got, []string{"mynano:base", "nanoserver:10.0.14393.0", "nanoserver:latest"}) {
+		t.Fatalf("a refused untag changed the refs: %q", got)
+	}
+
+	if _, err := e.p.CreateContainer(ctx, api.ContainerCreateRequest{Image: high, Name: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := e.p.UntagUsedImage(ctx, high)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(refs, []string{"mynano:base", "nanoserver:10.0.14393.0", "nanoserver:latest"}) {
+		t.Errorf("untagged %q", refs)
+	}
+	if got := refsOf(high); len(got) != 0 {
+		t.Errorf("refs left on the untagged image: %q", got)
+	}
+	// latest moved to the version that keeps its refs.
+	if got := refsOf(low); !slices.Equal(got, []string{"nanoserver:10.0.10586.0", "nanoserver:latest"}) {
+		t.Errorf("refs of the other version: %q", got)
+	}
+	// The image stays, for its container, and cannot be removed.
+	if c, err := e.p.Container(ctx, "c1"); err != nil || c.ImageDigest != high {
+		t.Fatalf("container c1: %+v, %v", c, err)
+	}
+	_, err = e.p.Remove(ctx, RemoveOptions{ID: high})
+	mustClass(t, err, errdefs.ErrConflict)
+
+	// A pull of it again gives the refs back, and latest with them.
+	added, err := e.p.RestoreImageRefs(ctx, high)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(added, []string{"nanoserver:10.0.14393.0", "nanoserver:latest"}) {
+		t.Errorf("restored %q", added)
+	}
+	if got := refsOf(high); !slices.Equal(got, []string{"nanoserver:10.0.14393.0", "nanoserver:latest"}) {
+		t.Errorf("refs after the restore: %q", got)
+	}
+	if got := refsOf(low); !slices.Equal(got, []string{"nanoserver:10.0.10586.0"}) {
+		t.Errorf("refs of the other version after the restore: %q", got)
+	}
+	if added, err := e.p.RestoreImageRefs(ctx, high); err != nil || len(added) != 0 {
+		t.Errorf("a second restore: %q, %v", added, err)
+	}
+	_, err = e.p.RestoreImageRefs(ctx, "sha256:"+strings.Repeat("0", 64))
+	mustClass(t, err, errdefs.ErrNotFound)
+}

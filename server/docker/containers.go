@@ -63,35 +63,34 @@ func errNoSuchContainer(ref string) error {
 	return newError(errdefs.ErrNotFound, "No such container: %s", ref)
 }
 
-// findContainer finds the container that ref names, as the daemon does: a
-// full id, a name (with or without its leading slash), or a unique id
-// prefix.
+// findContainer finds the container that ref names, as the provider
+// resolves it: a full id, a name (with or without its leading slash), or
+// a unique id prefix of at least provider.MinIDPrefix hex. No match is
+// Docker's "No such container", a prefix of several ids its "multiple IDs
+// found". Naming a container ends its time as a
+// fresh one (see freshContainers).
 func (s *Server) findContainer(ctx context.Context, ref string) (api.Container, error) {
-	ctrs, err := s.backend.Containers(ctx)
-	if err != nil {
-		return api.Container{}, err
+	c, err := s.lookupContainer(ctx, ref)
+	if err == nil {
+		s.fresh.forget(c.ID)
 	}
-	name := strings.TrimPrefix(ref, "/")
-	for _, c := range ctrs {
-		if c.ID == ref || c.Name == name {
-			return c, nil
-		}
-	}
-	var hits []api.Container
-	if isHex(ref) {
-		for _, c := range ctrs {
-			if strings.HasPrefix(c.ID, ref) {
-				hits = append(hits, c)
-			}
-		}
-	}
-	switch len(hits) {
-	case 0:
+	return c, err
+}
+
+// lookupContainer is findContainer without forgetting a fresh container.
+func (s *Server) lookupContainer(ctx context.Context, ref string) (api.Container, error) {
+	name := strings.TrimPrefix(strings.TrimSpace(ref), "/")
+	if name == "" {
 		return api.Container{}, errNoSuchContainer(ref)
-	case 1:
-		return hits[0], nil
 	}
-	return api.Container{}, newError(errdefs.ErrInvalidArgument, "multiple IDs found with provided prefix: %s", ref)
+	c, err := s.backend.Container(ctx, name)
+	switch {
+	case errdefs.IsNotFound(err):
+		return api.Container{}, errNoSuchContainer(ref)
+	case errdefs.IsInvalidArgument(err): // a prefix of several ids
+		return api.Container{}, newError(errdefs.ErrInvalidArgument, "multiple IDs found with provided prefix: %s", ref)
+	}
+	return c, err
 }
 
 // createContainer is `docker create`: a provider container on the image
@@ -119,6 +118,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	s.fresh.add(c.ID)
 	return writeJSONStatus(w, http.StatusCreated, createResponse{ID: c.ID, Warnings: []string{}})
 }
 
@@ -150,7 +150,7 @@ func (s *Server) imageOrPull(ctx context.Context, name string) (api.Image, error
 // installAndWait runs the install job of ref and waits for its end; a job
 // that does not succeed is its error.
 func (s *Server) installAndWait(ctx context.Context, ref imageRef) error {
-	job, err := s.backend.Install(ctx, installRequest(ref))
+	job, err := s.install(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -180,6 +180,7 @@ func (s *Server) installAndWait(ctx context.Context, ref imageRef) error {
 		}
 		return newError(errdefs.ErrFailedPrecondition, "pull %s: %s", ref, msg)
 	}
+	s.restoreRefs(ctx, job)
 	return nil
 }
 
@@ -222,12 +223,21 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 			Created: c.Created.Unix(),
 			Ports:   []any{},
 			Labels:  map[string]string{},
-			State:   strings.ToLower(c.State),
+			State:   dockerState(c.State),
 			Status:  containerStatus(c, now),
 			Mounts:  []any{},
 		})
 	}
 	return writeJSON(w, out)
+}
+
+// dockerState is the daemon's word for a container's state: created,
+// running, or exited for a stopped container.
+func dockerState(state string) string {
+	if state == api.ContainerStopped {
+		return "exited"
+	}
+	return strings.ToLower(state)
 }
 
 // imageName is what docker ps shows of a container's image: its

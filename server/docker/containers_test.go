@@ -82,8 +82,8 @@ func TestContainersAgainstTheEngine(t *testing.T) {
 		{"stop of a created container", "/containers/c1/stop", http.StatusNotModified, "created"},
 		{"start", "/v1.51/containers/c1/start", http.StatusNoContent, "running"},
 		{"start again", "/containers/" + created.ID[:8] + "/start", http.StatusNotModified, "running"},
-		{"stop", "/containers/" + created.ID + "/stop", http.StatusNoContent, "stopped"},
-		{"stop again", "/containers/c1/stop", http.StatusNotModified, "stopped"},
+		{"stop", "/containers/" + created.ID + "/stop", http.StatusNoContent, "exited"},
+		{"stop again", "/containers/c1/stop", http.StatusNotModified, "exited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.do(t, http.MethodPost, tc.path).wantStatus(t, tc.status)
@@ -93,7 +93,7 @@ func TestContainersAgainstTheEngine(t *testing.T) {
 				t.Fatalf("ps -a %+v", ps)
 			}
 			// The state changed less than a second ago.
-			want := map[string]string{"created": "Created", "running": "Up Less than a second", "stopped": "Exited (0) Less than a second ago"}[tc.state]
+			want := map[string]string{"created": "Created", "running": "Up Less than a second", "exited": "Exited (0) Less than a second ago"}[tc.state]
 			if ps[0].Status != want {
 				t.Fatalf("STATUS %q, want %q", ps[0].Status, want)
 			}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 	goversion "github.com/hashicorp/go-version"
@@ -56,7 +58,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	status := errdefs.HTTPStatus(err)
-	msg := err.Error()
+	msg := withoutClientHints(err.Error())
 	if status == http.StatusInternalServerError {
 		msg = fmt.Sprintf("internal server error (request id %s)", middleware.RequestID(r.Context()))
 	}
@@ -69,6 +71,25 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// clientHint matches what names a command of the provider's other
+// clients: a cmdlet of the ContainerImage module or of PackageManagement
+// (Get-PackageSource, Remove-ContainerImage) or a cimage command.
+var clientHint = regexp.MustCompile(`\b[A-Z][a-z]+-(?:Container|Package)[A-Za-z]*\b|\bcimage [a-z]`)
+
+// withoutClientHints drops from msg the sentences after the first that
+// name a cmdlet or a cimage command ("Try Get-PackageSource to see all
+// available registered package sources."): a docker user has neither.
+func withoutClientHints(msg string) string {
+	parts := strings.SplitAfter(msg, ". ")
+	out := parts[0]
+	for _, p := range parts[1:] {
+		if !clientHint.MatchString(p) {
+			out += p
+		}
+	}
+	return strings.TrimRight(out, " ")
 }
 
 // marshal encodes v as JSON followed by a newline, without escaping <, >
@@ -155,25 +176,28 @@ func (s *Server) adapt(byMethod map[string]handlerFunc) http.Handler {
 // handlers is the handler of each method of each route, by route name.
 func (s *Server) handlers() map[string]map[string]handlerFunc {
 	return map[string]map[string]handlerFunc{
-		RoutePing:            {http.MethodGet: s.ping, http.MethodHead: s.ping},
-		RouteVersion:         {http.MethodGet: s.version},
-		RouteInfo:            {http.MethodGet: s.info},
-		RouteImages:          {http.MethodGet: s.listImages},
-		RouteImageSearch:     {http.MethodGet: s.searchImages},
-		RouteImageCreate:     {http.MethodPost: s.pullImage},
-		RouteImagesSave:      {http.MethodGet: s.saveImages},
-		RouteImageSave:       {http.MethodGet: s.saveImages},
-		RouteImagesLoad:      {http.MethodPost: s.loadImages},
-		RouteImageInspect:    {http.MethodGet: s.inspectImage},
-		RouteImageHistory:    {http.MethodGet: s.imageHistory},
-		RouteImageTag:        {http.MethodPost: s.tagImage},
-		RouteImageDelete:     {http.MethodDelete: s.deleteImage},
-		RouteContainerCreate: {http.MethodPost: s.createContainer},
-		RouteContainers:      {http.MethodGet: s.listContainers},
-		RouteContainerStart:  {http.MethodPost: s.startContainer},
-		RouteContainerStop:   {http.MethodPost: s.stopContainer},
-		RouteContainerDelete: {http.MethodDelete: s.removeContainer},
-		RouteCommit:          {http.MethodPost: s.commit},
+		RoutePing:             {http.MethodGet: s.ping, http.MethodHead: s.ping},
+		RouteVersion:          {http.MethodGet: s.version},
+		RouteInfo:             {http.MethodGet: s.info},
+		RouteImages:           {http.MethodGet: s.listImages},
+		RouteImageSearch:      {http.MethodGet: s.searchImages},
+		RouteImageCreate:      {http.MethodPost: s.pullImage},
+		RouteImagesSave:       {http.MethodGet: s.saveImages},
+		RouteImageSave:        {http.MethodGet: s.saveImages},
+		RouteImagesLoad:       {http.MethodPost: s.loadImages},
+		RouteImageInspect:     {http.MethodGet: s.inspectImage},
+		RouteImageHistory:     {http.MethodGet: s.imageHistory},
+		RouteImageTag:         {http.MethodPost: s.tagImage},
+		RouteImageDelete:      {http.MethodDelete: s.deleteImage},
+		RouteContainerCreate:  {http.MethodPost: s.createContainer},
+		RouteContainers:       {http.MethodGet: s.listContainers},
+		RouteContainerInspect: {http.MethodGet: s.inspectContainer},
+		RouteContainerArchive: {http.MethodHead: s.statContainerPath, http.MethodPut: s.copyToContainer},
+		RouteContainerAttach:  {http.MethodPost: s.attachContainer},
+		RouteContainerStart:   {http.MethodPost: s.startContainer},
+		RouteContainerStop:    {http.MethodPost: s.stopContainer},
+		RouteContainerDelete:  {http.MethodDelete: s.removeContainer},
+		RouteCommit:           {http.MethodPost: s.commit},
 	}
 }
 

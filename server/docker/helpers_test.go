@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,6 +44,10 @@ type fakeBackend struct {
 	commitFn     func(ctx context.Context, req api.CommitRequest) (api.Image, error)
 	saveFn       func(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
 	loadFn       func(ctx context.Context, r io.Reader) (api.LoadResult, error)
+	statFn       func(ctx context.Context, ref, path string) (fs.FileInfo, error)
+	copyFn       func(ctx context.Context, ref, dest string, r io.Reader) error
+	untagUsedFn  func(ctx context.Context, image string) ([]string, error)
+	restoreFn    func(ctx context.Context, image string) ([]string, error)
 }
 
 func (f *fakeBackend) record(call string) {
@@ -104,6 +109,68 @@ func (f *fakeBackend) Containers(ctx context.Context) ([]api.Container, error) {
 		return []api.Container{}, nil
 	}
 	return f.containersFn(ctx)
+}
+
+// Container resolves ref among the containers of containersFn as the
+// provider does: an id, a name, or a unique id prefix of at least
+// provider.MinIDPrefix hex.
+func (f *fakeBackend) Container(ctx context.Context, ref string) (api.Container, error) {
+	f.record("Container " + ref)
+	var ctrs []api.Container
+	if f.containersFn != nil {
+		var err error
+		if ctrs, err = f.containersFn(ctx); err != nil {
+			return api.Container{}, err
+		}
+	}
+	var hits []api.Container
+	for _, c := range ctrs {
+		if c.ID == ref || c.Name == ref {
+			return c, nil
+		}
+		if len(ref) >= provider.MinIDPrefix && strings.HasPrefix(c.ID, ref) {
+			hits = append(hits, c)
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return api.Container{}, fmt.Errorf("container %q: %w", ref, errdefs.ErrNotFound)
+	case 1:
+		return hits[0], nil
+	}
+	return api.Container{}, fmt.Errorf("container id prefix %q is ambiguous: %w", ref, errdefs.ErrInvalidArgument)
+}
+
+func (f *fakeBackend) StatContainerPath(ctx context.Context, ref, path string) (fs.FileInfo, error) {
+	f.record(fmt.Sprintf("StatContainerPath %s %s", ref, path))
+	if f.statFn == nil {
+		return nil, fmt.Errorf("path %s: %w", path, errdefs.ErrNotFound)
+	}
+	return f.statFn(ctx, ref, path)
+}
+
+func (f *fakeBackend) CopyToContainer(ctx context.Context, ref, dest string, r io.Reader) error {
+	f.record(fmt.Sprintf("CopyToContainer %s %s", ref, dest))
+	if f.copyFn == nil {
+		return fmt.Errorf("container %s: %w", ref, errdefs.ErrNotFound)
+	}
+	return f.copyFn(ctx, ref, dest, r)
+}
+
+func (f *fakeBackend) UntagUsedImage(ctx context.Context, image string) ([]string, error) {
+	f.record("UntagUsedImage " + image)
+	if f.untagUsedFn == nil {
+		return nil, fmt.Errorf("image %s: %w", image, errdefs.ErrFailedPrecondition)
+	}
+	return f.untagUsedFn(ctx, image)
+}
+
+func (f *fakeBackend) RestoreImageRefs(ctx context.Context, image string) ([]string, error) {
+	f.record("RestoreImageRefs " + image)
+	if f.restoreFn == nil {
+		return nil, nil
+	}
+	return f.restoreFn(ctx, image)
 }
 
 func (f *fakeBackend) Tag(ctx context.Context, image, repo, tag string) error {

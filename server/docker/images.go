@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -376,9 +377,20 @@ type deleteItem struct {
 // provider's Untag, which refuses the image's own refs while others
 // remain). The refs the provider keeps for an image, repo:version and
 // repo:latest, name the image itself, so removing by either removes the
-// image and lists every ref as Untagged, then the image as Deleted. A container or a
-// child image that depends on it gives 409 with the daemon's wording.
+// image and lists every ref as Untagged, then the image as Deleted. By id,
+// an image whose refs are in several repositories needs force, as with
+// the daemon. A container or a child image that depends on it is 409 with
+// the daemon's wording, and force untags an image that only containers
+// use (see removeDependents).
 func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) error {
+	force := false
+	if v := r.URL.Query().Get("force"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return newError(errdefs.ErrInvalidArgument, "invalid value for force: %q", v)
+		}
+		force = b
+	}
 	imgs, err := s.allImages(r)
 	if err != nil {
 		return err
@@ -398,9 +410,12 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, []deleteItem{{Untagged: res.ref}})
 	}
+	if res.ref == "" && !force && len(repoDigests(img)) > 1 {
+		return newError(errdefs.ErrConflict, "conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", shortID(img.ID))
+	}
 	result, err := s.backend.Remove(r.Context(), provider.RemoveOptions{ID: img.Digest})
 	if err != nil {
-		return s.removeConflict(r, err, res)
+		return s.removeDependents(w, r, err, res, force)
 	}
 	out := []deleteItem{}
 	for _, rm := range result.Removed {

@@ -175,43 +175,97 @@ func TestDeleteImageUntags(t *testing.T) {
 
 func TestDeleteImage(t *testing.T) {
 	imgs := sampleImages()
+	c1 := func(state string) []api.Container {
+		return []api.Container{{ID: hex64('e'), Name: "c1", ImageDigest: "sha256:" + hex64('a'), State: state}}
+	}
+	byContainer := &provider.DependentsError{Image: "NanoServer 10.0.10586.0", Dependents: []string{"container c1"}}
+	byChild := &provider.DependentsError{Image: "WindowsServerCore 10.0.14393.0", Dependents: []string{"image microsoft/iis 1.0.0.0", "container c2"}}
+	untagged := []deleteItem{{Untagged: "nanoserver:10.0.10586.0"}, {Untagged: "nanoserver:latest"}, {Untagged: "nanoserver@sha256:" + hex64('a')}}
+	deleted := []deleteItem{
+		{Untagged: "nanoserver:10.0.10586.0"}, {Untagged: "nanoserver:latest"},
+		{Untagged: "nanoserver@sha256:" + hex64('a')}, {Deleted: "sha256:" + hex64('a')},
+	}
 	for _, tc := range []struct {
-		name, ref string
-		removeErr error
-		status    int
-		want      []deleteItem
-		wantMsg   string
+		name, ref  string
+		images     []api.Image // default sampleImages
+		containers []api.Container
+		removeErr  error
+		status     int
+		want       []deleteItem
+		wantMsg    string
+		untag      bool // UntagUsedImage is called
 	}{
-		{name: "by name and tag", ref: "nanoserver:10.0.10586.0", status: 200, want: []deleteItem{
-			{Untagged: "nanoserver:10.0.10586.0"}, {Untagged: "nanoserver:latest"},
-			{Untagged: "nanoserver@sha256:" + hex64('a')}, {Deleted: "sha256:" + hex64('a')},
-		}},
-		{name: "by short id", ref: "aaaaaaaaaaaa", status: 200},
-		{name: "by digest", ref: "sha256:" + hex64('a'), status: 200},
+		{name: "by name and tag", ref: "nanoserver:10.0.10586.0", status: 200, want: deleted},
+		{name: "by short id", ref: "aaaaaaaaaaaa", status: 200, want: deleted},
+		{name: "by the shortest id prefix", ref: "aaaa", status: 200, want: deleted},
+		{name: "by digest", ref: "sha256:" + hex64('a'), status: 200, want: deleted},
 		{
-			name: "container by ref", ref: "nanoserver:10.0.10586.0",
-			removeErr: &provider.DependentsError{Image: "NanoServer 10.0.10586.0", Dependents: []string{"container c1"}},
-			status:    409, wantMsg: `conflict: unable to remove repository reference "nanoserver:10.0.10586.0" (must force) - container c1 is using its referenced image aaaaaaaaaaaa`,
+			name: "container by ref", ref: "nanoserver:10.0.10586.0", containers: c1(api.ContainerStopped), removeErr: byContainer,
+			status: 409, wantMsg: `conflict: unable to remove repository reference "nanoserver:10.0.10586.0" (must force) - container c1 is using its referenced image aaaaaaaaaaaa`,
 		},
 		{
-			name: "container by id", ref: "aaaa",
-			removeErr: &provider.DependentsError{Image: "NanoServer 10.0.10586.0", Dependents: []string{"container c1"}},
-			status:    409, wantMsg: "conflict: unable to delete aaaaaaaaaaaa (must be forced) - image is being used by stopped container c1",
+			name: "stopped container by id", ref: "aaaa", containers: c1(api.ContainerStopped), removeErr: byContainer,
+			status: 409, wantMsg: "conflict: unable to delete aaaaaaaaaaaa (must be forced) - image is being used by stopped container c1",
 		},
 		{
-			name: "child image", ref: "windowsservercore:latest",
-			removeErr: &provider.DependentsError{Image: "WindowsServerCore 10.0.14393.0", Dependents: []string{"image microsoft/iis 1.0.0.0"}},
-			status:    409, wantMsg: "conflict: unable to delete bbbbbbbbbbbb (cannot be forced) - image has dependent child images",
+			name: "running container by id", ref: "aaaa", containers: c1(api.ContainerRunning), removeErr: byContainer,
+			status: 409, wantMsg: "conflict: unable to delete aaaaaaaaaaaa (cannot be forced) - image is being used by running container c1",
 		},
+		{
+			name: "forced, stopped container by ref", ref: "nanoserver:latest?force=1", containers: c1(api.ContainerStopped), removeErr: byContainer,
+			status: 200, want: untagged, untag: true,
+		},
+		{
+			name: "forced, created container by id", ref: "aaaaaaaaaaaa?force=true", containers: c1(api.ContainerCreated), removeErr: byContainer,
+			status: 200, want: untagged, untag: true,
+		},
+		{
+			name: "forced, running container by ref", ref: "nanoserver:10.0.10586.0?force=1", containers: c1(api.ContainerRunning), removeErr: byContainer,
+			status: 200, want: untagged, untag: true,
+		},
+		{
+			name: "forced, running container by id", ref: "sha256:" + hex64('a') + "?force=1", containers: c1(api.ContainerRunning), removeErr: byContainer,
+			status: 409, wantMsg: "conflict: unable to delete aaaaaaaaaaaa (cannot be forced) - image is being used by running container c1",
+		},
+		{
+			name: "forced, untagged already", ref: "aaaa?force=1", containers: c1(api.ContainerStopped), removeErr: byContainer,
+			images: func() []api.Image { i := sampleImages(); i[0].Refs = nil; return i }(),
+			status: 409, wantMsg: "conflict: unable to delete aaaaaaaaaaaa (cannot be forced) - image is being used by stopped container c1, and providerd keeps the image of a container until the container is removed",
+		},
+		{
+			name: "child image", ref: "windowsservercore:latest", removeErr: byChild,
+			status: 409, wantMsg: "conflict: unable to delete bbbbbbbbbbbb (cannot be forced) - image has dependent child images",
+		},
+		{
+			name: "forced, child image", ref: "bbbb?force=1", removeErr: byChild,
+			status: 409, wantMsg: "conflict: unable to delete bbbbbbbbbbbb (cannot be forced) - image has dependent child images",
+		},
+		{
+			name: "by id, in two repositories", ref: "aaaa",
+			images: func() []api.Image { i := sampleImages(); i[0].Refs = append(i[0].Refs, "mynano:base"); return i }(),
+			status: 409, wantMsg: "conflict: unable to delete aaaaaaaaaaaa (must be forced) - image is referenced in multiple repositories",
+		},
+		{
+			name: "forced, by id, in two repositories", ref: "aaaa?force=1",
+			images: func() []api.Image { i := sampleImages(); i[0].Refs = append(i[0].Refs, "mynano:base"); return i }(),
+			status: 200,
+		},
+		{name: "bad force", ref: "aaaa?force=maybe", status: 400, wantMsg: "invalid value for force"},
 		{name: "unknown", ref: "nanoserver:1.2", status: 404, wantMsg: "No such image: nanoserver:1.2"},
+		{name: "a prefix shorter than an id's", ref: "aaa", status: 404, wantMsg: "No such image: aaa"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := withImages(&fakeBackend{}, imgs)
+			images := imgs
+			if tc.images != nil {
+				images = tc.images
+			}
+			f := withImages(&fakeBackend{}, images)
+			f.containersFn = func(context.Context) ([]api.Container, error) { return tc.containers, nil }
 			f.removeFn = func(_ context.Context, opts provider.RemoveOptions) (api.RemoveResult, error) {
 				if tc.removeErr != nil {
 					return api.RemoveResult{}, tc.removeErr
 				}
-				for _, img := range imgs {
+				for _, img := range images {
 					if img.Digest == opts.ID {
 						return api.RemoveResult{Removed: []api.Image{img}}, nil
 					}
@@ -219,8 +273,17 @@ func TestDeleteImage(t *testing.T) {
 				t.Errorf("Remove of %q", opts.ID)
 				return api.RemoveResult{}, nil
 			}
+			f.untagUsedFn = func(_ context.Context, image string) ([]string, error) {
+				if image != "sha256:"+hex64('a') {
+					t.Errorf("UntagUsedImage of %q", image)
+				}
+				return []string{"nanoserver:10.0.10586.0", "nanoserver:latest"}, nil
+			}
 			e := newTestEnv(t, f)
 			r := e.do(t, http.MethodDelete, "/v1.50/images/"+tc.ref)
+			if called := slices.ContainsFunc(f.called(), func(c string) bool { return strings.HasPrefix(c, "UntagUsedImage") }); called != tc.untag {
+				t.Errorf("UntagUsedImage called: %v, want %v", called, tc.untag)
+			}
 			if tc.status != http.StatusOK {
 				r.wantError(t, tc.status, tc.wantMsg)
 				return
@@ -230,7 +293,7 @@ func TestDeleteImage(t *testing.T) {
 			if tc.want != nil && !slices.Equal(got, tc.want) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
-			if last := got[len(got)-1]; last.Deleted != "sha256:"+hex64('a') {
+			if last := got[len(got)-1]; !tc.untag && last.Deleted != "sha256:"+hex64('a') {
 				t.Fatalf("last item %+v", last)
 			}
 		})
@@ -258,6 +321,26 @@ func TestSearchImages(t *testing.T) {
 		{"limit", "term=iis&limit=1", []searchResult{{Name: "microsoft/iis", Description: entries[1].Description, IsOfficial: true}}},
 		{"is-official false", "term=iis&filters=" + url.QueryEscape(`{"is-official":{"false":true}}`), []searchResult{{Name: "demo/iis", Description: "a demo"}}},
 		{"case-insensitive", "term=NANO", []searchResult{{Name: "nanoserver", Description: entries[0].Description, IsOfficial: true}}},
+		{"every repository", "term=*", []searchResult{
+			{Name: "nanoserver", Description: entries[0].Description, IsOfficial: true},
+			{Name: "microsoft/iis", Description: entries[1].Description, IsOfficial: true},
+			{Name: "microsoft/php", Description: entries[2].Description, IsOfficial: true},
+			{Name: "demo/iis", Description: "a demo"},
+		}},
+		{"a namespace", "term=" + url.QueryEscape("microsoft/*"), []searchResult{
+			{Name: "microsoft/iis", Description: entries[1].Description, IsOfficial: true},
+			{Name: "microsoft/php", Description: entries[2].Description, IsOfficial: true},
+		}},
+		{"a pattern matches the whole name, not the description", "term=" + url.QueryEscape("*IIS"), []searchResult{
+			{Name: "microsoft/iis", Description: entries[1].Description, IsOfficial: true},
+			{Name: "demo/iis", Description: "a demo"},
+		}},
+		{"one character", "term=" + url.QueryEscape("microsoft/?hp"), []searchResult{{Name: "microsoft/php", Description: entries[2].Description, IsOfficial: true}}},
+		{"a pattern that matches nothing", "term=" + url.QueryEscape("nothing*"), []searchResult{}},
+		{"a pattern with the limit", "term=*&limit=2", []searchResult{
+			{Name: "nanoserver", Description: entries[0].Description, IsOfficial: true},
+			{Name: "microsoft/iis", Description: entries[1].Description, IsOfficial: true},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []searchResult
@@ -266,6 +349,11 @@ func TestSearchImages(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+	// A pattern goes to Find as its name, which the index narrows; a
+	// plain term is matched against every entry.
+	if calls := f.called(); !slices.Contains(calls, "Find microsoft/*") || !slices.Contains(calls, "Find ") {
+		t.Fatalf("calls %q", calls)
 	}
 	e.do(t, http.MethodGet, "/images/search?term=iis&limit=101").wantError(t, http.StatusBadRequest, "limit 101 is outside the range of [1, 100]")
 	e.do(t, http.MethodGet, "/images/search?term=iis&limit=x").wantError(t, http.StatusBadRequest, "invalid limit")

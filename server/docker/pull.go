@@ -13,6 +13,8 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/server/middleware"
 )
 
 // StreamWriteWindow is how long the write of one progress message may
@@ -80,6 +82,31 @@ func installRequest(ref imageRef) api.InstallRequest {
 	return req
 }
 
+// install starts (or joins) the provider's install job of ref. A name or
+// version that no source has is Docker's "manifest ... not found", not
+// the provider's text, which speaks of the cmdlets.
+func (s *Server) install(ctx context.Context, ref imageRef) (api.Job, error) {
+	job, err := s.backend.Install(ctx, installRequest(ref))
+	var fe *find.Error
+	if errors.As(err, &fe) && fe.ID == find.IDNoMatchFoundForCriteria {
+		return api.Job{}, newError(errdefs.ErrNotFound, "manifest for %s not found: manifest unknown: no source of providerd has this image", ref)
+	}
+	return job, err
+}
+
+// restoreRefs gives the image of a succeeded install job its own refs
+// back when it has none: an image that docker rmi -f untagged for its
+// containers, which the install found installed, so that the pull names
+// it again. A failure is logged: the pull itself succeeded.
+func (s *Server) restoreRefs(ctx context.Context, job api.Job) {
+	if job.State != api.JobSucceeded || job.Result == nil || len(job.Result.Refs) > 0 {
+		return
+	}
+	if _, err := s.backend.RestoreImageRefs(ctx, job.Result.Digest); err != nil {
+		middleware.Log(ctx).WithError(err).WithField("image", job.Result.Digest).Warn("the refs of a pulled image were not restored")
+	}
+}
+
 // pullImage is `docker pull`: it starts (or joins) the provider's install
 // job, then streams its progress as jsonmessage lines. Errors before the
 // job exists (a bad or unknown name) are plain HTTP errors; once the
@@ -90,7 +117,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	job, err := s.backend.Install(r.Context(), installRequest(ref))
+	job, err := s.install(r.Context(), ref)
 	if err != nil {
 		return err
 	}
@@ -115,6 +142,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if events == nil {
+		s.restoreRefs(ctx, job)
 		return ps.finish(job, false)
 	}
 	for {
@@ -129,6 +157,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			if ev.Type == api.EventResult && ev.Job != nil {
+				s.restoreRefs(ctx, *ev.Job)
 				return ps.finish(*ev.Job, true)
 			}
 		}
@@ -286,6 +315,7 @@ func (ps *pullStream) finish(job api.Job, downloaded bool) error {
 // fail ends the stream with an error line, and returns the error for the
 // request's log line.
 func (ps *pullStream) fail(msg string) error {
+	msg = withoutClientHints(msg)
 	_ = ps.send(jsonMessage{ErrorDetail: &jsonError{Message: msg}, Error: msg})
 	return fmt.Errorf("pull %s: %s", ps.ref, msg)
 }

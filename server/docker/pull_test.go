@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/provider"
 )
 
 // messages decodes a jsonmessage stream.
@@ -163,4 +166,88 @@ func TestPullRefused(t *testing.T) {
 	e.do(t, http.MethodPost, "/images/create?fromImage=Bad").wantError(t, http.StatusBadRequest, "invalid reference format")
 	e.do(t, http.MethodPost, "/images/create?fromSrc=-").wantError(t, http.StatusNotImplemented, "fromSrc")
 	e.do(t, http.MethodPost, "/images/create?fromImage=nanoserver&tag=sha256:"+hex64('a')).wantError(t, http.StatusNotImplemented, "pulling by digest")
+}
+
+// TestPullNoMatch checks that an image no source has is Docker's
+// "manifest ... not found", without the provider's cmdlet hint.
+func TestPullNoMatch(t *testing.T) {
+	f := &fakeBackend{installFn: func(_ context.Context, req api.InstallRequest) (api.Job, error) {
+		return api.Job{}, find.NoMatch(req.Name, req.RequiredVersion)
+	}}
+	e := newTestEnv(t, f)
+	for _, tc := range []struct{ path, want string }{
+		{"/v1.51/images/create?fromImage=nosuch&tag=latest", "manifest for nosuch:latest not found: manifest unknown"},
+		{"/v1.51/images/create?fromImage=nanoserver&tag=9.9", "manifest for nanoserver:9.9 not found: manifest unknown"},
+	} {
+		r := e.do(t, http.MethodPost, tc.path)
+		r.wantError(t, http.StatusNotFound, tc.want)
+		if strings.Contains(string(r.body), "Get-") || strings.Contains(string(r.body), "cimage") {
+			t.Errorf("%s: %s", tc.path, r.body)
+		}
+	}
+	r := e.doBody(t, http.MethodPost, "/v1.51/containers/create", `{"Image":"nosuch"}`)
+	r.wantError(t, http.StatusNotFound, "manifest for nosuch:latest not found")
+	if strings.Contains(string(r.body), "Get-") {
+		t.Errorf("create: %s", r.body)
+	}
+}
+
+// TestPullRestoresRefs checks that a pull of an installed image without
+// refs (untagged by docker rmi -f for its containers) gives them back.
+func TestPullRestoresRefs(t *testing.T) {
+	untagged := sampleImages()[0]
+	untagged.Refs = nil
+	tagged := sampleImages()[0]
+	var restored []string
+	f := &fakeBackend{
+		installFn: func(context.Context, api.InstallRequest) (api.Job, error) {
+			return api.Job{ID: "j1", State: api.JobSucceeded, Result: &untagged}, nil
+		},
+		restoreFn: func(_ context.Context, image string) ([]string, error) {
+			restored = append(restored, image)
+			return tagged.Refs, nil
+		},
+	}
+	e := newTestEnv(t, f)
+	r := e.do(t, http.MethodPost, "/v1.51/images/create?fromImage=nanoserver&tag=10.0.10586.0")
+	if msgs := lines(messages(t, r.body)); r.status != http.StatusOK || msgs[len(msgs)-1] != "Status: Image is up to date for nanoserver:10.0.10586.0" {
+		t.Fatalf("pull: %d %q", r.status, msgs)
+	}
+	if !slices.Equal(restored, []string{untagged.Digest}) {
+		t.Fatalf("restored %q", restored)
+	}
+	// An image with its refs is left alone.
+	f.installFn = func(context.Context, api.InstallRequest) (api.Job, error) {
+		return api.Job{ID: "j2", State: api.JobSucceeded, Result: &tagged}, nil
+	}
+	e.do(t, http.MethodPost, "/v1.51/images/create?fromImage=nanoserver&tag=10.0.10586.0").wantStatus(t, http.StatusOK)
+	if len(restored) != 1 {
+		t.Fatalf("restored %q", restored)
+	}
+}
+
+func TestWithoutClientHints(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"OneGet's hint", find.NoMatch("nosuch", "").Error(), "No match was found for the specified search criteria and package name 'nosuch'."},
+		{"a cimage hint", "image x is not installed. Run cimage images to list them. It was removed.", "image x is not installed. It was removed."},
+		{"a cmdlet in the first sentence stays", "Remove-ContainerImage refused. Try Get-ContainerImage.", "Remove-ContainerImage refused."},
+		{"no hint", "conflict: unable to delete aaaaaaaaaaaa (must be forced) - image is being used by stopped container c1", "conflict: unable to delete aaaaaaaaaaaa (must be forced) - image is being used by stopped container c1"},
+		{"a flag is no command", "file x exists; use --force to overwrite: already exists", "file x exists; use --force to overwrite: already exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := withoutClientHints(tc.in); got != tc.want {
+				t.Fatalf("withoutClientHints(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+	// Through the adapter: an error of any handler.
+	f := &fakeBackend{imagesFn: func(context.Context, provider.GetOptions) ([]api.Image, error) {
+		return nil, find.NoMatch("x", "")
+	}}
+	e := newTestEnv(t, f)
+	r := e.do(t, http.MethodGet, "/images/json")
+	r.wantError(t, http.StatusNotFound, "package name 'x'.")
+	if strings.Contains(string(r.body), "Get-PackageSource") {
+		t.Fatalf("body %s", r.body)
+	}
 }

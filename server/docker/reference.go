@@ -10,6 +10,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/provider"
 )
 
 // latestTag is the tag of a reference that names none.
@@ -80,11 +81,14 @@ type resolved struct {
 }
 
 // resolveImage finds the installed image that name names, as the daemon
-// does: a full digest or "sha256:<hex>" id; an id prefix of one image (a
-// prefix several ids share is InvalidArgument); else a reference, repo:tag
-// (tag latest by default) among the images' refs, or repo@digest, or
-// repo:version with the version spelt with fewer parts (1.0). Nothing
-// is NotFound with Docker's "No such image" wording.
+// does, names first: a full digest or "sha256:<hex>" id; else a
+// reference, repo:tag (tag latest by default) among the images' refs, or
+// repo@digest, or repo:version with the version spelt with fewer parts
+// (1.0); else an id prefix of at least provider.MinIDPrefix hex (with or
+// without "sha256:") that begins one image's id (a prefix several ids
+// share is InvalidArgument). A shorter prefix names nothing, so that the
+// name of a container or of an image is never read as an id. Nothing is
+// NotFound with Docker's "No such image" wording.
 func resolveImage(imgs []api.Image, name string) (resolved, error) {
 	name = strings.TrimSpace(name)
 	if d, err := digest.Parse(name); err == nil {
@@ -95,7 +99,13 @@ func resolveImage(imgs []api.Image, name string) (resolved, error) {
 		}
 		return resolved{}, errNoSuchImage(name)
 	}
-	if prefix := strings.TrimPrefix(name, "sha256:"); isHex(prefix) {
+	ref, refErr := parseRef(name)
+	if refErr == nil {
+		if res, ok := resolveRef(imgs, ref); ok {
+			return res, nil
+		}
+	}
+	if prefix := strings.TrimPrefix(name, "sha256:"); isHex(prefix) && len(prefix) >= provider.MinIDPrefix {
 		var hits []api.Image
 		for _, img := range imgs {
 			if strings.HasPrefix(img.ID, prefix) {
@@ -108,20 +118,25 @@ func resolveImage(imgs []api.Image, name string) (resolved, error) {
 		case len(hits) > 1:
 			return resolved{}, newError(errdefs.ErrInvalidArgument, "multiple IDs found with provided prefix: %s", prefix)
 		}
+		return resolved{}, errNoSuchImage(name)
 	}
-	ref, err := parseRef(name)
-	if err != nil {
-		return resolved{}, err
+	if refErr != nil {
+		return resolved{}, refErr
 	}
+	return resolved{}, errNoSuchImage(name)
+}
+
+// resolveRef finds the installed image that ref names among imgs.
+func resolveRef(imgs []api.Image, ref imageRef) (resolved, bool) {
 	for _, img := range imgs {
 		if ref.Digest != "" {
 			if img.Digest == ref.Digest.String() && img.Repository == ref.Repo {
-				return resolved{img: img}, nil
+				return resolved{img: img}, true
 			}
 			continue
 		}
 		if slices.Contains(img.Refs, ref.String()) {
-			return resolved{img: img, ref: ref.String()}, nil
+			return resolved{img: img, ref: ref.String()}, true
 		}
 	}
 	// A tag that is the version in another spelling (1.0 for 1.0.0.0), as
@@ -130,11 +145,11 @@ func resolveImage(imgs []api.Image, name string) (resolved, error) {
 		for _, img := range imgs {
 			own := img.Repository + ":" + img.Version
 			if img.Repository == ref.Repo && img.Version == v && slices.Contains(img.Refs, own) {
-				return resolved{img: img, ref: own}, nil
+				return resolved{img: img, ref: own}, true
 			}
 		}
 	}
-	return resolved{}, errNoSuchImage(name)
+	return resolved{}, false
 }
 
 // shortID is the 12 hex the CLI shows of an id or digest.

@@ -10,29 +10,32 @@ import (
 // answers under its unversioned path and under /v{version}/, as the route
 // of versioned(name).
 const (
-	RoutePing            = "ping"             // GET, HEAD /_ping
-	RouteVersion         = "version"          // GET /version
-	RouteInfo            = "info"             // GET /info
-	RouteImages          = "images"           // GET /images/json
-	RouteImageSearch     = "image-search"     // GET /images/search
-	RouteImageCreate     = "image-create"     // POST /images/create (docker pull)
-	RouteImagesSave      = "images-save"      // GET /images/get?names= (docker save)
-	RouteImageSave       = "image-save"       // GET /images/{name}/get
-	RouteImagesLoad      = "images-load"      // POST /images/load (docker load)
-	RouteImageInspect    = "image-inspect"    // GET /images/{name}/json
-	RouteImageHistory    = "image-history"    // GET /images/{name}/history
-	RouteImageTag        = "image-tag"        // POST /images/{name}/tag
-	RouteImageDelete     = "image-delete"     // DELETE /images/{name}
-	RouteContainerCreate = "container-create" // POST /containers/create
-	RouteContainers      = "containers"       // GET /containers/json
-	RouteContainerStart  = "container-start"  // POST /containers/{id}/start
-	RouteContainerStop   = "container-stop"   // POST /containers/{id}/stop
-	RouteContainerDelete = "container-delete" // DELETE /containers/{id}
-	RouteCommit          = "commit"           // POST /commit
-	versionedSuffix      = "@versioned"
-	varVersion           = "version"
-	varName              = "name"
-	versionPathPattern   = "/v{" + varVersion + `:[0-9]+\.[0-9]+}`
+	RoutePing             = "ping"              // GET, HEAD /_ping
+	RouteVersion          = "version"           // GET /version
+	RouteInfo             = "info"              // GET /info
+	RouteImages           = "images"            // GET /images/json
+	RouteImageSearch      = "image-search"      // GET /images/search
+	RouteImageCreate      = "image-create"      // POST /images/create (docker pull)
+	RouteImagesSave       = "images-save"       // GET /images/get?names= (docker save)
+	RouteImageSave        = "image-save"        // GET /images/{name}/get
+	RouteImagesLoad       = "images-load"       // POST /images/load (docker load)
+	RouteImageInspect     = "image-inspect"     // GET /images/{name}/json
+	RouteImageHistory     = "image-history"     // GET /images/{name}/history
+	RouteImageTag         = "image-tag"         // POST /images/{name}/tag
+	RouteImageDelete      = "image-delete"      // DELETE /images/{name}
+	RouteContainerCreate  = "container-create"  // POST /containers/create
+	RouteContainers       = "containers"        // GET /containers/json
+	RouteContainerInspect = "container-inspect" // GET /containers/{id}/json
+	RouteContainerArchive = "container-archive" // HEAD, PUT /containers/{id}/archive (docker cp)
+	RouteContainerAttach  = "container-attach"  // POST /containers/{id}/attach (docker run)
+	RouteContainerStart   = "container-start"   // POST /containers/{id}/start
+	RouteContainerStop    = "container-stop"    // POST /containers/{id}/stop
+	RouteContainerDelete  = "container-delete"  // DELETE /containers/{id}
+	RouteCommit           = "commit"            // POST /commit
+	versionedSuffix       = "@versioned"
+	varVersion            = "version"
+	varName               = "name"
+	versionPathPattern    = "/v{" + varVersion + `:[0-9]+\.[0-9]+}`
 )
 
 // versioned is the name of the /v{version}/ twin of route name.
@@ -65,6 +68,9 @@ var routes = []route{
 	{RouteImageDelete, "/images/{name:.+}", []string{http.MethodDelete}},
 	{RouteContainerCreate, "/containers/create", []string{http.MethodPost}},
 	{RouteContainers, "/containers/json", []string{http.MethodGet}},
+	{RouteContainerInspect, "/containers/{id}/json", []string{http.MethodGet}},
+	{RouteContainerArchive, "/containers/{id}/archive", []string{http.MethodHead, http.MethodPut}},
+	{RouteContainerAttach, "/containers/{id}/attach", []string{http.MethodPost}},
 	{RouteContainerStart, "/containers/{id}/start", []string{http.MethodPost}},
 	{RouteContainerStop, "/containers/{id}/stop", []string{http.MethodPost}},
 	{RouteContainerDelete, "/containers/{id}", []string{http.MethodDelete}},

@@ -96,6 +96,10 @@ func TestRouteMatching(t *testing.T) {
 		{"container list is not a container", "GET", "/containers/json", RouteContainers, ""},
 		{"container create", "POST", "/v1.51/containers/create", versioned(RouteContainerCreate), ""},
 		{"container start", "POST", "/containers/c1/start", RouteContainerStart, ""},
+		{"container inspect is not the list", "GET", "/v1.51/containers/c1/json", versioned(RouteContainerInspect), ""},
+		{"docker cp stat", "HEAD", "/containers/c1/archive", RouteContainerArchive, ""},
+		{"docker cp", "PUT", "/v1.51/containers/c1/archive", versioned(RouteContainerArchive), ""},
+		{"attach", "POST", "/v1.51/containers/c1/attach", versioned(RouteContainerAttach), ""},
 		{"container delete", "DELETE", "/containers/c1", RouteContainerDelete, ""},
 		{"commit", "POST", "/v1.51/commit", versioned(RouteCommit), ""},
 		{"save by names", "GET", "/v1.51/images/get", versioned(RouteImagesSave), ""},
@@ -122,8 +126,8 @@ func TestRouteMatching(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	e := newTestEnv(t, &fakeBackend{})
 	for _, tc := range []struct{ method, path string }{
-		{http.MethodPost, "/v1.50/containers/c1/attach"},
-		{http.MethodGet, "/containers/c1/json"},
+		{http.MethodGet, "/v1.50/containers/c1/archive"},
+		{http.MethodPost, "/containers/c1/exec"},
 		{http.MethodPost, "/containers/c1/wait"},
 		{http.MethodPost, "/images/prune"},
 		{http.MethodPost, "/images/get"},

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/provider"
 )
 
@@ -35,7 +36,10 @@ var (
 // searchImages is `docker search`: the latest version of every image of
 // the sources whose repository, name or description holds the term
 // (case-insensitively), one row per repository, in the sources' order
-// (by name). The limit defaults to 25; outside 1-100 it is a 400.
+// (by name). A term with the wildcards * and ? is a pattern that the whole
+// repository or name matches, as Find-ContainerImage's -Name: `docker
+// search '*'` lists every repository, `docker search 'microsoft/*'` those
+// under microsoft/. The limit defaults to 25; outside 1-100 it is a 400.
 func (s *Server) searchImages(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	limit := defaultSearchLimit
@@ -67,7 +71,12 @@ func (s *Server) searchImages(w http.ResponseWriter, r *http.Request) error {
 	if term == "" {
 		return newError(errdefs.ErrInvalidArgument, "a search term is required")
 	}
-	res, err := s.backend.Find(r.Context(), provider.FindOptions{})
+	pattern := find.HasWildcard(term)
+	opts := provider.FindOptions{}
+	if pattern {
+		opts.Name = term
+	}
+	res, err := s.backend.Find(r.Context(), opts)
 	if err != nil {
 		return err
 	}
@@ -81,9 +90,12 @@ func (s *Server) searchImages(w http.ResponseWriter, r *http.Request) error {
 		if seen[e.Repository] {
 			continue
 		}
-		if !strings.Contains(strings.ToLower(e.Repository), term) &&
+		if !pattern && !strings.Contains(strings.ToLower(e.Repository), term) &&
 			!strings.Contains(strings.ToLower(e.Name), term) &&
 			!strings.Contains(strings.ToLower(e.Description), term) {
+			continue
+		}
+		if pattern && !find.MatchName(term, e.Repository) && !find.MatchName(term, e.Name) {
 			continue
 		}
 		res := searchResult{

@@ -1,8 +1,9 @@
 // Package docker is a subset of the Docker Engine API (v1.51) over the
 // provider, so that the real docker CLI can list, pull, inspect, search,
-// tag, remove, save and load the images providerd manages, create, list,
-// start, stop and remove its containers (state only: no process runs), and
-// commit a container into a new image.
+// tag, remove, save and load the images providerd manages, create,
+// inspect, list, start, stop and remove its containers (state only: no
+// process runs), copy files into them, and commit a container into a new
+// image.
 //
 // It holds no rules of its own: every handler translates a Docker request
 // into calls of a Backend, which *provider.Provider implements, and the
@@ -23,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"sync"
 
@@ -56,6 +58,7 @@ type Backend interface {
 	Images(ctx context.Context, opts provider.GetOptions) ([]api.Image, error)
 	Remove(ctx context.Context, opts provider.RemoveOptions) (api.RemoveResult, error)
 	Containers(ctx context.Context) ([]api.Container, error)
+	Container(ctx context.Context, ref string) (api.Container, error)
 	Tag(ctx context.Context, image, repo, tag string) error
 	Untag(ctx context.Context, repo, tag string) (removed bool, err error)
 	ImageConfig(ctx context.Context, ref string) (ocispec.Image, error)
@@ -63,6 +66,10 @@ type Backend interface {
 	StartContainer(ctx context.Context, ref string) (api.Container, error)
 	StopContainer(ctx context.Context, ref string) (api.Container, error)
 	RemoveContainer(ctx context.Context, ref string, force bool) error
+	StatContainerPath(ctx context.Context, ref, path string) (fs.FileInfo, error)
+	CopyToContainer(ctx context.Context, ref, dest string, r io.Reader) error
+	UntagUsedImage(ctx context.Context, image string) ([]string, error)
+	RestoreImageRefs(ctx context.Context, image string) ([]string, error)
 	Commit(ctx context.Context, req api.CommitRequest) (api.Image, error)
 	Save(ctx context.Context, req api.SaveRequest, w io.Writer) (api.Image, error)
 	Load(ctx context.Context, r io.Reader) (api.LoadResult, error)
@@ -108,6 +115,7 @@ type Server struct {
 	opts    options
 	router  *mux.Router
 	handler http.Handler
+	fresh   freshContainers
 
 	// streams is canceled by StopStreams: every pull stream ends with it.
 	streams    context.Context

@@ -3,10 +3,12 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -94,8 +96,8 @@ func wantContains(t *testing.T, what, out string, subs ...string) {
 // by a container and by a child, commit, save, rmi and load of the
 // committed image, start, stop, rm, rmi by short id,
 // an unsupported command that fails at once with the 501 message, and docker
-// run, which stops at its attach with a 501. What docker
-// does is visible through cimage: one store.
+// run, which stops at its attach with a 501 and removes the container it
+// created. What docker does is visible through cimage: one store.
 func TestDockerSession(t *testing.T) {
 	tool(t, "docker") // skips, saying why, without docker
 	cat := startCatalogd(t, true)
@@ -282,16 +284,16 @@ func TestDockerSession(t *testing.T) {
 
 	// docker run creates the container, as docker create does, then stops
 	// at the attach, which answers 501: the CLI drops the message of a
-	// refused upgrade and says "received 501". Nothing starts.
+	// refused upgrade and says "received 501". Nothing starts, and the
+	// container the run created is removed.
 	start = time.Now()
 	_, errOut, code = d.run(t, "run", "--name", "r1", "nanoserver:10.0.14393.0")
 	if code == 0 || !strings.Contains(errOut, "received 501") {
 		t.Fatalf("docker run: exit %d\n%s", code, errOut)
 	}
 	t.Logf("docker run failed in %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(errOut))
-	ps := d.must(t, "ps", "-a")
-	if i := strings.Index(ps, " r1\n"); i < 0 || !strings.Contains(ps[strings.LastIndex(ps[:i], "\n")+1:i], "Created") {
-		t.Fatalf("docker ps -a after docker run: no created container r1\n%s", ps)
+	if ps := d.must(t, "ps", "-a"); strings.Contains(ps, "r1") {
+		t.Fatalf("docker ps -a after docker run: the container r1 is left\n%s", ps)
 	}
 }
 
@@ -443,4 +445,228 @@ func TestDockerRemoteTLS(t *testing.T) {
 	if _, _, code := d.run(t, "-H", "tcp://"+dockerAddr, "images"); code == 0 {
 		t.Fatal("docker images over plain HTTP to the TLS listener succeeded")
 	}
+}
+
+// referenceSearch is the NAME column of the reference's `docker search *`.
+var referenceSearch = []string{
+	"microsoft/aspnet", "microsoft/django", "microsoft/dotnet35", "microsoft/golang",
+	"microsoft/httpd", "microsoft/iis", "microsoft/mongodb", "microsoft/mysql",
+	"microsoft/nginx", "microsoft/node", "microsoft/php", "microsoft/python",
+	"microsoft/rails", "microsoft/redis", "microsoft/ruby", "microsoft/sqlite",
+}
+
+// firstColumn is the first field of each row of a table the CLI printed.
+func firstColumn(out string) []string {
+	var names []string
+	for _, r := range rows(out) {
+		names = append(names, r[0])
+	}
+	return names
+}
+
+// TestDockerSemantics drives providerd with the real docker CLI where a
+// docker user expects the daemon's semantics: search with the wildcards
+// of the reference's session, inspect of a container by name, names
+// before id prefixes (which need 4 hex, as in cimage), docker cp into a
+// container and the commit that carries the files, rmi -f of an image
+// that a container uses, and a docker run that removes the container it
+// could not run.
+func TestDockerSemantics(t *testing.T) {
+	tool(t, "docker") // skips, saying why, without docker
+	cat := startCatalogd(t, true)
+	p := startProviderd(t, cat.URL(""), "")
+	d := newDockerCLI(t, "unix://"+p.DockerSocket())
+
+	// docker search '*' lists the reference's 16 images, in its order,
+	// then the two OS images that the catalog serves too.
+	out := d.must(t, "search", "*")
+	t.Logf("docker search '*':\n%s", out)
+	names := firstColumn(out)
+	if len(names) != 18 || !slices.Equal(names[:16], referenceSearch) || !slices.Equal(names[16:], []string{"nanoserver", "windowsservercore"}) {
+		t.Fatalf("docker search '*': %q", names)
+	}
+	if names = firstColumn(d.must(t, "search", "microsoft/*")); !slices.Equal(names, referenceSearch) {
+		t.Fatalf("docker search 'microsoft/*': %q", names)
+	}
+	if out = d.must(t, "search", "--format", "{{.Name}}", "microsoft/?is"); strings.TrimSpace(out) != "microsoft/iis" {
+		t.Fatalf("docker search 'microsoft/?is': %q", out)
+	}
+	if names = firstColumn(d.must(t, "search", "nothing*")); len(names) != 0 {
+		t.Fatalf("docker search 'nothing*': %q", names)
+	}
+
+	// docker inspect c1 and docker container inspect c1 show the container.
+	d.must(t, "pull", "nanoserver:10.0.10586.0")
+	imageID := strings.TrimSpace(d.must(t, "image", "inspect", "--format", "{{.Id}}", "nanoserver:10.0.10586.0"))
+	before := time.Now().Add(-time.Minute)
+	id := strings.TrimSpace(d.must(t, "create", "--name", "c1", "nanoserver:10.0.10586.0"))
+	for _, args := range [][]string{{"inspect", "c1"}, {"container", "inspect", "c1"}, {"inspect", id[:4]}} {
+		out := d.must(t, args...)
+		var got []struct {
+			ID      string `json:"Id"`
+			Name    string
+			Image   string
+			Created time.Time
+			State   struct{ Status string }
+			Config  struct{ Image string }
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if len(got) != 1 || got[0].ID != id || got[0].Name != "/c1" || got[0].Image != imageID || got[0].State.Status != "created" ||
+			got[0].Config.Image != "nanoserver:10.0.10586.0" || got[0].Created.Before(before) || got[0].Created.After(time.Now()) {
+			t.Fatalf("docker %s: %+v", strings.Join(args, " "), got)
+		}
+	}
+	if out = d.must(t, "inspect", "--format", "{{.Name}} {{.State.Status}} {{.Config.Image}}", "c1"); strings.TrimSpace(out) != "/c1 created nanoserver:10.0.10586.0" {
+		t.Fatalf("docker inspect --format c1: %q", out)
+	}
+
+	// Names first: a container named like the start of the image's id is
+	// the container, and once it is gone the name is no image either.
+	hex := strings.TrimPrefix(imageID, "sha256:")
+	d.must(t, "create", "--name", hex[:2], "nanoserver:10.0.10586.0")
+	if out = d.must(t, "inspect", "--format", "{{.Name}}", hex[:2]); strings.TrimSpace(out) != "/"+hex[:2] {
+		t.Fatalf("docker inspect %s, a container's name: %q", hex[:2], out)
+	}
+	d.must(t, "rm", hex[:2])
+	if _, errOut, code := d.run(t, "inspect", hex[:2]); code == 0 || !strings.Contains(strings.ToLower(errOut), "no such object") {
+		t.Fatalf("docker inspect %s, 2 hex of an image id: exit %d\n%s", hex[:2], code, errOut)
+	}
+	if _, errOut, code := d.run(t, "image", "inspect", hex[:3]); code == 0 || !strings.Contains(errOut, "No such image") {
+		t.Fatalf("docker image inspect %s, 3 hex: exit %d\n%s", hex[:3], code, errOut)
+	}
+	if out = d.must(t, "image", "inspect", "--format", "{{.Id}}", hex[:4]); strings.TrimSpace(out) != imageID {
+		t.Fatalf("docker image inspect %s, 4 hex: %q", hex[:4], out)
+	}
+
+	// docker cp puts files into c1, and docker commit carries them.
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "site"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"index.html": "<h1>Hello from docker cp</h1>\n", "site/a.txt": "a\n"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.must(t, "cp", filepath.Join(src, "index.html"), "c1:/inetpub/wwwroot/index.html") // a new file
+	d.must(t, "cp", filepath.Join(src, "site"), "c1:/inetpub/site")                     // a new directory
+	d.must(t, "cp", filepath.Join(src, "index.html"), "c1:/inetpub/")                   // into a directory
+	if _, errOut, code := d.run(t, "cp", filepath.Join(src, "index.html"), "nothere:/x"); code == 0 || !strings.Contains(errOut, "No such container: nothere") {
+		t.Fatalf("docker cp to no container: exit %d\n%s", code, errOut)
+	}
+	d.must(t, "commit", "c1", "withfile:1.0")
+	tarPath := filepath.Join(t.TempDir(), "withfile.tar")
+	d.must(t, "save", "-o", tarPath, "withfile:1.0")
+	files := savedLayerFiles(t, tarPath)
+	for name, body := range map[string]string{
+		"inetpub/wwwroot/index.html": "<h1>Hello from docker cp</h1>\n",
+		"inetpub/site/a.txt":         "a\n",
+		"inetpub/index.html":         "<h1>Hello from docker cp</h1>\n",
+	} {
+		if files[name] != body {
+			t.Fatalf("the committed image: %s is %q, want %q; files %q", name, files[name], body, slices.Sorted(maps.Keys(files)))
+		}
+	}
+	wantContains(t, "cimage images withfile", mustCimage(t, p, "images", "withfile"), "withfile", "1.0.0.0")
+
+	// rmi -f of the image that c1 uses untags it, and c1 keeps it.
+	d.must(t, "rmi", "withfile:1.0") // a child cannot be forced: it goes first
+	_, errOut, code := d.run(t, "rmi", "nanoserver:10.0.10586.0")
+	if code == 0 || !strings.Contains(errOut, `unable to remove repository reference "nanoserver:10.0.10586.0" (must force) - container c1 is using its referenced image `+hex[:12]) {
+		t.Fatalf("docker rmi of c1's image: exit %d\n%s", code, errOut)
+	}
+	out = d.must(t, "rmi", "-f", "nanoserver:10.0.10586.0")
+	t.Logf("docker rmi -f nanoserver:10.0.10586.0:\n%s", out)
+	wantContains(t, "docker rmi -f", out, "Untagged: nanoserver:10.0.10586.0", "Untagged: nanoserver:latest")
+	if strings.Contains(out, "Deleted") {
+		t.Fatalf("docker rmi -f deleted the image of c1:\n%s", out)
+	}
+	if r := rows(d.must(t, "images", "--filter", "dangling=true")); len(r) != 1 || r[0][0] != "<none>" || r[0][2] != hex[:12] {
+		t.Fatalf("docker images --filter dangling=true: %q", r)
+	}
+	wantContains(t, "cimage images after docker rmi -f", mustCimage(t, p, "images"), "NanoServer", "10.0.10586.0")
+	if _, errOut, code = d.run(t, "rmi", "-f", hex[:12]); code == 0 || !strings.Contains(errOut, "(cannot be forced) - image is being used by stopped container c1") {
+		t.Fatalf("docker rmi -f of the untagged image: exit %d\n%s", code, errOut)
+	}
+	d.must(t, "pull", "nanoserver:10.0.10586.0") // names it again
+	if out = d.must(t, "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", "nanoserver"); !strings.Contains(out, "nanoserver:10.0.10586.0 "+hex[:12]) {
+		t.Fatalf("docker images after the pull: %q", out)
+	}
+	d.must(t, "start", "c1")
+	if _, errOut, code = d.run(t, "rmi", "-f", hex[:12]); code == 0 || !strings.Contains(errOut, "(cannot be forced) - image is being used by running container c1") {
+		t.Fatalf("docker rmi -f by id of the image of a running container: exit %d\n%s", code, errOut)
+	}
+
+	// docker run cannot run: it removes the container it created; docker
+	// start -a of a container that docker create made keeps it.
+	_, errOut, code = d.run(t, "run", "--name", "r1", "nanoserver:10.0.10586.0")
+	if code == 0 || !strings.Contains(errOut, "received 501") {
+		t.Fatalf("docker run: exit %d\n%s", code, errOut)
+	}
+	d.must(t, "create", "--name", "c2", "nanoserver:10.0.10586.0")
+	if _, errOut, code = d.run(t, "start", "-a", "c2"); code == 0 {
+		t.Fatalf("docker start -a c2 succeeded\n%s", errOut)
+	}
+	out = d.must(t, "ps", "-a", "--format", "{{.Names}} {{.State}}")
+	if got := strings.Fields(out); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"c1", "c2", "created", "running"}) {
+		t.Fatalf("docker ps -a after docker run and docker start -a: %q", out)
+	}
+
+	d.must(t, "stop", "c1")
+	d.must(t, "rm", "c1", "c2")
+	out = d.must(t, "rmi", "nanoserver:10.0.10586.0")
+	wantContains(t, "docker rmi once the containers are gone", out, "Deleted: "+imageID)
+}
+
+// savedLayerFiles reads the archive at path, as docker save wrote it, and
+// returns the regular files of its layers (the blobs that are tars,
+// gzipped or not) with their content.
+func savedLayerFiles(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(f)
+	for range 100000 {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if !strings.HasPrefix(h.Name, "blobs/sha256/") || h.Size == 0 {
+			continue
+		}
+		blob, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = bytes.NewReader(blob)
+		if zr, err := gzip.NewReader(bytes.NewReader(blob)); err == nil {
+			r = zr
+		}
+		lr := tar.NewReader(r)
+		for range 100000 {
+			lh, err := lr.Next()
+			if err != nil {
+				break // the end of a layer, or a blob that is no tar
+			}
+			if lh.Typeflag != tar.TypeReg {
+				continue
+			}
+			body, err := io.ReadAll(lr)
+			if err != nil {
+				break
+			}
+			out[strings.TrimPrefix(lh.Name, "./")] = string(body)
+		}
+	}
+	t.Fatalf("%s: more than 100000 entries", path)
+	return nil
 }
