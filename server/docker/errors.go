@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 	goversion "github.com/hashicorp/go-version"
 
+	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/server/middleware"
 )
@@ -58,7 +59,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	status := errdefs.HTTPStatus(err)
-	msg := withoutClientHints(err.Error())
+	// Without its class, as API v1 says it: docker's own errors have none.
+	msg := withoutClientHints(api.ErrorMessage(err))
 	if status == http.StatusInternalServerError {
 		msg = fmt.Sprintf("internal server error (request id %s)", middleware.RequestID(r.Context()))
 	}
