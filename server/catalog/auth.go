@@ -32,7 +32,8 @@ func isRead(r *http.Request) bool {
 // credentials of writes against the htpasswd file (401 UNAUTHORIZED with
 // a Basic challenge), unless the server runs in insecure dev mode. A
 // client locked out by the limiter gets 429 TOOMANYREQUESTS with
-// Retry-After, before any check of its credentials.
+// Retry-After, before any check of its credentials. The ping has a rule
+// of its own, authorizePing.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	if isRead(r) {
 		return nil
@@ -43,9 +44,32 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.insecureDev {
 		return nil
 	}
-	user, pass, ok := r.BasicAuth()
+	return s.requireCredentials(w, r)
+}
+
+// authorizePing is the rule of the ping (GET and HEAD /v2/) when writes
+// need credentials. A ping without credentials gets 401 UNAUTHORIZED with
+// the Basic challenge: containers/image (skopeo, podman, buildah) and
+// docker's registry client read the challenge of the ping and send
+// credentials only after one, as they do with the distribution registry,
+// Docker Hub or Harbor. A ping with credentials checks them, which is
+// what docker login and skopeo login do. Every other read stays
+// anonymous, so a client without credentials that reads on after the
+// challenge (crane, skopeo, the docker CLI) still pulls. In read-only and
+// insecure dev mode nobody needs to log in, and the ping answers 200.
+func (s *Server) authorizePing(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.readOnly || s.opts.insecureDev {
+		return nil
+	}
+	return s.requireCredentials(w, r)
+}
+
+// requireCredentials checks the Basic credentials of r: none gets 401
+// with the challenge, and any others go through authenticate.
+func (s *Server) requireCredentials(w http.ResponseWriter, r *http.Request) error {
+	user, pass, ok := basicCredentials(r)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+		challenge(w)
 		return fmt.Errorf("%s %s: authentication required: %w", r.Method, r.URL.Path, errdefs.ErrUnauthenticated)
 	}
 	if err := s.authenticate(w, r, user, pass); err != nil {
@@ -53,6 +77,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	}
 	middleware.AddFields(r.Context(), logrus.Fields{"user": user})
 	return nil
+}
+
+// basicCredentials returns the Basic credentials of r. A header with an
+// empty user and an empty password counts as none: containers/image sends
+// one on every request after a Basic challenge when it has no
+// credentials, and it is neither verified nor counted as a failure.
+func basicCredentials(r *http.Request) (user, pass string, ok bool) {
+	user, pass, ok = r.BasicAuth()
+	if ok && user == "" && pass == "" {
+		return "", "", false
+	}
+	return user, pass, ok
+}
+
+// challenge sets the Basic challenge of a 401.
+func challenge(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
 }
 
 // authenticate checks user and pass, sent by the client of r, through the
@@ -86,7 +127,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, user, pass
 			s.limiter.succeeded(client)
 			return nil
 		case errdefs.IsUnauthenticated(f.err):
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+			challenge(w)
 			return f.err
 		}
 		// The leader was refused for reasons of its own (its client's
@@ -122,7 +163,7 @@ func (s *Server) verifyCredentials(ctx context.Context, w http.ResponseWriter, r
 	case outcome == verifyFailed:
 		middleware.AddFields(ctx, logrus.Fields{"client": clientName(client)})
 		s.logFailure(ctx, client, user, ev)
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+		challenge(w)
 	case errdefs.IsUnavailable(err):
 		w.Header().Set("Retry-After", "1")
 	}

@@ -62,6 +62,108 @@ func TestAuth(t *testing.T) {
 	e.do(http.MethodGet, "/v2/repo/blobs/"+d.String(), nil).wantStatus(t, http.StatusOK)
 }
 
+// TestPingChallenge checks the ping of a server whose writes need
+// credentials: without any (or with the empty pair that containers/image
+// sends when it has none) it is 401 with the Basic challenge, with the
+// right ones 200, with wrong ones 401 again; every other read answers
+// anonymous clients and ignores credentials, without bcrypt; /healthz
+// answers anyone.
+func TestPingChallenge(t *testing.T) {
+	e := newLimitEnv(t)
+	const a = "192.0.2.1:40000"
+	empty := withHeader("Authorization", "Basic Og==") // base64(":")
+	for _, tc := range []struct {
+		name string
+		opts []reqOpt
+		code string
+	}{
+		{"no credentials", nil, CodeUnauthorized},
+		{"an empty user and password", []reqOpt{empty}, CodeUnauthorized},
+		{"bearer instead of basic", []reqOpt{withHeader("Authorization", "Bearer abc")}, CodeUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, m := range []string{http.MethodGet, http.MethodHead} {
+				e.from(a, m, "/v2/", tc.opts...).
+					wantHeader(t, "WWW-Authenticate", `Basic realm="catalogd"`).
+					wantError(t, http.StatusUnauthorized, tc.code)
+			}
+		})
+	}
+	if n := e.hashes.calls.Load(); n != 0 || e.s.limiter.size() != 0 {
+		t.Fatalf("pings without credentials ran %d bcrypt comparisons and left %d clients in the limiter", n, e.s.limiter.size())
+	}
+
+	e.from(a, http.MethodGet, "/v2/", withBasic(testUser, "wrong")).
+		wantHeader(t, "WWW-Authenticate", `Basic realm="catalogd"`).
+		wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+	if n := e.hashes.calls.Load(); n != 1 {
+		t.Fatalf("%d bcrypt comparisons for a ping with a wrong password, want 1", n)
+	}
+	ok := e.from(a, http.MethodGet, "/v2/", withAuth()).wantStatus(t, http.StatusOK)
+	if string(ok.body) != "{}" {
+		t.Fatalf("ping body %q", ok.body)
+	}
+	if _, found := ok.Header["Www-Authenticate"]; found {
+		t.Fatal("a ping with the right credentials got a challenge")
+	}
+
+	// A client without credentials reads on after the challenge, and
+	// credentials on reads are not checked.
+	calls := e.hashes.calls.Load()
+	for _, opts := range [][]reqOpt{nil, {empty}, {withBasic(testUser, "wrong")}, {withBasic("nobody", "x")}} {
+		for _, path := range []string{"/v2/_catalog", "/v2/_find", "/v2/repo/tags/list", "/healthz"} {
+			r := e.from(a, http.MethodGet, path, opts...)
+			if r.StatusCode == http.StatusUnauthorized || r.StatusCode >= 500 {
+				t.Fatalf("GET %s: %d %s", path, r.StatusCode, r.body)
+			}
+		}
+	}
+	e.from(a, http.MethodGet, "/healthz").wantStatus(t, http.StatusOK)
+	if n := e.hashes.calls.Load(); n != calls {
+		t.Fatalf("reads ran %d bcrypt comparisons", n-calls)
+	}
+
+	// The empty pair is no credentials on a write either: a challenge,
+	// not a failure of the client.
+	for range DefaultAuthFailures + 1 {
+		e.from(a, http.MethodPost, uploadPath, empty).
+			wantHeader(t, "WWW-Authenticate", `Basic realm="catalogd"`).
+			wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+	}
+	e.from(a, http.MethodPost, uploadPath, withAuth()).wantStatus(t, http.StatusAccepted)
+
+	// A locked-out client's ping with credentials is refused like its
+	// writes; its anonymous reads are untouched.
+	e.lockOut(t, a)
+	e.from(a, http.MethodGet, "/v2/", withAuth()).wantError(t, http.StatusTooManyRequests, CodeTooManyRequests)
+	e.from(a, http.MethodGet, "/v2/").wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+	e.from(a, http.MethodGet, "/v2/_catalog").wantStatus(t, http.StatusOK)
+}
+
+// TestPingWithoutLogin checks that the ping answers 200 without a
+// challenge when nobody needs to log in: in read-only and insecure dev
+// mode.
+func TestPingWithoutLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  Opt
+	}{
+		{"read-only", WithReadOnly(true)},
+		{"insecure dev", WithInsecureDev(true)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, tc.opt)
+			for _, m := range []string{http.MethodGet, http.MethodHead} {
+				r := e.do(m, "/v2/", nil).wantStatus(t, http.StatusOK)
+				if _, ok := r.Header["Www-Authenticate"]; ok {
+					t.Fatalf("%s /v2/ in %s mode sent a challenge", m, tc.name)
+				}
+			}
+			e.do(http.MethodGet, "/healthz", nil).wantStatus(t, http.StatusOK)
+		})
+	}
+}
+
 func TestReadOnly(t *testing.T) {
 	e := newTestEnv(t, WithReadOnly(true))
 	blob := []byte("never stored")
@@ -246,7 +348,8 @@ func TestAuthFailureLimit(t *testing.T) {
 			// Requests without credentials still get the challenge, reads
 			// are untouched.
 			e.from(a, http.MethodPost, uploadPath).wantError(t, http.StatusUnauthorized, CodeUnauthorized)
-			e.from(a, http.MethodGet, "/v2/").wantStatus(t, http.StatusOK)
+			e.from(a, http.MethodGet, "/v2/").wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+			e.from(a, http.MethodGet, "/v2/_catalog").wantStatus(t, http.StatusOK)
 		}},
 		{"the right password works after the lock-out, and resets", nil, func(t *testing.T, e *limitEnv) {
 			e.lockOut(t, a)

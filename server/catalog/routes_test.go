@@ -93,6 +93,7 @@ func TestRouteMatching(t *testing.T) {
 		route              string
 		vars               map[string]string
 	}{
+		{"health", "GET", "/healthz", RouteHealth, nil},
 		{"ping", "GET", "/v2/", RouteBase, nil},
 		{"catalog", "GET", "/v2/_catalog", RouteCatalog, nil},
 		{"find", "GET", "/v2/_find", RouteFind, nil},

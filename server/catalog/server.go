@@ -8,7 +8,10 @@
 //
 // Reads (GET, HEAD) are anonymous. Writes need HTTP Basic credentials from
 // an htpasswd file of bcrypt hashes, unless the server runs with
-// WithInsecureDev; WithReadOnly refuses every write. Failed
+// WithInsecureDev; WithReadOnly refuses every write. The ping (GET /v2/)
+// challenges a client without credentials with 401 and checks the
+// credentials of the others, so that clients which send credentials only
+// after a challenge can push; GET /healthz answers 200 to anyone. Failed
 // authentications are limited per client address (WithAuthFailureLimit),
 // and the bcrypt comparisons run in a bounded number of slots, so that
 // guessing passwords neither goes fast nor slows the reads down.
@@ -172,6 +175,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // handlers is the handler of each method of each route, by route name.
 func (s *Server) handlers() map[string]map[string]handlerFunc {
 	return map[string]map[string]handlerFunc{
+		RouteHealth:      {http.MethodGet: s.health, http.MethodHead: s.health},
 		RouteBase:        {http.MethodGet: s.ping, http.MethodHead: s.ping},
 		RouteCatalog:     {http.MethodGet: s.listRepositories, http.MethodHead: s.listRepositories},
 		RouteFind:        {http.MethodGet: s.find, http.MethodHead: s.find},
@@ -230,8 +234,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.router.ServeHTTP(w, r)
 }
 
-// ping answers the version check of GET /v2/.
+// ping answers the version check of GET /v2/, after authorizePing.
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
+	if err := s.authorizePing(w, r); err != nil {
+		return err
+	}
+	return writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
+}
+
+// health answers GET /healthz with 200 to anyone, in every mode: the
+// probe of scripts, benchmarks and load balancers, which the ping is not,
+// since it challenges clients without credentials.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
 }
 
