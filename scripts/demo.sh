@@ -29,7 +29,7 @@ prov_addr="127.0.0.1:$(free_port)"
 "$bin/catalogd" seed --root "$work/catalogd" >/dev/null
 "$bin/catalogd" serve --root "$work/catalogd" --listen "$cat_addr" >"$work/catalogd.log" 2>&1 &
 pids+=($!)
-wait_for "http://$cat_addr/v2/"
+wait_for "http://$cat_addr/healthz"
 "$bin/providerd" serve --root "$work/providerd" --run-dir "$work/run" --listen "$prov_addr" --source "catalog=http://$cat_addr" >"$work/providerd.log" 2>&1 &
 pids+=($!)
 wait_for "http://providerd/healthz" --unix-socket "$work/run/providerd.sock"

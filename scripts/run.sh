@@ -44,7 +44,7 @@ wait_for() {
 echo "==> starting catalogd on http://$catalog_listen (log: $state/catalogd.log)"
 "$bin/catalogd" serve --root "$catroot" --listen "$catalog_listen" >>"$state/catalogd.log" 2>&1 &
 pids+=($!)
-wait_for catalogd "http://$catalog_listen/v2/" $! "$state/catalogd.log"
+wait_for catalogd "http://$catalog_listen/healthz" $! "$state/catalogd.log"
 
 echo "==> starting providerd on unix://$socket and http://$provider_listen (log: $state/providerd.log)"
 "$bin/providerd" serve --root "$provroot" --run-dir "$rundir" --listen "$provider_listen" \
