@@ -32,14 +32,14 @@ import (
 // and GET /token (the distribution token protocol) or POST /token (its
 // OAuth2 password grant) answers with a token: a user's when the request
 // carries the user's Basic credentials, an anonymous one when it carries
-// none. Every client of the registry protocol follows this challenge:
-// docker's and containerd's, containers/image, go-containerregistry,
-// oras-go. A Basic challenge would serve containers/image as well, but
-// docker's client answers it with "no basic auth credentials" when it has
-// none, so it would stop anonymous pulls.
+// none. This is the challenge of the public registries, which the
+// registry clients all follow: docker's and containerd's, containers/image,
+// go-containerregistry, oras-go. A Basic challenge would serve
+// containers/image as well, but docker's client answers it with "no basic
+// auth credentials" when it has none, so it would stop anonymous pulls.
 //
 // Reads need no token. A write needs a user's token, or the user's Basic
-// credentials directly as before.
+// credentials directly.
 const (
 	tokenPath = "/token"
 	// TokenService is the service of the challenge.
