@@ -17,11 +17,10 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-# wait_for URL [CURL ARGS...]: wait up to 10 s for URL to answer, with any
-# HTTP status (the port was free: the answer is our daemon's).
+# wait_for URL [CURL ARGS...]: wait up to 10 s for URL to answer 200.
 wait_for() {
   local url=$1; shift
-  for _ in $(seq 1 100); do curl -sS -o /dev/null "$@" "$url" 2>/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do curl -fsS -o /dev/null "$@" "$url" 2>/dev/null && return 0; sleep 0.1; done
   echo "no answer on $url"; exit 1
 }
 
@@ -30,7 +29,7 @@ prov_addr="127.0.0.1:$(free_port)"
 "$bin/catalogd" seed --root "$work/catalogd" >/dev/null
 "$bin/catalogd" serve --root "$work/catalogd" --listen "$cat_addr" >"$work/catalogd.log" 2>&1 &
 pids+=($!)
-wait_for "http://$cat_addr/v2/"
+wait_for "http://$cat_addr/healthz"
 "$bin/providerd" serve --root "$work/providerd" --run-dir "$work/run" --listen "$prov_addr" --source "catalog=http://$cat_addr" >"$work/providerd.log" 2>&1 &
 pids+=($!)
 wait_for "http://providerd/healthz" --unix-socket "$work/run/providerd.sock"

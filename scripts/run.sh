@@ -48,8 +48,7 @@ check_free() {
 }
 
 # wait_for NAME URL PID LOG OFFSET [CURL ARGS...]: wait up to 10 s for URL
-# to answer (any HTTP status: the address was free, so the answer is
-# PID's) while PID lives; when it exits or never answers, print what it
+# to answer (the address was free, so the answer is PID's) while PID lives; when it exits or never answers, print what it
 # logged since OFFSET (its log's size before it started) and stop.
 wait_for() {
   local name=$1 url=$2 pid=$3 log=$4 offset=$5; shift 5
@@ -78,7 +77,7 @@ echo "==> starting catalogd on http://$catalog_listen (log: $state/catalogd.log)
 offset=$(logsize "$state/catalogd.log")
 "$bin/catalogd" serve --root "$catroot" --listen "$catalog_listen" >>"$state/catalogd.log" 2>&1 &
 pids+=($!)
-wait_for catalogd "http://$catalog_listen/v2/" $! "$state/catalogd.log" "$offset"
+wait_for catalogd "http://$catalog_listen/healthz" $! "$state/catalogd.log" "$offset" -f
 
 echo "==> starting providerd on unix://$socket and http://$provider_listen (log: $state/providerd.log)"
 offset=$(logsize "$state/providerd.log")

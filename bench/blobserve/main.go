@@ -100,7 +100,7 @@ func (b *bench) run(counts []int) (string, error) {
 	if _, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", catAddr); err != nil {
 		return "", err
 	}
-	if err := harness.WaitReady("http://" + catAddr + "/v2/"); err != nil {
+	if err := harness.WaitReady("http://" + catAddr + "/healthz"); err != nil {
 		return "", err
 	}
 	repo, layer, err := biggestLayer(catAddr, "nanoserver", "10.0.14393.0")

@@ -65,7 +65,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if err := harness.WaitReady("http://" + catAddr + "/v2/"); err != nil {
+	if err := harness.WaitReady("http://" + catAddr + "/healthz"); err != nil {
 		fatal(err)
 	}
 	anon := newAnonPeak()

@@ -140,7 +140,7 @@ func (b *bench) run(size int64) (string, error) {
 	if _, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", b.catAddr); err != nil {
 		return "", err
 	}
-	if err := harness.WaitReady("http://" + b.catAddr + "/v2/"); err != nil {
+	if err := harness.WaitReady("http://" + b.catAddr + "/healthz"); err != nil {
 		return "", err
 	}
 	if b.provAddr, err = harness.FreeAddr(); err != nil {

@@ -353,7 +353,7 @@ func (s *soak) startDaemons(ctx context.Context) error {
 	if _, err := s.procs.StartTied(syscall.SIGKILL, catalogd, nil, "serve", "--root", catRoot, "--listen", catAddr); err != nil {
 		return err
 	}
-	if err := harness.WaitReady("http://" + catAddr + "/v2/"); err != nil {
+	if err := harness.WaitReady("http://" + catAddr + "/healthz"); err != nil {
 		return fmt.Errorf("%w\n%s", err, s.logTail("catalogd"))
 	}
 

@@ -71,7 +71,7 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		if c.listen != "127.0.0.1:5000" || c.Root != "/home/u/.local/share/containerprovider/catalogd" ||
 			c.LogFormat != "text" || c.LogLevel != "info" || c.insecureDev || c.readOnly || c.htpasswd != "" ||
 			c.maxManifestSize != 4<<20 || c.maxBlobSize != catalogserver.DefaultMaxBlobSize ||
-			c.authFailLimit != 5 || c.authFailWindow != time.Minute {
+			c.authFailLimit != 5 || c.authFailWindow != time.Minute || c.tokenRealm != "" {
 			t.Fatalf("defaults %+v", c)
 		}
 	})
@@ -86,13 +86,15 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 			"CATALOGD_HTPASSWD":          "/etc/catalogd/htpasswd",
 			"CATALOGD_AUTH_FAIL_LIMIT":   "3",
 			"CATALOGD_AUTH_FAIL_WINDOW":  "2s",
+			"CATALOGD_TOKEN_REALM":       "https://registry.example.com/token",
 		}
 		c, err := parseServe(t, env)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.Root != "/srv/catalog" || c.listen != "127.0.0.1:6000" || !c.readOnly || c.maxManifestSize != 1<<20 ||
-			c.LogFormat != "json" || c.htpasswd != "/etc/catalogd/htpasswd" || c.authFailLimit != 3 || c.authFailWindow != 2*time.Second {
+			c.LogFormat != "json" || c.htpasswd != "/etc/catalogd/htpasswd" || c.authFailLimit != 3 || c.authFailWindow != 2*time.Second ||
+			c.tokenRealm != "https://registry.example.com/token" {
 			t.Fatalf("from the environment: %+v", c)
 		}
 		// Flags win over the environment.
@@ -125,6 +127,7 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"bad window flag", nil, []string{"--auth-fail-window", "10"}, "auth-fail-window"},
 		{"window under a second", nil, []string{"--auth-fail-window", "500ms"}, "at least 1s"},
 		{"zero failure limit", nil, []string{"--auth-fail-limit", "0"}, "at least 1"},
+		{"relative token realm", nil, []string{"--token-realm", "/token"}, "--token-realm"},
 		{"extra arguments", nil, []string{"now"}, "unexpected"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,7 @@ type serveConfig struct {
 	maxBlobSize     int64
 	authFailLimit   int
 	authFailWindow  time.Duration
+	tokenRealm      string
 }
 
 func (c *serveConfig) register(f *cli.FlagSet) {
@@ -60,6 +61,8 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 		"failed authentications a client address may make within --auth-fail-window; the next attempts get 429 for the window, doubled at each further lock-out up to 16 windows")
 	f.DurationVar(&c.authFailWindow, "auth-fail-window", catalogserver.DefaultAuthFailWindow,
 		"window of --auth-fail-limit and length of the first lock-out (a Go `duration`: 1m, 30s)")
+	f.StringVar(&c.tokenRealm, "token-realm", "",
+		"URL of the token endpoint as clients reach it, for the realm of the Bearer challenge, e.g. https://registry.example.com/token behind a proxy that terminates TLS (default: the scheme and Host of each request)")
 }
 
 // check validates the serve flags.
@@ -87,6 +90,9 @@ func (c *serveConfig) check(args []string) error {
 	}
 	if c.authFailWindow < time.Second {
 		return cli.Usagef("--auth-fail-window %v: must be at least 1s", c.authFailWindow)
+	}
+	if err := catalogserver.ValidateTokenRealm(c.tokenRealm); err != nil {
+		return cli.Usagef("--token-realm: %v", err)
 	}
 	return nil
 }
@@ -123,6 +129,7 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		catalogserver.WithMaxManifestSize(c.maxManifestSize),
 		catalogserver.WithMaxBlobSize(c.maxBlobSize),
 		catalogserver.WithAuthFailureLimit(c.authFailLimit, c.authFailWindow),
+		catalogserver.WithTokenRealm(c.tokenRealm),
 	}
 	switch {
 	case c.insecureDev:

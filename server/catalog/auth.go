@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -27,14 +28,12 @@ func isRead(r *http.Request) bool {
 	return r.Method == http.MethodGet || r.Method == http.MethodHead
 }
 
-// authorize lets reads through, refuses writes in read-only mode (403
-// DENIED, whatever the credentials) and otherwise checks the Basic
-// credentials of writes against the htpasswd file (401 UNAUTHORIZED with
-// a Basic challenge), unless the server runs in insecure dev mode. A
-// client locked out by the limiter gets 429 TOOMANYREQUESTS with
-// Retry-After, before any check of its credentials.
+// authorize lets reads (and the token endpoint) through, refuses writes
+// in read-only mode (403 DENIED, whatever the credentials) and otherwise
+// needs a user's credentials (requireCredentials), unless the server runs
+// in insecure dev mode. The ping has a rule of its own, authorizePing.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
-	if isRead(r) {
+	if isRead(r) || r.URL.Path == tokenPath {
 		return nil
 	}
 	if s.opts.readOnly {
@@ -43,9 +42,53 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.insecureDev {
 		return nil
 	}
-	user, pass, ok := r.BasicAuth()
+	return s.requireCredentials(w, r, false)
+}
+
+// authorizePing is the rule of the ping (GET and HEAD /v2/) when writes
+// need credentials. A ping without credentials gets 401 UNAUTHORIZED with
+// the Bearer challenge: docker's registry client and containers/image
+// (skopeo, podman, buildah) read the challenge of the ping and send
+// credentials only after one, as with Docker Hub, Harbor or the
+// distribution registry. A ping with a token of ours (a user's or an
+// anonymous one) or with a user's Basic credentials answers 200: that is
+// how docker login and skopeo login check a login. Every other read stays
+// anonymous, so a client without credentials that reads on after the
+// challenge (crane, skopeo, the docker CLI, with an anonymous token) still
+// pulls. In read-only and insecure dev mode nobody needs to log in, and
+// the ping answers 200.
+func (s *Server) authorizePing(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.readOnly || s.opts.insecureDev {
+		return nil
+	}
+	return s.requireCredentials(w, r, true)
+}
+
+// requireCredentials checks the credentials of r: a bearer token of ours
+// (a user's one, or any when anonymous is true) or a user's Basic
+// credentials, through authenticate. None, a refused token or an
+// anonymous one where a user is needed get 401 UNAUTHORIZED with the
+// challenge.
+func (s *Server) requireCredentials(w http.ResponseWriter, r *http.Request, anonymous bool) error {
+	if tok, ok := bearerToken(r); ok {
+		user, err := s.tokenUser(r, tok)
+		if err != nil {
+			s.challenge(w, r, "invalid_token")
+			return fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, err)
+		}
+		if user == "" && !anonymous {
+			s.challenge(w, r, "insufficient_scope")
+			return fmt.Errorf("%s %s: an anonymous token cannot write: fetch one with credentials from %s: %w",
+				r.Method, r.URL.Path, tokenPath, errdefs.ErrUnauthenticated)
+		}
+		if user != "" {
+			middleware.AddFields(r.Context(), logrus.Fields{"user": user})
+		}
+		return nil
+	}
+	user, pass, ok := basicCredentials(r)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+		s.challenge(w, r, "")
 		return fmt.Errorf("%s %s: authentication required: %w", r.Method, r.URL.Path, errdefs.ErrUnauthenticated)
 	}
 	if err := s.authenticate(w, r, user, pass); err != nil {
@@ -53,6 +96,48 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	}
 	middleware.AddFields(r.Context(), logrus.Fields{"user": user})
 	return nil
+}
+
+// tokenUser returns the user of tok, "" for an anonymous token. A user's
+// token stands while the user's htpasswd entry is the one it was issued
+// for: a new password or the user's removal ends it.
+func (s *Server) tokenUser(r *http.Request, tok string) (string, error) {
+	c, err := s.tokens.verify(tok)
+	if err != nil || c.Sub == "" {
+		return "", err
+	}
+	if s.opts.htpasswd != nil {
+		if fp, ok := s.opts.htpasswd.fingerprint(r.Context(), c.Sub); ok && hex.EncodeToString(fp[:]) == c.FP {
+			return c.Sub, nil
+		}
+	}
+	return "", fmt.Errorf("the token of user %q was issued before its password changed or the user was removed: %w",
+		c.Sub, errdefs.ErrUnauthenticated)
+}
+
+// basicCredentials returns the Basic credentials of r. A header with an
+// empty user and an empty password counts as none: clients send one when
+// they follow a Basic challenge without credentials (containers/image,
+// the conformance suite at the token endpoint), and it is neither verified
+// nor counted as a failure.
+func basicCredentials(r *http.Request) (user, pass string, ok bool) {
+	user, pass, ok = r.BasicAuth()
+	if ok && user == "" && pass == "" {
+		return "", "", false
+	}
+	return user, pass, ok
+}
+
+// challenge sets the challenge of a 401 from r: Basic at the token
+// endpoint, which takes Basic credentials, and the Bearer challenge of
+// the token endpoint everywhere else, with tokenErr ("invalid_token",
+// "insufficient_scope") when a token was refused.
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request, tokenErr string) {
+	if r.URL.Path == tokenPath {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", s.bearerChallenge(r, tokenErr))
 }
 
 // authenticate checks user and pass, sent by the client of r, through the
@@ -86,7 +171,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, user, pass
 			s.limiter.succeeded(client)
 			return nil
 		case errdefs.IsUnauthenticated(f.err):
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+			s.challenge(w, r, "")
 			return f.err
 		}
 		// The leader was refused for reasons of its own (its client's
@@ -122,7 +207,7 @@ func (s *Server) verifyCredentials(ctx context.Context, w http.ResponseWriter, r
 	case outcome == verifyFailed:
 		middleware.AddFields(ctx, logrus.Fields{"client": clientName(client)})
 		s.logFailure(ctx, client, user, ev)
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+		s.challenge(w, r, "")
 	case errdefs.IsUnavailable(err):
 		w.Header().Set("Retry-After", "1")
 	}

@@ -33,18 +33,23 @@ func TestAuth(t *testing.T) {
 	push := "/v2/repo/blobs/uploads/?digest=" + d.String()
 
 	for _, tc := range []struct {
-		name string
-		opts []reqOpt
+		name     string
+		opts     []reqOpt
+		tokenErr string
 	}{
-		{"no credentials", nil},
-		{"wrong password", []reqOpt{withBasic(testUser, "wrong")}},
-		{"unknown user", []reqOpt{withBasic("nobody", testPassword)}},
-		{"empty user", []reqOpt{withBasic("", testPassword)}},
-		{"bearer instead of basic", []reqOpt{withHeader("Authorization", "Bearer abc")}},
+		{"no credentials", nil, ""},
+		{"wrong password", []reqOpt{withBasic(testUser, "wrong")}, ""},
+		{"unknown user", []reqOpt{withBasic("nobody", testPassword)}, ""},
+		{"empty user", []reqOpt{withBasic("", testPassword)}, ""},
+		{"a bearer token not of ours", []reqOpt{withHeader("Authorization", "Bearer abc")}, "invalid_token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			want := bearer(e.srv.URL, "scope", "repository:repo:pull,push")
+			if tc.tokenErr != "" {
+				want = bearer(e.srv.URL, "scope", "repository:repo:pull,push", "error", tc.tokenErr)
+			}
 			e.do(http.MethodPost, push, bytes.NewReader(blob), tc.opts...).
-				wantHeader(t, "WWW-Authenticate", `Basic realm="catalogd"`).
+				wantHeader(t, "WWW-Authenticate", want).
 				wantError(t, http.StatusUnauthorized, CodeUnauthorized)
 			for _, m := range []string{http.MethodPut, http.MethodPatch, http.MethodDelete} {
 				e.do(m, "/v2/repo/manifests/x", strings.NewReader("{}"), tc.opts...).
@@ -60,6 +65,122 @@ func TestAuth(t *testing.T) {
 	e.do(http.MethodGet, "/v2/_catalog", nil).wantStatus(t, http.StatusOK)
 	e.do(http.MethodPost, push, bytes.NewReader(blob), withAuth()).wantStatus(t, http.StatusCreated)
 	e.do(http.MethodGet, "/v2/repo/blobs/"+d.String(), nil).wantStatus(t, http.StatusOK)
+}
+
+// bearer is the challenge of a server at base (scheme and host), with
+// the extra parameters of params, in pairs: "scope", "repository:repo:pull".
+func bearer(base string, params ...string) string {
+	s := `Bearer realm="` + base + `/token",service="catalogd"`
+	for i := 0; i+1 < len(params); i += 2 {
+		s += "," + params[i] + `="` + params[i+1] + `"`
+	}
+	return s
+}
+
+// TestPingChallenge checks the ping of a server whose writes need
+// credentials: without any (or with the empty Basic pair) it is 401 with
+// the Bearer challenge of catalogd's token endpoint; with a token of ours,
+// even an anonymous one, or with the right Basic credentials it is 200;
+// with a token not of ours or wrong credentials 401 again. Every other
+// read answers anonymous clients and ignores credentials, without bcrypt;
+// /healthz answers anyone.
+func TestPingChallenge(t *testing.T) {
+	e := newLimitEnv(t)
+	const a = "192.0.2.1:40000"
+	ping := bearer("http://example.com")
+	empty := withHeader("Authorization", "Basic Og==") // base64(":")
+	for _, tc := range []struct {
+		name      string
+		opts      []reqOpt
+		challenge string
+	}{
+		{"no credentials", nil, ping},
+		{"an empty user and password", []reqOpt{empty}, ping},
+		{"a token not of ours", []reqOpt{withHeader("Authorization", "Bearer abc")}, bearer("http://example.com", "error", "invalid_token")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, m := range []string{http.MethodGet, http.MethodHead} {
+				e.from(a, m, "/v2/", tc.opts...).
+					wantHeader(t, "WWW-Authenticate", tc.challenge).
+					wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+			}
+		})
+	}
+	if n := e.hashes.calls.Load(); n != 0 || e.s.limiter.size() != 0 {
+		t.Fatalf("pings without credentials ran %d bcrypt comparisons and left %d clients in the limiter", n, e.s.limiter.size())
+	}
+
+	e.from(a, http.MethodGet, "/v2/", withBasic(testUser, "wrong")).
+		wantHeader(t, "WWW-Authenticate", ping).
+		wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+	if n := e.hashes.calls.Load(); n != 1 {
+		t.Fatalf("%d bcrypt comparisons for a ping with a wrong password, want 1", n)
+	}
+	for _, opt := range []reqOpt{withAuth(), withBearer(e.fetchToken(t, a)), withBearer(e.fetchToken(t, a, withAuth()))} {
+		ok := e.from(a, http.MethodGet, "/v2/", opt).wantStatus(t, http.StatusOK)
+		if string(ok.body) != "{}" {
+			t.Fatalf("ping body %q", ok.body)
+		}
+		if _, found := ok.Header["Www-Authenticate"]; found {
+			t.Fatal("a ping with credentials got a challenge")
+		}
+	}
+
+	// A client without credentials reads on after the challenge, and
+	// credentials on reads are not checked.
+	calls := e.hashes.calls.Load()
+	for _, opts := range [][]reqOpt{nil, {empty}, {withBasic(testUser, "wrong")}, {withBasic("nobody", "x")}, {withBearer("forged")}} {
+		for _, path := range []string{"/v2/_catalog", "/v2/_find", "/v2/repo/tags/list", "/healthz"} {
+			r := e.from(a, http.MethodGet, path, opts...)
+			if r.StatusCode == http.StatusUnauthorized || r.StatusCode >= 500 {
+				t.Fatalf("GET %s: %d %s", path, r.StatusCode, r.body)
+			}
+		}
+	}
+	e.from(a, http.MethodGet, "/healthz").wantStatus(t, http.StatusOK)
+	if n := e.hashes.calls.Load(); n != calls {
+		t.Fatalf("reads ran %d bcrypt comparisons", n-calls)
+	}
+
+	// The empty pair is no credentials on a write either: a challenge,
+	// not a failure of the client.
+	for range DefaultAuthFailures + 1 {
+		e.from(a, http.MethodPost, uploadPath, empty).
+			wantHeader(t, "WWW-Authenticate", bearer("http://example.com", "scope", "repository:repo:pull,push")).
+			wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+	}
+	e.from(a, http.MethodPost, uploadPath, withAuth()).wantStatus(t, http.StatusAccepted)
+
+	// A locked-out client's ping with Basic credentials is refused like
+	// its writes; its anonymous reads are untouched.
+	e.lockOut(t, a)
+	e.from(a, http.MethodGet, "/v2/", withAuth()).wantError(t, http.StatusTooManyRequests, CodeTooManyRequests)
+	e.from(a, http.MethodGet, "/v2/").wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+	e.from(a, http.MethodGet, "/v2/_catalog").wantStatus(t, http.StatusOK)
+}
+
+// TestPingWithoutLogin checks that the ping answers 200 without a
+// challenge when nobody needs to log in: in read-only and insecure dev
+// mode.
+func TestPingWithoutLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  Opt
+	}{
+		{"read-only", WithReadOnly(true)},
+		{"insecure dev", WithInsecureDev(true)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, tc.opt)
+			for _, m := range []string{http.MethodGet, http.MethodHead} {
+				r := e.do(m, "/v2/", nil).wantStatus(t, http.StatusOK)
+				if _, ok := r.Header["Www-Authenticate"]; ok {
+					t.Fatalf("%s /v2/ in %s mode sent a challenge", m, tc.name)
+				}
+			}
+			e.do(http.MethodGet, "/healthz", nil).wantStatus(t, http.StatusOK)
+		})
+	}
 }
 
 func TestReadOnly(t *testing.T) {
@@ -195,7 +316,7 @@ func (e *limitEnv) guess(t *testing.T, remote string, status int) response {
 	switch status {
 	case http.StatusUnauthorized:
 		r.wantError(t, status, CodeUnauthorized)
-		r.wantHeader(t, "WWW-Authenticate", `Basic realm="catalogd"`)
+		r.wantHeader(t, "WWW-Authenticate", bearer("http://example.com", "scope", "repository:repo:pull,push"))
 	case http.StatusTooManyRequests:
 		r.wantError(t, status, CodeTooManyRequests)
 	default:
@@ -246,7 +367,8 @@ func TestAuthFailureLimit(t *testing.T) {
 			// Requests without credentials still get the challenge, reads
 			// are untouched.
 			e.from(a, http.MethodPost, uploadPath).wantError(t, http.StatusUnauthorized, CodeUnauthorized)
-			e.from(a, http.MethodGet, "/v2/").wantStatus(t, http.StatusOK)
+			e.from(a, http.MethodGet, "/v2/").wantError(t, http.StatusUnauthorized, CodeUnauthorized)
+			e.from(a, http.MethodGet, "/v2/_catalog").wantStatus(t, http.StatusOK)
 		}},
 		{"the right password works after the lock-out, and resets", nil, func(t *testing.T, e *limitEnv) {
 			e.lockOut(t, a)

@@ -14,11 +14,14 @@ import (
 
 func TestPing(t *testing.T) {
 	e := newTestEnv(t)
-	r := e.do(http.MethodGet, "/v2/", nil).wantStatus(t, http.StatusOK).wantHeader(t, "Content-Type", "application/json")
+	r := e.do(http.MethodGet, "/v2/", nil, withAuth()).wantStatus(t, http.StatusOK).wantHeader(t, "Content-Type", "application/json")
 	if string(r.body) != "{}" {
 		t.Fatalf("ping body %q", r.body)
 	}
-	if h := e.do(http.MethodHead, "/v2/", nil).wantStatus(t, http.StatusOK); len(h.body) != 0 {
+	if _, ok := r.Header["Www-Authenticate"]; ok {
+		t.Fatal("a ping with the right credentials got a challenge")
+	}
+	if h := e.do(http.MethodHead, "/v2/", nil, withAuth()).wantStatus(t, http.StatusOK); len(h.body) != 0 {
 		t.Fatal("HEAD /v2/ with a body")
 	}
 	if r.Header.Get("X-Request-Id") == "" {

@@ -394,6 +394,27 @@ func (h *Htpasswd) remember(mac [sha256.Size]byte) {
 	h.verified[mac] = time.Now()
 }
 
+// fingerprint returns a digest of user's entry in the file, under a key
+// that lives only in this process, or false when the file has no such
+// user. The tokens of a user carry it: a new password or the user's
+// removal changes it and ends them.
+func (h *Htpasswd) fingerprint(ctx context.Context, user string) (fp [8]byte, ok bool) {
+	users, _ := h.current(ctx)
+	for i := range users {
+		if users[i].name != user {
+			continue
+		}
+		m := hmac.New(sha256.New, h.cacheKey[:])
+		m.Write([]byte("fingerprint\x00"))
+		m.Write([]byte(user))
+		m.Write([]byte{0})
+		m.Write(users[i].hash)
+		copy(fp[:], m.Sum(nil))
+		return fp, true
+	}
+	return fp, false
+}
+
 // compare checks user and password against the file with bcrypt.
 func (h *Htpasswd) compare(users []htUser, user, password string) bool {
 	sum := sha256.Sum256([]byte(user))

@@ -9,6 +9,8 @@ import (
 // Route names. Handlers are attached to routes by these names, and the
 // Location and Link headers are built from the same routes.
 const (
+	RouteHealth      = "health"       // GET /healthz
+	RouteToken       = "token"        // GET, POST /token
 	RouteBase        = "base"         // GET /v2/
 	RouteCatalog     = "catalog"      // GET /v2/_catalog
 	RouteFind        = "find"         // GET /v2/_find
@@ -45,6 +47,8 @@ const (
 // be sha256 or sha512. Upload routes come before blob routes; the fixed
 // segments keep them apart anyway, since a {digest} cannot hold a slash.
 var routes = []route{
+	{RouteHealth, "/healthz", []string{http.MethodGet, http.MethodHead}},
+	{RouteToken, tokenPath, []string{http.MethodGet, http.MethodPost}},
 	{RouteBase, "/v2/", []string{http.MethodGet, http.MethodHead}},
 	{RouteCatalog, "/v2/_catalog", []string{http.MethodGet, http.MethodHead}},
 	{RouteFind, "/v2/_find", []string{http.MethodGet, http.MethodHead}},

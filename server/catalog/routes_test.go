@@ -93,6 +93,9 @@ func TestRouteMatching(t *testing.T) {
 		route              string
 		vars               map[string]string
 	}{
+		{"health", "GET", "/healthz", RouteHealth, nil},
+		{"token", "GET", "/token", RouteToken, nil},
+		{"token, password grant", "POST", "/token", RouteToken, nil},
 		{"ping", "GET", "/v2/", RouteBase, nil},
 		{"catalog", "GET", "/v2/_catalog", RouteCatalog, nil},
 		{"find", "GET", "/v2/_find", RouteFind, nil},

@@ -8,7 +8,12 @@
 //
 // Reads (GET, HEAD) are anonymous. Writes need HTTP Basic credentials from
 // an htpasswd file of bcrypt hashes, unless the server runs with
-// WithInsecureDev; WithReadOnly refuses every write. Failed
+// WithInsecureDev; WithReadOnly refuses every write. The ping (GET /v2/)
+// challenges a client without credentials with 401 and a Bearer challenge
+// whose token endpoint (GET /token) is catalogd's own, so that clients
+// which send credentials only after a challenge can push and those
+// without credentials can still pull (token.go); GET /healthz answers 200
+// to anyone. Failed
 // authentications are limited per client address (WithAuthFailureLimit),
 // and the bcrypt comparisons run in a bounded number of slots, so that
 // guessing passwords neither goes fast nor slows the reads down.
@@ -63,6 +68,8 @@ type options struct {
 	maxBlobSize     int64
 	authFailures    int
 	authFailWindow  time.Duration
+	tokenRealm      string
+	tokenTTL        time.Duration
 }
 
 // WithLogger sets the logger of the request log lines (default: logrus's
@@ -108,6 +115,22 @@ func WithAuthFailureLimit(failures int, window time.Duration) Opt {
 	}
 }
 
+// WithTokenRealm sets the realm of the Bearer challenge: the URL of the
+// token endpoint (GET /token) as clients reach it, e.g. behind a proxy
+// that terminates TLS. Without it the realm is built from each request's
+// scheme and Host. New refuses a realm that is not an absolute http or
+// https URL.
+func WithTokenRealm(realm string) Opt { return func(o *options) { o.tokenRealm = realm } }
+
+// WithTokenTTL replaces DefaultTokenTTL; d <= 0 keeps it.
+func WithTokenTTL(d time.Duration) Opt {
+	return func(o *options) {
+		if d > 0 {
+			o.tokenTTL = d
+		}
+	}
+}
+
 // WithMaxBlobSize replaces DefaultMaxBlobSize; n <= 0 keeps it.
 func WithMaxBlobSize(n int64) Opt {
 	return func(o *options) {
@@ -124,6 +147,7 @@ type Server struct {
 	router  *mux.Router
 	handler http.Handler
 	limiter *authLimiter
+	tokens  *tokenIssuer
 }
 
 // New returns the server of reg. Writes need one of WithHtpasswd,
@@ -139,6 +163,7 @@ func New(reg *catalog.Registry, opts ...Opt) (*Server, error) {
 		maxBlobSize:     DefaultMaxBlobSize,
 		authFailures:    DefaultAuthFailures,
 		authFailWindow:  DefaultAuthFailWindow,
+		tokenTTL:        DefaultTokenTTL,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -147,11 +172,19 @@ func New(reg *catalog.Registry, opts ...Opt) (*Server, error) {
 		return nil, fmt.Errorf("catalog server: no credentials for writes: give an htpasswd file, insecure dev mode or read-only mode: %w",
 			errdefs.ErrInvalidArgument)
 	}
+	if err := ValidateTokenRealm(o.tokenRealm); err != nil {
+		return nil, err
+	}
+	tokens, err := newTokenIssuer(o.tokenTTL)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		reg:     reg,
 		opts:    o,
 		router:  newRouter(),
 		limiter: newAuthLimiter(o.authFailures, o.authFailWindow, maxAuthClients),
+		tokens:  tokens,
 	}
 	if err := s.attachHandlers(); err != nil {
 		return nil, err
@@ -172,6 +205,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // handlers is the handler of each method of each route, by route name.
 func (s *Server) handlers() map[string]map[string]handlerFunc {
 	return map[string]map[string]handlerFunc{
+		RouteHealth:      {http.MethodGet: s.health, http.MethodHead: s.health},
+		RouteToken:       {http.MethodGet: s.token, http.MethodPost: s.token},
 		RouteBase:        {http.MethodGet: s.ping, http.MethodHead: s.ping},
 		RouteCatalog:     {http.MethodGet: s.listRepositories, http.MethodHead: s.listRepositories},
 		RouteFind:        {http.MethodGet: s.find, http.MethodHead: s.find},
@@ -230,8 +265,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.router.ServeHTTP(w, r)
 }
 
-// ping answers the version check of GET /v2/.
+// ping answers the version check of GET /v2/, after authorizePing.
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
+	if err := s.authorizePing(w, r); err != nil {
+		return err
+	}
+	return writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
+}
+
+// health answers GET /healthz with 200 to anyone, in every mode: the
+// probe of scripts, benchmarks and load balancers, which the ping is not,
+// since it challenges clients without credentials.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
 }
 

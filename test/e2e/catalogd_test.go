@@ -118,7 +118,7 @@ func startCatalogdAt(t *testing.T, root string, extra ...string) *catalogd {
 	c := &catalogd{Addr: addr, Root: root, User: "admin", cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(c.URL("/v2/"))
+		resp, err := http.Get(c.URL("/healthz"))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
