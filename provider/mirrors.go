@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -223,7 +224,8 @@ func (p *Provider) indexes(ctx context.Context, only, name string) ([]sourceInde
 		if errs[i] != nil {
 			p.log.WithField("source", n).WithError(errs[i]).Warn("source skipped: its index cannot be read")
 			failed = append(failed, fmt.Sprintf("%s (%v)", n, errs[i]))
-			skipped = append(skipped, fmt.Sprintf("source %s was skipped: its index cannot be read: %v", n, errs[i]))
+			why := strings.TrimPrefix(api.ErrorMessage(errs[i]), "source "+n+": ")
+			skipped = append(skipped, fmt.Sprintf("source %s was skipped: its index cannot be read: %s", n, why))
 			continue
 		}
 		if out[i].warning != "" {
@@ -289,6 +291,8 @@ func (p *Provider) index(ctx context.Context, src, name string) (sourceIndex, er
 // mirrorWarning says how the mirror of src falls short of the source, or
 // is "" when it is a whole copy as of its last sync.
 func mirrorWarning(src string, st mirror.State, n int) string {
+	// The warning names the source first; the error need not again.
+	st.LastError = strings.TrimPrefix(st.LastError, "source "+src+": ")
 	switch {
 	case !st.Complete && st.Mode == mirror.ModeCrawl && st.Listed > 0:
 		return fmt.Sprintf("source %s: the index is incomplete: its first sync has read %d of the %d repositories listed so far; images may be missing", src, st.Crawled, st.Listed)
@@ -347,9 +351,10 @@ func (p *Provider) resolve(ctx context.Context, only string, fo find.Options) ([
 		found, err = find.Filter(mergeIndexes(idx), fo)
 	}
 	var fe *find.Error
-	if len(skipped) > 0 && errors.As(err, &fe) && errdefs.IsNotFound(err) {
-		// Nothing found is no answer when a source was not asked.
-		err = fe.WithNote("The answer may be incomplete: " + strings.Join(skipped, "; ") + ".")
+	if notes := append(slices.Clip(skipped), warnings(idx)...); len(notes) > 0 && errors.As(err, &fe) && errdefs.IsNotFound(err) {
+		// Nothing found is no answer when a source was not asked, or
+		// answered from an index that is not whole or not fresh.
+		err = fe.WithNote("The answer may be incomplete: " + strings.Join(notes, "; ") + ".")
 	}
 	return found, idx, skipped, err
 }

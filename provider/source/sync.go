@@ -100,7 +100,7 @@ func (c *Client) record(ctx context.Context, m *mirror.Mirror, syncErr error) er
 	if err != nil {
 		return errors.Join(syncErr, err)
 	}
-	st.LastError, st.LastErrorAt = syncErr.Error(), time.Now().UTC()
+	st.LastError, st.LastErrorAt = api.ErrorMessage(syncErr), time.Now().UTC()
 	if err := m.SetState(ctx, st); err != nil {
 		return errors.Join(syncErr, err)
 	}
@@ -297,7 +297,7 @@ func (c *Client) syncCrawl(ctx context.Context, m *mirror.Mirror, st mirror.Stat
 	st.PassDone, st.Complete, st.LastSync = true, true, time.Now().UTC()
 	st.LastError, st.LastErrorAt = "", time.Time{}
 	if st.Failed > 0 {
-		st.LastError = fmt.Sprintf("%d of %d repositories could not be read: %v", st.Failed, st.Listed, firstErr)
+		st.LastError = fmt.Sprintf("%d of %d repositories could not be read: %s", st.Failed, st.Listed, api.ErrorMessage(firstErr))
 		st.LastErrorAt = st.LastSync
 	}
 	dropped, err := m.EndPass(ctx, st.Pass, st)

@@ -127,9 +127,3 @@ func TestMakeRunCommands(t *testing.T) {
 		t.Logf("%s: exit %d", c.line, code)
 	}
 }
-
-// lastLine is the last non-empty line of s.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}

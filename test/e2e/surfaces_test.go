@@ -133,6 +133,28 @@ func TestFindWarnsOfSkippedSource(t *testing.T) {
 	if code != 3 || !strings.Contains(errOut, "No match was found for the specified search criteria and package name 'BigImage'. The answer may be incomplete: source down was skipped") {
 		t.Fatalf("find BigImage: exit %d, stderr %q", code, errOut)
 	}
+
+	// A source that answered, then stopped: the answer comes from the
+	// last sync, and says so.
+	c.kill(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, errOut, code = cimageStreams(t, p, "find")
+		if code == 0 && strings.Contains(errOut, "WARNING: source catalog: the index is stale: the last sync failed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("find with catalogd stopped: exit %d, stderr %q", code, errOut)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(out, "NanoServer") || strings.Contains(errOut, ": unavailable") {
+		t.Fatalf("find with catalogd stopped: stderr %q\n%s", errOut, out)
+	}
+	_, errOut, code = cimageStreams(t, p, "find", "BigImage")
+	if code != 3 || !strings.Contains(errOut, "The answer may be incomplete: ") || !strings.Contains(errOut, "source catalog: the index is stale") {
+		t.Fatalf("find BigImage with catalogd stopped: exit %d, stderr %q", code, errOut)
+	}
 }
 
 // TestInstallShowsRetries: a download whose connection keeps dropping
