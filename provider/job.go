@@ -204,7 +204,7 @@ func (j *job) blobRetrying(t *blobTask, r blobRetry) {
 	reason := strings.ReplaceAll(api.ErrorMessage(r.Reason), "blob "+t.desc.Digest.String()+": ", "")
 	msg := fmt.Sprintf("%s %s of image %s: attempt %d of %d in %s: %s",
 		t.kind, shortDigest(t.desc.Digest), t.img.label(), r.Attempt, r.Attempts, r.Delay.Round(time.Millisecond), reason)
-	j.log.Warn(msg)
+	// The download logs the retry, once for every job that waits on it.
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if i, ok := j.blobIdx[t.desc.Digest.String()]; ok {

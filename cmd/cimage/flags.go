@@ -96,6 +96,30 @@ func suggestFlag(f *flag.FlagSet, err error) error {
 	return fmt.Errorf("unknown flag --%s; did you mean --%s?", name, best)
 }
 
+// nearestCommand is the command nearest to name, as suggestFlag finds
+// a flag, or "" when none is near; the cmdlets' verbs count too
+// ("Install-ContainerImage" is install).
+func nearestCommand(name string) string {
+	key := strings.ToLower(name)
+	if verb, _, ok := strings.Cut(key, "-"); ok {
+		key = verb
+	}
+	aliases := map[string]string{"get": "images", "uninstall": "remove", "register": "source", "unregister": "source"}
+	if c, ok := aliases[key]; ok {
+		return c
+	}
+	best, bestDist := "", 0
+	for _, c := range commands() {
+		if d := editDistance(key, c.name); best == "" || d < bestDist {
+			best, bestDist = c.name, d
+		}
+	}
+	if bestDist > max(2, len(key)/3) {
+		return ""
+	}
+	return best
+}
+
 // editDistance is the Levenshtein distance of a and b.
 func editDistance(a, b string) int {
 	prev := make([]int, len(b)+1)

@@ -72,6 +72,21 @@ func TestCmdletParameters(t *testing.T) {
 	}
 }
 
+func TestNearestCommand(t *testing.T) {
+	for in, want := range map[string]string{
+		"instal": "install", "Install-ContainerImage": "install", "Get-ContainerImage": "images",
+		"Remove-ContainerImage": "remove", "Save-ContainerImage": "save", "imgaes": "images", "frobnicate": "",
+	} {
+		if got := nearestCommand(in); got != want {
+			t.Errorf("nearestCommand(%q) = %q, want %q", in, got, want)
+		}
+	}
+	e := newEnv(t, &fakeBackend{})
+	if r := e.run(t, "", "instal", "NanoServer").want(t, 2); r.stderr != "cimage: unknown command \"instal\"; did you mean \"install\"? See cimage -h\n" {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+}
+
 func TestGroupHelp(t *testing.T) {
 	e := newEnv(t, &fakeBackend{})
 	for _, group := range []string{"container", "source", "jobs"} {

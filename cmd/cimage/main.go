@@ -233,7 +233,11 @@ func (a *app) main(ctx context.Context, args []string) int {
 	}
 	cmd, path, rest, ok := findCommand(commands(), rest)
 	if !ok {
-		fmt.Fprintf(a.stderr, "cimage: unknown command %q; see cimage -h\n", strings.Join(path, " "))
+		if near := nearestCommand(path[0]); near != "" {
+			fmt.Fprintf(a.stderr, "cimage: unknown command %q; did you mean %q? See cimage -h\n", path[0], near)
+		} else {
+			fmt.Fprintf(a.stderr, "cimage: unknown command %q; see cimage -h\n", strings.Join(path, " "))
+		}
 		return exitUsage
 	}
 	f := flag.NewFlagSet("cimage "+strings.Join(path, " "), flag.ContinueOnError)

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,19 +16,11 @@ import (
 // stdout, its stderr and its exit code apart.
 func cimageStreams(t *testing.T, p *providerd, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "cimage"), args...)
-	cmd.Env = append(os.Environ(), "CIMAGE_ENDPOINT=unix://"+p.Socket())
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("cimage %s: %v", strings.Join(args, " "), err)
+	r := runCimage(p, args...)
+	if r.err != nil {
+		t.Fatalf("cimage %s: %v", r.args, r.err)
 	}
-	return out.String(), errOut.String(), code
+	return r.stdout, r.stderr, r.code
 }
 
 // TestCmdletParameters: the reference's own spelling, -Name and -Version,
