@@ -91,6 +91,20 @@ func TestCmdletParameters(t *testing.T) {
 		t.Fatalf("save --what-if wrote %v", entries)
 	}
 
+	// remove NAME with two versions installed lists them and removes
+	// nothing; --all-versions names them all, and --force removes them.
+	mustCimage(t, p, "install", "NanoServer", "--quiet")
+	_, errOut, code = cimageStreams(t, p, "remove", "NanoServer")
+	if code != 4 || !strings.Contains(errOut, `"NanoServer" matches 2 installed images:`) {
+		t.Fatalf("remove NanoServer: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code = cimageStreams(t, p, "remove", "NanoServer", "--all-versions"); code != 4 || !strings.Contains(errOut, "matches 2 installed images") {
+		t.Fatalf("remove NanoServer --all-versions: exit %d, stderr %q", code, errOut)
+	}
+	if n := len(p.images(t)); n != 2 {
+		t.Fatalf("a refused remove left %d images", n)
+	}
+
 	// save --output json names the whole image, not zero values.
 	out = mustCimage(t, p, "--output", "json", "save", "NanoServer", "--version", "10.0.10586.0", "--path", dir)
 	var saved api.SaveResult
@@ -99,6 +113,10 @@ func TestCmdletParameters(t *testing.T) {
 	}
 	if saved.Size <= 0 || saved.Image.Created.IsZero() || saved.Image.Size <= 0 || saved.Image.Publisher != "CN=Microsoft" || !saved.Image.IsOSImage {
 		t.Fatalf("save json: %+v", saved)
+	}
+	out = mustCimage(t, p, "remove", "NanoServer", "--all-versions", "--force")
+	if strings.Count(out, "Removed NanoServer ") != 2 {
+		t.Fatalf("remove NanoServer --all-versions --force:\n%s", out)
 	}
 }
 
