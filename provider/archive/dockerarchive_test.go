@@ -81,7 +81,7 @@ func symlinkEntry(name, target string) tarEntry {
 	return tarEntry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target}}
 }
 
-func dirEntry(name string) tarEntry {
+func tarDirEntry(name string) tarEntry {
 	return tarEntry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755}}
 }
 
@@ -127,7 +127,7 @@ func (fx *dockerFixture) legacyArchive(t testing.TB) []byte {
 		e := dockerManifestEntry{Config: digest.FromBytes(img.config).Encoded() + ".json", RepoTags: []string{img.tag}}
 		for j, l := range img.layers {
 			id := v1ID(fmt.Sprint("legacy", i, j))
-			es = append(es, dirEntry(id+"/"), fileEntry(id+"/VERSION", []byte("1.0")), fileEntry(id+"/json", []byte("{}")))
+			es = append(es, tarDirEntry(id+"/"), fileEntry(id+"/VERSION", []byte("1.0")), fileEntry(id+"/json", []byte("{}")))
 			if first, ok := saved[l]; ok {
 				es = append(es, symlinkEntry(id+"/layer.tar", "../"+first))
 			} else {
@@ -227,7 +227,7 @@ func (fx *dockerFixture) docker25Archive(t testing.TB) []byte {
 		idx.Manifests = append(idx.Manifests, md)
 		manifest = append(manifest, e)
 	}
-	es := []tarEntry{dirEntry("blobs/"), dirEntry("blobs/sha256/")}
+	es := []tarEntry{tarDirEntry("blobs/"), tarDirEntry("blobs/sha256/")}
 	names := make([]string, 0, len(blobs))
 	for name := range blobs {
 		names = append(names, name)
