@@ -172,7 +172,10 @@ func checkStream(r io.Reader, limits Limits) error {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return invalidEntry(hdr.Name, "truncated")
 			}
-			return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
+			// A gzip stream that is corrupt half way; Spool's caller
+			// gets the error of the spool or the source instead when
+			// there is one.
+			return invalidEntry(hdr.Name, "%v", err)
 		}
 	}
 	if count == 0 {
