@@ -252,7 +252,7 @@ func (p *Provider) Commit(ctx context.Context, req api.CommitRequest) (api.Image
 		find.AnnotationVersion:    spec.version,
 		find.AnnotationVendor:     spec.publisher,
 		find.AnnotationCreated:    created.Format(time.RFC3339),
-		find.AnnotationBaseName:   parent.Repository + ":" + parent.Version,
+		find.AnnotationBaseName:   p.qualifiedName(ctx, parent),
 		find.AnnotationBaseDigest: parent.Digest.String(),
 	}
 	if spec.description != "" {

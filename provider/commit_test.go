@@ -110,7 +110,9 @@ func TestReferenceSession(t *testing.T) {
 	}
 	wantAnn := map[string]string{
 		find.AnnotationTitle: "DemoImage", find.AnnotationVersion: "1.0.0.0", find.AnnotationVendor: "CN=Demo",
-		find.AnnotationBaseName: "nanoserver:10.0.10586.0", find.AnnotationBaseDigest: nano.Digest.String(),
+		// base.name is fully qualified: the parent's registry is known.
+		find.AnnotationBaseName:   strings.TrimPrefix(e.cat.srv.URL, "http://") + "/nanoserver:10.0.10586.0",
+		find.AnnotationBaseDigest: nano.Digest.String(),
 	}
 	for k, v := range wantAnn {
 		if m.Annotations[k] != v {

@@ -53,8 +53,9 @@ func OpenArchive(path string) (*os.File, error) {
 }
 
 // LoadFile installs the archive f (Install -Path): a tar as Save writes it
-// (an OCI image layout that is also a `docker save` archive), or the same
-// compressed with gzip. The caller opened f, a regular file (else
+// (an OCI image layout that is also a `docker save` archive), an OCI image
+// layout or a docker archive as the field's tools write them (see
+// archive.Prepare), or any of them compressed with gzip. The caller opened f, a regular file (else
 // InvalidArgument), and closes it; label names the archive in errors and
 // logs, e.g. its path. Nothing is opened by name and no lock is held while
 // f is read.
@@ -66,9 +67,11 @@ func OpenArchive(path string) (*os.File, error) {
 // into <root>/tmp as Load spools a stream. Then the blobs are committed
 // under a lease against garbage collection, and one transaction writes the
 // record and the ref repository:version of every image, parents first. The
-// record comes from the manifest annotations (title, version, vendor,
-// description, created, and base.name/base.digest for the parent; no base
-// means a base OS image), checked as Commit checks its request (a title,
+// record comes from the image's name in the archive (its repository
+// without the registry's host, and its tag as the version), the manifest
+// annotations (title, version, vendor, description, created, and
+// base.name/base.digest for the parent; no base means a base OS image),
+// checked as Commit checks its request (a title,
 // publisher or description that Commit would refuse is InvalidArgument),
 // and from the config (os.version); its Source is "file". In the same
 // transaction, by key lookups: an image whose parent is neither in the
@@ -364,7 +367,7 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 		return imageRecord{}, nil, fmt.Errorf("image %s: config: %v: %w", label, err, errdefs.ErrInvalidArgument)
 	}
 	a := m.Annotations
-	repo, tag, _ := find.SplitReference(img.RefName)
+	repo, tag := imageName(img)
 	name := strings.TrimSpace(a[find.AnnotationTitle])
 	if repo == "" {
 		repo = strings.ToLower(name)
@@ -429,10 +432,32 @@ func archiveRecord(img archive.Image, c archive.Contents, installed time.Time) (
 		return rec, nil, nil
 	}
 	bRepo, bTag, bDigest := find.SplitReference(baseName)
+	if n, ok := archive.ParseName(baseName); ok {
+		// A fully qualified base ("127.0.0.1:5000/windowsservercore:…")
+		// names the repository without its registry, as records do.
+		bRepo, bTag = n.Repository, n.Tag
+	}
 	if baseDigest == "" {
 		baseDigest = bDigest
 	}
 	return rec, &api.ParentRef{Name: bRepo, Version: bTag, Digest: baseDigest}, nil
+}
+
+// imageName is the repository and tag of an archive image, the registry's
+// host left out: "127.0.0.1:5000/microsoft/iis:1.0.0.0" and
+// "docker.io/library/nginx:1.25" are microsoft/iis and nginx, as an image
+// installed from a source is named. A ref name that is not an image name
+// is split as it is, for the checks to name it.
+func imageName(img archive.Image) (repo, tag string) {
+	if n, ok := archive.ParseName(img.RefName); ok {
+		repo, tag = n.Repository, n.Tag
+	} else {
+		repo, tag, _ = find.SplitReference(img.RefName)
+	}
+	if tag == "" {
+		tag = img.Tag
+	}
+	return repo, tag
 }
 
 // maxOSVersionLength bounds the os.version of an image config that the

@@ -505,3 +505,65 @@ func TestRemoveWhileLoadReads(t *testing.T) {
 		t.Errorf("spool left: %v", s.spool)
 	}
 }
+
+// TestArchiveRecordNames: an archive image is recorded under its
+// repository without the registry's host or Docker Hub's library/, and a
+// fully qualified base.name names the parent by its repository.
+func TestArchiveRecordNames(t *testing.T) {
+	cfg := []byte(`{"os":"windows","architecture":"amd64","rootfs":{"type":"layers","diff_ids":[]}}`)
+	for _, tc := range []struct {
+		name                 string
+		img                  archive.Image
+		ann                  map[string]string
+		repo, version        string
+		parentName, parentV  string
+		parentDigest         string
+		wantOSImage, wantErr bool
+	}{
+		{name: "host and port", img: archive.Image{RefName: "127.0.0.1:5000/microsoft/iis:1.0.0.0"}, repo: "microsoft/iis", version: "1.0.0.0", wantOSImage: true},
+		{name: "docker hub", img: archive.Image{RefName: "docker.io/library/nanoserver:10.0.14393.0"}, repo: "nanoserver", version: "10.0.14393.0", wantOSImage: true},
+		{name: "no host", img: archive.Image{RefName: "microsoft/iis:1.0.0.0"}, repo: "microsoft/iis", version: "1.0.0.0", wantOSImage: true},
+		{name: "tag alone", img: archive.Image{Tag: "1.0.0.0"}, ann: map[string]string{find.AnnotationTitle: "IIS"}, repo: "iis", version: "1.0.0.0", wantOSImage: true},
+		{name: "qualified base name", img: archive.Image{RefName: "registry.example:443/microsoft/iis:1.0.0.0"},
+			ann:  map[string]string{find.AnnotationBaseName: "registry.example:443/windowsservercore:10.0.14393.0"},
+			repo: "microsoft/iis", version: "1.0.0.0", parentName: "windowsservercore", parentV: "10.0.14393.0"},
+		{name: "base name with a digest", img: archive.Image{RefName: "microsoft/iis:1.0.0.0"},
+			ann:  map[string]string{find.AnnotationBaseName: "127.0.0.1:5000/windowsservercore@sha256:" + strings.Repeat("a", 64)},
+			repo: "microsoft/iis", version: "1.0.0.0", parentName: "windowsservercore", parentDigest: "sha256:" + strings.Repeat("a", 64)},
+		{name: "no name", img: archive.Image{}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := json.Marshal(ocispec.Manifest{
+				Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+				Config:      ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))},
+				Annotations: tc.ann,
+			})
+			img := tc.img
+			img.Manifest = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m))}
+			img.Config = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))}
+			c := archive.Contents{Manifests: map[digest.Digest][]byte{img.Manifest.Digest: m}, Configs: map[digest.Digest][]byte{img.Config.Digest: cfg}}
+			rec, base, err := archiveRecord(img, c, time.Now())
+			if tc.wantErr {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("archiveRecord: %v, want an invalid argument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Repository != tc.repo || rec.Version != tc.version || rec.IsOSImage != tc.wantOSImage {
+				t.Errorf("record %s %s (OS image %v), want %s %s (%v)", rec.Repository, rec.Version, rec.IsOSImage, tc.repo, tc.version, tc.wantOSImage)
+			}
+			if tc.wantOSImage {
+				if base != nil {
+					t.Errorf("base %+v, want none", base)
+				}
+				return
+			}
+			if base == nil || base.Name != tc.parentName || base.Version != tc.parentV || base.Digest != tc.parentDigest {
+				t.Errorf("base %+v, want %s %s %s", base, tc.parentName, tc.parentV, tc.parentDigest)
+			}
+		})
+	}
+}

@@ -3,10 +3,12 @@ package provider
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +25,7 @@ import (
 	"github.com/containerprovider/containerprovider/provider/archive"
 	"github.com/containerprovider/containerprovider/provider/hostfs"
 	"github.com/containerprovider/containerprovider/store/content"
+	"github.com/containerprovider/containerprovider/store/meta"
 )
 
 // SaveFileName is the default file name of a saved image:
@@ -51,9 +54,62 @@ type savePlan struct {
 	// installed are the images of the chain whose blobs come from the
 	// store: the save leases them.
 	installed []imageRecord
+	// hosts are the registry hosts of the sources, by source name: an
+	// image is named host/repository:version in the archive.
+	hosts map[string]string
 }
 
-func newSavePlan() *savePlan { return &savePlan{blobs: map[digest.Digest]blobOpen{}} }
+func newSavePlan(hosts map[string]string) *savePlan {
+	return &savePlan{blobs: map[digest.Digest]blobOpen{}, hosts: hosts}
+}
+
+// sourceHosts maps the name of each source to the host (with its port) of
+// its registry, "127.0.0.1:5000", as its location names it.
+func sourceHosts(tx *bolt.Tx) (map[string]string, error) {
+	out := map[string]string{}
+	b := meta.GetSourcesBucket(tx)
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var s api.Source
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("source record %s: %w", k, err)
+		}
+		if u, err := url.Parse(s.Location); err == nil && u.Host != "" {
+			out[s.Name] = u.Host
+		}
+		return nil
+	})
+	return out, err
+}
+
+// registryHost is the host of the registry that an image installed from
+// source holds it, empty for an image made here (New-ContainerImage) or
+// installed from a file.
+func registryHost(hosts map[string]string, source string) string {
+	if source == sourceLocal || source == sourceFile {
+		return ""
+	}
+	return hosts[source]
+}
+
+// qualifiedName is the name of an installed image with the host of the
+// registry it was installed from, "127.0.0.1:5000/nanoserver:10.0.10586.0",
+// or without a host ("nanoserver:10.0.10586.0") when no registry holds it:
+// what an org.opencontainers.image.base.name that names it says, so that
+// a client resolves it where it is.
+func (p *Provider) qualifiedName(ctx context.Context, rec imageRecord) string {
+	var hosts map[string]string
+	if err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		var err error
+		hosts, err = sourceHosts(tx)
+		return err
+	}); err != nil {
+		p.log.WithError(err).Warn("sources not read: the image is named without its registry")
+	}
+	return archive.QualifiedName(registryHost(hosts, rec.Source), rec.Repository, rec.Version)
+}
 
 // open is the archive.BlobOpener of the plan.
 func (sp *savePlan) open(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
@@ -68,7 +124,7 @@ func (sp *savePlan) open(ctx context.Context, desc ocispec.Descriptor) (io.ReadC
 // content store.
 func (p *Provider) addInstalled(sp *savePlan, rec imageRecord) {
 	sp.chain = slices.Insert(sp.chain, 0, archive.Image{
-		RefName:  rec.Repository + ":" + rec.Version,
+		RefName:  archive.QualifiedName(registryHost(sp.hosts, rec.Source), rec.Repository, rec.Version),
 		Manifest: plainDescriptor(rec.Manifest),
 		Config:   rec.Config,
 		Layers:   rec.Layers,
@@ -92,7 +148,7 @@ func (p *Provider) addInstalled(sp *savePlan, rec imageRecord) {
 func (sp *savePlan) addFetched(img *pendingImage) {
 	e := img.entry
 	sp.chain = slices.Insert(sp.chain, 0, archive.Image{
-		RefName:  e.Repository + ":" + e.Version,
+		RefName:  archive.QualifiedName(registryHost(sp.hosts, e.Source), e.Repository, e.Version),
 		Manifest: plainDescriptor(img.manifest),
 		Config:   img.config,
 		Layers:   img.layers,
@@ -150,8 +206,12 @@ func (p *Provider) planSave(ctx context.Context, req api.SaveRequest) (*savePlan
 	}
 	var recs []imageRecord
 	var refs map[digest.Digest][]string
+	var hosts map[string]string
 	err = p.db.View(ctx, func(tx *bolt.Tx) error {
 		if recs, err = listImages(tx); err != nil {
+			return err
+		}
+		if hosts, err = sourceHosts(tx); err != nil {
 			return err
 		}
 		refs, err = listRefs(tx)
@@ -165,7 +225,7 @@ func (p *Provider) planSave(ctx context.Context, req api.SaveRequest) (*savePlan
 		if err != nil {
 			return nil, err
 		}
-		return p.planInstalled(recs, refs, sel[0])
+		return p.planInstalled(recs, refs, hosts, sel[0])
 	}
 	if strings.TrimSpace(req.Source) == "" {
 		var matches []imageRecord
@@ -175,15 +235,15 @@ func (p *Provider) planSave(ctx context.Context, req api.SaveRequest) (*savePlan
 			}
 		}
 		if len(matches) > 0 {
-			return p.planInstalled(recs, refs, highest(matches))
+			return p.planInstalled(recs, refs, hosts, highest(matches))
 		}
 	}
-	return p.planFromSource(ctx, recs, name, req)
+	return p.planFromSource(ctx, recs, hosts, name, req)
 }
 
 // planInstalled plans an installed image and its installed parents.
-func (p *Provider) planInstalled(recs []imageRecord, refs map[digest.Digest][]string, rec imageRecord) (*savePlan, error) {
-	sp := newSavePlan()
+func (p *Provider) planInstalled(recs []imageRecord, refs map[digest.Digest][]string, hosts map[string]string, rec imageRecord) (*savePlan, error) {
+	sp := newSavePlan(hosts)
 	sp.image = rec.image(refs[rec.Digest])
 	if err := p.addInstalledChain(sp, recs, rec); err != nil {
 		return nil, err
@@ -216,7 +276,7 @@ func (p *Provider) addInstalledChain(sp *savePlan, recs []imageRecord, rec image
 // planFromSource resolves name as Install does and plans the image with
 // its parents straight from the source; a parent that the source does not
 // have but that is installed comes from the store.
-func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name string, req api.SaveRequest) (*savePlan, error) {
+func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, hosts map[string]string, name string, req api.SaveRequest) (*savePlan, error) {
 	fo := findOptions(name, req.VersionOptions)
 	if err := fo.Validate(); err != nil {
 		return nil, err
@@ -230,7 +290,7 @@ func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name 
 		return nil, err
 	}
 	catalog := mirrorOf(idx, target.Source)
-	sp := newSavePlan()
+	sp := newSavePlan(hosts)
 	var top *pendingImage
 	seen := map[string]bool{}
 	cur := target
@@ -286,7 +346,9 @@ func (p *Provider) planFromSource(ctx context.Context, recs []imageRecord, name 
 
 // Save writes the archive of an image, parents included, to w as a stream:
 // a tar that is both an OCI image layout and a `docker save` archive (see
-// package archive), each image tagged "repository:version".
+// package archive), each image named "host/repository:version" with the
+// host of the registry of its source, or "repository:version" for an image
+// made here or installed from a file.
 //
 // The image is selected by req.Name (with the version options; default the
 // highest version) or req.ID (a digest or a unique id prefix). The

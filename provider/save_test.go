@@ -393,8 +393,10 @@ func TestSaveToPathRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			c, err := archive.Read(ctx, ra, res.Size, cs, archive.Limits{})
-			if err != nil || len(c.Images) != 1 || c.Images[0].RefName != "nanoserver:10.0.10586.0" {
-				t.Errorf("archive.Read: %+v, %v", c.Images, err)
+			// The image is named with the host of its source's registry.
+			want := strings.TrimPrefix(e.cat.srv.URL, "http://") + "/nanoserver:10.0.10586.0"
+			if err != nil || len(c.Images) != 1 || c.Images[0].RefName != want {
+				t.Errorf("archive.Read: %+v, %v; want one image named %s", c.Images, err, want)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/containerprovider/containerprovider/api/client"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
+	"github.com/containerprovider/containerprovider/provider/archive"
 )
 
 func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
@@ -23,7 +24,7 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 	noParents := f.Bool("no-parents", false, "do not install missing parent images: fail, naming the missing parent")
 	detach := f.Bool("detach", false, "print the job id and return at once; the job runs on in providerd")
 	quiet := f.Bool("quiet", false, "print only the closing `Downloaded in …` line, as Install-ContainerImage does, and warnings on stderr")
-	path := f.String("path", "", "install the images of a saved archive `FILE` instead of a NAME (Install-ContainerImage -Path)")
+	path := f.String("path", "", "install the images of an image archive instead of a NAME (Install-ContainerImage -Path): a tar `FILE` (providerd's, docker save, skopeo oci-archive: or docker-archive:, crane pull), or a DIRECTORY holding an OCI layout (skopeo oci:, crane pull --format oci, oras copy --to-oci-layout)")
 	remote := f.Bool("remote-path", false, "--path is on providerd's host (an absolute path): providerd reads it with your rights (unix socket only)")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if *path != "" {
@@ -67,8 +68,9 @@ func setupInstall(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cl
 }
 
 // installPath installs a saved archive: a local file uploaded to
-// providerd, or with remote a file on providerd's host. It prints the
-// images installed, parents first.
+// providerd, a local layout directory streamed to it as a tar, or with
+// remote a file on providerd's host. It prints the images installed,
+// parents first.
 func (a *app) installPath(ctx context.Context, g *globals, c *client.Client, path string, remote bool) error {
 	var res api.LoadResult
 	if remote {
@@ -86,8 +88,14 @@ func (a *app) installPath(ctx context.Context, g *globals, c *client.Client, pat
 		if err != nil {
 			return localError(path, err)
 		}
+		if st.IsDir() {
+			if res, err = a.uploadDir(ctx, g, c, path); err != nil {
+				return err
+			}
+			return a.printLoaded(g, res)
+		}
 		if !st.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a file: %w", path, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("%s is not a file or a directory: %w", path, errdefs.ErrInvalidArgument)
 		}
 		progress := a.newByteProgress(g, "Uploading "+filepath.Base(path))
 		// The section reader keeps the length known, for the request's
@@ -99,12 +107,42 @@ func (a *app) installPath(ctx context.Context, g *globals, c *client.Client, pat
 			return err
 		}
 	}
+	return a.printLoaded(g, res)
+}
+
+// printLoaded prints the images an archive installed.
+func (a *app) printLoaded(g *globals, res api.LoadResult) error {
 	if g.output == outputJSON {
 		res.Images = nonNil(res.Images)
 		return writeJSON(a.stdout, res)
 	}
 	_, err := io.WriteString(a.stdout, formatImages(res.Images))
 	return err
+}
+
+// errUploadDone ends the tar of a directory that providerd stopped reading.
+var errUploadDone = errors.New("upload ended")
+
+// uploadDir streams the archive that the directory dir holds (an OCI
+// layout, see archive.WriteDir) to providerd as a tar made on the fly,
+// read with the user's own rights. A local failure (a file that cannot be
+// read) is the error, rather than the broken upload it causes.
+func (a *app) uploadDir(ctx context.Context, g *globals, c *client.Client, dir string) (api.LoadResult, error) {
+	pr, pw := io.Pipe()
+	werr := make(chan error, 1)
+	go func() {
+		err := archive.WriteDir(ctx, pw, dir)
+		pw.CloseWithError(err)
+		werr <- err
+	}()
+	progress := a.newByteProgress(g, "Uploading "+filepath.Base(filepath.Clean(dir)))
+	res, err := c.Load(ctx, io.TeeReader(pr, progress))
+	pr.CloseWithError(errUploadDone)
+	if local := <-werr; local != nil && !errors.Is(local, errUploadDone) {
+		err = local
+	}
+	progress.stop(err == nil)
+	return res, err
 }
 
 // sizedTee reads a section and writes what it reads to w, keeping the

@@ -322,7 +322,47 @@ func TestInstallPath(t *testing.T) {
 	if !strings.Contains(r.stderr, "none.tar") {
 		t.Fatalf("stderr %q", r.stderr)
 	}
-	e.run(t, "", "install", "--path", t.TempDir()).want(t, 1)
+	r = e.run(t, "", "install", "--path", t.TempDir()).want(t, 1)
+	if !strings.Contains(r.stderr, "neither index.json nor manifest.json") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	// A layout directory goes as a tar of its layout, and nothing else.
+	layout := t.TempDir()
+	blob := "blobs/sha256/" + strings.Repeat("ab", 32)
+	files := map[string]string{"oci-layout": `{"imageLayoutVersion":"1.0.0"}`, "index.json": `{"schemaVersion":2}`, blob: "blob"}
+	for name, body := range files {
+		p := filepath.Join(layout, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(layout, "ingest"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, "", "install", "--path", layout).want(t, 0)
+	tr := tar.NewReader(bytes.NewReader(fake.loaded))
+	var names []string
+	for range 100 {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+		if body, ok := files[h.Name]; ok {
+			if b, _ := io.ReadAll(tr); string(b) != body {
+				t.Errorf("%s: %q, want %q", h.Name, b, body)
+			}
+		}
+	}
+	if want := []string{"blobs/", "blobs/sha256/", blob, "index.json", "oci-layout"}; !slices.Equal(names, want) {
+		t.Fatalf("uploaded tar holds %v, want %v", names, want)
+	}
 	fake.loadErr = fmt.Errorf("archive entry ../../etc/passwd: escapes the archive: %w", errdefs.ErrInvalidArgument)
 	r = e.run(t, "", "install", "--path", file).want(t, 1)
 	if r.stderr != "cimage: archive entry ../../etc/passwd: escapes the archive\n" {

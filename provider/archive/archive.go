@@ -1,6 +1,13 @@
 // Package archive is the image archive that Save writes and Install -Path
-// reads: one tar that is at the same time an OCI image layout (oci-layout,
-// index.json, blobs/<alg>/<hex>) and a `docker save` archive (manifest.json).
+// reads. Write makes one tar that is at the same time an OCI image layout
+// (oci-layout, index.json, blobs/<alg>/<hex>) and a `docker save` archive
+// (manifest.json), named as docker 25 and containerd name theirs. Prepare
+// reads what the field's tools write: an OCI image layout with or without
+// manifest.json (skopeo oci-archive:, crane pull --format oci, oras copy
+// --to-oci-layout, docker save 25 and later), and a docker archive without
+// an OCI index (docker save before 25, skopeo docker-archive:, crane pull's
+// tarball). WriteDir streams a layout directory as a tar that Prepare
+// reads.
 //
 // Write streams an archive from blobs it opens one at a time, so memory
 // stays flat whatever the image size. Prepare validates an archive
@@ -34,13 +41,24 @@ import (
 
 // Image is one image of an archive.
 type Image struct {
-	// RefName is the org.opencontainers.image.ref.name of the image in
-	// index.json, and its RepoTags entry in manifest.json: "repo:version",
-	// e.g. "nanoserver:10.0.10586.0". Empty for an untagged image.
+	// RefName names the image: "repository:tag", e.g.
+	// "nanoserver:10.0.10586.0", with the registry's host in front when it
+	// is known ("127.0.0.1:5000/microsoft/iis:1.0.0.0"). Write puts the tag
+	// alone in the org.opencontainers.image.ref.name of index.json and the
+	// whole name in its io.containerd.image.name, as docker 25 and
+	// containerd do, and the whole name in the RepoTags of manifest.json.
+	// Read takes it from io.containerd.image.name, else from a ref.name
+	// that is a name rather than a tag, else from RepoTags (see ParseName).
+	// Empty for an image that the archive does not name.
 	RefName string
+	// Tag is set by Read when the archive gives the image a tag but no
+	// repository (a ref.name that is a tag alone, as `skopeo copy …
+	// oci:DIR:TAG` writes): RefName is then empty. Write ignores it.
+	Tag string
 	// Manifest is the descriptor of the image manifest: media type, digest,
 	// size and annotations. In Read's result its annotations are those of
-	// index.json, ref.name included.
+	// index.json. An image of a docker archive that has no OCI index gets a
+	// manifest that Read makes (see Prepare).
 	Manifest ocispec.Descriptor
 	Config   ocispec.Descriptor
 	Layers   []ocispec.Descriptor

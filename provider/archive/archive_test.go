@@ -103,7 +103,7 @@ func (fx *fixture) addImage(t testing.TB, ref string, base *Image, layers []ocis
 		Config:   m.Config,
 		Layers:   layers,
 	}
-	img.Manifest.Annotations = map[string]string{ocispec.AnnotationRefName: ref}
+	img.Manifest.Annotations = map[string]string{ocispec.AnnotationRefName: refTag(ref), AnnotationContainerdName: ref}
 	fx.images = append(fx.images, img)
 	return img
 }
@@ -338,11 +338,14 @@ func TestArchiveLayout(t *testing.T) {
 	if idx.SchemaVersion != 2 || idx.MediaType != ocispec.MediaTypeImageIndex || len(idx.Manifests) != len(fx.images) {
 		t.Fatalf("index.json: %s", files["index.json"])
 	}
+	// ref.name carries the tag, io.containerd.image.name the whole name,
+	// as docker 25 and containerd write them.
+	tags := []string{"10.0.10586.0", "1.0.0.0", "2.0.0.0"}
 	for i, d := range idx.Manifests {
 		img := fx.images[i]
 		if d.Digest != img.Manifest.Digest || d.Size != img.Manifest.Size || d.MediaType != ocispec.MediaTypeImageManifest ||
-			d.Annotations[ocispec.AnnotationRefName] != img.RefName {
-			t.Errorf("index.json manifest %d: %+v, want %s %q", i, d, img.Manifest.Digest, img.RefName)
+			d.Annotations[ocispec.AnnotationRefName] != tags[i] || d.Annotations["io.containerd.image.name"] != img.RefName {
+			t.Errorf("index.json manifest %d: %+v, want %s, ref.name %q and io.containerd.image.name %q", i, d, img.Manifest.Digest, tags[i], img.RefName)
 		}
 	}
 

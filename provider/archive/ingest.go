@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -79,7 +80,7 @@ func ingest(ctx context.Context, ra io.ReaderAt, cs content.Store, plan []blobEn
 // from the archive: its bytes must match their digest, as those of any
 // entry, and an archive must not name them a layer unless they are one.
 func checkHeldLayer(ctx context.Context, ra io.ReaderAt, e blobEntry) error {
-	if e.format == notLayer {
+	if e.format == notLayer || e.data != nil {
 		return nil
 	}
 	h := e.digest.Algorithm().Hash()
@@ -100,7 +101,7 @@ func checkHeldLayer(ctx context.Context, ra io.ReaderAt, e blobEntry) error {
 	return nil
 }
 
-// copyBlob streams the data of e into w and checks its size and digest,
+// copyBlob streams the data of e (from ra, or its bytes) into w and checks its size and digest,
 // and, for a layer, its format, on another goroutine as the bytes go by.
 func copyBlob(ctx context.Context, w content.Writer, ra io.ReaderAt, e blobEntry) error {
 	if w.Offset() > 0 {
@@ -114,7 +115,11 @@ func copyBlob(ctx context.Context, w content.Writer, ra io.ReaderAt, e blobEntry
 		check = startLayerCheck(e.format)
 		tee = check
 	}
-	src := io.LimitReader(&ctxReader{ctx: ctx, r: io.NewSectionReader(ra, e.offset, e.size)}, e.size)
+	var from io.Reader = io.NewSectionReader(ra, e.offset, e.size)
+	if e.data != nil {
+		from = bytes.NewReader(e.data)
+	}
+	src := io.LimitReader(&ctxReader{ctx: ctx, r: from}, e.size)
 	n, err := content.CopyAhead(w, src, tee, w.Offset()) // the writer hashes
 	if err == nil && n != e.size {
 		err = fmt.Errorf("%d of %d bytes, truncated: %w", n, e.size, errdefs.ErrInvalidArgument)

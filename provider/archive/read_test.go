@@ -151,7 +151,6 @@ func maliciousCases(t testing.TB, fx *fixture) []maliciousCase {
 	})))
 	add("unreferenced blob", "no descriptor refers", retar(t, append(slices.Clone(es), fileEntry(blobPath(digest.FromBytes(extra)), extra))))
 	add("missing index.json", "index.json is missing", retar(t, drop(es, "index.json")))
-	add("missing manifest.json", "manifest.json is missing", retar(t, drop(es, "manifest.json")))
 	add("missing oci-layout", "oci-layout is missing", retar(t, drop(es, "oci-layout")))
 	add("missing blob", "is missing", retar(t, drop(es, layerName)))
 	add("wrong digest", "bytes have digest", retar(t, edit(es, blobPath(lastLayer.Digest), func(e tarEntry) *tarEntry {
@@ -228,7 +227,7 @@ func maliciousCases(t testing.TB, fx *fixture) []maliciousCase {
 	big := &fixture{blobs: map[digest.Digest][]byte{}}
 	big.addImage(t, "big:1.0.0.0", nil, []ocispec.Descriptor{big.blob(layerBytes(t, 7, 100), ocispec.MediaTypeImageLayerGzip)}, 9000)
 	add("oversize config", "over the JSON limit", big.archive(t))
-	return cases
+	return append(cases, dockerCases(t)...)
 }
 
 // TestReadRefuses: each malicious archive is refused as an invalid

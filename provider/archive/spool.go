@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -36,7 +35,8 @@ func IsGzip(f io.ReaderAt) bool {
 // end-of-archive marker with no entry before it, is refused at once), and
 // so must each one after it; every entry name and type must be one that
 // Prepare accepts (regular files and directories of an OCI layout or a
-// docker archive, no sparse file, no duplicate); the layout's JSON files
+// docker archive, the layer links of a docker archive, no sparse file, no
+// duplicate); the layout's JSON files
 // are at most Limits.MaxJSON bytes; there are at most Limits.MaxEntries
 // entries, at most Limits.MaxTotal bytes in all (TooLarge beyond), and
 // after the end-of-archive marker at most 1 MiB of zeros. These faults are
@@ -165,50 +165,23 @@ func checkStream(r io.Reader, limits Limits) error {
 		if count++; count > limits.MaxEntries {
 			return fmt.Errorf("archive: more than %d entries: %w", limits.MaxEntries, errdefs.ErrInvalidArgument)
 		}
-		if err := checkStreamEntry(hdr, seen, limits); err != nil {
+		if _, _, err := checkMember(hdr, seen, limits); err != nil {
 			return err
 		}
 		if _, err := io.CopyBuffer(discard, tr, buf); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return invalidEntry(hdr.Name, "truncated")
 			}
-			return fmt.Errorf("archive entry %q: %w", hdr.Name, err)
+			// A gzip stream that is corrupt half way; Spool's caller
+			// gets the error of the spool or the source instead when
+			// there is one.
+			return invalidEntry(hdr.Name, "%v", err)
 		}
 	}
 	if count == 0 {
 		return fmt.Errorf("archive: empty, or not a tar archive (it begins with an end-of-archive marker): %w", errdefs.ErrInvalidArgument)
 	}
 	return checkTrailer(r, buf)
-}
-
-// checkStreamEntry applies to one header the checks that Prepare's scan
-// makes, those that need no other entry.
-func checkStreamEntry(hdr *tar.Header, seen map[string]bool, limits Limits) error {
-	name, err := entryName(hdr)
-	if err != nil {
-		return err
-	}
-	if seen[name] {
-		return invalidEntry(hdr.Name, "duplicate entry")
-	}
-	seen[name] = true
-	switch {
-	case hdr.Typeflag == tar.TypeDir:
-		if !knownDir(name) {
-			return invalidEntry(hdr.Name, "unexpected directory")
-		}
-	case name == ociLayoutFile, name == indexFile, name == dockerManifest, name == dockerRepos:
-		if hdr.Size > limits.MaxJSON {
-			return invalidEntry(hdr.Name, "%d bytes, over the JSON limit of %d", hdr.Size, limits.MaxJSON)
-		}
-	case strings.HasPrefix(name, blobsDir+"/"):
-		if _, err := parseBlobPath(name); err != nil {
-			return err
-		}
-	default:
-		return invalidEntry(hdr.Name, "neither part of an OCI image layout nor of a docker archive")
-	}
-	return nil
 }
 
 // checkTrailer reads what follows the end-of-archive marker: at most

@@ -119,26 +119,34 @@ func TestSpoolCancelled(t *testing.T) {
 }
 
 func TestBaseImages(t *testing.T) {
-	l := func(s string) ocispec.Descriptor { return ocispec.Descriptor{Digest: digest.FromString(s)} }
-	img := func(layers ...string) Image {
-		var out Image
-		for _, s := range layers {
-			out.Layers = append(out.Layers, l(s))
+	d := func(s string) digest.Digest { return digest.FromString(s) }
+	img := func(name string, diffIDs ...string) imageFacts {
+		f := imageFacts{digest: d(name), known: true}
+		for _, s := range diffIDs {
+			f.diffIDs = append(f.diffIDs, d(s))
 		}
-		return out
+		return f
 	}
+	on := func(f imageFacts, base string) imageFacts { f.base = d(base); return f }
+	unknown := func(f imageFacts) imageFacts { f.known = false; f.diffIDs = nil; return f }
 	tests := []struct {
 		name   string
-		images []Image
+		images []imageFacts
 		want   []bool
 	}{
-		{"one image", []Image{img("a")}, []bool{false}},
-		{"base and child", []Image{img("a"), img("a", "b")}, []bool{true, false}},
-		{"child first", []Image{img("a", "b", "c"), img("a", "b")}, []bool{false, true}},
-		{"siblings", []Image{img("a"), img("a", "b"), img("a", "c")}, []bool{true, false, false}},
-		{"same layers", []Image{img("a", "b"), img("a", "b")}, []bool{false, false}},
-		{"other base", []Image{img("x"), img("a", "b")}, []bool{false, false}},
-		{"no layers", []Image{img(), img("a")}, []bool{true, false}},
+		{"one image", []imageFacts{img("1", "a")}, []bool{false}},
+		{"base and child", []imageFacts{img("1", "a"), img("2", "a", "b")}, []bool{true, false}},
+		{"child first", []imageFacts{img("1", "a", "b", "c"), img("2", "a", "b")}, []bool{false, true}},
+		{"siblings", []imageFacts{img("1", "a"), img("2", "a", "b"), img("3", "a", "c")}, []bool{true, false, false}},
+		{"same layers", []imageFacts{img("1", "a", "b"), img("2", "a", "b")}, []bool{false, false}},
+		{"other base", []imageFacts{img("1", "x"), img("2", "a", "b")}, []bool{false, false}},
+		{"no layers", []imageFacts{img("1"), img("2", "a")}, []bool{true, false}},
+		// A child recompressed with zstd: other layer digests, the same
+		// diff_ids, and its manifest names the base.
+		{"base named by the child", []imageFacts{img("1", "x"), on(img("2", "y", "z"), "1")}, []bool{true, false}},
+		{"config unread", []imageFacts{unknown(img("1")), img("2", "a")}, []bool{false, false}},
+		{"config unread, named", []imageFacts{unknown(img("1")), on(img("2", "a"), "1")}, []bool{true, false}},
+		{"names itself", []imageFacts{on(img("1", "a"), "1")}, []bool{false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

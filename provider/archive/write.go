@@ -34,24 +34,28 @@ type BlobOpener func(ctx context.Context, desc ocispec.Descriptor) (io.ReadClose
 var entryTime = time.Unix(0, 0).UTC()
 
 // Write streams one tar to w that is both an OCI image layout (oci-layout,
-// index.json with one manifest entry per image carrying
-// org.opencontainers.image.ref.name, blobs/<alg>/<hex>, each blob once even
-// when images share it) and a `docker save` archive (manifest.json with
-// Config, RepoTags and Layers per image). images are given parents first;
-// the caller includes the parents. The order of index.json and manifest.json
-// is the order of images.
+// index.json with one manifest entry per image, blobs/<alg>/<hex>, each
+// blob once even when images share it) and a `docker save` archive
+// (manifest.json with Config, RepoTags and Layers for each image that is no
+// other image's base). In index.json, org.opencontainers.image.ref.name
+// carries an image's tag and io.containerd.image.name its whole RefName, as
+// docker 25 and containerd write them. images are given parents first; the
+// caller includes the parents. The order of index.json and manifest.json is
+// the order of images.
 //
 // Memory stays flat: blobs are streamed one at a time through a fixed
 // buffer. Entries are deterministic (sorted by name, fixed mtime, uid/gid 0),
 // so the same images give the same bytes. The manifest and config blobs are
 // written too, and each manifest is checked to list the image's config and
-// layers.
+// layers. manifest.json comes after the blobs, whose manifests and configs
+// tell which images are bases (see baseImages).
 //
-// Descriptors that do not validate, the same digest with two sizes, and two
-// images with the same RefName give ErrInvalidArgument before anything is
-// written. A blob whose bytes do not match its descriptor gives
-// ErrFailedPrecondition naming the blob. After an error, what was written to
-// w is not a valid archive and the caller discards it.
+// Descriptors that do not validate, the same digest with two sizes, a
+// RefName that is not an image name, and two images with the same RefName
+// give ErrInvalidArgument before anything is written. A blob whose bytes do
+// not match its descriptor gives ErrFailedPrecondition naming the blob.
+// After an error, what was written to w is not a valid archive and the
+// caller discards it.
 func Write(ctx context.Context, w io.Writer, images []Image, open BlobOpener) error {
 	if len(images) == 0 {
 		return fmt.Errorf("archive: no image: %w", errdefs.ErrInvalidArgument)
@@ -64,13 +68,10 @@ func Write(ctx context.Context, w io.Writer, images []Image, open BlobOpener) er
 	if err != nil {
 		return err
 	}
-	dockerJSON, err := manifestJSON(images)
-	if err != nil {
-		return err
-	}
 	layoutJSON, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
 
-	// Every entry, sorted by name. Directories carry no data.
+	// Every entry, sorted by name. Directories carry no data; manifest.json
+	// is made when its turn comes, after every blob.
 	type entry struct {
 		name string
 		dir  bool
@@ -80,7 +81,7 @@ func Write(ctx context.Context, w io.Writer, images []Image, open BlobOpener) er
 	entries := []entry{
 		{name: blobsDir + "/", dir: true},
 		{name: indexFile, data: index},
-		{name: dockerManifest, data: dockerJSON},
+		{name: dockerManifest},
 		{name: ociLayoutFile, data: layoutJSON},
 	}
 	algs := map[digest.Algorithm]bool{}
@@ -93,16 +94,22 @@ func Write(ctx context.Context, w io.Writer, images []Image, open BlobOpener) er
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 
+	kept := keptJSON{bases: map[digest.Digest]digest.Digest{}, diffIDs: map[digest.Digest][]digest.Digest{}}
 	tw := tar.NewWriter(w)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if e.name == dockerManifest {
+			if e.data, err = manifestJSON(images, kept); err != nil {
+				return err
+			}
+		}
 		switch {
 		case e.dir:
 			err = tw.WriteHeader(header(e.name, tar.TypeDir, 0o755, 0))
 		case e.blob != nil:
-			err = writeBlobEntry(ctx, tw, e.name, e.blob, open)
+			err = writeBlobEntry(ctx, tw, e.name, e.blob, open, kept)
 		default:
 			if err = tw.WriteHeader(header(e.name, tar.TypeReg, 0o644, int64(len(e.data)))); err == nil {
 				_, err = tw.Write(e.data)
@@ -116,6 +123,14 @@ func Write(ctx context.Context, w io.Writer, images []Image, open BlobOpener) er
 		return fmt.Errorf("archive: %w", err)
 	}
 	return nil
+}
+
+// keptJSON holds what Write learns from the manifests and configs it
+// streams: the base.digest of each manifest and the diff_ids of each
+// config, by digest.
+type keptJSON struct {
+	bases   map[digest.Digest]digest.Digest
+	diffIDs map[digest.Digest][]digest.Digest
 }
 
 func header(name string, typ byte, mode, size int64) *tar.Header {
@@ -134,6 +149,8 @@ type writeBlob struct {
 	// images whose manifest this blob is: the streamed bytes are checked
 	// against their config and layers.
 	manifestOf []*Image
+	// config: the blob is an image's config, whose diff_ids Write keeps.
+	config bool
 	// optional: a non-distributable layer that may be left out.
 	optional bool
 }
@@ -163,6 +180,9 @@ func collectBlobs(images []Image) ([]*writeBlob, error) {
 		img := &images[i]
 		name := fmt.Sprintf("image %q", img.RefName)
 		if img.RefName != "" {
+			if _, ok := ParseName(img.RefName); !ok {
+				return nil, fmt.Errorf("%s: not an image name: %w", name, errdefs.ErrInvalidArgument)
+			}
 			if refNames[img.RefName] {
 				return nil, fmt.Errorf("%s: listed twice: %w", name, errdefs.ErrInvalidArgument)
 			}
@@ -179,9 +199,11 @@ func collectBlobs(images []Image) ([]*writeBlob, error) {
 			return nil, err
 		}
 		m.manifestOf = append(m.manifestOf, img)
-		if _, err := add(name+" config", img.Config, false); err != nil {
+		c, err := add(name+" config", img.Config, false)
+		if err != nil {
 			return nil, err
 		}
+		c.config = true
 		for j, l := range img.Layers {
 			if _, err := add(fmt.Sprintf("%s layer %d", name, j), l, isNonDistributable(l.MediaType)); err != nil {
 				return nil, err
@@ -203,7 +225,8 @@ func indexJSON(images []Image) ([]byte, error) {
 			if d.Annotations == nil {
 				d.Annotations = map[string]string{}
 			}
-			d.Annotations[ocispec.AnnotationRefName] = img.RefName
+			d.Annotations[ocispec.AnnotationRefName] = refTag(img.RefName)
+			d.Annotations[AnnotationContainerdName] = img.RefName
 		}
 		idx.Manifests = append(idx.Manifests, d)
 	}
@@ -217,11 +240,17 @@ func indexJSON(images []Image) ([]byte, error) {
 // manifestJSON is the `docker save` view of the archive. It lists only the
 // images that are no other image's base (see baseImages): a child's layers
 // already include its parents', so each listed image is complete on its
-// own, and docker load or crane push of a saved child reads one image, as
-// they expect. The parents stay in index.json, for Install -Path.
-func manifestJSON(images []Image) ([]byte, error) {
+// own, and docker load, crane push or skopeo docker-archive: of a saved
+// child read one image, as they expect. The parents stay in index.json, for
+// Install -Path.
+func manifestJSON(images []Image, kept keptJSON) ([]byte, error) {
 	out := make([]dockerManifestEntry, 0, len(images))
-	base := baseImages(images)
+	facts := make([]imageFacts, len(images))
+	for i, img := range images {
+		ids, known := kept.diffIDs[img.Config.Digest]
+		facts[i] = imageFacts{digest: img.Manifest.Digest, base: kept.bases[img.Manifest.Digest], diffIDs: ids, known: known}
+	}
+	base := baseImages(facts)
 	for i, img := range images {
 		if base[i] {
 			continue
@@ -242,44 +271,11 @@ func manifestJSON(images []Image) ([]byte, error) {
 	return b, nil
 }
 
-// baseImages reports, for each image, whether its layers are a proper
-// prefix of the layers of another image of images: it is then that image's
-// base. The layer lists go into a trie, one node per distinct prefix, so
-// the cost is linear in the layers of all the images.
-func baseImages(images []Image) []bool {
-	type edge struct {
-		from int
-		d    digest.Digest
-	}
-	next := map[edge]int{}
-	hasChild := []bool{false} // node 0 is the empty prefix
-	ends := make([]int, len(images))
-	for i, img := range images {
-		n := 0
-		for _, l := range img.Layers {
-			e := edge{n, l.Digest}
-			c, ok := next[e]
-			if !ok {
-				c = len(hasChild)
-				hasChild = append(hasChild, false)
-				next[e] = c
-			}
-			hasChild[n] = true
-			n = c
-		}
-		ends[i] = n
-	}
-	out := make([]bool, len(images))
-	for i, n := range ends {
-		out[i] = hasChild[n]
-	}
-	return out
-}
-
 // writeBlobEntry streams one blob into tw, verifying its size and digest. A
-// manifest blob is also kept (it is at most DefaultMaxJSON bytes) and
-// checked against the images it describes.
-func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBlob, open BlobOpener) error {
+// manifest or config blob is also kept (it is at most DefaultMaxJSON bytes):
+// a manifest is checked against the images it describes, and kj learns its
+// base.digest, or the config's diff_ids.
+func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBlob, open BlobOpener, kj keptJSON) error {
 	d := b.desc.Digest
 	rc, err := open(ctx, b.desc)
 	if err != nil {
@@ -295,7 +291,7 @@ func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBl
 	h := d.Algorithm().Hash()
 	var kept *bytes.Buffer
 	var dst io.Writer = tw
-	if len(b.manifestOf) > 0 {
+	if len(b.manifestOf) > 0 || b.config {
 		kept = bytes.NewBuffer(make([]byte, 0, b.desc.Size))
 		dst = io.MultiWriter(tw, kept)
 	}
@@ -315,11 +311,20 @@ func writeBlobEntry(ctx context.Context, tw *tar.Writer, name string, b *writeBl
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
 		return fmt.Errorf("blob %s: bytes have digest %s: %w", d, got, errdefs.ErrFailedPrecondition)
 	}
-	if kept != nil {
-		for _, img := range b.manifestOf {
-			if err := checkManifest(kept.Bytes(), img); err != nil {
-				return err
-			}
+	if kept == nil {
+		return nil
+	}
+	if b.config {
+		if ids, ok := configDiffIDs(kept.Bytes()); ok {
+			kj.diffIDs[d] = ids
+		}
+	}
+	if len(b.manifestOf) > 0 {
+		kj.bases[d] = manifestBase(kept.Bytes())
+	}
+	for _, img := range b.manifestOf {
+		if err := checkManifest(kept.Bytes(), img); err != nil {
+			return err
 		}
 	}
 	return nil

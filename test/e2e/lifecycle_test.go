@@ -114,7 +114,7 @@ func TestSaveAndInstallFromFile(t *testing.T) {
 	t.Run("skopeo", func(t *testing.T) {
 		skopeo := tool(t, "skopeo")
 		out := filepath.Join(t.TempDir(), "layout")
-		(&client{bin: skopeo, env: os.Environ()}).run(t, "copy", "oci-archive:"+file+":microsoft/iis:1.0.0.0", "oci:"+out+":iis")
+		(&client{bin: skopeo, env: os.Environ()}).run(t, "copy", "oci-archive:"+file+":1.0.0.0", "oci:"+out+":iis")
 		verifyLayout(t, out)
 	})
 	t.Run("crane push", func(t *testing.T) {
@@ -221,7 +221,10 @@ func TestInstallRefusesMaliciousArchives(t *testing.T) {
 		{"truncated", good[:len(good)/2]},
 		{"oversize declared content", withExtra(tarEntry{hdr: tar.Header{Name: "blobs/sha256/" + strings.Repeat("ab", 32)}, body: strings.Repeat("z", 4096)})},
 		{"missing index.json", without("index.json")},
-		{"missing manifest.json", without("manifest.json")},
+		// An OCI layout without manifest.json is an archive (skopeo's);
+		// one without oci-layout is not.
+		{"missing oci-layout", without("oci-layout")},
+		{"layer link escape", withExtra(tarEntry{hdr: tar.Header{Name: strings.Repeat("ab", 32) + "/layer.tar", Typeflag: tar.TypeSymlink, Linkname: "../../../../../.." + outside}})},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
