@@ -19,7 +19,8 @@ docker_socket="$rundir/docker.sock"
 mkdir -p "$state"
 if [ ! -d "$catroot" ]; then
   echo "==> first run: seeding the catalog in $catroot"
-  "$bin/catalogd" seed --root "$catroot"
+  # With its host, the application images' base.name is fully qualified.
+  "$bin/catalogd" seed --root "$catroot" --base-host "$catalog_listen"
 fi
 
 pids=()

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -105,6 +106,7 @@ type options struct {
 	compression Compression
 	latest      bool
 	parent      *parentImage // resolved already (Seed)
+	baseHost    string
 }
 
 // Opt sets an option of Publish.
@@ -117,6 +119,25 @@ func WithCompression(c Compression) Opt { return func(o *options) { o.compressio
 func WithLatest() Opt { return func(o *options) { o.latest = true } }
 
 func withParent(p *parentImage) Opt { return func(o *options) { o.parent = p } }
+
+// WithBaseHost names the registry host that clients reach the catalog by,
+// e.g. "catalog.example.com" or "127.0.0.1:5000": a child's
+// org.opencontainers.image.base.name is then the fully qualified
+// "host/repo:version", which tools such as regctl image check-base look up
+// there rather than on Docker Hub. Without it base.name is "repo:version",
+// which readers of this catalog resolve by base.digest. The host is part
+// of the manifest, so it changes the child's digest.
+func WithBaseHost(host string) Opt { return func(o *options) { o.baseHost = host } }
+
+// CheckBaseHost checks a host for WithBaseHost: a registry host, with an
+// optional port, and nothing else (no scheme, no path).
+func CheckBaseHost(host string) error {
+	u, err := url.Parse("//" + host)
+	if err != nil || host == "" || u.Host != host || u.User != nil || strings.ContainsAny(host, "/?#@ ") {
+		return fmt.Errorf("base host %q: want a registry host such as catalog.example.com or 127.0.0.1:5000: %w", host, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
 
 // Publish builds the image that spec describes and publishes it into t,
 // tagged with its version (and "latest" with WithLatest), and returns the
@@ -229,6 +250,11 @@ func publish(ctx context.Context, t Target, spec Spec, opts ...Opt) (outcome, er
 	if o.compression != CompressionGzip && o.compression != CompressionNone {
 		return outcome{}, fmt.Errorf("compression %v: %w", o.compression, errdefs.ErrInvalidArgument)
 	}
+	if o.baseHost != "" {
+		if err := CheckBaseHost(o.baseHost); err != nil {
+			return outcome{}, err
+		}
+	}
 	p, err := check(spec)
 	if err != nil {
 		return outcome{}, err
@@ -251,7 +277,7 @@ func publish(ctx context.Context, t Target, spec Spec, opts ...Opt) (outcome, er
 		return outcome{}, err
 	}
 
-	img := buildImage(p, parent, layer)
+	img := buildImage(p, parent, layer, o.baseHost)
 	config, err := json.Marshal(img.config)
 	if err != nil {
 		return outcome{}, fmt.Errorf("image %s:%s: config: %w", p.repo, p.version, err)
@@ -343,7 +369,7 @@ type image struct {
 
 // buildImage lays out the config and the manifest (without the config
 // descriptor, which depends on the config bytes).
-func buildImage(p plan, parent *parentImage, layer layerResult) image {
+func buildImage(p plan, parent *parentImage, layer layerResult, baseHost string) image {
 	created := p.created
 	own := ocispec.History{Created: &created, CreatedBy: p.createdBy}
 	cfg := ocispec.Image{
@@ -371,6 +397,9 @@ func buildImage(p plan, parent *parentImage, layer layerResult) image {
 		cfg.History = append(cfg.History, parent.config.History...)
 		layers = append(layers, parent.manifest.Layers...)
 		ann[find.AnnotationBaseName] = parent.repo + ":" + parent.version
+		if baseHost != "" {
+			ann[find.AnnotationBaseName] = baseHost + "/" + ann[find.AnnotationBaseName]
+		}
 		ann[find.AnnotationBaseDigest] = parent.digest.String()
 	}
 	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, layer.diffID)

@@ -404,6 +404,28 @@ func TestPublishChild(t *testing.T) {
 		t.Errorf("base.name %q", got)
 	}
 
+	// With the catalog's host, base.name is fully qualified.
+	_, err = Publish(ctx, tg, Spec{
+		Name: "HostIIS", Version: "1.0", Publisher: "Demo", Created: testCreated,
+		Parent: "windowsservercore:10.0.10586", Layer: LayerFromPath(dir),
+	}, WithBaseHost("catalog.example.com:5000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosted := getImage(t, tg, "hostiis", "1.0.0.0")
+	if got := hosted.manifest.Annotations[find.AnnotationBaseName]; got != "catalog.example.com:5000/windowsservercore:10.0.10586.0" {
+		t.Errorf("base.name with a host %q", got)
+	}
+	for _, bad := range []string{"http://catalog.example.com", "catalog.example.com/v2", "user@host", "a b", ""} {
+		if err := CheckBaseHost(bad); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("CheckBaseHost(%q) = %v, want InvalidArgument", bad, err)
+		}
+	}
+	if _, err := Publish(ctx, tg, Spec{Name: "BadHost", Version: "1", Parent: "windowsservercore", Layer: LayerFromPath(dir)},
+		WithBaseHost("https://x")); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("publish with a bad base host: %v", err)
+	}
+
 	// A grandchild repeats both ancestors.
 	_, err = Publish(ctx, tg, Spec{
 		Name: "IISApp", Version: "3", Publisher: "Demo", Created: testCreated,

@@ -27,6 +27,9 @@ type SeedOptions struct {
 	// Compression of the layers (default gzip). With CompressionNone a
 	// layer blob is exactly the tar, which benchmarks want.
 	Compression Compression
+	// BaseHost, when set, is the registry host of the catalog, which the
+	// application images' base.name then names (see WithBaseHost).
+	BaseHost string
 	// Progress, when set, is called after each image, in order, from the
 	// goroutine that called Seed.
 	Progress func(SeedItem)
@@ -173,7 +176,7 @@ func Seed(ctx context.Context, t Target, o SeedOptions) (SeedReport, error) {
 			Description: img.description,
 			Created:     img.created,
 		}
-		opts := []Opt{WithCompression(o.Compression)}
+		opts := []Opt{WithCompression(o.Compression), WithBaseHost(o.BaseHost)}
 		if img.latest {
 			opts = append(opts, WithLatest())
 		}

@@ -19,6 +19,7 @@ type publishConfig struct {
 	parent      string
 	dir         string
 	layer       string
+	baseHost    string
 }
 
 func (c *publishConfig) register(f *cli.FlagSet) {
@@ -31,6 +32,7 @@ func (c *publishConfig) register(f *cli.FlagSet) {
 	f.StringVar(&c.parent, "parent", "", "parent image: name or repository, with :version (default its latest); empty for a base OS image")
 	f.StringVar(&c.dir, "dir", "", "directory to pack as the image's layer (exactly one of --dir and --layer)")
 	f.StringVar(&c.layer, "layer", "", "layer file, a tar or a gzip-compressed tar, used as it is (exactly one of --dir and --layer)")
+	f.StringVar(&c.baseHost, "base-host", "", "the registry `host` clients reach this catalog by: with a --parent, org.opencontainers.image.base.name is then HOST/repo:version, fully qualified")
 }
 
 // check validates the publish flags and returns the layer.
@@ -43,6 +45,11 @@ func (c *publishConfig) check(args []string) (publish.Layer, error) {
 	}
 	if c.name == "" || c.version == "" {
 		return publish.Layer{}, cli.Usagef("--name and --version are required")
+	}
+	if c.baseHost != "" {
+		if err := publish.CheckBaseHost(c.baseHost); err != nil {
+			return publish.Layer{}, cli.UsageError{Err: err}
+		}
 	}
 	switch {
 	case (c.dir == "") == (c.layer == ""):
@@ -85,7 +92,7 @@ func (a *app) setupPublish(f *cli.FlagSet) func(context.Context, []string) error
 			Description: c.description,
 			Parent:      c.parent,
 			Layer:       layer,
-		})
+		}, publish.WithBaseHost(c.baseHost))
 		if err != nil {
 			return fmt.Errorf("publish %s %s: %w", c.name, c.version, err)
 		}

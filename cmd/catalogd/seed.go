@@ -13,6 +13,7 @@ type seedConfig struct {
 	baseLayerSize int64
 	appLayerSize  int64
 	compression   string
+	baseHost      string
 }
 
 func (c *seedConfig) register(f *cli.FlagSet) {
@@ -20,6 +21,7 @@ func (c *seedConfig) register(f *cli.FlagSet) {
 	f.SizeVar(&c.baseLayerSize, "base-layer-size", publish.DefaultBaseLayerSize, "size of the files in each base OS image's layer (bytes, or with a unit: 4MiB, 1GiB)")
 	f.SizeVar(&c.appLayerSize, "app-layer-size", publish.DefaultAppLayerSize, "size of the files in each application image's own layer (bytes, or with a unit)")
 	f.StringVar(&c.compression, "compression", "gzip", "layer compression: gzip or none")
+	f.StringVar(&c.baseHost, "base-host", "", "the registry `host` clients reach this catalog by (catalog.example.com, 127.0.0.1:5000): the application images' org.opencontainers.image.base.name is then HOST/repo:version, fully qualified")
 }
 
 func (a *app) setupSeed(f *cli.FlagSet) func(context.Context, []string) error {
@@ -39,6 +41,11 @@ func (a *app) setupSeed(f *cli.FlagSet) func(context.Context, []string) error {
 		if c.baseLayerSize <= 0 || c.appLayerSize <= 0 {
 			return cli.Usagef("--base-layer-size and --app-layer-size must be positive")
 		}
+		if c.baseHost != "" {
+			if err := publish.CheckBaseHost(c.baseHost); err != nil {
+				return cli.UsageError{Err: err}
+			}
+		}
 		return a.seed(ctx, c, comp)
 	}
 }
@@ -55,6 +62,7 @@ func (a *app) seed(ctx context.Context, c *seedConfig, comp publish.Compression)
 		BaseLayerSize: c.baseLayerSize,
 		AppLayerSize:  c.appLayerSize,
 		Compression:   comp,
+		BaseHost:      c.baseHost,
 		Progress: func(it publish.SeedItem) {
 			state := "published"
 			if it.Skipped {
