@@ -145,6 +145,10 @@ func TestImagesNoMatch(t *testing.T) {
 	if r.stderr != "cimage: image \"NanoSrever\" is not installed\n" {
 		t.Fatalf("stderr %q", r.stderr)
 	}
+	// A pattern that matches nothing is an empty answer, as in find.
+	if r := e.run(t, "", "images", "Nano*").want(t, 0); r.stdout != "" || r.stderr != "" {
+		t.Fatalf("images Nano*: %+v", r)
+	}
 }
 
 // TestSaveWhatIf plans the save: the images and the file, nothing

@@ -12,6 +12,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
@@ -79,9 +80,10 @@ func setupImages(a *app, g *globals, f *flag.FlagSet) func(context.Context, *cli
 		if err != nil {
 			return err
 		}
-		if len(images) == 0 && opts.Name != "" {
-			// As Get-ContainerImage -Name: a name that matches nothing
-			// is an error, in the words of remove and save.
+		if len(images) == 0 && opts.Name != "" && !find.HasWildcard(opts.Name) {
+			// As Get-ContainerImage -Name, and as find: a name that
+			// matches nothing is an error, in the words of remove and
+			// save; a pattern that matches nothing is an empty answer.
 			return fmt.Errorf("image %q is not installed%s: %w", opts.Name, versionSuffix(v.VersionOptions), errdefs.ErrNotFound)
 		}
 		if g.output == outputJSON {
