@@ -6,7 +6,7 @@
 # tree-sitter PowerShell grammar from npm into .tools/npm (the syntax check
 # of scripts/check-powershell.mjs).
 #
-# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry] [skopeo] [powershell-grammar]
+# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry] [cosign] [skopeo] [powershell-grammar]
 # With no arguments it installs everything make test needs.
 set -euo pipefail
 
@@ -19,6 +19,7 @@ declare -A pkgs=(
   [oras]="oras.land/oras/cmd/oras@v1.3.6"
   [conformance]="github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
   [registry]="github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+  [cosign]="github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3"
 )
 
 tools=("$@")
