@@ -100,7 +100,7 @@ func (p *Provider) sourceSetting(ctx context.Context, name string) (api.Source, 
 		return json.Unmarshal(v, &s)
 	})
 	if err != nil {
-		return api.Source{}, fmt.Errorf("no such source %q: %w", name, err)
+		return api.Source{}, fmt.Errorf("source %q: %w", name, err)
 	}
 	if !found {
 		return api.Source{}, fmt.Errorf("no such source %q: %w", name, errdefs.ErrNotFound)

@@ -152,7 +152,7 @@ func (p *Provider) Untag(ctx context.Context, repo, tag string) (removed bool, e
 		}
 		if !managedRef(rec, repo, tag) {
 			if err := deleteRef(tx, repo, tag); err != nil {
-				return fmt.Errorf("no such ref %s: %w", ref, err)
+				return fmt.Errorf("ref %s: %w", ref, err)
 			}
 			_, err := meta.DeleteRefBucketIfEmpty(tx, repo)
 			return err

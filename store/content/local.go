@@ -121,7 +121,7 @@ func (s *localStore) Info(ctx context.Context, dgst digest.Digest) (Info, error)
 		if errors.Is(err, fs.ErrNotExist) {
 			return Info{}, fmt.Errorf("blob %s is not in the store: %w", dgst, errdefs.ErrNotFound)
 		}
-		return Info{}, fmt.Errorf("blob %s is not in the store: %w", dgst, err)
+		return Info{}, fmt.Errorf("content %s: %w", dgst, err)
 	}
 	return Info{Digest: dgst, Size: fi.Size(), CreatedAt: fi.ModTime()}, nil
 }
@@ -167,7 +167,7 @@ func (s *localStore) Delete(ctx context.Context, dgst digest.Digest) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("blob %s is not in the store: %w", dgst, errdefs.ErrNotFound)
 		}
-		return fmt.Errorf("blob %s is not in the store: %w", dgst, err)
+		return fmt.Errorf("content %s: %w", dgst, err)
 	}
 	return nil
 }
@@ -183,12 +183,12 @@ func (s *localStore) ReaderAt(ctx context.Context, dgst digest.Digest) (ReaderAt
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("blob %s is not in the store: %w", dgst, errdefs.ErrNotFound)
 		}
-		return nil, fmt.Errorf("blob %s is not in the store: %w", dgst, err)
+		return nil, fmt.Errorf("content %s: %w", dgst, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("blob %s is not in the store: %w", dgst, err)
+		return nil, fmt.Errorf("content %s: %w", dgst, err)
 	}
 	return NewFileReaderAt(f, fi.Size()), nil
 }
@@ -204,7 +204,7 @@ func (s *localStore) status(dir, ref string) (Status, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return Status{}, fmt.Errorf("no such ingest %q: %w", ref, errdefs.ErrNotFound)
 		}
-		return Status{}, fmt.Errorf("no such ingest %q: %w", ref, err)
+		return Status{}, fmt.Errorf("ingest %q: %w", ref, err)
 	}
 	st := Status{Ref: ref, StartedAt: rfi.ModTime(), UpdatedAt: rfi.ModTime()}
 	if dfi, err := os.Stat(filepath.Join(dir, ingestData)); err == nil {
@@ -250,7 +250,7 @@ func (s *localStore) Abort(ctx context.Context, ref string) error {
 		return fmt.Errorf("no such ingest %q: %w", ref, errdefs.ErrNotFound)
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("no such ingest %q: %w", ref, err)
+		return fmt.Errorf("ingest %q: %w", ref, err)
 	}
 	return nil
 }
@@ -304,22 +304,22 @@ func (s *localStore) Writer(ctx context.Context, ref string, opts ...WriterOpt) 
 func (s *localStore) openWriter(ref string, alg digest.Algorithm, o WriterOpts) (*writer, error) {
 	dir := s.ingestDir(ref)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("no such ingest %q: %w", ref, err)
+		return nil, fmt.Errorf("ingest %q: %w", ref, err)
 	}
 	refPath := filepath.Join(dir, ingestRef)
 	if _, err := os.Stat(refPath); errors.Is(err, fs.ErrNotExist) {
 		if err := os.WriteFile(refPath, []byte(ref), 0o644); err != nil {
-			return nil, fmt.Errorf("no such ingest %q: %w", ref, err)
+			return nil, fmt.Errorf("ingest %q: %w", ref, err)
 		}
 	}
 	if o.Total > 0 {
 		if err := os.WriteFile(filepath.Join(dir, ingestTotal), []byte(strconv.FormatInt(o.Total, 10)), 0o644); err != nil {
-			return nil, fmt.Errorf("no such ingest %q: %w", ref, err)
+			return nil, fmt.Errorf("ingest %q: %w", ref, err)
 		}
 	}
 	f, err := os.OpenFile(filepath.Join(dir, ingestData), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("no such ingest %q: %w", ref, err)
+		return nil, fmt.Errorf("ingest %q: %w", ref, err)
 	}
 	w := &writer{s: s, ref: ref, dir: dir, f: f, alg: alg}
 	if err := w.resume(); err != nil {
@@ -559,7 +559,7 @@ func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest)
 	}
 	target, _ := w.s.blobPath(dgst)
 	if _, err := os.Stat(target); err == nil {
-		return fmt.Errorf("blob %s is not in the store: %w", dgst, errdefs.ErrAlreadyExists)
+		return fmt.Errorf("content %s: %w", dgst, errdefs.ErrAlreadyExists)
 	}
 	if err := os.Rename(filepath.Join(w.dir, ingestData), target); err != nil {
 		return fmt.Errorf("content %s: commit: %w", dgst, err)
@@ -607,7 +607,7 @@ func WriteBlob(ctx context.Context, ing Ingester, ref string, r io.Reader, size 
 	// Hide any WriterTo of r so that the copy goes through the large buffer.
 	if _, err := io.CopyBuffer(w, struct{ io.Reader }{r}, AlignedBuffer(copyBufferSize)); err != nil {
 		w.Close()
-		return Info{}, fmt.Errorf("no such ingest %q: %w", ref, err)
+		return Info{}, fmt.Errorf("ingest %q: %w", ref, err)
 	}
 	n, dgst := w.Offset(), w.Digest()
 	if expected != "" {
