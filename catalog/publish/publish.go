@@ -32,6 +32,7 @@ import (
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/catalog/model"
+	"github.com/containerprovider/containerprovider/catalog/signing"
 )
 
 // Spec describes an image to publish.
@@ -107,6 +108,7 @@ type options struct {
 	latest      bool
 	parent      *parentImage // resolved already (Seed)
 	baseHost    string
+	signer      *signing.Signer
 }
 
 // Opt sets an option of Publish.
@@ -128,6 +130,11 @@ func withParent(p *parentImage) Opt { return func(o *options) { o.parent = p } }
 // which readers of this catalog resolve by base.digest. The host is part
 // of the manifest, so it changes the child's digest.
 func WithBaseHost(host string) Opt { return func(o *options) { o.baseHost = host } }
+
+// WithSigner signs the image once it is published (see Sign), whether or
+// not it was written this time; the payload names the repository with the
+// base host in front, when there is one.
+func WithSigner(s *signing.Signer) Opt { return func(o *options) { o.signer = s } }
 
 // CheckBaseHost checks a host for WithBaseHost: a registry host, with an
 // optional port, and nothing else (no scheme, no path).
@@ -320,6 +327,11 @@ func publish(ctx context.Context, t Target, spec Spec, opts ...Opt) (outcome, er
 			out.written = true
 		default:
 			return outcome{}, fmt.Errorf("image %s:%s: %w", p.repo, find.LatestTag, err)
+		}
+	}
+	if o.signer != nil {
+		if _, err := Sign(ctx, t, p.repo, mdgst.String(), o.baseHost, o.signer); err != nil {
+			return outcome{}, err
 		}
 	}
 	return out, nil

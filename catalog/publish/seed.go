@@ -8,6 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/signing"
 )
 
 // Default layer sizes of Seed.
@@ -30,6 +31,8 @@ type SeedOptions struct {
 	// BaseHost, when set, is the registry host of the catalog, which the
 	// application images' base.name then names (see WithBaseHost).
 	BaseHost string
+	// Signer, when set, signs every image (see WithSigner).
+	Signer *signing.Signer
 	// Progress, when set, is called after each image, in order, from the
 	// goroutine that called Seed.
 	Progress func(SeedItem)
@@ -176,7 +179,7 @@ func Seed(ctx context.Context, t Target, o SeedOptions) (SeedReport, error) {
 			Description: img.description,
 			Created:     img.created,
 		}
-		opts := []Opt{WithCompression(o.Compression), WithBaseHost(o.BaseHost)}
+		opts := []Opt{WithCompression(o.Compression), WithBaseHost(o.BaseHost), WithSigner(o.Signer)}
 		if img.latest {
 			opts = append(opts, WithLatest())
 		}

@@ -99,6 +99,14 @@ func (s *Signer) Sign(payload []byte) (string, error) {
 	return base64.StdEncoding.EncodeToString(sig), nil
 }
 
+// Made reports whether sig, in base64, is this signer's signature of
+// payload: ECDSA signatures differ at each signing, so a signature
+// already there is found by verifying it.
+func (s *Signer) Made(sigB64 string, payload []byte) bool {
+	sig, err := base64.StdEncoding.DecodeString(sigB64)
+	return err == nil && s.sv.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload)) == nil
+}
+
 // PublicKeyPEM is the signer's public key, as cosign writes it.
 func (s *Signer) PublicKeyPEM() ([]byte, error) {
 	pub, err := s.sv.PublicKey()

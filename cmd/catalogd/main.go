@@ -7,6 +7,8 @@
 //	catalogd seed     publish the base OS and application images of the reference
 //	catalogd publish  publish one image from a directory or a layer file
 //	catalogd passwd   set a user's password in the htpasswd file
+//	catalogd keygen   make a signing key pair in cosign's format
+//	catalogd sign     sign images, as cosign sign --key does
 //
 // Every flag has a CATALOGD_* environment variable; `catalogd -h` lists
 // them all.
@@ -36,6 +38,8 @@ func (a *app) commands() []cli.Command {
 		{Name: "serve", Summary: "serve the catalog over the OCI Distribution API and the find extension", Setup: a.setupServe},
 		{Name: "seed", Summary: "publish the base OS images and the application images of the reference documentation (runs on --root, not over HTTP)", Setup: a.setupSeed},
 		{Name: "publish", Summary: "publish one image from a directory or a layer file and print its digest (runs on --root, not over HTTP)", Setup: a.setupPublish},
+		{Name: "keygen", Summary: "make a signing key pair in cosign's format: PREFIX.key (encrypted, mode 0600) and PREFIX.pub", Setup: a.setupKeygen},
+		{Name: "sign", Args: "NAME[:VERSION]...", Summary: "sign images in cosign's format, as cosign sign --key does (runs on --root, not over HTTP)", Setup: a.setupSign},
 		{Name: "passwd", Args: "USER", Summary: "set USER's password, read from stdin, in the htpasswd file; a running catalogd takes it at its next authentication", Setup: a.setupPasswd},
 	}
 }

@@ -20,6 +20,7 @@ type publishConfig struct {
 	dir         string
 	layer       string
 	baseHost    string
+	signKeyFlags
 }
 
 func (c *publishConfig) register(f *cli.FlagSet) {
@@ -32,6 +33,7 @@ func (c *publishConfig) register(f *cli.FlagSet) {
 	f.StringVar(&c.parent, "parent", "", "parent image: name or repository, with :version (default its latest); empty for a base OS image")
 	f.StringVar(&c.dir, "dir", "", "directory to pack as the image's layer (exactly one of --dir and --layer)")
 	f.StringVar(&c.layer, "layer", "", "layer file, a tar or a gzip-compressed tar, used as it is (exactly one of --dir and --layer)")
+	c.signKeyFlags.register(f, "sign-key", "sign the image with this private key `file` (cosign's format), as catalogd sign does")
 	f.StringVar(&c.baseHost, "base-host", "", "the registry `host` clients reach this catalog by: with a --parent, org.opencontainers.image.base.name is then HOST/repo:version, fully qualified")
 }
 
@@ -79,6 +81,14 @@ func (a *app) setupPublish(f *cli.FlagSet) func(context.Context, []string) error
 		if err != nil {
 			return err
 		}
+		opts := []publish.Opt{publish.WithBaseHost(c.baseHost)}
+		if c.key != "" {
+			s, err := a.loadSigner(c.key, c.passwordStdin)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, publish.WithSigner(s))
+		}
 		rt, err := openRoot(c.Root)
 		if err != nil {
 			return err
@@ -92,7 +102,7 @@ func (a *app) setupPublish(f *cli.FlagSet) func(context.Context, []string) error
 			Description: c.description,
 			Parent:      c.parent,
 			Layer:       layer,
-		}, publish.WithBaseHost(c.baseHost))
+		}, opts...)
 		if err != nil {
 			return fmt.Errorf("publish %s %s: %w", c.name, c.version, err)
 		}

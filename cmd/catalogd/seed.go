@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/containerprovider/containerprovider/catalog/publish"
+	"github.com/containerprovider/containerprovider/catalog/signing"
 	"github.com/containerprovider/containerprovider/cmd/internal/cli"
 )
 
@@ -14,6 +15,7 @@ type seedConfig struct {
 	appLayerSize  int64
 	compression   string
 	baseHost      string
+	signKeyFlags
 }
 
 func (c *seedConfig) register(f *cli.FlagSet) {
@@ -21,6 +23,7 @@ func (c *seedConfig) register(f *cli.FlagSet) {
 	f.SizeVar(&c.baseLayerSize, "base-layer-size", publish.DefaultBaseLayerSize, "size of the files in each base OS image's layer (bytes, or with a unit: 4MiB, 1GiB)")
 	f.SizeVar(&c.appLayerSize, "app-layer-size", publish.DefaultAppLayerSize, "size of the files in each application image's own layer (bytes, or with a unit)")
 	f.StringVar(&c.compression, "compression", "gzip", "layer compression: gzip or none")
+	c.signKeyFlags.register(f, "sign-key", "sign every image with this private key `file` (cosign's format), as catalogd sign does")
 	f.StringVar(&c.baseHost, "base-host", "", "the registry `host` clients reach this catalog by (catalog.example.com, 127.0.0.1:5000): the application images' org.opencontainers.image.base.name is then HOST/repo:version, fully qualified")
 }
 
@@ -46,11 +49,17 @@ func (a *app) setupSeed(f *cli.FlagSet) func(context.Context, []string) error {
 				return cli.UsageError{Err: err}
 			}
 		}
-		return a.seed(ctx, c, comp)
+		var signer *signing.Signer
+		if c.key != "" {
+			if signer, err = a.loadSigner(c.key, c.passwordStdin); err != nil {
+				return err
+			}
+		}
+		return a.seed(ctx, c, comp, signer)
 	}
 }
 
-func (a *app) seed(ctx context.Context, c *seedConfig, comp publish.Compression) error {
+func (a *app) seed(ctx context.Context, c *seedConfig, comp publish.Compression, signer *signing.Signer) error {
 	rt, err := openRoot(c.Root)
 	if err != nil {
 		return err
@@ -63,6 +72,7 @@ func (a *app) seed(ctx context.Context, c *seedConfig, comp publish.Compression)
 		AppLayerSize:  c.appLayerSize,
 		Compression:   comp,
 		BaseHost:      c.baseHost,
+		Signer:        signer,
 		Progress: func(it publish.SeedItem) {
 			state := "published"
 			if it.Skipped {
