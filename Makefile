@@ -29,7 +29,7 @@ demo: build
 	@scripts/demo.sh
 
 tools:
-	@scripts/install-tools.sh crane oras conformance registry skopeo powershell-grammar
+	@scripts/install-tools.sh crane oras conformance registry cosign skopeo powershell-grammar
 
 # Windows hosts are where the cmdlets mostly run: the commands must keep
 # building there (named pipes instead of unix sockets).
@@ -41,8 +41,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # The e2e tests in test/e2e start the real binaries from $(BIN) and use the
-# real clients from $(TOOLS): crane, oras, the OCI conformance suite and the
-# CNCF distribution registry, and skopeo from Debian's packages.
+# real clients from $(TOOLS): crane, oras, cosign, the OCI conformance suite
+# and the CNCF distribution registry, and skopeo from Debian's packages.
 test: lint build tools
 	node --no-deprecation scripts/check-powershell.mjs
 	CP_BIN_DIR=$(BIN) CP_TOOLS_DIR=$(TOOLS) $(GO) test -race -count=1 -timeout 20m ./...

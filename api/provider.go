@@ -26,10 +26,42 @@ type Source struct {
 	// as Basic credentials when it asks. Password is never returned.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
+	// TrustKeys are the public keys (PKIX PEM, cosign.pub) whose
+	// signatures the source's images are checked against.
+	TrustKeys []string `json:"trustKeys,omitempty"`
+	// Signatures is the policy: SignaturesRequired (an image, or a parent
+	// of it, without a valid signature by a trusted key is refused),
+	// SignaturesOptional (it installs, recorded as unverified) or
+	// SignaturesOff (nothing is checked). The default is off without
+	// keys, required with them.
+	Signatures string `json:"signatures,omitempty"`
+	// TrustKeyIDs are the IDs of TrustKeys, "sha256:<hex>" of each key's
+	// DER (read only).
+	TrustKeyIDs []string `json:"trustKeyIds,omitempty"`
 	// Status is the state of providerd's index of the source (read
 	// only; set by GET /v1/sources and POST /v1/sources/{name}/refresh).
 	Status *SourceStatus `json:"status,omitempty"`
 }
+
+// The signature policies of a source.
+const (
+	SignaturesRequired = "required"
+	SignaturesOptional = "optional"
+	SignaturesOff      = "off"
+)
+
+// IDSignatureNotTrusted is the error id of an image that a source's
+// signature policy refuses: no valid signature by a trusted key.
+const IDSignatureNotTrusted = "SignatureNotTrusted"
+
+// The values of Image.Signed besides a key's "key sha256:<hex>".
+const (
+	// SignedNone: the image was installed with no signature check.
+	SignedNone = "unsigned"
+	// SignedUnverified: the policy was optional and no trusted key's
+	// signature verified.
+	SignedUnverified = "unverified"
+)
 
 // SourceStatus is the state of providerd's index (mirror) of a source,
 // which Find and Install read.
@@ -87,6 +119,11 @@ type Image struct {
 	// "nanoserver:10.0.10586.0" and "nanoserver:latest".
 	Refs      []string `json:"refs,omitempty"`
 	OSVersion string   `json:"os.version,omitempty"`
+	// Signed is what verified the image when it was installed: "key
+	// sha256:<hex>" (the trusted key whose signature verified; Publisher
+	// is then the one the signature covers when it names one),
+	// SignedUnverified or SignedNone.
+	Signed string `json:"signed"`
 }
 
 // InstallRequest is the body of POST /v1/images/install.

@@ -458,11 +458,18 @@ func (j *job) install() (*api.Image, error) {
 		if err != nil {
 			return nil, j.ctxErr(err)
 		}
+		// The source's signature policy, before any byte of a layer.
+		if err := j.p.checkSignature(ctx, img); err != nil {
+			return nil, j.ctxErr(err)
+		}
 		if img.index != nil {
 			j.logEvent("Image %s %s is an index: installing its manifest %s for %s (this host: %s)",
 				e.Name, e.Version, img.manifest.Digest, platformString(img.platform), platformString(&j.p.platform))
 		}
 		imgs = append(imgs, img)
+	}
+	if err := j.p.checkInstalledParent(ctx, imgs[0]); err != nil {
+		return nil, j.ctxErr(err)
 	}
 	tasks, byDigest := planBlobs(imgs)
 	j.setBlobs(tasks)

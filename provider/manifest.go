@@ -38,6 +38,8 @@ type pendingImage struct {
 	manifestBytes []byte
 	config        ocispec.Descriptor
 	layers        []ocispec.Descriptor
+	// signed is the record's Signed, set by checkSignature.
+	signed string
 }
 
 func (img *pendingImage) label() string { return img.entry.Name + " " + img.entry.Version }
@@ -79,6 +81,7 @@ func (img *pendingImage) record(installed time.Time) imageRecord {
 		Manifest:    img.manifest,
 		Config:      img.config,
 		Layers:      img.layers,
+		Signed:      img.signed,
 	}
 	if e.Parent != nil {
 		pr := *e.Parent

@@ -47,6 +47,8 @@ type imageRecord struct {
 	Manifest ocispec.Descriptor   `json:"manifest"`
 	Config   ocispec.Descriptor   `json:"config"`
 	Layers   []ocispec.Descriptor `json:"layers"`
+	// Signed is api.Image's Signed; "" is SignedNone.
+	Signed string `json:"signed,omitempty"`
 }
 
 // label names the image for people: "Name version".
@@ -79,6 +81,10 @@ func (r *imageRecord) image(refs []string) api.Image {
 		Source:      r.Source,
 		Refs:        refs,
 		OSVersion:   r.OSVersion,
+		Signed:      r.Signed,
+	}
+	if img.Signed == "" {
+		img.Signed = api.SignedNone
 	}
 	if r.Parent != nil {
 		p := *r.Parent

@@ -131,6 +131,9 @@ func (p *Provider) sourceSettings(ctx context.Context) ([]api.Source, error) {
 // InvalidArgument for bad settings. The returned source has no password.
 func (p *Provider) AddSource(ctx context.Context, s api.Source) (api.Source, error) {
 	s.Status = nil
+	if err := normalizeTrust(&s); err != nil {
+		return api.Source{}, err
+	}
 	src, err := p.makeSource(s)
 	if err != nil {
 		return api.Source{}, err

@@ -23,7 +23,7 @@ declare -A pkgs=(
 )
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry skopeo powershell-grammar)
+[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry cosign skopeo powershell-grammar)
 
 # apt_install PACKAGE...: install Debian packages, as root or through sudo.
 apt_install() {

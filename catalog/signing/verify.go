@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 )
 
@@ -19,7 +20,7 @@ import (
 var ErrUntrusted error = untrusted{}
 
 // IDUntrusted is the error id of ErrUntrusted in the API's envelope.
-const IDUntrusted = "SignatureNotTrusted"
+const IDUntrusted = api.IDSignatureNotTrusted
 
 type untrusted struct{}
 
@@ -102,7 +103,7 @@ func (v *Verifier) Verify(ctx context.Context, repo string, d digest.Digest, lay
 	if len(layers) == 0 {
 		why = append(why, "it has no signature")
 	}
-	return Verified{}, fmt.Errorf("image %s@%s: %s (keys tried: %s): %w",
+	return Verified{}, fmt.Errorf("%s@%s: %s (keys tried: %s): %w",
 		repo, d, strings.Join(why, "; "), strings.Join(v.KeyIDs(), ", "), ErrUntrusted)
 }
 

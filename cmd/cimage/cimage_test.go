@@ -464,10 +464,10 @@ func TestSources(t *testing.T) {
 	r := e.run(t, "", "source", "list").want(t, 0)
 	synced := fakeSynced.Local().Format("2006-01-02 15:04:05")
 	wantList := "" +
-		"Name            Location                        State       Entries  LastSync              LastError\n" +
-		"----            --------                        -----       -------  --------              ---------\n" +
-		"catalog         http://127.0.0.1:5000           complete    20       " + synced + "\n" +
-		"hub             https://registry.example        syncing     7        never\n"
+		"Name            Location                        State       Entries  LastSync              Signatures  LastError\n" +
+		"----            --------                        -----       -------  --------              ----------  ---------\n" +
+		"catalog         http://127.0.0.1:5000           complete    20       " + synced + "   off\n" +
+		"hub             https://registry.example        syncing     7        never                 off\n"
 	if r.stdout != wantList {
 		t.Fatalf("source list:\n%s\nwant:\n%s", r.stdout, wantList)
 	}
@@ -490,12 +490,21 @@ func TestSources(t *testing.T) {
 	e.run(t, "", "source", "refresh", "nope").want(t, 3)
 	e.run(t, "", "source", "refresh", "a", "b").want(t, 2)
 	r = e.run(t, "s3cret\n", "source", "add", "hub2", "https://r2.example", "--insecure", "--username", "me", "--password-stdin").want(t, 0)
-	if r.stdout != "Added source hub2 (https://r2.example)\n" {
+	if r.stdout != "Added source hub2 (https://r2.example), signatures off\n" {
 		t.Fatalf("stdout %q", r.stdout)
 	}
-	if want := (api.Source{Name: "hub2", Location: "https://r2.example", Insecure: true, Username: "me", Password: "s3cret"}); len(fake.added) != 1 || fake.added[0] != want {
+	if want := (api.Source{Name: "hub2", Location: "https://r2.example", Insecure: true, Username: "me", Password: "s3cret"}); len(fake.added) != 1 || !reflect.DeepEqual(fake.added[0], want) {
 		t.Fatalf("added %+v, want %+v", fake.added, want)
 	}
+	// The trusted keys are read here and sent as PEM.
+	keyFile := filepath.Join(t.TempDir(), "cosign.pub")
+	os.WriteFile(keyFile, []byte("-----BEGIN PUBLIC KEY-----\nMFk=\n-----END PUBLIC KEY-----\n"), 0o644)
+	e.run(t, "", "source", "add", "signed", "https://r3.example", "--trust-key", keyFile, "--signatures", "required").want(t, 0)
+	if got := fake.added[1]; len(got.TrustKeys) != 1 || !strings.HasPrefix(got.TrustKeys[0], "-----BEGIN PUBLIC KEY-----") || got.Signatures != "required" {
+		t.Fatalf("added %+v", got)
+	}
+	e.run(t, "", "source", "add", "x", "https://r3.example", "--signatures", "sometimes").want(t, 2)
+	e.run(t, "", "source", "add", "x", "https://r3.example", "--trust-key", filepath.Join(t.TempDir(), "none.pub")).want(t, 3)
 	e.run(t, "", "source", "add", "x", "http://x", "--username", "me").want(t, 2)
 	e.run(t, "", "source", "add", "x", "http://x", "--password-stdin", "--username", "me").want(t, 2) // empty stdin
 	e.run(t, "", "source", "add", "x").want(t, 2)

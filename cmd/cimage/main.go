@@ -40,7 +40,9 @@ const (
 	exitUsage    = cli.ExitUsage
 	exitNotFound = 3
 	exitConflict = 4
-	exitDetached = 130 // Ctrl-C: detached from a job, which goes on
+	// exitUntrusted: a source's signature policy refused the image.
+	exitUntrusted = 5
+	exitDetached  = 130 // Ctrl-C: detached from a job, which goes on
 )
 
 const exitCodesHelp = `Exit codes:
@@ -49,6 +51,7 @@ const exitCodesHelp = `Exit codes:
   2    usage error (bad flags or arguments, such as a version that does not parse)
   3    not found (no such image, container, job, source or file)
   4    conflict (the image has dependents, the name is taken, the file exists)
+  5    refused by a source's signature policy: no valid signature by a trusted key
   130  interrupted by Ctrl-C; an install or attach detached, and its job goes on
 `
 
@@ -335,6 +338,8 @@ func exitCode(err error) int {
 		return exitDetached
 	case cli.IsUsage(err):
 		return exitUsage
+	case errorID(err) == api.IDSignatureNotTrusted:
+		return exitUntrusted
 	case errdefs.IsNotFound(err):
 		return exitNotFound
 	case errdefs.IsConflict(err), errdefs.IsAlreadyExists(err):

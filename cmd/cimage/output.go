@@ -29,6 +29,16 @@ func (v *versionFlags) register(f *flag.FlagSet, g *globals) {
 	f.BoolVar(&v.AllVersions, "all-versions", false, "every version, not only the latest (-AllVersions)")
 }
 
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
 // stringAlias is a second name of a string flag.
 type stringAlias struct{ p *string }
 

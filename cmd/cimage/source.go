@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -19,6 +20,7 @@ var sourcesColumns = []column{
 	{header: "State", width: 12},
 	{header: "Entries", width: 9},
 	{header: "LastSync", width: 22},
+	{header: "Signatures", width: 12},
 	{header: "LastError", max: 60},
 }
 
@@ -34,9 +36,25 @@ func formatSources(sources []api.Source) string {
 				synced = st.LastSync.Local().Format("2006-01-02 15:04:05")
 			}
 		}
-		rows = append(rows, []string{s.Name, s.Location, state, entries, synced, lastErr})
+		rows = append(rows, []string{s.Name, s.Location, state, entries, synced, signaturesText(s), lastErr})
 	}
 	return formatTable(sourcesColumns, rows)
+}
+
+// signaturesText is a source's signature policy, with its number of keys:
+// "required (1 key)", "off".
+func signaturesText(s api.Source) string {
+	mode := s.Signatures
+	if mode == "" {
+		mode = api.SignaturesOff
+	}
+	switch n := len(s.TrustKeyIDs); {
+	case n == 1:
+		return mode + " (1 key)"
+	case n > 1:
+		return fmt.Sprintf("%s (%d keys)", mode, n)
+	}
+	return mode
 }
 
 // sourceState is one word for the state of a source's index: complete,
@@ -104,6 +122,9 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 	insecure := f.Bool("insecure", false, "skip the TLS certificate check of an https source")
 	username := f.String("username", "", "user name for the source's registry (with --password-stdin)")
 	passwordStdin := f.Bool("password-stdin", false, "read the password from the first line of stdin")
+	var trustKeys stringList
+	f.Var(&trustKeys, "trust-key", "a public key `FILE` (cosign.pub, PEM) whose signatures the source's images must carry; repeatable")
+	signatures := f.String("signatures", "", "the signature policy: required (refuse an image without a valid signature by a trusted key), optional (install it, recorded as unverified) or off; default off without --trust-key, required with it")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) != 2 {
 			return cli.Usagef("source add takes NAME URL, got %q", args)
@@ -111,7 +132,19 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 		if (*username == "") != !*passwordStdin {
 			return cli.Usagef("--username and --password-stdin go together")
 		}
-		src := api.Source{Name: args[0], Location: args[1], Insecure: *insecure, Username: *username}
+		src := api.Source{Name: args[0], Location: args[1], Insecure: *insecure, Username: *username, Signatures: *signatures}
+		switch *signatures {
+		case "", api.SignaturesRequired, api.SignaturesOptional, api.SignaturesOff:
+		default:
+			return cli.Usagef("--signatures %q: want required, optional or off", *signatures)
+		}
+		for _, path := range trustKeys {
+			pem, err := os.ReadFile(path)
+			if err != nil {
+				return localError(path, err)
+			}
+			src.TrustKeys = append(src.TrustKeys, string(pem))
+		}
 		if *passwordStdin {
 			password, err := cli.FirstLine(a.stdin)
 			if err != nil {
@@ -129,7 +162,7 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 		if g.output == outputJSON {
 			return writeJSON(a.stdout, added)
 		}
-		_, err = fmt.Fprintf(a.stdout, "Added source %s (%s)\n", added.Name, added.Location)
+		_, err = fmt.Fprintf(a.stdout, "Added source %s (%s), signatures %s\n", added.Name, added.Location, signaturesText(added))
 		return err
 	}
 }

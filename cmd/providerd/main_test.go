@@ -16,7 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -77,7 +77,7 @@ func TestServeFlags(t *testing.T) {
 			c.dockerListen != "" {
 			t.Fatalf("defaults %+v", c)
 		}
-		if !slices.Equal(c.sources, []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5000"}}) {
+		if !reflect.DeepEqual(c.sources, []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5000"}}) {
 			t.Fatalf("default sources %+v", c.sources)
 		}
 	})
@@ -106,7 +106,7 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("from the environment: %+v", c)
 		}
 		want := []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5001"}, {Name: "hub", Location: "https://registry.example"}}
-		if !slices.Equal(c.sources, want) {
+		if !reflect.DeepEqual(c.sources, want) {
 			t.Fatalf("sources %+v, want %+v", c.sources, want)
 		}
 	})
@@ -117,7 +117,7 @@ func TestServeFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []api.Source{{Name: "a", Location: "http://127.0.0.1:1"}, {Name: "b", Location: "https://b.example:5000"}}
-		if c.listen != "127.0.0.1:7000" || !slices.Equal(c.sources, want) || c.parallelism != 2 {
+		if c.listen != "127.0.0.1:7000" || !reflect.DeepEqual(c.sources, want) || c.parallelism != 2 {
 			t.Fatalf("%+v", c)
 		}
 	})

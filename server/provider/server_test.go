@@ -163,7 +163,7 @@ func TestSources(t *testing.T) {
 		if loc := resp.Header.Get("Location"); loc != "/v1/sources/hub" {
 			t.Fatalf("Location %q", loc)
 		}
-		if len(added) != 1 || added[0] != src {
+		if len(added) != 1 || !reflect.DeepEqual(added[0], src) {
 			t.Fatalf("backend got %+v, want %+v", added, src)
 		}
 	})

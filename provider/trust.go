@@ -1,0 +1,237 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/catalog/signing"
+)
+
+// maxTrustKeys bounds the keys of a source.
+const maxTrustKeys = 32
+
+// trustPolicy is a source's signature policy, with its keys loaded.
+type trustPolicy struct {
+	source   string
+	mode     string // api.SignaturesRequired, Optional or Off
+	verifier *signing.Verifier
+}
+
+// normalizeTrust checks the trust settings of s and fills their defaults:
+// every key parses, the mode is one of the three, off without keys and
+// required with them unless said, and a mode that checks has keys. It
+// sets TrustKeyIDs.
+func normalizeTrust(s *api.Source) error {
+	if len(s.TrustKeys) > maxTrustKeys {
+		return fmt.Errorf("source %s: %d trusted keys, more than %d: %w", s.Name, len(s.TrustKeys), maxTrustKeys, errdefs.ErrInvalidArgument)
+	}
+	s.TrustKeyIDs = nil
+	for i, pem := range s.TrustKeys {
+		k, err := signing.LoadPublicKey([]byte(pem))
+		if err != nil {
+			return fmt.Errorf("source %s: trusted key %d: %w", s.Name, i+1, err)
+		}
+		s.TrustKeyIDs = append(s.TrustKeyIDs, k.ID)
+	}
+	switch s.Signatures {
+	case "":
+		s.Signatures = api.SignaturesOff
+		if len(s.TrustKeys) > 0 {
+			s.Signatures = api.SignaturesRequired
+		}
+	case api.SignaturesRequired, api.SignaturesOptional:
+		if len(s.TrustKeys) == 0 {
+			return fmt.Errorf("source %s: signatures %s needs a trusted key: %w", s.Name, s.Signatures, errdefs.ErrInvalidArgument)
+		}
+	case api.SignaturesOff:
+	default:
+		return fmt.Errorf("source %s: signatures %q: want %s, %s or %s: %w", s.Name, s.Signatures,
+			api.SignaturesRequired, api.SignaturesOptional, api.SignaturesOff, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// policyOf is the trust policy of the settings s (normalized).
+func policyOf(s api.Source) (trustPolicy, error) {
+	tp := trustPolicy{source: s.Name, mode: s.Signatures}
+	if tp.mode == "" {
+		tp.mode = api.SignaturesOff
+	}
+	var keys []signing.PublicKey
+	for i, pem := range s.TrustKeys {
+		k, err := signing.LoadPublicKey([]byte(pem))
+		if err != nil {
+			return trustPolicy{}, fmt.Errorf("source %s: trusted key %d: %w", s.Name, i+1, err)
+		}
+		keys = append(keys, k)
+	}
+	tp.verifier = signing.NewVerifier(keys...)
+	return tp, nil
+}
+
+// trustPolicy reads the policy of the source name.
+func (p *Provider) trustPolicy(ctx context.Context, name string) (trustPolicy, error) {
+	s, err := p.sourceSetting(ctx, name)
+	if err != nil {
+		return trustPolicy{}, err
+	}
+	return policyOf(s)
+}
+
+// checkSignature applies the policy of img's source to img before any of
+// its blobs is downloaded: with a policy that checks, the signatures of
+// its manifest are read from the source and verified (see
+// signing.Verifier.Verify), and a signature that names a publisher must
+// agree with the manifest's own annotation. It sets img.signed and, from
+// the signature, img.entry.Publisher. Under "required" an image without
+// a valid signature by a trusted key is an error of class
+// PermissionDenied that names the image, its digest and the keys tried;
+// under "optional" it is recorded as unverified.
+func (p *Provider) checkSignature(ctx context.Context, img *pendingImage) error {
+	tp, err := p.trustPolicy(ctx, img.entry.Source)
+	if err != nil {
+		return err
+	}
+	if tp.mode == api.SignaturesOff {
+		return nil
+	}
+	v, err := verifySource(ctx, tp, img.src, img.entry.Repository, img.digest)
+	if err == nil {
+		err = agreeOnPublisher(img, v)
+	}
+	switch {
+	case err == nil:
+		img.signed = "key " + v.KeyID
+		if pub := v.Payload.Claim(find.AnnotationVendor); pub != "" {
+			img.entry.Publisher = pub
+		}
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case tp.mode == api.SignaturesOptional && errdefs.IsPermissionDenied(err):
+		p.log.WithField("image", img.label()).WithError(err).Warn("installing an image without a valid signature: the source's policy is optional")
+		img.signed = api.SignedUnverified
+		return nil
+	}
+	return fmt.Errorf("image %s of source %s: %w", img.label(), tp.source, err)
+}
+
+// checkInstalledParent applies the policy of img's source to img's
+// parent when the parent is installed already (and so not part of the
+// job): a parent that a key of this policy verified at its install
+// passes; any other (installed with no check, unverified, or verified by
+// a key this source does not trust) is verified now, from img's source.
+// Under "required" a parent without a valid signature is refused, as the
+// child would be.
+func (p *Provider) checkInstalledParent(ctx context.Context, img *pendingImage) error {
+	parent := img.entry.Parent
+	if parent == nil || parent.Digest == "" {
+		return nil
+	}
+	tp, err := p.trustPolicy(ctx, img.entry.Source)
+	if err != nil || tp.mode == api.SignaturesOff {
+		return err
+	}
+	d, err := digest.Parse(parent.Digest)
+	if err != nil {
+		return nil // the job's own checks name a bad parent
+	}
+	var rec imageRecord
+	var ok bool
+	if err := p.db.View(ctx, func(tx *bolt.Tx) error {
+		rec, ok, err = getImage(tx, d)
+		return err
+	}); err != nil || !ok {
+		return err
+	}
+	if key, found := strings.CutPrefix(rec.Signed, "key "); found && slices.Contains(tp.verifier.KeyIDs(), key) {
+		return nil
+	}
+	if _, err := verifySource(ctx, tp, img.src, rec.Repository, d); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if tp.mode == api.SignaturesOptional && errdefs.IsPermissionDenied(err) {
+			return nil
+		}
+		return fmt.Errorf("image %s of source %s: its installed parent %s: %w", img.label(), tp.source, rec.label(), err)
+	}
+	return nil
+}
+
+// agreeOnPublisher refuses a signature whose publisher claim differs from
+// the manifest's vendor annotation: the signature is then not what the
+// image says of itself.
+func agreeOnPublisher(img *pendingImage, v signing.Verified) error {
+	signed := v.Payload.Claim(find.AnnotationVendor)
+	if signed == "" {
+		return nil
+	}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(img.manifestBytes, &m); err != nil {
+		return fmt.Errorf("manifest: %v: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	if got := m.Annotations[find.AnnotationVendor]; got != "" && got != signed {
+		return fmt.Errorf("the manifest names the publisher %q, the signature of key %s %q: %w",
+			got, v.KeyID, signed, signing.ErrUntrusted)
+	}
+	return nil
+}
+
+// verifySource reads the signatures of repo@d from src and verifies them
+// with tp's keys. A source without the signature tag has no signature.
+func verifySource(ctx context.Context, tp trustPolicy, src Source, repo string, d digest.Digest) (signing.Verified, error) {
+	_, body, err := src.Manifest(ctx, repo, signing.SignatureTag(d))
+	var layers []signing.Signed
+	switch {
+	case errdefs.IsNotFound(err):
+	case err != nil:
+		return signing.Verified{}, fmt.Errorf("the signatures of %s@%s: %w", repo, d, err)
+	case len(body) > signing.MaxManifestSize:
+		return signing.Verified{}, fmt.Errorf("the signatures of %s@%s: more than %d bytes: %w", repo, d, signing.MaxManifestSize, errdefs.ErrTooLarge)
+	default:
+		if layers, err = signing.Layers(body); err != nil {
+			return signing.Verified{}, fmt.Errorf("the signatures of %s@%s: %w", repo, d, err)
+		}
+	}
+	return tp.verifier.Verify(ctx, repo, d, layers, func(ctx context.Context, l signing.Signed) ([]byte, error) {
+		return readPayload(ctx, src, repo, l.Payload)
+	})
+}
+
+// readPayload reads a signature's payload from src, at most its
+// descriptor's size (bounded by signing.MaxPayloadSize), and checks it
+// against the descriptor's digest.
+func readPayload(ctx context.Context, src Source, repo string, desc ocispec.Descriptor) ([]byte, error) {
+	rc, err := src.Blob(ctx, repo, desc.Digest, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	vr := desc.Digest.Verifier()
+	n, err := io.Copy(io.MultiWriter(&buf, vr), io.LimitReader(rc, desc.Size+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case n != desc.Size:
+		return nil, fmt.Errorf("%d bytes, the descriptor says %d: %w", n, desc.Size, errdefs.ErrFailedPrecondition)
+	case !vr.Verified():
+		return nil, fmt.Errorf("the bytes do not match %s: %w", desc.Digest, errdefs.ErrFailedPrecondition)
+	}
+	return buf.Bytes(), nil
+}
