@@ -325,6 +325,9 @@ function ConvertTo-ContainerImage {
         Source      = Get-JsonValue $Image 'source'
         Refs        = @(Get-JsonValue $Image 'refs')
         OSVersion   = Get-JsonValue $Image 'os.version'
+        # What verified the image at its install: 'key sha256:...',
+        # 'unverified' or 'unsigned'.
+        Signed      = Get-JsonValue $Image 'signed'
     }
 }
 

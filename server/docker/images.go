@@ -154,7 +154,19 @@ type imageInspect struct {
 	Size         int64         `json:"Size"`
 	RootFS       rootFS        `json:"RootFS"`
 	Metadata     imageMetadata `json:"Metadata"`
+	Config       imageConfig   `json:"Config"`
 }
+
+// imageConfig is the part of moby's container config that inspect fills:
+// the labels, which carry what verified the image's signature.
+type imageConfig struct {
+	Labels map[string]string `json:"Labels"`
+}
+
+// LabelSigned is the label of docker inspect that says what verified the
+// image when it was installed: "key sha256:<hex>", "unverified" or
+// "unsigned" (api.Image.Signed).
+const LabelSigned = "dev.containerprovider.image.signed"
 
 type rootFS struct {
 	Type   string   `json:"Type"`
@@ -201,6 +213,7 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 		Size:         img.Size,
 		RootFS:       rootFS{Type: "layers", Layers: layers},
 		Metadata:     imageMetadata{LastTagTime: img.Installed.UTC().Format(time.RFC3339Nano)},
+		Config:       imageConfig{Labels: map[string]string{LabelSigned: img.Signed}},
 	})
 }
 

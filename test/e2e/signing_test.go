@@ -136,6 +136,20 @@ func TestSignaturePolicy(t *testing.T) {
 	}
 	mustCimage(t, p, "source", "refresh", "trusted")
 	refused(t, p, "it signs manifest \""+signedDigest+"\"", "install", "NanoServer", "--version", "10.0.14393.0", "--source", "trusted", "--force")
+
+	// Under an optional policy the same image installs, recorded as
+	// unverified.
+	mustCimage(t, p, "source", "add", "lenient", c.URL(""), "--trust-key", filepath.Join(dir, "k.pub"), "--signatures", "optional")
+	mustCimage(t, p, "install", "NanoServer", "--version", "10.0.10586.0", "--source", "lenient", "--quiet")
+	for _, img := range imagesJSON(t, p) {
+		if img.Version == "10.0.10586.0" && img.Signed != api.SignedUnverified {
+			t.Fatalf("an optional policy recorded Signed %q, want %q", img.Signed, api.SignedUnverified)
+		}
+	}
+	// A policy that checks needs a key.
+	if _, errOut, code := cimageStreams(t, p, "source", "add", "keyless", c.URL(""), "--signatures", "required"); code != 1 || !strings.Contains(errOut, "needs a trusted key") {
+		t.Fatalf("required without a key: exit %d, %q", code, errOut)
+	}
 }
 
 // TestCosignSignedImages: providerd accepts what the real cosign signed,
