@@ -17,7 +17,10 @@
 #              (after more installs up to BENCH_FIND_HOST_RECORDS records of
 #              images and jobs, when set);
 #              peak RSS of all
-# BENCH=blobserve, BENCH=install or BENCH=find runs one of them.
+#   verify     what a required signature policy adds to installing the
+#              seeded WindowsServerCore (BENCH_VERIFY_SIZE base layers,
+#              default 256MiB), next to the same install without a policy
+# BENCH=blobserve, BENCH=install, BENCH=find or BENCH=verify runs one of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,4 +45,8 @@ if [ "$which" = all ] || [ "$which" = find ]; then
     --registry-names "${BENCH_FIND_REGISTRY_NAMES:-0}" --host-images "${BENCH_FIND_HOST_IMAGES:-10000}" \
     --host-records "${BENCH_FIND_HOST_RECORDS:-0}" \
     --out bench/results/find.md
+fi
+if [ "$which" = all ] || [ "$which" = verify ]; then
+  go run ./bench/verify --bin bin --base-layer-size "${BENCH_VERIFY_SIZE:-256MiB}" --runs "${BENCH_RUNS:-7}" \
+    --out bench/results/verify.md
 fi
