@@ -516,6 +516,13 @@ func (j *job) lease(ctx context.Context, imgs []*pendingImage, tasks []*blobTask
 	for _, t := range tasks {
 		digests = append(digests, t.desc.Digest)
 	}
+	for _, img := range imgs {
+		if c := img.sigs; c != nil {
+			for _, b := range c.blobs() {
+				digests = append(digests, b.desc.Digest)
+			}
+		}
+	}
 	return j.p.writeLease(ctx, j.id, digests)
 }
 
@@ -660,6 +667,13 @@ func (p *Provider) writeManifests(ctx context.Context, jobID string, img *pendin
 	if img.index != nil {
 		if err := write(*img.index, img.indexBytes); err != nil {
 			return err
+		}
+	}
+	if c := img.sigs; c != nil {
+		for _, b := range c.blobs() {
+			if err := write(b.desc, b.data); err != nil {
+				return err
+			}
 		}
 	}
 	return write(img.manifest, img.manifestBytes)

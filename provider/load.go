@@ -273,6 +273,15 @@ func (p *Provider) planLoad(ctx context.Context, c archive.Contents) ([]loadReco
 		names[key] = rec.Digest
 		plan = append(plan, loadRecord{rec: rec, base: base})
 	}
+	tp, err := p.filePolicy(ctx)
+	if err != nil || tp.mode == api.SignaturesOff {
+		return plan, err
+	}
+	for i, img := range c.Images {
+		if err := p.checkArchiveSignature(ctx, tp, img, c, &plan[i].rec); err != nil {
+			return nil, err
+		}
+	}
 	return plan, nil
 }
 

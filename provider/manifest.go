@@ -13,6 +13,7 @@ import (
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/provider/archive"
 )
 
 // The Docker media types that registries still serve next to the OCI ones.
@@ -38,8 +39,10 @@ type pendingImage struct {
 	manifestBytes []byte
 	config        ocispec.Descriptor
 	layers        []ocispec.Descriptor
-	// signed is the record's Signed, set by checkSignature.
+	// signed is the record's Signed, set by checkSignature, and sigs the
+	// signature manifest that verified it, with its blobs' bytes.
 	signed string
+	sigs   *sigCopy
 }
 
 func (img *pendingImage) label() string { return img.entry.Name + " " + img.entry.Version }
@@ -82,6 +85,9 @@ func (img *pendingImage) record(installed time.Time) imageRecord {
 		Config:      img.config,
 		Layers:      img.layers,
 		Signed:      img.signed,
+	}
+	if c := img.sigs; c != nil {
+		rec.Signatures = &archive.Signatures{Manifest: c.manifest, Config: c.config, Layers: c.layers}
 	}
 	if e.Parent != nil {
 		pr := *e.Parent

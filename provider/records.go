@@ -19,6 +19,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/catalog/find"
+	"github.com/containerprovider/containerprovider/provider/archive"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
 
@@ -49,6 +50,9 @@ type imageRecord struct {
 	Layers   []ocispec.Descriptor `json:"layers"`
 	// Signed is api.Image's Signed; "" is SignedNone.
 	Signed string `json:"signed,omitempty"`
+	// Signatures is the signature manifest that verified the image, kept
+	// with its blobs so that a save carries it (see archive.Signatures).
+	Signatures *archive.Signatures `json:"signatures,omitempty"`
 }
 
 // label names the image for people: "Name version".
@@ -61,7 +65,12 @@ func (r *imageRecord) blobs() []ocispec.Descriptor {
 		out = append(out, *r.Index)
 	}
 	out = append(out, r.Manifest, r.Config)
-	return append(out, r.Layers...)
+	out = append(out, r.Layers...)
+	if s := r.Signatures; s != nil {
+		out = append(out, s.Manifest, s.Config)
+		out = append(out, s.Layers...)
+	}
+	return out
 }
 
 // image is the record as the API shows it, with the refs that point at it.

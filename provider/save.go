@@ -124,14 +124,15 @@ func (sp *savePlan) open(ctx context.Context, desc ocispec.Descriptor) (io.ReadC
 // content store.
 func (p *Provider) addInstalled(sp *savePlan, rec imageRecord) {
 	sp.chain = slices.Insert(sp.chain, 0, archive.Image{
-		RefName:  archive.QualifiedName(registryHost(sp.hosts, rec.Source), rec.Repository, rec.Version),
-		Manifest: plainDescriptor(rec.Manifest),
-		Config:   rec.Config,
-		Layers:   rec.Layers,
+		RefName:    archive.QualifiedName(registryHost(sp.hosts, rec.Source), rec.Repository, rec.Version),
+		Manifest:   plainDescriptor(rec.Manifest),
+		Config:     rec.Config,
+		Layers:     rec.Layers,
+		Signatures: rec.Signatures,
 	})
 	sp.labels = slices.Insert(sp.labels, 0, rec.label())
 	sp.installed = append(sp.installed, rec)
-	for _, d := range append([]ocispec.Descriptor{rec.Manifest, rec.Config}, rec.Layers...) {
+	for _, d := range rec.blobs() {
 		dgst := d.Digest
 		sp.blobs[dgst] = func(ctx context.Context) (io.ReadCloser, error) {
 			ra, err := p.cs.ReaderAt(ctx, dgst)

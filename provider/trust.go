@@ -17,6 +17,7 @@ import (
 	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/catalog/signing"
+	"github.com/containerprovider/containerprovider/provider/archive"
 )
 
 // maxTrustKeys bounds the keys of a source.
@@ -90,6 +91,62 @@ func (p *Provider) trustPolicy(ctx context.Context, name string) (trustPolicy, e
 	return policyOf(s)
 }
 
+// sigCopy is a signature manifest read from a source, with its config and
+// payloads, for the record and for a later save.
+type sigCopy struct {
+	manifest, config ocispec.Descriptor
+	layers           []ocispec.Descriptor
+	body, configData []byte
+	payloads         map[digest.Digest][]byte
+}
+
+type sigBlob struct {
+	desc ocispec.Descriptor
+	data []byte
+}
+
+// blobs are the copy's blobs: the manifest, the config and the payloads.
+func (c *sigCopy) blobs() []sigBlob {
+	out := []sigBlob{{c.manifest, c.body}, {c.config, c.configData}}
+	for _, l := range c.layers {
+		out = append(out, sigBlob{l, c.payloads[l.Digest]})
+	}
+	return out
+}
+
+// copySignatures reads the whole signature manifest body of repo from
+// src: its config and every layer (the payloads that verification read
+// are in have). Any layer that is not a small signature payload leaves
+// the signatures out of the record (nil), which then only says which key
+// verified the image.
+func copySignatures(ctx context.Context, src Source, repo string, body []byte, have map[digest.Digest][]byte) *sigCopy {
+	var m ocispec.Manifest
+	if json.Unmarshal(body, &m) != nil || len(m.Layers) > signing.MaxSignatures || m.Config.Size > signing.MaxPayloadSize {
+		return nil
+	}
+	c := &sigCopy{
+		manifest: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(body), Size: int64(len(body))},
+		config:   m.Config, layers: m.Layers, body: body, payloads: map[digest.Digest][]byte{},
+	}
+	var err error
+	if c.configData, err = readPayload(ctx, src, repo, m.Config); err != nil {
+		return nil
+	}
+	for _, l := range m.Layers {
+		if l.Size > signing.MaxPayloadSize {
+			return nil
+		}
+		b, ok := have[l.Digest]
+		if !ok {
+			if b, err = readPayload(ctx, src, repo, l); err != nil {
+				return nil
+			}
+		}
+		c.payloads[l.Digest] = b
+	}
+	return c
+}
+
 // checkSignature applies the policy of img's source to img before any of
 // its blobs is downloaded: with a policy that checks, the signatures of
 // its manifest are read from the source and verified (see
@@ -107,13 +164,14 @@ func (p *Provider) checkSignature(ctx context.Context, img *pendingImage) error 
 	if tp.mode == api.SignaturesOff {
 		return nil
 	}
-	v, err := verifySource(ctx, tp, img.src, img.entry.Repository, img.digest)
+	v, sigs, err := verifySource(ctx, tp, img.src, img.entry.Repository, img.digest)
 	if err == nil {
 		err = agreeOnPublisher(img, v)
 	}
 	switch {
 	case err == nil:
 		img.signed = "key " + v.KeyID
+		img.sigs = sigs
 		if pub := v.Payload.Claim(find.AnnotationVendor); pub != "" {
 			img.entry.Publisher = pub
 		}
@@ -159,7 +217,7 @@ func (p *Provider) checkInstalledParent(ctx context.Context, img *pendingImage) 
 	if key, found := strings.CutPrefix(rec.Signed, "key "); found && slices.Contains(tp.verifier.KeyIDs(), key) {
 		return nil
 	}
-	if _, err := verifySource(ctx, tp, img.src, rec.Repository, d); err != nil {
+	if _, _, err := verifySource(ctx, tp, img.src, rec.Repository, d); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -169,6 +227,74 @@ func (p *Provider) checkInstalledParent(ctx context.Context, img *pendingImage) 
 		return fmt.Errorf("image %s of source %s: its installed parent %s: %w", img.label(), tp.source, rec.label(), err)
 	}
 	return nil
+}
+
+// filePolicy is the policy of images that come from a file (install
+// --path), which name no source: the keys of every source whose policy
+// checks, under the strictest of their policies. A host that requires
+// signatures from one source requires them of files too.
+func (p *Provider) filePolicy(ctx context.Context) (trustPolicy, error) {
+	settings, err := p.sourceSettings(ctx)
+	if err != nil {
+		return trustPolicy{}, err
+	}
+	tp := trustPolicy{source: "the policy of files (every source's keys)", mode: api.SignaturesOff}
+	var keys []signing.PublicKey
+	for _, s := range settings {
+		if s.Signatures != api.SignaturesRequired && s.Signatures != api.SignaturesOptional {
+			continue
+		}
+		sp, err := policyOf(s)
+		if err != nil {
+			return trustPolicy{}, err
+		}
+		keys = append(keys, sp.verifier.Keys()...)
+		if s.Signatures == api.SignaturesRequired || tp.mode == api.SignaturesOff {
+			tp.mode = s.Signatures
+		}
+	}
+	tp.verifier = signing.NewVerifier(keys...)
+	return tp, nil
+}
+
+// checkArchiveSignature applies tp to an image of an archive, with the
+// signatures the archive holds for it (see archive.Signatures), as
+// checkSignature does for a source: rec gets Signed, the signatures and
+// the signed publisher, or the image is refused.
+func (p *Provider) checkArchiveSignature(ctx context.Context, tp trustPolicy, img archive.Image, c archive.Contents, rec *imageRecord) error {
+	var layers []signing.Signed
+	if img.Signatures != nil {
+		var err error
+		if layers, err = signing.Layers(c.Manifests[img.Signatures.Manifest.Digest]); err != nil {
+			return fmt.Errorf("image %s of the archive: %w", rec.label(), err)
+		}
+	}
+	v, err := tp.verifier.Verify(ctx, rec.Repository, rec.Digest, layers, func(_ context.Context, l signing.Signed) ([]byte, error) {
+		b, ok := c.Payloads[l.Payload.Digest]
+		if !ok {
+			return nil, fmt.Errorf("payload %s is not in the archive: %w", l.Payload.Digest, errdefs.ErrNotFound)
+		}
+		return b, nil
+	})
+	if err == nil {
+		signed := v.Payload.Claim(find.AnnotationVendor)
+		if signed != "" && rec.Publisher != "" && signed != rec.Publisher {
+			err = fmt.Errorf("the manifest names the publisher %q, the signature of key %s %q: %w", rec.Publisher, v.KeyID, signed, signing.ErrUntrusted)
+		} else if signed != "" {
+			rec.Publisher = signed
+		}
+	}
+	switch {
+	case err == nil:
+		rec.Signed, rec.Signatures = "key "+v.KeyID, img.Signatures
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case tp.mode == api.SignaturesOptional && errdefs.IsPermissionDenied(err):
+		rec.Signed = api.SignedUnverified
+		return nil
+	}
+	return fmt.Errorf("image %s of the archive, under %s: %w", rec.label(), tp.source, err)
 }
 
 // agreeOnPublisher refuses a signature whose publisher claim differs from
@@ -193,24 +319,34 @@ func agreeOnPublisher(img *pendingImage, v signing.Verified) error {
 }
 
 // verifySource reads the signatures of repo@d from src and verifies them
-// with tp's keys. A source without the signature tag has no signature.
-func verifySource(ctx context.Context, tp trustPolicy, src Source, repo string, d digest.Digest) (signing.Verified, error) {
+// with tp's keys, and returns a copy of them when they verify. A source
+// without the signature tag has no signature.
+func verifySource(ctx context.Context, tp trustPolicy, src Source, repo string, d digest.Digest) (signing.Verified, *sigCopy, error) {
 	_, body, err := src.Manifest(ctx, repo, signing.SignatureTag(d))
 	var layers []signing.Signed
 	switch {
 	case errdefs.IsNotFound(err):
 	case err != nil:
-		return signing.Verified{}, fmt.Errorf("the signatures of %s@%s: %w", repo, d, err)
+		return signing.Verified{}, nil, fmt.Errorf("the signatures of %s@%s: %w", repo, d, err)
 	case len(body) > signing.MaxManifestSize:
-		return signing.Verified{}, fmt.Errorf("the signatures of %s@%s: more than %d bytes: %w", repo, d, signing.MaxManifestSize, errdefs.ErrTooLarge)
+		return signing.Verified{}, nil, fmt.Errorf("the signatures of %s@%s: more than %d bytes: %w", repo, d, signing.MaxManifestSize, errdefs.ErrTooLarge)
 	default:
 		if layers, err = signing.Layers(body); err != nil {
-			return signing.Verified{}, fmt.Errorf("the signatures of %s@%s: %w", repo, d, err)
+			return signing.Verified{}, nil, fmt.Errorf("the signatures of %s@%s: %w", repo, d, err)
 		}
 	}
-	return tp.verifier.Verify(ctx, repo, d, layers, func(ctx context.Context, l signing.Signed) ([]byte, error) {
-		return readPayload(ctx, src, repo, l.Payload)
+	read := map[digest.Digest][]byte{}
+	v, err := tp.verifier.Verify(ctx, repo, d, layers, func(ctx context.Context, l signing.Signed) ([]byte, error) {
+		b, err := readPayload(ctx, src, repo, l.Payload)
+		if err == nil {
+			read[l.Payload.Digest] = b
+		}
+		return b, err
 	})
+	if err != nil {
+		return signing.Verified{}, nil, err
+	}
+	return v, copySignatures(ctx, src, repo, body, read), nil
 }
 
 // readPayload reads a signature's payload from src, at most its

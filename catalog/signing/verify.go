@@ -39,6 +39,9 @@ type Verifier struct {
 // NewVerifier trusts keys.
 func NewVerifier(keys ...PublicKey) *Verifier { return &Verifier{keys: keys} }
 
+// Keys are the trusted keys.
+func (v *Verifier) Keys() []PublicKey { return append([]PublicKey(nil), v.keys...) }
+
 // KeyIDs are the IDs of the trusted keys.
 func (v *Verifier) KeyIDs() []string {
 	ids := make([]string, len(v.keys))

@@ -62,7 +62,29 @@ type Image struct {
 	Manifest ocispec.Descriptor
 	Config   ocispec.Descriptor
 	Layers   []ocispec.Descriptor
+	// Signatures, when set, is the image's cosign signature manifest:
+	// Write lists it in index.json under the ref.name
+	// "sha256-<hex>.sig" (cosign's tag, where a tool reading the layout
+	// finds it), not in manifest.json; Read attaches such an entry to the
+	// image it names.
+	Signatures *Signatures
 }
+
+// Signatures is a signature manifest and its blobs: its config and its
+// layers, the signed payloads.
+type Signatures struct {
+	Manifest ocispec.Descriptor
+	Config   ocispec.Descriptor
+	Layers   []ocispec.Descriptor
+}
+
+// SignatureTag is cosign's tag of the signatures of the manifest d.
+func SignatureTag(d digest.Digest) string {
+	return string(d.Algorithm()) + "-" + d.Encoded() + ".sig"
+}
+
+// MaxSignaturePayload bounds a signature layer that Read accepts.
+const MaxSignaturePayload = 64 << 10
 
 // Limits bound what Read accepts. A zero field takes its default.
 type Limits struct {

@@ -422,3 +422,65 @@ func TestReadNonDistributable(t *testing.T) {
 		t.Errorf("foreign layer: %v, want not found", err)
 	}
 }
+
+// TestSignaturesRoundTrip writes an image with its cosign signature
+// manifest: index.json lists it under the cosign tag, and Read attaches it
+// to the image with its payloads; a signature manifest of no image of the
+// archive is refused.
+func TestSignaturesRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t)
+	iis := &fx.images[1]
+	payload := fx.blob([]byte(`{"critical":{"type":"cosign container image signature"}}`), "application/vnd.dev.cosign.simplesigning.v1+json")
+	config := fx.blob([]byte(`{"rootfs":{"type":"layers"}}`), ocispec.MediaTypeImageConfig)
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: config, Layers: []ocispec.Descriptor{payload}}
+	m.SchemaVersion = 2
+	sm, _ := json.Marshal(m)
+	iis.Signatures = &Signatures{Manifest: fx.blob(sm, ocispec.MediaTypeImageManifest), Config: config, Layers: []ocispec.Descriptor{payload}}
+
+	a := fx.archive(t)
+	var idx ocispec.Index
+	for _, e := range untar(t, a) {
+		if e.hdr.Name == "index.json" {
+			json.Unmarshal(e.data, &idx)
+		}
+	}
+	last := idx.Manifests[len(idx.Manifests)-1]
+	if len(idx.Manifests) != 4 || last.Annotations[ocispec.AnnotationRefName] != SignatureTag(iis.Manifest.Digest) || last.Digest != iis.Signatures.Manifest.Digest {
+		t.Fatalf("index.json: %+v", idx.Manifests)
+	}
+	c, err := Read(ctx, bytes.NewReader(a), int64(len(a)), newStore(t), testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Images) != 3 {
+		t.Fatalf("%d images, want the 3 without the signatures", len(c.Images))
+	}
+	var got *Signatures
+	for _, img := range c.Images {
+		if img.Manifest.Digest == iis.Manifest.Digest {
+			got = img.Signatures
+		} else if img.Signatures != nil {
+			t.Fatalf("image %s got signatures", img.RefName)
+		}
+	}
+	if got == nil || got.Manifest.Digest != iis.Signatures.Manifest.Digest || len(got.Layers) != 1 ||
+		!bytes.Equal(c.Payloads[payload.Digest], fx.blobs[payload.Digest]) {
+		t.Fatalf("signatures %+v, payloads %v", got, c.Payloads)
+	}
+
+	// Without the image it signs, the signature manifest is refused.
+	fx.images = fx.images[:1]
+	fx.images[0].Signatures = iis.Signatures
+	b := fx.archive(t)
+	es := untar(t, b)
+	for i := range es {
+		if es[i].hdr.Name == "index.json" {
+			es[i].data = bytes.Replace(es[i].data, []byte(SignatureTag(fx.images[0].Manifest.Digest)), []byte(SignatureTag(iis.Manifest.Digest)), 1)
+		}
+	}
+	b = retar(t, es)
+	if _, err := Read(ctx, bytes.NewReader(b), int64(len(b)), newStore(t), testLimits); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("signatures of an image not in the archive: %v", err)
+	}
+}

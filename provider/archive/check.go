@@ -40,7 +40,7 @@ func (s *scanned) check(ctx context.Context, ra io.ReaderAt, limits Limits) (Con
 		plan:    map[digest.Digest]blobEntry{},
 		formats: map[digest.Digest]layerFormat{},
 		diffIDs: map[digest.Digest][]digest.Digest{},
-		c:       Contents{Manifests: map[digest.Digest][]byte{}, Configs: map[digest.Digest][]byte{}},
+		c:       Contents{Manifests: map[digest.Digest][]byte{}, Configs: map[digest.Digest][]byte{}, Payloads: map[digest.Digest][]byte{}},
 	}
 	_, hasIndex := s.files[indexFile]
 	_, hasLayout := s.files[ociLayoutFile]
@@ -117,13 +117,31 @@ func (k *checker) layoutImages() ([]Image, []digest.Digest, error) {
 	}
 	images := make([]Image, 0, len(index.Manifests))
 	bases := make([]digest.Digest, 0, len(index.Manifests))
+	sigs := map[digest.Digest]*Signatures{}
 	for i, desc := range index.Manifests {
+		if of, ok := signatureTarget(desc); ok {
+			sig, err := k.signatures(i, desc)
+			if err != nil {
+				return nil, nil, err
+			}
+			sigs[of] = sig
+			continue
+		}
 		img, base, err := k.image(i, desc)
 		if err != nil {
 			return nil, nil, err
 		}
 		images = append(images, img)
 		bases = append(bases, base)
+	}
+	for i := range images {
+		if sig, ok := sigs[images[i].Manifest.Digest]; ok {
+			images[i].Signatures = sig
+			delete(sigs, images[i].Manifest.Digest)
+		}
+	}
+	for d := range sigs {
+		return nil, nil, fmt.Errorf("index.json: the signatures %s name no image of the archive: %w", SignatureTag(d), errdefs.ErrInvalidArgument)
 	}
 	if docker != nil {
 		if err := k.crossCheck(images, bases, docker); err != nil {
@@ -329,6 +347,52 @@ func (k *checker) image(i int, desc ocispec.Descriptor) (Image, digest.Digest, e
 		}
 	}
 	return img, digest.Digest(m.Annotations[ocispec.AnnotationBaseImageDigest]), nil
+}
+
+// signatureTarget reports whether an entry of index.json is a cosign
+// signature manifest, by its ref.name "sha256-<hex>.sig", and the digest
+// of the manifest it signs.
+func signatureTarget(desc ocispec.Descriptor) (digest.Digest, bool) {
+	ref := desc.Annotations[ocispec.AnnotationRefName]
+	hex, ok := strings.CutSuffix(strings.TrimPrefix(ref, "sha256-"), ".sig")
+	if !ok || !strings.HasPrefix(ref, "sha256-") {
+		return "", false
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, hex)
+	return d, d.Validate() == nil
+}
+
+// signatures checks a signature manifest of index.json: an OCI manifest
+// whose config and layers are small JSON blobs of the archive (the
+// layers, cosign's simple signing payloads, are kept in Payloads).
+func (k *checker) signatures(i int, desc ocispec.Descriptor) (*Signatures, error) {
+	what := fmt.Sprintf("index.json manifest %d (signatures)", i)
+	if desc.MediaType != ocispec.MediaTypeImageManifest {
+		return nil, fmt.Errorf("%s: media type %q, want %s: %w", what, desc.MediaType, ocispec.MediaTypeImageManifest, errdefs.ErrInvalidArgument)
+	}
+	b, err := k.readJSON(what, desc)
+	if err != nil {
+		return nil, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil || m.SchemaVersion != 2 {
+		return nil, fmt.Errorf("%s: manifest %s is not an OCI manifest: %w", what, desc.Digest, errdefs.ErrInvalidArgument)
+	}
+	k.c.Manifests[desc.Digest] = b
+	if _, err := k.readJSON(what+" config", m.Config); err != nil {
+		return nil, err
+	}
+	for j, l := range m.Layers {
+		if l.Size > MaxSignaturePayload {
+			return nil, fmt.Errorf("%s: layer %d: %d bytes, over %d: %w", what, j, l.Size, MaxSignaturePayload, errdefs.ErrInvalidArgument)
+		}
+		p, err := k.readJSON(fmt.Sprintf("%s layer %d", what, j), l)
+		if err != nil {
+			return nil, err
+		}
+		k.c.Payloads[l.Digest] = p
+	}
+	return &Signatures{Manifest: ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}, Config: m.Config, Layers: m.Layers}, nil
 }
 
 // crossCheck requires manifest.json to describe the images of index.json

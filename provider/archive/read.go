@@ -25,6 +25,9 @@ type Contents struct {
 	Manifests map[digest.Digest][]byte
 	// Configs holds the bytes of every config (each at most Limits.MaxJSON).
 	Configs map[digest.Digest][]byte
+	// Payloads holds the bytes of every signature layer (each at most
+	// MaxSignaturePayload), verified against its digest.
+	Payloads map[digest.Digest][]byte
 }
 
 // Read validates the tar archive held by ra (size bytes, typically a file)

@@ -209,6 +209,13 @@ func collectBlobs(images []Image) ([]*writeBlob, error) {
 				return nil, err
 			}
 		}
+		if sig := img.Signatures; sig != nil {
+			for j, d := range append([]ocispec.Descriptor{sig.Manifest, sig.Config}, sig.Layers...) {
+				if _, err := add(fmt.Sprintf("%s signature blob %d", name, j), d, false); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	out := slices.Collect(maps.Values(byDigest))
 	slices.SortFunc(out, func(a, b *writeBlob) int { return strings.Compare(blobPath(a.desc.Digest), blobPath(b.desc.Digest)) })
@@ -229,6 +236,13 @@ func indexJSON(images []Image) ([]byte, error) {
 			d.Annotations[AnnotationContainerdName] = img.RefName
 		}
 		idx.Manifests = append(idx.Manifests, d)
+	}
+	for _, img := range images {
+		if sig := img.Signatures; sig != nil {
+			d := ocispec.Descriptor{MediaType: sig.Manifest.MediaType, Digest: sig.Manifest.Digest, Size: sig.Manifest.Size,
+				Annotations: map[string]string{ocispec.AnnotationRefName: SignatureTag(img.Manifest.Digest)}}
+			idx.Manifests = append(idx.Manifests, d)
+		}
 	}
 	b, err := json.Marshal(idx)
 	if err != nil {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"archive/tar"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	godigest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -243,4 +246,103 @@ func getManifest(t *testing.T, c *catalogd, repo, ref string) []byte {
 		t.Fatalf("GET %s:%s: %d %s", repo, ref, resp.StatusCode, b)
 	}
 	return b
+}
+
+// TestSignedArchiveOffline: a tar saved from a verified install carries
+// the signature manifest in its OCI layout (index.json, under cosign's
+// tag); installed with --path on a host whose source has the same policy,
+// and no source reachable, it verifies. The same tar with a byte of the
+// signature flipped is refused, and records nothing.
+func TestSignedArchiveOffline(t *testing.T) {
+	dir := t.TempDir()
+	c := signedCatalog(t, dir)
+	p := startProviderd(t, c.URL(""), "")
+	mustCimage(t, p, "source", "add", "trusted", c.URL(""), "--trust-key", filepath.Join(dir, "k.pub"))
+	mustCimage(t, p, "install", "NanoServer", "--version", "10.0.14393.0", "--source", "trusted", "--quiet")
+	tarFile := filepath.Join(dir, "nano.tar")
+	mustCimage(t, p, "save", "NanoServer", "--version", "10.0.14393.0", "--path", tarFile)
+	digest := digestOf(t, c, "nanoserver", "10.0.14393.0")
+
+	entries := readTar(t, tarFile)
+	var idx ocispec.Index
+	if err := json.Unmarshal(entries["index.json"], &idx); err != nil {
+		t.Fatal(err)
+	}
+	var sigEntry *ocispec.Descriptor
+	for i, m := range idx.Manifests {
+		if m.Annotations[ocispec.AnnotationRefName] == sigTag(digest) {
+			sigEntry = &idx.Manifests[i]
+		}
+	}
+	if sigEntry == nil {
+		t.Fatalf("index.json has no %s: %s", sigTag(digest), entries["index.json"])
+	}
+
+	// Another host, offline: its only source is down, with the same key.
+	q := startProviderd(t, "http://127.0.0.1:1", "", "--source", "offline=http://127.0.0.1:1")
+	mustCimage(t, q, "source", "add", "trusted", "http://127.0.0.1:1", "--trust-key", filepath.Join(dir, "k.pub"))
+
+	// The signature flipped: the signature manifest is rewritten with one
+	// byte of its signature changed, and index.json names the new one.
+	var sm ocispec.Manifest
+	smBytes := entries["blobs/sha256/"+sigEntry.Digest.Encoded()]
+	if err := json.Unmarshal(smBytes, &sm); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(sm.Layers[0].Annotations["dev.cosignproject.cosign/signature"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0x01
+	sm.Layers[0].Annotations["dev.cosignproject.cosign/signature"] = base64.StdEncoding.EncodeToString(raw)
+	flipped, _ := json.Marshal(sm)
+	newDigest := godigest.FromBytes(flipped)
+	delete(entries, "blobs/sha256/"+sigEntry.Digest.Encoded())
+	entries["blobs/sha256/"+newDigest.Encoded()] = flipped
+	sigEntry.Digest, sigEntry.Size = newDigest, int64(len(flipped))
+	entries["index.json"], _ = json.Marshal(idx)
+	flippedTar := filepath.Join(dir, "flipped.tar")
+	files := map[string]string{}
+	for n, b := range entries {
+		files[n] = string(b)
+	}
+	writeTar(t, flippedTar, files)
+	refused(t, q, "no trusted key verifies it", "install", "--path", flippedTar)
+
+	out := mustCimage(t, q, "install", "--path", tarFile)
+	if !strings.Contains(out, "NanoServer") {
+		t.Fatalf("install --path:\n%s", out)
+	}
+	imgs := imagesJSON(t, q)
+	if len(imgs) != 1 || !strings.HasPrefix(imgs[0].Signed, "key sha256:") {
+		t.Fatalf("offline install: %+v", imgs)
+	}
+}
+
+// readTar reads the regular files of a tar by name.
+func readTar(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[hdr.Name] = b
+		}
+	}
 }
