@@ -49,7 +49,7 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(work)
-	procs := &harness.Procs{}
+	procs := &harness.Procs{LogDir: work}
 	defer procs.StopAll()
 	report, err := run(procs, *binDir, work, *sizeStr, size, *runs)
 	if err != nil {

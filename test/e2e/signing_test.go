@@ -101,6 +101,11 @@ func TestSignaturePolicy(t *testing.T) {
 	refused(t, p, "it has no signature", "install", "NanoServer", "--version", "10.0.10586.0", "--source", "trusted")
 	// microsoft/iis is signed, its parent is not.
 	refused(t, p, "WindowsServerCore 10.0.14393.0", "install", "microsoft/iis", "--source", "trusted")
+	// Nor when the parent is installed already, from a source without a
+	// policy: it is checked against this source's.
+	mustCimage(t, p, "install", "WindowsServerCore", "--version", "10.0.14393.0", "--source", "catalog", "--quiet")
+	refused(t, p, "its installed parent WindowsServerCore 10.0.14393.0", "install", "microsoft/iis", "--source", "trusted")
+	mustCimage(t, p, "remove", "WindowsServerCore")
 
 	// Another key.
 	t.Setenv("CATALOGD_KEY_PASSWORD", "other")
