@@ -29,6 +29,13 @@ type FindEntry struct {
 	OSVersion string `json:"os.version,omitempty"`
 	// Source names the source the entry came from (providerd only).
 	Source string `json:"source,omitempty"`
+	// Signatures says that the registry holds a cosign signature
+	// manifest for the image (its sha256-<hex>.sig tag); whether a
+	// trusted key made it is checked at install.
+	Signatures bool `json:"signatures,omitempty"`
+	// Policy is the signature policy of Source (providerd only, when it
+	// checks): "required" or "optional".
+	Policy string `json:"policy,omitempty"`
 }
 
 // ParentRef names a parent image.

@@ -97,7 +97,19 @@ func (b findBuckets) setTag(rb *bolt.Bucket, repo, tag string, dgst digest.Diges
 	if err := b.tags.Put(tagKey(repo, dgst, tag), []byte{}); err != nil {
 		return err
 	}
-	return b.update(rb, repo, dgst)
+	if err := b.update(rb, repo, dgst); err != nil {
+		return err
+	}
+	return b.updateSigned(rb, repo, tag)
+}
+
+// updateSigned updates the entry of the image that a signature tag names,
+// whose Signatures flag the tag sets.
+func (b findBuckets) updateSigned(rb *bolt.Bucket, repo, tag string) error {
+	if target, ok := find.SignatureTarget(tag); ok {
+		return b.update(rb, repo, digest.Digest(target))
+	}
+	return nil
 }
 
 // removeTag records that tag no longer points at dgst in repo.
@@ -105,7 +117,10 @@ func (b findBuckets) removeTag(rb *bolt.Bucket, repo, tag string, dgst digest.Di
 	if err := b.tags.Delete(tagKey(repo, dgst, tag)); err != nil {
 		return err
 	}
-	return b.update(rb, repo, dgst)
+	if err := b.update(rb, repo, dgst); err != nil {
+		return err
+	}
+	return b.updateSigned(rb, repo, tag)
 }
 
 // update makes the entry of repo and dgst what the manifest record in rb
@@ -131,7 +146,9 @@ func (b findBuckets) update(rb *bolt.Bucket, repo string, dgst digest.Digest) er
 		}
 		return b.remove(old)
 	}
-	next := findindex.NewRecord(rec.FindManifest(repo, tags))
+	fm := rec.FindManifest(repo, tags)
+	fm.Signatures = meta.GetTagsBucket(rb).Get([]byte(find.SignatureTag(string(dgst)))) != nil
+	next := findindex.NewRecord(fm)
 	if old != nil {
 		same := *old
 		same.Seq = 0
@@ -521,11 +538,19 @@ func (r *Registry) FindManifests(ctx context.Context) ([]find.Manifest, error) {
 		return nil, err
 	}
 	var ts []find.Tagged
+	signed := map[string]bool{} // repository NUL digest
 	for _, tm := range tms {
+		if target, ok := find.SignatureTarget(tm.Tag); ok {
+			signed[tm.Repository+"\x00"+target] = true
+		}
 		if tm.Manifest.Kind != KindImage {
 			continue
 		}
 		ts = append(ts, find.Tagged{Tag: tm.Tag, Manifest: tm.Manifest.FindManifest(tm.Repository, nil)})
 	}
-	return find.Group(ts), nil
+	ms := find.Group(ts)
+	for i := range ms {
+		ms[i].Signatures = signed[ms[i].Repository+"\x00"+ms[i].Digest]
+	}
+	return ms, nil
 }

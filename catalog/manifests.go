@@ -381,7 +381,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, reference string) e
 		if err != nil {
 			return err
 		}
-		if err := fb.deleteTagsOf(meta.GetTagsBucket(rb), repo, dgst); err != nil {
+		if err := fb.deleteTagsOf(rb, repo, dgst); err != nil {
 			return err
 		}
 		if rec.Subject != "" {
@@ -417,12 +417,18 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, reference string) e
 
 // deleteTagsOf deletes every tag of repo that points at dgst, found in the
 // index's tags of the manifest rather than by a scan of the repository.
-func (b findBuckets) deleteTagsOf(tags *bolt.Bucket, repo string, dgst digest.Digest) error {
+func (b findBuckets) deleteTagsOf(rb *bolt.Bucket, repo string, dgst digest.Digest) error {
+	tags := meta.GetTagsBucket(rb)
 	for _, tag := range b.tagsOf(repo, dgst) {
 		if err := tags.Delete([]byte(tag)); err != nil {
 			return err
 		}
 		if err := b.tags.Delete(tagKey(repo, dgst, tag)); err != nil {
+			return err
+		}
+		// The image that a deleted signature manifest signed loses its
+		// Signatures flag.
+		if err := b.updateSigned(rb, repo, tag); err != nil {
 			return err
 		}
 	}

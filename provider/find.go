@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/api/errdefs"
 	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
@@ -30,7 +31,33 @@ func (p *Provider) Find(ctx context.Context, opts FindOptions) (api.FindResponse
 	if err != nil {
 		return api.FindResponse{}, err
 	}
+	if err := p.markPolicies(ctx, found); err != nil {
+		return api.FindResponse{}, err
+	}
 	return api.FindResponse{Images: found, Warnings: append(skipped, warnings(idx)...)}, nil
+}
+
+// markPolicies sets the Policy of each entry whose source checks
+// signatures, so that find can mark the unsigned ones (Signatures says
+// whether the source holds a signature; install verifies it).
+func (p *Provider) markPolicies(ctx context.Context, entries []api.FindEntry) error {
+	modes := map[string]string{}
+	for i := range entries {
+		src := entries[i].Source
+		mode, ok := modes[src]
+		if !ok {
+			s, err := p.sourceSetting(ctx, src)
+			if err != nil && !errdefs.IsNotFound(err) {
+				return err
+			}
+			mode = s.Signatures // none for a source removed meanwhile
+			modes[src] = mode
+		}
+		if mode == api.SignaturesRequired || mode == api.SignaturesOptional {
+			entries[i].Policy = mode
+		}
+	}
+	return nil
 }
 
 func findOptions(name string, v api.VersionOptions) find.Options {

@@ -40,6 +40,25 @@ type Manifest struct {
 	OSVersion string
 	// Pushed is when the registry stored the manifest.
 	Pushed time.Time
+	// Signatures: the repository has the manifest's cosign signature tag
+	// (see SignatureTag).
+	Signatures bool
+}
+
+// SignatureTag is cosign's tag of the signatures of the manifest d,
+// "sha256-<hex>.sig", in the manifest's repository.
+func SignatureTag(d string) string {
+	return strings.Replace(d, ":", "-", 1) + ".sig"
+}
+
+// SignatureTarget is the digest of the manifest that a signature tag
+// names, or false for a tag that is none.
+func SignatureTarget(tag string) (string, bool) {
+	hex, ok := strings.CutSuffix(tag, ".sig")
+	if !ok || !strings.HasPrefix(hex, "sha256-") || len(hex) != len("sha256-")+64 {
+		return "", false
+	}
+	return "sha256:" + strings.TrimPrefix(hex, "sha256-"), true
 }
 
 // Tagged is one tag and the manifest it points at, as a registry lists
@@ -135,6 +154,7 @@ func Entry(m Manifest) api.FindEntry {
 		Size:        m.Size,
 		Created:     m.Pushed,
 		OSVersion:   m.OSVersion,
+		Signatures:  m.Signatures,
 	}
 	if strings.TrimSpace(e.Name) == "" {
 		e.Name = m.Repository

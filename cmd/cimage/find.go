@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/client"
@@ -22,13 +23,32 @@ var findColumns = []column{
 	{header: "Description", max: 50},
 }
 
-// formatFind is the table of find.
+// formatFind is the table of find. When an entry's source checks
+// signatures, a Signature column says which images its registry holds a
+// signature for ("present", verified at install) and which it does not
+// ("none": under a required policy, install refuses them).
 func formatFind(entries []api.FindEntry) string {
+	policy := slices.ContainsFunc(entries, func(e api.FindEntry) bool { return e.Policy != "" })
+	cols := findColumns
+	if policy {
+		cols = append(slices.Clone(findColumns[:3]), column{header: "Signature", width: 11}, findColumns[3])
+	}
 	rows := make([][]string, 0, len(entries))
 	for _, e := range entries {
-		rows = append(rows, []string{e.Name, e.Version, e.Source, e.Description})
+		if !policy {
+			rows = append(rows, []string{e.Name, e.Version, e.Source, e.Description})
+			continue
+		}
+		sig := ""
+		switch {
+		case e.Policy != "" && e.Signatures:
+			sig = "present"
+		case e.Policy != "":
+			sig = "none"
+		}
+		rows = append(rows, []string{e.Name, e.Version, e.Source, sig, e.Description})
 	}
-	return formatTable(findColumns, rows)
+	return formatTable(cols, rows)
 }
 
 func setupFind(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {

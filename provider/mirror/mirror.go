@@ -440,9 +440,10 @@ func (b *buckets) replaceEntries(repo string, tags map[string]string) error {
 			continue
 		}
 		slices.Sort(ts)
+		_, signed := tags[find.SignatureTag(d)]
 		rec := findindex.NewRecord(find.Manifest{
 			Repository: repo, Digest: d, Tags: ts, Annotations: mf.Annotations,
-			Size: mf.Size, OSVersion: mf.OSVersion, Pushed: mf.Created,
+			Size: mf.Size, OSVersion: mf.OSVersion, Pushed: mf.Created, Signatures: signed,
 		})
 		if old, err := b.Get(repo, d); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +85,30 @@ func TestSignaturePolicy(t *testing.T) {
 	out = mustCimage(t, p, "source", "list")
 	if !strings.Contains(out, "required (1 key)") {
 		t.Fatalf("source list:\n%s", out)
+	}
+	// find lists the unsigned images too, and marks them.
+	var found api.FindResponse
+	if err := json.Unmarshal([]byte(mustCimage(t, p, "--output", "json", "find", "NanoServer", "--all-versions", "--source", "trusted")), &found); err != nil {
+		t.Fatal(err)
+	}
+	marks := map[string]bool{}
+	for _, e := range found.Images {
+		if e.Policy != api.SignaturesRequired {
+			t.Fatalf("find entry %+v: no policy", e)
+		}
+		marks[e.Version] = e.Signatures
+	}
+	if len(marks) != 2 || !marks["10.0.14393.0"] || marks["10.0.10586.0"] {
+		t.Fatalf("find marks %v, want 10.0.14393.0 signed and 10.0.10586.0 not", marks)
+	}
+	out = mustCimage(t, p, "find", "NanoServer", "--all-versions", "--source", "trusted")
+	if !regexp.MustCompile(`(?m)^NanoServer\s+10\.0\.10586\.0\s+trusted\s+none\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^NanoServer\s+10\.0\.14393\.0\s+trusted\s+present\s`).MatchString(out) {
+		t.Fatalf("find table:\n%s", out)
+	}
+	// Without a policy the table is the reference's.
+	if out = mustCimage(t, p, "find", "NanoServer", "--source", "catalog"); strings.Contains(out, "Signature") {
+		t.Fatalf("find without a policy:\n%s", out)
 	}
 
 	// Signed by the trusted key: installs, and says which key.
@@ -211,6 +236,14 @@ func TestCosignSignedImages(t *testing.T) {
 
 	q := startProviderd(t, "http://"+addr, "")
 	mustCimage(t, q, "source", "add", "regsigned", "http://"+addr, "--trust-key", filepath.Join(dir, "cosign.pub"), "--trust-key", filepath.Join(dir, "k.pub"))
+	// The crawl of a plain registry sees the signature tags too.
+	var found api.FindResponse
+	if err := json.Unmarshal([]byte(mustCimage(t, q, "--output", "json", "find", "NanoServer", "--all-versions", "--source", "regsigned")), &found); err != nil {
+		t.Fatal(err)
+	}
+	if len(found.Images) != 2 || !found.Images[0].Signatures || !found.Images[1].Signatures {
+		t.Fatalf("find in the registry: %+v", found.Images)
+	}
 	mustCimage(t, q, "install", "NanoServer", "--version", "10.0.10586.0", "--source", "regsigned", "--quiet")
 	mustCimage(t, q, "install", "NanoServer", "--version", "10.0.14393.0", "--source", "regsigned", "--quiet")
 	signed := map[string]string{}
