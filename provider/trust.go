@@ -165,14 +165,15 @@ func (p *Provider) checkSignature(ctx context.Context, img *pendingImage) error 
 		return nil
 	}
 	v, sigs, err := verifySource(ctx, tp, img.src, img.entry.Repository, img.digest)
+	var pub string
 	if err == nil {
-		err = agreeOnPublisher(img, v)
+		pub, err = signedPublisher(v, manifestVendor(img.manifestBytes))
 	}
 	switch {
 	case err == nil:
 		img.signed = "key " + v.KeyID
 		img.sigs = sigs
-		if pub := v.Payload.Claim(find.AnnotationVendor); pub != "" {
+		if pub != "" {
 			img.entry.Publisher = pub
 		}
 		return nil
@@ -276,17 +277,16 @@ func (p *Provider) checkArchiveSignature(ctx context.Context, tp trustPolicy, im
 		}
 		return b, nil
 	})
+	var pub string
 	if err == nil {
-		signed := v.Payload.Claim(find.AnnotationVendor)
-		if signed != "" && rec.Publisher != "" && signed != rec.Publisher {
-			err = fmt.Errorf("the manifest names the publisher %q, the signature of key %s %q: %w", rec.Publisher, v.KeyID, signed, signing.ErrUntrusted)
-		} else if signed != "" {
-			rec.Publisher = signed
-		}
+		pub, err = signedPublisher(v, rec.Publisher)
 	}
 	switch {
 	case err == nil:
 		rec.Signed, rec.Signatures = "key "+v.KeyID, img.Signatures
+		if pub != "" {
+			rec.Publisher = pub
+		}
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -297,25 +297,27 @@ func (p *Provider) checkArchiveSignature(ctx context.Context, tp trustPolicy, im
 	return fmt.Errorf("image %s of the archive, under %s: %w", rec.label(), tp.source, err)
 }
 
-// agreeOnPublisher refuses a signature whose publisher claim differs from
-// the manifest's vendor annotation: the signature is then not what the
-// image says of itself.
-func agreeOnPublisher(img *pendingImage, v signing.Verified) error {
+// signedPublisher is the publisher that the verified signature v claims
+// ("" when it claims none). A claim that differs from the manifest's
+// vendor annotation is refused: the signature is then not what the image
+// says of itself.
+func signedPublisher(v signing.Verified, manifestVendor string) (string, error) {
 	signed := v.Payload.Claim(find.AnnotationVendor)
-	if signed == "" {
-		return nil
+	if signed != "" && manifestVendor != "" && signed != manifestVendor {
+		return "", fmt.Errorf("the manifest names the publisher %q, the signature of key %s %q: %w",
+			manifestVendor, v.KeyID, signed, signing.ErrUntrusted)
 	}
+	return signed, nil
+}
+
+// manifestVendor is the vendor annotation of a manifest ("" for none, or
+// for bytes that are not a manifest, which the install refuses anyway).
+func manifestVendor(b []byte) string {
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	if err := json.Unmarshal(img.manifestBytes, &m); err != nil {
-		return fmt.Errorf("manifest: %v: %w", err, errdefs.ErrFailedPrecondition)
-	}
-	if got := m.Annotations[find.AnnotationVendor]; got != "" && got != signed {
-		return fmt.Errorf("the manifest names the publisher %q, the signature of key %s %q: %w",
-			got, v.KeyID, signed, signing.ErrUntrusted)
-	}
-	return nil
+	_ = json.Unmarshal(b, &m)
+	return m.Annotations[find.AnnotationVendor]
 }
 
 // verifySource reads the signatures of repo@d from src and verifies them
