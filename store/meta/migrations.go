@@ -12,7 +12,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the
 // version of the last migration.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // A migration moves the database from version-1 to version. It runs inside
 // the write transaction of Open, so a failed migration changes nothing.
@@ -33,6 +33,15 @@ var migrations = []migration{
 	{version: 6, name: "keep the heads of the job records", apply: migrateJobHeads},
 	{version: 7, name: "index the refs by digest", apply: migrateRefDigests},
 	{version: 8, name: "add the listing view of the installed images", apply: migrateImageList},
+	{version: 9, name: "list the signature state of the installed images", apply: migrateImageListSigned},
+}
+
+// migrateImageListSigned asks providerd to write the listing view again
+// (ImageListNeedsBuild) when there are image records: its images now say
+// what verified them (api.Image's Signed), which the views written before
+// lack.
+func migrateImageListSigned(tx *bolt.Tx) error {
+	return migrateImageList(tx)
 }
 
 // migrateImageList adds v1/imagelist and, when there are image records,

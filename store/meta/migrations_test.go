@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +144,15 @@ func TestMigrations(t *testing.T) {
 				}
 			},
 		},
+		{
+			version: 9,
+			name:    "list the signature state of the installed images",
+			check: func(t *testing.T, tx *bolt.Tx) {
+				if ImageListNeedsBuild(tx) {
+					t.Error("a database without images asks for a build of the listing view")
+				}
+			},
+		},
 	}
 	if len(tests) != len(migrations) {
 		t.Fatalf("%d migration tests for %d migrations: add a test for each migration", len(tests), len(migrations))
@@ -198,6 +208,33 @@ func TestMigrateFindIndexMarksACatalog(t *testing.T) {
 	bdb.View(func(tx *bolt.Tx) error {
 		if GetFindBucket(tx, FindState).Get(KeyFindRebuild) == nil {
 			t.Error("a catalog with a repository is not marked for a build")
+		}
+		return nil
+	})
+}
+
+// TestMigrateImageListSigned: a database of version 8 with an image, its
+// listing view built, is asked to build the view again.
+func TestMigrateImageListSigned(t *testing.T) {
+	bdb := rawBolt(t)
+	err := bdb.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations[:8]); err != nil {
+			return err
+		}
+		if err := GetImagesBucket(tx).Put([]byte("sha256:"+strings.Repeat("a", 64)), []byte("{}")); err != nil {
+			return err
+		}
+		if err := ImageListBuilt(tx); err != nil {
+			return err
+		}
+		return migrate(tx, migrations[:9])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bdb.View(func(tx *bolt.Tx) error {
+		if !ImageListNeedsBuild(tx) {
+			t.Error("a database with an image is not asked to rebuild its listing view")
 		}
 		return nil
 	})
