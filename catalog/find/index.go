@@ -6,6 +6,7 @@ import (
 	"time"
 
 	goversion "github.com/hashicorp/go-version"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -55,10 +56,11 @@ func SignatureTag(d string) string {
 // names, or false for a tag that is none.
 func SignatureTarget(tag string) (string, bool) {
 	hex, ok := strings.CutSuffix(tag, ".sig")
-	if !ok || !strings.HasPrefix(hex, "sha256-") || len(hex) != len("sha256-")+64 {
+	if !ok || !strings.HasPrefix(hex, "sha256-") {
 		return "", false
 	}
-	return "sha256:" + strings.TrimPrefix(hex, "sha256-"), true
+	d := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(hex, "sha256-"))
+	return d.String(), d.Validate() == nil
 }
 
 // Tagged is one tag and the manifest it points at, as a registry lists

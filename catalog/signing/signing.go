@@ -35,6 +35,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // The names of cosign's layout.
@@ -52,10 +53,8 @@ const (
 )
 
 // SignatureTag is the tag of the signatures of the manifest d:
-// "sha256-<hex>.sig".
-func SignatureTag(d digest.Digest) string {
-	return string(d.Algorithm()) + "-" + d.Encoded() + ".sig"
-}
+// "sha256-<hex>.sig" (find.SignatureTag, which the find index reads).
+func SignatureTag(d digest.Digest) string { return find.SignatureTag(d.String()) }
 
 // Payload is cosign's simple signing payload.
 type Payload struct {

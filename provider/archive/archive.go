@@ -78,11 +78,6 @@ type Signatures struct {
 	Layers   []ocispec.Descriptor
 }
 
-// SignatureTag is cosign's tag of the signatures of the manifest d.
-func SignatureTag(d digest.Digest) string {
-	return string(d.Algorithm()) + "-" + d.Encoded() + ".sig"
-}
-
 // MaxSignaturePayload bounds a signature layer that Read accepts.
 const MaxSignaturePayload = 64 << 10
 

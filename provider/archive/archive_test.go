@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -446,7 +447,7 @@ func TestSignaturesRoundTrip(t *testing.T) {
 		}
 	}
 	last := idx.Manifests[len(idx.Manifests)-1]
-	if len(idx.Manifests) != 4 || last.Annotations[ocispec.AnnotationRefName] != SignatureTag(iis.Manifest.Digest) || last.Digest != iis.Signatures.Manifest.Digest {
+	if len(idx.Manifests) != 4 || last.Annotations[ocispec.AnnotationRefName] != find.SignatureTag(iis.Manifest.Digest.String()) || last.Digest != iis.Signatures.Manifest.Digest {
 		t.Fatalf("index.json: %+v", idx.Manifests)
 	}
 	c, err := Read(ctx, bytes.NewReader(a), int64(len(a)), newStore(t), testLimits)
@@ -476,7 +477,7 @@ func TestSignaturesRoundTrip(t *testing.T) {
 	es := untar(t, b)
 	for i := range es {
 		if es[i].hdr.Name == "index.json" {
-			es[i].data = bytes.Replace(es[i].data, []byte(SignatureTag(fx.images[0].Manifest.Digest)), []byte(SignatureTag(iis.Manifest.Digest)), 1)
+			es[i].data = bytes.Replace(es[i].data, []byte(find.SignatureTag(fx.images[0].Manifest.Digest.String())), []byte(find.SignatureTag(iis.Manifest.Digest.String())), 1)
 		}
 	}
 	b = retar(t, es)

@@ -14,6 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // checker validates the descriptors of an archive against its entries.
@@ -141,7 +142,7 @@ func (k *checker) layoutImages() ([]Image, []digest.Digest, error) {
 		}
 	}
 	for d := range sigs {
-		return nil, nil, fmt.Errorf("index.json: the signatures %s name no image of the archive: %w", SignatureTag(d), errdefs.ErrInvalidArgument)
+		return nil, nil, fmt.Errorf("index.json: the signatures %s name no image of the archive: %w", find.SignatureTag(d.String()), errdefs.ErrInvalidArgument)
 	}
 	if docker != nil {
 		if err := k.crossCheck(images, bases, docker); err != nil {
@@ -353,13 +354,8 @@ func (k *checker) image(i int, desc ocispec.Descriptor) (Image, digest.Digest, e
 // signature manifest, by its ref.name "sha256-<hex>.sig", and the digest
 // of the manifest it signs.
 func signatureTarget(desc ocispec.Descriptor) (digest.Digest, bool) {
-	ref := desc.Annotations[ocispec.AnnotationRefName]
-	hex, ok := strings.CutSuffix(strings.TrimPrefix(ref, "sha256-"), ".sig")
-	if !ok || !strings.HasPrefix(ref, "sha256-") {
-		return "", false
-	}
-	d := digest.NewDigestFromEncoded(digest.SHA256, hex)
-	return d, d.Validate() == nil
+	d, ok := find.SignatureTarget(desc.Annotations[ocispec.AnnotationRefName])
+	return digest.Digest(d), ok
 }
 
 // signatures checks a signature manifest of index.json: an OCI manifest

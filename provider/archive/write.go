@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/find"
 	"github.com/containerprovider/containerprovider/store/content"
 )
 
@@ -240,7 +241,7 @@ func indexJSON(images []Image) ([]byte, error) {
 	for _, img := range images {
 		if sig := img.Signatures; sig != nil {
 			d := ocispec.Descriptor{MediaType: sig.Manifest.MediaType, Digest: sig.Manifest.Digest, Size: sig.Manifest.Size,
-				Annotations: map[string]string{ocispec.AnnotationRefName: SignatureTag(img.Manifest.Digest)}}
+				Annotations: map[string]string{ocispec.AnnotationRefName: find.SignatureTag(img.Manifest.Digest.String())}}
 			idx.Manifests = append(idx.Manifests, d)
 		}
 	}

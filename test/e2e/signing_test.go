@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/containerprovider/containerprovider/api"
+	"github.com/containerprovider/containerprovider/catalog/find"
 )
 
 // The exit code of cimage when a signature policy refuses an image.
@@ -143,8 +144,8 @@ func TestSignaturePolicy(t *testing.T) {
 	hc := &http.Client{}
 	signedDigest := digestOf(t, c, "nanoserver", "10.0.14393.0")
 	otherDigest := digestOf(t, c, "nanoserver", "10.0.10586.0")
-	sig := getManifest(t, c, "nanoserver", sigTag(signedDigest))
-	if err := c.send(hc, http.MethodPut, "/v2/nanoserver/manifests/"+sigTag(otherDigest), ocispec.MediaTypeImageManifest, sig, http.StatusCreated); err != nil {
+	sig := getManifest(t, c, "nanoserver", find.SignatureTag(signedDigest))
+	if err := c.send(hc, http.MethodPut, "/v2/nanoserver/manifests/"+find.SignatureTag(otherDigest), ocispec.MediaTypeImageManifest, sig, http.StatusCreated); err != nil {
 		t.Fatal(err)
 	}
 	refused(t, p, "it signs manifest \""+signedDigest+"\"", "install", "NanoServer", "--version", "10.0.10586.0", "--source", "trusted")
@@ -164,7 +165,7 @@ func TestSignaturePolicy(t *testing.T) {
 		}
 	}
 	changedDigest := digestOf(t, c, "nanoserver", "10.0.14393.0")
-	if err := c.send(hc, http.MethodPut, "/v2/nanoserver/manifests/"+sigTag(changedDigest), ocispec.MediaTypeImageManifest, sig, http.StatusCreated); err != nil {
+	if err := c.send(hc, http.MethodPut, "/v2/nanoserver/manifests/"+find.SignatureTag(changedDigest), ocispec.MediaTypeImageManifest, sig, http.StatusCreated); err != nil {
 		t.Fatal(err)
 	}
 	mustCimage(t, p, "source", "refresh", "trusted")
@@ -225,7 +226,7 @@ func TestCosignSignedImages(t *testing.T) {
 	startProcess(t, reg, []string{"OTEL_SDK_DISABLED=true"}, "serve", cfg)
 	waitHTTP(t, "http://"+addr+"/v2/")
 	nano14393 := digestOf(t, c, "nanoserver", "10.0.14393.0")
-	for _, ref := range []string{"nanoserver:10.0.10586.0", "nanoserver:10.0.14393.0", "nanoserver:" + sigTag(nano14393)} {
+	for _, ref := range []string{"nanoserver:10.0.10586.0", "nanoserver:10.0.14393.0", "nanoserver:" + find.SignatureTag(nano14393)} {
 		crane.run(t, "copy", "--insecure", c.Addr+"/"+ref, addr+"/"+ref)
 	}
 	out := cosign.run(t, "verify", "--key", filepath.Join(dir, "k.pub"), "--insecure-ignore-tlog", "--allow-http-registry", addr+"/nanoserver:10.0.14393.0")
@@ -255,9 +256,6 @@ func TestCosignSignedImages(t *testing.T) {
 		t.Fatalf("signed by: %v, want cosign's key and catalogd's", signed)
 	}
 }
-
-// sigTag is cosign's tag of the signatures of the manifest d.
-func sigTag(d string) string { return strings.Replace(d, ":", "-", 1) + ".sig" }
 
 // digestOf is the digest of repo:tag in catalogd, which must have it.
 func digestOf(t *testing.T, c *catalogd, repo, tag string) string {
@@ -308,12 +306,12 @@ func TestSignedArchiveOffline(t *testing.T) {
 	}
 	var sigEntry *ocispec.Descriptor
 	for i, m := range idx.Manifests {
-		if m.Annotations[ocispec.AnnotationRefName] == sigTag(digest) {
+		if m.Annotations[ocispec.AnnotationRefName] == find.SignatureTag(digest) {
 			sigEntry = &idx.Manifests[i]
 		}
 	}
 	if sigEntry == nil {
-		t.Fatalf("index.json has no %s: %s", sigTag(digest), entries["index.json"])
+		t.Fatalf("index.json has no %s: %s", find.SignatureTag(digest), entries["index.json"])
 	}
 
 	// Another host, offline: its only source is down, with the same key.
