@@ -2,7 +2,6 @@ package signing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -94,7 +93,7 @@ func (v *Verifier) Verify(ctx context.Context, repo string, d digest.Digest, lay
 		}
 		p, err := ParsePayload(payload, d)
 		if err != nil {
-			why = append(why, fmt.Sprintf("signature %d (key %s): %v", i+1, key.ID, errorText(err)))
+			why = append(why, fmt.Sprintf("signature %d (key %s): %v", i+1, key.ID, api.ErrorMessage(err)))
 			continue
 		}
 		if got := RepositoryOf(p.Critical.Identity.DockerReference); !strings.EqualFold(got, repo) {
@@ -108,14 +107,4 @@ func (v *Verifier) Verify(ctx context.Context, repo string, d digest.Digest, lay
 	}
 	return Verified{}, fmt.Errorf("%s@%s: %s (keys tried: %s): %w",
 		repo, d, strings.Join(why, "; "), strings.Join(v.KeyIDs(), ", "), ErrUntrusted)
-}
-
-// errorText is err's text without its class.
-func errorText(err error) string {
-	for _, c := range []error{errdefs.ErrInvalidArgument, errdefs.ErrFailedPrecondition} {
-		if errors.Is(err, c) {
-			return strings.TrimSuffix(err.Error(), ": "+c.Error())
-		}
-	}
-	return err.Error()
 }
