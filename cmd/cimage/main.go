@@ -385,14 +385,10 @@ type jsonErrorBody struct {
 }
 
 func errorObject(g *globals, err error) jsonErrorBody {
-	b := jsonErrorBody{Class: errorClass(err), Message: errorLine(g, err), ExitCode: exitCode(err)}
+	b := jsonErrorBody{Class: errorClass(err), Message: errorLine(g, err), ExitCode: exitCode(err), ID: errorID(err)}
 	var ce *client.Error
 	if errors.As(err, &ce) {
-		b.ID, b.Dependents, b.Matches = ce.API.ID, ce.API.Dependents, ce.API.Matches
-	}
-	var je *jobError
-	if errors.As(err, &je) && je.job.Error != nil {
-		b.ID = je.job.Error.ID
+		b.Dependents, b.Matches = ce.API.Dependents, ce.API.Matches
 	}
 	return b
 }
