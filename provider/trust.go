@@ -38,14 +38,11 @@ func normalizeTrust(s *api.Source) error {
 	if len(s.TrustKeys) > maxTrustKeys {
 		return fmt.Errorf("source %s: %d trusted keys, more than %d: %w", s.Name, len(s.TrustKeys), maxTrustKeys, errdefs.ErrInvalidArgument)
 	}
-	s.TrustKeyIDs = nil
-	for i, pem := range s.TrustKeys {
-		k, err := signing.LoadPublicKey([]byte(pem))
-		if err != nil {
-			return fmt.Errorf("source %s: trusted key %d: %w", s.Name, i+1, err)
-		}
-		s.TrustKeyIDs = append(s.TrustKeyIDs, k.ID)
+	tp, err := policyOf(*s)
+	if err != nil {
+		return err
 	}
+	s.TrustKeyIDs = tp.verifier.KeyIDs()
 	switch s.Signatures {
 	case "":
 		s.Signatures = api.SignaturesOff
@@ -64,7 +61,8 @@ func normalizeTrust(s *api.Source) error {
 	return nil
 }
 
-// policyOf is the trust policy of the settings s (normalized).
+// policyOf is the trust policy of the settings s, its keys loaded; a mode
+// left empty is off.
 func policyOf(s api.Source) (trustPolicy, error) {
 	tp := trustPolicy{source: s.Name, mode: s.Signatures}
 	if tp.mode == "" {
