@@ -30,8 +30,8 @@ const (
 // And the second sentence
 // of NoMatchFoundForCriteria ("Try Get-PackageSource to see all available
 // registered package sources."): it names a cmdlet, so each client adds
-// the hint of its own users, found by the error's ID (HintNoMatch is the
-// cmdlets' one), and the Docker API none.
+// the hint of its own users, found by the error's ID (the PowerShell
+// module adds OneGet's sentence), and the Docker API none.
 const (
 	msgInvalidVersion                                          = "The specified version '%s' is invalid. Error: '%s'."
 	msgAllVersionsCannotBeUsedWithOtherVersionParameters       = "You cannot use the parameters AllVersions and RequiredVersion in the same command."
@@ -43,10 +43,6 @@ const (
 	// RequiredVersion was asked for.
 	msgRequiredVersionNotFound = " RequiredVersion '%s' was not found."
 )
-
-// HintNoMatch is the second sentence of OneGet's NoMatchFoundForCriteria,
-// which the PackageManagement cmdlets print after the message.
-const HintNoMatch = "Try Get-PackageSource to see all available registered package sources."
 
 // Error is a Find error: OneGet's resource ID and its message text. Error()
 // is the message alone, with no class suffix, so that servers can show
