@@ -16,13 +16,11 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -154,10 +152,7 @@ func (b *bench) run(size int64) (string, error) {
 	// daemon's host is honoured there only (the TCP listener, with the
 	// token, serves the health check and cimage).
 	sock := filepath.Join(b.work, "run", "providerd.sock")
-	b.hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
+	b.hc = harness.UnixClient(sock)
 	tcp := &http.Client{Transport: bearer{b.token, http.DefaultTransport}}
 	prov, err := b.procs.Start(filepath.Join(b.bin, "providerd"), nil, "serve", "--root", filepath.Join(b.work, "providerd"),
 		"--run-dir", filepath.Join(b.work, "run"), "--listen", b.provAddr, "--token-file", tokenFile, "--source", "catalog=http://"+b.catAddr)
@@ -363,17 +358,7 @@ func (b *bench) saveLoad(img *image) (saveLoadResult, error) {
 
 // remove removes an installed image by name.
 func (b *bench) remove(name string) error {
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+b.provAddr+"/v1/images?name="+url.QueryEscape(name), nil)
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("remove %s: %s", name, resp.Status)
-	}
-	return nil
+	return harness.RemoveImage(b.hc, "http://"+b.provAddr, name)
 }
 
 // install installs img through providerd's API, waits for the job, then
@@ -381,37 +366,8 @@ func (b *bench) remove(name string) error {
 func (b *bench) install(img *image) (float64, error) {
 	last := img.chain[len(img.chain)-1]
 	mbps, err := timed(img.size, func() error {
-		body, _ := json.Marshal(api.InstallRequest{Name: last})
-		resp, err := b.hc.Post("http://"+b.provAddr+"/v1/images/install", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		var job api.Job
-		err = json.NewDecoder(resp.Body).Decode(&job)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("install %s: %s %v", last, resp.Status, err)
-		}
-		deadline := time.Now().Add(10 * time.Minute)
-		for time.Now().Before(deadline) {
-			resp, err := b.hc.Get("http://" + b.provAddr + "/v1/jobs/" + job.ID)
-			if err != nil {
-				return err
-			}
-			err = json.NewDecoder(resp.Body).Decode(&job)
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
-			switch job.State {
-			case api.JobSucceeded:
-				return nil
-			case api.JobFailed, api.JobCanceled:
-				return fmt.Errorf("install %s: %s: %+v", last, job.State, job.Error)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		return fmt.Errorf("install %s: not done in 10 minutes", last)
+		_, err := harness.Install(b.hc, "http://"+b.provAddr, api.InstallRequest{Name: last})
+		return err
 	})
 	if err != nil {
 		return 0, err

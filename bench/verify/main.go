@@ -10,14 +10,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,10 +106,7 @@ func run(procs *harness.Procs, bin, work, sizeArg string, size int64, runs int) 
 	}
 	runDir := filepath.Join(work, "run")
 	sock := filepath.Join(runDir, "providerd.sock")
-	c := client{hc: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}}
+	c := client{hc: harness.UnixClient(sock)}
 	if _, err := procs.Start(filepath.Join(bin, "providerd"), nil, "serve", "--root", filepath.Join(work, "providerd"),
 		"--run-dir", runDir, "--listen", provAddr, "--token-file", tokenFile, "--source", "catalog=http://"+catAddr); err != nil {
 		return "", err
@@ -135,7 +129,8 @@ func run(procs *harness.Procs, bin, work, sizeArg string, size int64, runs int) 
 		return func() (float64, error) {
 			start := time.Now()
 			harness.Settle()
-			img, err := c.install(source)
+			img, err := harness.Install(c.hc, "http://providerd", api.InstallRequest{Name: imageName,
+				VersionOptions: api.VersionOptions{RequiredVersion: imageVersion}, Source: source})
 			if err != nil {
 				return 0, err
 			}
@@ -144,7 +139,7 @@ func run(procs *harness.Procs, bin, work, sizeArg string, size int64, runs int) 
 			if source == "signed" && !strings.HasPrefix(img.Signed, "key ") {
 				return 0, fmt.Errorf("installed from %s with Signed %q", source, img.Signed)
 			}
-			if err := c.call(http.MethodDelete, "/v1/images?name="+url.QueryEscape(imageName), nil, nil, http.StatusOK); err != nil {
+			if err := harness.RemoveImage(c.hc, "http://providerd", imageName); err != nil {
 				return 0, err
 			}
 			return harness.MBps(img.Size, d), nil
@@ -167,33 +162,6 @@ func run(procs *harness.Procs, bin, work, sizeArg string, size int64, runs int) 
 	fmt.Fprintf(&sb, "| no policy | %.0f | %.3f |\n| required policy | %.0f | %.3f |\n", plain, float64(n)/plain/1e6, verified, float64(n)/verified/1e6)
 	fmt.Fprintf(&sb, "\nTime added by the verification: %.1f%% of the install without a policy (the target is under 5%%).\n", (plain/verified-1)*100)
 	return sb.String(), nil
-}
-
-// install installs the image from source through the API and waits for
-// the job; it returns the image.
-func (c client) install(source string) (api.Image, error) {
-	var job api.Job
-	req := api.InstallRequest{Name: imageName, VersionOptions: api.VersionOptions{RequiredVersion: imageVersion}, Source: source}
-	if err := c.call(http.MethodPost, "/v1/images/install", req, &job, http.StatusAccepted); err != nil {
-		return api.Image{}, err
-	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for time.Now().Before(deadline) {
-		if err := c.call(http.MethodGet, "/v1/jobs/"+job.ID, nil, &job, http.StatusOK); err != nil {
-			return api.Image{}, err
-		}
-		switch job.State {
-		case api.JobSucceeded:
-			if job.Result == nil {
-				return api.Image{}, fmt.Errorf("job %s: no result", job.ID)
-			}
-			return *job.Result, nil
-		case api.JobFailed, api.JobCanceled:
-			return api.Image{}, fmt.Errorf("install from %s: %s: %+v", source, job.State, job.Error)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return api.Image{}, fmt.Errorf("install from %s: not done in 10 minutes", source)
 }
 
 // call sends a JSON request and decodes the answer, which must have the
