@@ -38,9 +38,71 @@ type Source struct {
 	// TrustKeyIDs are the IDs of TrustKeys, "sha256:<hex>" of each key's
 	// DER (read only).
 	TrustKeyIDs []string `json:"trustKeyIds,omitempty"`
+	// Mirrors are registries that serve the source's content, tried in
+	// order before the Location for what is addressed by digest (blobs,
+	// manifests by digest), and for tags and find entries while the
+	// Location is unreachable: pull-through caches (the distribution
+	// registry's proxy mode, Harbor proxy projects), or registries that
+	// zot sync, crane copy or skopeo sync fill.
+	Mirrors []SourceMirror `json:"mirrors,omitempty"`
 	// Status is the state of providerd's index of the source (read
 	// only; set by GET /v1/sources and POST /v1/sources/{name}/refresh).
 	Status *SourceStatus `json:"status,omitempty"`
+}
+
+// WithoutPasswords is s with its and its mirrors' passwords left out, as
+// every answer gives a source.
+func (s Source) WithoutPasswords() Source {
+	s.Password = ""
+	if s.Mirrors != nil {
+		ms := make([]SourceMirror, len(s.Mirrors))
+		for i, m := range s.Mirrors {
+			m.Password = ""
+			ms[i] = m
+		}
+		s.Mirrors = ms
+	}
+	return s
+}
+
+// SourceMirror is a registry mirror of a source, as a host of
+// containerd's hosts.toml is: its capabilities say what it may be asked.
+type SourceMirror struct {
+	// Location is the mirror's base URL, e.g. "http://cache:5000".
+	Location string `json:"location"`
+	// Insecure skips TLS certificate verification of an https Location.
+	Insecure bool `json:"insecure,omitempty"`
+	// Username and Password are the mirror's own credentials, sent as
+	// the source's are. Password is never returned.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// Capabilities are MirrorPull and MirrorResolve; empty means both.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// The capabilities of a mirror.
+const (
+	// MirrorPull: blobs and manifests are fetched by digest from the
+	// mirror first; their bytes are verified against the digest, so the
+	// mirror cannot change what is installed.
+	MirrorPull = "pull"
+	// MirrorResolve: while the source's Location is unreachable, tags and
+	// find entries are read from the mirror. Its answers are trusted as
+	// the Location's are (a signature policy still applies).
+	MirrorResolve = "resolve"
+)
+
+// Can reports whether the mirror has capability c.
+func (m SourceMirror) Can(c string) bool {
+	if len(m.Capabilities) == 0 {
+		return c == MirrorPull || c == MirrorResolve
+	}
+	for _, have := range m.Capabilities {
+		if have == c {
+			return true
+		}
+	}
+	return false
 }
 
 // The signature policies of a source.
@@ -84,6 +146,9 @@ type SourceStatus struct {
 	// repositories listed by its current pass and those read so far.
 	Repositories     int `json:"repositories,omitempty"`
 	RepositoriesRead int `json:"repositoriesRead,omitempty"`
+	// Origin is the mirror the index was read from while the source's
+	// Location was unreachable; "" when it is the Location's.
+	Origin string `json:"origin,omitempty"`
 	// Warning says how the index falls short of the source (incomplete,
 	// stale), as find prints it; "" when it does not.
 	Warning string `json:"warning,omitempty"`

@@ -178,10 +178,18 @@ func (p *Provider) runFlight(f *flight, src Source, repo string, desc ocispec.De
 // size and digest of desc. A dropped connection or a busy ingest is retried
 // with backoff from the new offset. A digest mismatch is not retried (the
 // store has discarded the data), except once when the data came partly
-// from an earlier run, which may have been corrupted on disk.
+// from an earlier run, which may have been corrupted on disk, and, from a
+// source with mirrors, when a mirror served some of it: that mirror is
+// passed over and the blob downloaded again from the next one or the
+// source's location.
 func (p *Provider) download(ctx context.Context, f *flight, src Source, repo string, desc ocispec.Descriptor) error {
 	d := desc.Digest
 	log := p.log.WithField("digest", d).WithField("repository", repo)
+	var sess *blobSession
+	if es, ok := src.(*endpointSource); ok {
+		sess = es.session(repo, d)
+		src = sess
+	}
 	rp := p.retry
 	delay := rp.initial
 	failures := 0
@@ -196,6 +204,11 @@ func (p *Provider) download(ctx context.Context, f *flight, src Source, repo str
 			return cerr
 		}
 		if errors.Is(err, errDigestMismatch) {
+			if sess != nil && sess.refuse(err) {
+				f.retrying(blobRetry{Attempt: failures + 1, Attempts: rp.attempts,
+					Reason: fmt.Errorf("a mirror served bytes that do not match the digest (refused): %w", err)})
+				continue
+			}
 			if resumed > 0 && !restarted {
 				restarted = true
 				log.WithError(err).Warn("resumed blob does not match its digest: downloading it again from the start")

@@ -293,6 +293,14 @@ func (p *Provider) index(ctx context.Context, src, name string) (sourceIndex, er
 func mirrorWarning(src string, st mirror.State, n int) string {
 	// The warning names the source first; the error need not again.
 	st.LastError = strings.TrimPrefix(st.LastError, "source "+src+": ")
+	if st.Origin != "" {
+		// Whatever else holds, the user must know whose answer this is.
+		w := fmt.Sprintf("source %s: its location is unreachable; the entries come from its mirror %s", src, st.Origin)
+		if !st.Complete {
+			w += fmt.Sprintf(", whose index is incomplete (%d entries so far)", n)
+		}
+		return w
+	}
 	switch {
 	case !st.Complete && st.Mode == mirror.ModeCrawl && st.Listed > 0:
 		return fmt.Sprintf("source %s: the index is incomplete: its first sync has read %d of the %d repositories listed so far; images may be missing", src, st.Crawled, st.Listed)
@@ -392,6 +400,7 @@ func (p *Provider) sourceStatus(ctx context.Context, name string) (api.SourceSta
 		Complete:  st.Complete,
 		Syncing:   s.isSyncing(),
 		LastError: st.LastError,
+		Origin:    st.Origin,
 		Warning:   mirrorWarning(name, st, n),
 	}
 	if !st.LastSync.IsZero() {
@@ -424,6 +433,7 @@ func (p *Provider) RefreshSource(ctx context.Context, name string) (api.Source, 
 	if err != nil {
 		return api.Source{}, err
 	}
-	src.Password, src.Status = "", &st
+	src = src.WithoutPasswords()
+	src.Status = &st
 	return src, nil
 }

@@ -63,6 +63,10 @@ type Config struct {
 	// CrawlInterval is the wait between two crawls of a plain registry's
 	// mirror (default DefaultCrawlInterval).
 	CrawlInterval time.Duration
+	// MirrorTimeout bounds the wait for a registry mirror's answer, and
+	// for each read of a blob from it, before the next mirror or the
+	// source's location is asked (default DefaultMirrorTimeout).
+	MirrorTimeout time.Duration
 	// Parallelism bounds the concurrent blob downloads of one job
 	// (default 4).
 	Parallelism int
@@ -194,6 +198,8 @@ type Provider struct {
 	// feedInterval and crawlInterval are the waits between the syncs of
 	// a mirror (DefaultFeedInterval, DefaultCrawlInterval).
 	feedInterval, crawlInterval time.Duration
+	// mirrorTimeout is Config.MirrorTimeout.
+	mirrorTimeout time.Duration
 	// platform is the platform whose manifest an install takes from an
 	// index (hostPlatform).
 	platform ocispec.Platform
@@ -281,6 +287,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		firstSyncWait:    defaultFirstSyncWait,
 		platform:         hostPlatform(),
 		crawlInterval:    cmp.Or(cfg.CrawlInterval, DefaultCrawlInterval),
+		mirrorTimeout:    cmp.Or(cfg.MirrorTimeout, DefaultMirrorTimeout),
 		flights:          map[digest.Digest]*flight{},
 	}
 	if p.log == nil {

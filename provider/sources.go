@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -22,12 +23,40 @@ func validateSource(s api.Source) error {
 		return fmt.Errorf("source name %q: want 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-': %w",
 			s.Name, errdefs.ErrInvalidArgument)
 	}
-	u, err := url.Parse(s.Location)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !httpURL(s.Location) {
 		return fmt.Errorf("source %s: location %q: want an http or https URL: %w",
 			s.Name, s.Location, errdefs.ErrInvalidArgument)
 	}
+	if len(s.Mirrors) > maxMirrors {
+		return fmt.Errorf("source %s: %d mirrors, more than %d: %w", s.Name, len(s.Mirrors), maxMirrors, errdefs.ErrInvalidArgument)
+	}
+	seen := map[string]bool{strings.TrimSuffix(s.Location, "/"): true}
+	for _, m := range s.Mirrors {
+		if !httpURL(m.Location) {
+			return fmt.Errorf("source %s: mirror %q: want an http or https URL: %w", s.Name, m.Location, errdefs.ErrInvalidArgument)
+		}
+		loc := strings.TrimSuffix(m.Location, "/")
+		if seen[loc] {
+			return fmt.Errorf("source %s: mirror %s given twice, or the source's own location: %w", s.Name, m.Location, errdefs.ErrInvalidArgument)
+		}
+		seen[loc] = true
+		for _, c := range m.Capabilities {
+			if c != api.MirrorPull && c != api.MirrorResolve {
+				return fmt.Errorf("source %s: mirror %s: capability %q: want %s or %s: %w",
+					s.Name, m.Location, c, api.MirrorPull, api.MirrorResolve, errdefs.ErrInvalidArgument)
+			}
+		}
+		if (m.Username == "") != (m.Password == "") {
+			return fmt.Errorf("source %s: mirror %s: a username and a password go together: %w", s.Name, m.Location, errdefs.ErrInvalidArgument)
+		}
+	}
 	return nil
+}
+
+// httpURL reports whether s is an http or https URL with a host.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // makeSource validates s and makes its client. A factory error of no class
@@ -36,14 +65,30 @@ func (p *Provider) makeSource(s api.Source) (Source, error) {
 	if err := validateSource(s); err != nil {
 		return nil, err
 	}
-	src, err := p.newSource(s)
-	if err != nil {
-		if api.ErrorCode(err) == api.CodeInternal {
-			return nil, fmt.Errorf("source %s: %w: %w", s.Name, err, errdefs.ErrInvalidArgument)
+	made := func(s api.Source, what string) (Source, error) {
+		src, err := p.newSource(s)
+		if err != nil {
+			if api.ErrorCode(err) == api.CodeInternal {
+				return nil, fmt.Errorf("%s: %w: %w", what, err, errdefs.ErrInvalidArgument)
+			}
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		return src, nil
 	}
-	return src, nil
+	src, err := made(s, "source "+s.Name)
+	if err != nil || len(s.Mirrors) == 0 {
+		return src, err
+	}
+	mirrors := make([]*endpoint, 0, len(s.Mirrors))
+	for _, m := range s.Mirrors {
+		ms, err := made(mirrorSettings(s, m), "source "+s.Name+": mirror "+m.Location)
+		if err != nil {
+			return nil, err
+		}
+		mirrors = append(mirrors, &endpoint{location: m.Location, src: ms,
+			pull: m.Can(api.MirrorPull), resolve: m.Can(api.MirrorResolve)})
+	}
+	return newEndpointSource(src, mirrors, p.mirrorTimeout, p.log), nil
 }
 
 // addDefaultSources adds list when the database holds no source yet.
@@ -76,7 +121,7 @@ func (p *Provider) Sources(ctx context.Context) ([]api.Source, error) {
 		return nil, err
 	}
 	for i := range list {
-		list[i].Password = ""
+		list[i] = list[i].WithoutPasswords()
 		st, err := p.sourceStatus(ctx, list[i].Name)
 		if err != nil {
 			return nil, err
@@ -165,12 +210,11 @@ func (p *Provider) AddSource(ctx context.Context, s api.Source) (api.Source, err
 	if err != nil {
 		return api.Source{}, err
 	}
-	p.log.WithField("source", s.Name).WithField("location", s.Location).Info("source added")
+	p.log.WithField("source", s.Name).WithField("location", s.Location).WithField("mirrors", len(s.Mirrors)).Info("source added")
 	if _, err := p.syncer(ctx, s.Name); err != nil {
 		p.log.WithField("source", s.Name).WithError(err).Warn("the source's mirror is not synced")
 	}
-	s.Password = ""
-	return s, nil
+	return s.WithoutPasswords(), nil
 }
 
 // RemoveSource removes a source and its mirror; NotFound if there is none

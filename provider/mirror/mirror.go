@@ -62,6 +62,12 @@ type State struct {
 	// LastError is the error of the last sync, "" when it succeeded.
 	LastError   string    `json:"lastError,omitempty"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+
+	// Origin is the location of the registry mirror the index was
+	// crawled from while the source's own location was unreachable; ""
+	// when the index is the source's. Syncs carry it in the State they
+	// read and write back.
+	Origin string `json:"origin,omitempty"`
 }
 
 // Repository is what a crawl knows of one repository.

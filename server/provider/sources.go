@@ -17,7 +17,7 @@ func (s *Server) listSources(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for i := range sources {
-		sources[i].Password = ""
+		sources[i] = sources[i].WithoutPasswords()
 	}
 	return writeJSON(w, http.StatusOK, api.SourcesResponse{Sources: nonNil(sources)})
 }
@@ -37,7 +37,7 @@ func (s *Server) addSource(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	added.Password = ""
+	added = added.WithoutPasswords()
 	if loc, err := s.urlPath(RouteSource, varName, added.Name); err == nil {
 		w.Header().Set("Location", loc)
 	}
