@@ -458,6 +458,22 @@ func TestJobs(t *testing.T) {
 	}
 }
 
+func TestSourcesTableWithMirrors(t *testing.T) {
+	st := api.SourceStatus{Mode: "crawl", Entries: 4, Origin: "http://cache:5000"}
+	got := formatSources([]api.Source{
+		{Name: "catalog", Location: "http://127.0.0.1:5000", Mirrors: []api.SourceMirror{{Location: "http://cache:5000"}, {Location: "http://zot:5000"}}, Status: &st},
+		{Name: "hub", Location: "https://registry.example", Status: &api.SourceStatus{Complete: true, Entries: 7}},
+	})
+	want := "" +
+		"Name            Location                        Mirrors                            State        Entries  LastSync              Signatures  LastError\n" +
+		"----            --------                        -------                            -----        -------  --------              ----------  ---------\n" +
+		"catalog         http://127.0.0.1:5000           http://cache:5000 http://zot:5000  from-mirror  4        never                 off\n" +
+		"hub             https://registry.example                                           complete     7        never                 off\n"
+	if got != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestSources(t *testing.T) {
 	fake := &fakeBackend{}
 	e := newEnv(t, fake)
@@ -502,6 +518,24 @@ func TestSources(t *testing.T) {
 	e.run(t, "", "source", "add", "signed", "https://r3.example", "--trust-key", keyFile, "--signatures", "required").want(t, 0)
 	if got := fake.added[1]; len(got.TrustKeys) != 1 || !strings.HasPrefix(got.TrustKeys[0], "-----BEGIN PUBLIC KEY-----") || got.Signatures != "required" {
 		t.Fatalf("added %+v", got)
+	}
+	// Mirrors, with a password read from a file here.
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("m1rror\n"), 0o600)
+	r = e.run(t, "", "source", "add", "fleet", "https://r4.example", "--mirror", "http://cache:5000", "--mirror",
+		"https://m.example,insecure,username=ops,password-file="+pwFile+",capabilities=pull").want(t, 0)
+	wantMirrors := []api.SourceMirror{{Location: "http://cache:5000"},
+		{Location: "https://m.example", Insecure: true, Username: "ops", Password: "m1rror", Capabilities: []string{"pull"}}}
+	if got := fake.added[2]; !reflect.DeepEqual(got.Mirrors, wantMirrors) {
+		t.Fatalf("added mirrors %+v, want %+v", got.Mirrors, wantMirrors)
+	}
+	if want := "Added source fleet (https://r4.example), signatures off\n  mirror 1: http://cache:5000\n  mirror 2: https://m.example,insecure,username=ops,capabilities=pull\n"; r.stdout != want {
+		t.Fatalf("stdout %q, want %q", r.stdout, want)
+	}
+	e.run(t, "", "source", "add", "x", "https://r3.example", "--mirror", "cache:5000").want(t, 2)
+	e.run(t, "", "source", "add", "x", "https://r3.example", "--mirror", "http://m,username=u,password-file="+filepath.Join(t.TempDir(), "none")).want(t, 3)
+	if len(fake.added) != 3 {
+		t.Fatalf("a refused add reached providerd: %+v", fake.added[3:])
 	}
 	e.run(t, "", "source", "add", "x", "https://r3.example", "--signatures", "sometimes").want(t, 2)
 	e.run(t, "", "source", "add", "x", "https://r3.example", "--trust-key", filepath.Join(t.TempDir(), "none.pub")).want(t, 3)

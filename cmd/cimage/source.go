@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/containerprovider/containerprovider/api"
@@ -24,9 +25,17 @@ var sourcesColumns = []column{
 	{header: "LastError", max: 60},
 }
 
+// mirrorsColumn lists a source's mirrors, after its location, when a
+// source has any.
+var mirrorsColumn = column{header: "Mirrors", width: 12, max: 64}
+
 // formatSources is the table of source list: each source with the state
 // of providerd's index of it (insecure and username are in --output json).
 func formatSources(sources []api.Source) string {
+	withMirrors := false
+	for _, s := range sources {
+		withMirrors = withMirrors || len(s.Mirrors) > 0
+	}
 	rows := make([][]string, 0, len(sources))
 	for _, s := range sources {
 		state, entries, synced, lastErr := "", "", "", ""
@@ -36,7 +45,18 @@ func formatSources(sources []api.Source) string {
 				synced = st.LastSync.Local().Format("2006-01-02 15:04:05")
 			}
 		}
-		rows = append(rows, []string{s.Name, s.Location, state, entries, synced, signaturesText(s), lastErr})
+		mirrors := make([]string, 0, len(s.Mirrors))
+		for _, m := range s.Mirrors {
+			mirrors = append(mirrors, m.Location)
+		}
+		row := []string{s.Name, s.Location, state, entries, synced, signaturesText(s), lastErr}
+		if withMirrors {
+			row = slices.Insert(row, 2, strings.Join(mirrors, " "))
+		}
+		rows = append(rows, row)
+	}
+	if withMirrors {
+		return formatTable(slices.Insert(slices.Clone(sourcesColumns), 2, mirrorsColumn), rows)
 	}
 	return formatTable(sourcesColumns, rows)
 }
@@ -58,10 +78,13 @@ func signaturesText(s api.Source) string {
 }
 
 // sourceState is one word for the state of a source's index: complete,
-// stale (the last sync failed), syncing (its first sync is under way) or
-// incomplete (its first sync has not ended).
+// stale (the last sync failed), syncing (its first sync is under way),
+// incomplete (its first sync has not ended) or from-mirror (the location
+// is unreachable and the index was read from a mirror).
 func sourceState(st api.SourceStatus) string {
 	switch {
+	case st.Origin != "":
+		return "from-mirror"
 	case !st.Complete && st.Syncing:
 		return "syncing"
 	case !st.Complete:
@@ -125,6 +148,8 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 	var trustKeys stringList
 	f.Var(&trustKeys, "trust-key", "a public key `FILE` (cosign.pub, PEM) whose signatures the source's images must carry; repeatable")
 	signatures := f.String("signatures", "", "the signature policy: required (refuse an image without a valid signature by a trusted key), optional (install it, recorded as unverified) or off; default off without --trust-key, required with it")
+	var mirrors stringList
+	f.Var(&mirrors, "mirror", "a registry mirror `"+cli.MirrorSyntax+"` (a pull-through cache or a copy of the source), asked first for content by digest and, while the source is unreachable, for tags; repeatable, tried in order")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) != 2 {
 			return cli.Usagef("source add takes NAME URL, got %q", args)
@@ -145,6 +170,22 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 			}
 			src.TrustKeys = append(src.TrustKeys, string(pem))
 		}
+		for _, spec := range mirrors {
+			ms, err := cli.ParseMirror(spec)
+			if err != nil {
+				return err
+			}
+			if ms.PasswordFile != "" {
+				b, err := os.ReadFile(ms.PasswordFile)
+				if err != nil {
+					return localError(ms.PasswordFile, err)
+				}
+				if ms.Mirror.Password, err = cli.FirstLine(strings.NewReader(string(b))); err != nil || ms.Mirror.Password == "" {
+					return cli.Usagef("mirror %s: password-file %s holds no password", ms.Mirror.Location, ms.PasswordFile)
+				}
+			}
+			src.Mirrors = append(src.Mirrors, ms.Mirror)
+		}
 		if *passwordStdin {
 			password, err := cli.FirstLine(a.stdin)
 			if err != nil {
@@ -162,8 +203,15 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 		if g.output == outputJSON {
 			return writeJSON(a.stdout, added)
 		}
-		_, err = fmt.Fprintf(a.stdout, "Added source %s (%s), signatures %s\n", added.Name, added.Location, signaturesText(added))
-		return err
+		if _, err = fmt.Fprintf(a.stdout, "Added source %s (%s), signatures %s\n", added.Name, added.Location, signaturesText(added)); err != nil {
+			return err
+		}
+		for i, m := range added.Mirrors {
+			if _, err := fmt.Fprintf(a.stdout, "  mirror %d: %s\n", i+1, cli.MirrorString(m)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }
 

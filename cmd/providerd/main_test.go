@@ -121,11 +121,36 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("%+v", c)
 		}
 	})
+	t.Run("a source's mirrors, on the command line and in the environment", func(t *testing.T) {
+		want := []api.Source{
+			{Name: "a", Location: "http://127.0.0.1:1", Mirrors: []api.SourceMirror{{Location: "http://127.0.0.1:2"}, {Location: "https://m.example"}}},
+			{Name: "b", Location: "https://b.example"},
+		}
+		c, err := parseServe(t, home, "--source", "a=http://127.0.0.1:1,mirror=http://127.0.0.1:2,mirror=https://m.example/",
+			"--source", "b=https://b.example", "--mirror-timeout", "2s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(c.sources, want) || c.mirrorTimeout != 2*time.Second {
+			t.Fatalf("sources %+v, mirror time-out %s", c.sources, c.mirrorTimeout)
+		}
+		c, err = parseServe(t, map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "a=http://127.0.0.1:1,mirror=http://127.0.0.1:2, mirror=https://m.example,b=https://b.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(c.sources, want) {
+			t.Fatalf("sources from the environment %+v, want %+v", c.sources, want)
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
 		args []string
 	}{
+		{"a mirror before any source in the environment", map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "mirror=http://m,a=http://x"}, nil},
+		{"a mirror with a bad URL", home, []string{"--source", "a=http://x,mirror=ftp://m"}},
+		{"a source option that is not a mirror", home, []string{"--source", "a=http://x,insecure"}},
+		{"a mirror time-out of 0", home, []string{"--mirror-timeout", "0s"}},
 		{"bad parallelism in the environment", map[string]string{"HOME": "/h", "PROVIDERD_PARALLELISM": "many"}, nil},
 		{"bad source in the environment", map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "nourl"}, nil},
 		{"parallelism 0", home, []string{"--parallelism", "0"}},

@@ -81,6 +81,7 @@ type serveConfig struct {
 	spoolMaxSize      int64
 	jobRetention      time.Duration
 	jobRetentionCount int
+	mirrorTimeout     time.Duration
 }
 
 func (c *serveConfig) register(f *cli.FlagSet) {
@@ -91,6 +92,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.StringVar(&c.dockerListen, "docker-listen", "", "TCP address of the Docker Engine API, behind the bearer token; empty is off (docker.sock serves it); beyond loopback it needs --tls-cert and --tls-key")
 	sourcesVar(f, &c.sources, "source", []api.Source{DefaultSource},
 		"a source to add on first start, when the database has none (repeatable; the environment variable takes a comma-separated list)")
+	f.DurationVar(&c.mirrorTimeout, "mirror-timeout", provider.DefaultMirrorTimeout, "how long a source's registry mirror may take to answer, or to send the next bytes of a blob, before the next mirror or the source is asked")
 	f.IntVar(&c.parallelism, "parallelism", provider.DefaultParallelism, "blobs one install job downloads at once (1-64)")
 	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve the TCP listeners with HTTPS")
 	f.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
@@ -108,6 +110,9 @@ func (c *serveConfig) check(args []string) error {
 	}
 	if err := c.DaemonFlags.Check(); err != nil {
 		return err
+	}
+	if c.mirrorTimeout <= 0 {
+		return cli.Usagef("--mirror-timeout %s: want a positive duration", c.mirrorTimeout)
 	}
 	if c.parallelism < 1 || c.parallelism > maxParallelism {
 		return cli.Usagef("--parallelism %d: want 1 to %d", c.parallelism, maxParallelism)
@@ -261,6 +266,7 @@ func (a *app) serve(ctx context.Context, c *serveConfig) error {
 		Root:           c.Root,
 		DefaultSources: c.sources,
 		Parallelism:    c.parallelism,
+		MirrorTimeout:  c.mirrorTimeout,
 		Logger:         log,
 
 		ContainerMaxSize:  c.containerMaxSize,

@@ -17,7 +17,7 @@ import (
 // it.
 func sourcesVar(f *cli.FlagSet, p *[]api.Source, name string, def []api.Source, usage string) {
 	*p = def
-	f.Var(&sourcesValue{list: p}, name, "`NAME=URL`: "+usage)
+	f.Var(&sourcesValue{list: p}, name, "`NAME=URL[,mirror=URL2]...`: "+usage)
 }
 
 // sourcesValue is the value of a repeatable NAME=URL flag; its
@@ -34,6 +34,9 @@ func (v *sourcesValue) String() string {
 	parts := make([]string, 0, len(*v.list))
 	for _, s := range *v.list {
 		parts = append(parts, s.Name+"="+s.Location)
+		for _, m := range s.Mirrors {
+			parts = append(parts, "mirror="+m.Location)
+		}
 	}
 	return strings.Join(parts, ",")
 }
@@ -56,12 +59,23 @@ func (v *sourcesValue) Set(s string) error {
 }
 
 // SetEnv reads the comma-separated list of the environment variable, with
-// an error for each item that does not parse.
+// an error for each item that does not parse; a mirror=URL item is a
+// mirror of the source before it.
 func (v *sourcesValue) SetEnv(s string) error {
 	var list []api.Source
 	var errs []error
 	for _, item := range strings.Split(s, ",") {
 		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		if m, ok := strings.CutPrefix(item, "mirror="); ok {
+			if len(list) == 0 {
+				errs = append(errs, fmt.Errorf("%q: a mirror comes after its NAME=URL", item))
+				continue
+			}
+			if err := addMirror(&list[len(list)-1], m); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		src, err := parseSource(item)
@@ -78,8 +92,46 @@ func (v *sourcesValue) SetEnv(s string) error {
 // sourceName is what the provider accepts as a source name.
 var sourceName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// parseSource reads NAME=URL, URL an http or https base URL.
+// parseSource reads NAME=URL[,mirror=URL2]..., each URL an http or https
+// base URL.
 func parseSource(s string) (api.Source, error) {
+	first, rest, _ := strings.Cut(s, ",")
+	src, err := parseNameURL(first)
+	if err != nil {
+		return api.Source{}, err
+	}
+	if rest == "" {
+		return src, nil
+	}
+	for _, opt := range strings.Split(rest, ",") {
+		m, ok := strings.CutPrefix(strings.TrimSpace(opt), "mirror=")
+		if !ok {
+			return api.Source{}, fmt.Errorf("source %q: option %q: want mirror=URL", s, opt)
+		}
+		if err := addMirror(&src, m); err != nil {
+			return api.Source{}, err
+		}
+	}
+	return src, nil
+}
+
+// addMirror adds the mirror at loc to src; the mirror has both
+// capabilities and no credentials (cimage source add sets those).
+func addMirror(src *api.Source, loc string) error {
+	if !httpURL(loc) {
+		return fmt.Errorf("source %s: mirror %q: the URL must be http://host[:port] or https://host[:port]", src.Name, loc)
+	}
+	src.Mirrors = append(src.Mirrors, api.SourceMirror{Location: strings.TrimSuffix(loc, "/")})
+	return nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
+}
+
+// parseNameURL reads NAME=URL.
+func parseNameURL(s string) (api.Source, error) {
 	name, loc, ok := strings.Cut(s, "=")
 	if !ok {
 		return api.Source{}, fmt.Errorf("source %q: want NAME=URL", s)
@@ -87,8 +139,7 @@ func parseSource(s string) (api.Source, error) {
 	if !sourceName.MatchString(name) {
 		return api.Source{}, fmt.Errorf("source %q: the name must be 1 to 64 of A-Z a-z 0-9 . _ -", s)
 	}
-	u, err := url.Parse(loc)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !httpURL(loc) {
 		return api.Source{}, fmt.Errorf("source %q: the URL must be http://host[:port] or https://host[:port]", s)
 	}
 	return api.Source{Name: name, Location: strings.TrimSuffix(loc, "/")}, nil
