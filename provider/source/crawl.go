@@ -160,6 +160,9 @@ func (cc *configCache) get(ctx context.Context, c *Client, repo string, config o
 	return v
 }
 
+// readConfig reads the image config dgst of repo, at most maxConfigSize
+// bytes that must have that digest, for its os.version and created time
+// (left zero when it is not an RFC 3339 string).
 func (c *Client) readConfig(ctx context.Context, repo string, dgst digest.Digest) (configInfo, error) {
 	rc, err := c.Blob(ctx, repo, dgst, 0)
 	if err != nil {
@@ -173,16 +176,21 @@ func (c *Client) readConfig(ctx context.Context, repo string, dgst digest.Digest
 	if got := dgst.Algorithm().FromBytes(b); got != dgst {
 		return configInfo{}, fmt.Errorf("config %s: the bytes have digest %s: %w", dgst, got, errdefs.ErrFailedPrecondition)
 	}
+	// created is read apart, so that a config whose created is no string
+	// still gives its os.version, as catalogd reads it.
 	var cfg struct {
-		OSVersion string `json:"os.version"`
-		Created   string `json:"created"`
+		OSVersion string          `json:"os.version"`
+		Created   json.RawMessage `json:"created"`
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return configInfo{}, fmt.Errorf("config %s: %v: %w", dgst, err, errdefs.ErrInvalidArgument)
 	}
 	ci := configInfo{OSVersion: cfg.OSVersion}
-	if t, err := time.Parse(time.RFC3339Nano, cfg.Created); err == nil {
-		ci.Created = t.UTC()
+	var created string
+	if json.Unmarshal(cfg.Created, &created) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, created); err == nil {
+			ci.Created = t.UTC()
+		}
 	}
 	return ci, nil
 }

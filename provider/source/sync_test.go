@@ -326,6 +326,13 @@ func TestLookupCrawl(t *testing.T) {
 // pushImage pushes a small image with no annotations to repo:tag.
 func pushImage(t *testing.T, env *catalogEnv, repo, tag string) {
 	t.Helper()
+	pushImageConfig(t, env, repo, tag, `{"architecture":"amd64","os":"windows","created":"2026-01-02T03:04:05Z","rootfs":{"type":"layers","diff_ids":[]}}`)
+}
+
+// pushImageConfig pushes a layerless image with no annotations and the
+// image config config to repo:tag.
+func pushImageConfig(t *testing.T, env *catalogEnv, repo, tag, config string) {
+	t.Helper()
 	ctx := context.Background()
 	blob := func(mt string, b []byte) ocispec.Descriptor {
 		info, err := env.reg.PutBlob(ctx, repo, "", int64(len(b)), bytes.NewReader(b))
@@ -336,7 +343,7 @@ func pushImage(t *testing.T, env *catalogEnv, repo, tag string) {
 	}
 	m := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
-		Config: blob(ocispec.MediaTypeImageConfig, []byte(`{"architecture":"amd64","os":"windows","created":"2026-01-02T03:04:05Z","rootfs":{"type":"layers","diff_ids":[]}}`)),
+		Config: blob(ocispec.MediaTypeImageConfig, []byte(config)),
 		Layers: []ocispec.Descriptor{},
 	}
 	b, _ := json.Marshal(m)
@@ -563,5 +570,48 @@ func TestSyncCrawlCreatedFromConfig(t *testing.T) {
 	}
 	if got := es[0].Created.UTC().Format("2006-01-02T15:04:05Z"); got != "2026-01-02T03:04:05Z" {
 		t.Fatalf("created %s, want the config's 2026-01-02T03:04:05Z", got)
+	}
+}
+
+// TestSyncCrawlOSVersionAsCatalogd: the crawl reads os.version from every
+// image config that catalogd reads it from, whatever its created holds, so
+// that the crawl's entry has the os.version of the feed's.
+func TestSyncCrawlOSVersionAsCatalogd(t *testing.T) {
+	const osVersion = "10.0.14393.0"
+	for _, tc := range []struct {
+		name, created string
+	}{
+		{"time", `"2026-01-02T03:04:05Z"`},
+		{"not a time", `"yesterday"`},
+		{"null", `null`},
+		{"number", `1700000000`},
+		{"object", `{"at":"2026-01-02T03:04:05Z"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			env := newCatalogEnv(t)
+			pushImageConfig(t, env, "tools/plain", "2.0",
+				`{"architecture":"amd64","os":"windows","os.version":"`+osVersion+`","created":`+tc.created+`,"rootfs":{"type":"layers","diff_ids":[]}}`)
+			feed, err := syncedEntries(ctx, t, newTestClient(t, serve(t, env.handler).URL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			crawl, err := syncedEntries(ctx, t, newTestClient(t, serve(t, withoutFind(env.handler)).URL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			osVersionOf := func(es []api.FindEntry) string {
+				for _, e := range es {
+					if e.Repository == "tools/plain" {
+						return e.OSVersion
+					}
+				}
+				t.Fatal("no entry of tools/plain")
+				return ""
+			}
+			if f, c := osVersionOf(feed), osVersionOf(crawl); f != osVersion || c != f {
+				t.Fatalf("os.version: the feed gives %q, the crawl %q; want %q", f, c, osVersion)
+			}
+		})
 	}
 }

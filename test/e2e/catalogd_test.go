@@ -24,7 +24,10 @@ type catalogd struct {
 	Root     string
 	User     string
 	Password string
-	cmd      *exec.Cmd
+	// Log is the file that its standard output and error go to, which
+	// holds a line per request (server/middleware.Logging).
+	Log string
+	cmd *exec.Cmd
 }
 
 // kill ends catalogd with SIGKILL: no shutdown code runs.
@@ -115,7 +118,7 @@ func startCatalogdAt(t *testing.T, root string, extra ...string) *catalogd {
 			t.Logf("catalogd log:\n%s", b)
 		}
 	})
-	c := &catalogd{Addr: addr, Root: root, User: "admin", cmd: cmd}
+	c := &catalogd{Addr: addr, Root: root, User: "admin", Log: logf.Name(), cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(c.URL("/healthz"))
