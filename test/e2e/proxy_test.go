@@ -29,6 +29,7 @@ type faultProxy struct {
 	gets        map[string]int   // GETs per blob digest
 	ranged      map[string]int   // GETs per blob digest with a Range header
 	served      map[string]int64 // body bytes sent per blob digest
+	hang        bool             // blob and manifest requests get no answer
 }
 
 func newFaultProxy(t *testing.T, target string) *faultProxy {
@@ -65,8 +66,25 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 		return nil
 	}
 	rp.ErrorLog = nil
-	srv := httptest.NewServer(rp)
-	t.Cleanup(srv.Close)
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		hang := p.hang
+		p.mu.Unlock()
+		if hang && (strings.Contains(r.URL.Path, "/blobs/") || strings.Contains(r.URL.Path, "/manifests/")) {
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			case <-time.After(2 * time.Minute):
+			}
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+	})
 	p.URL = srv.URL
 	return p
 }
