@@ -65,6 +65,13 @@ $script:SourceStates = @(
     @{ State = 'complete' }
 )
 
+# The capabilities of a source's mirror (api.SourceMirror): pull serves
+# blobs and manifests by digest, resolve serves tags and find entries while
+# the source itself is unreachable. A mirror registered with none has both.
+# A test checks this list against -MirrorCapability, the provider's option
+# and the API.
+$script:MirrorCapabilities = @('pull', 'resolve')
+
 # The job states after which a job changes no more.
 $script:FinalJobStates = @('succeeded', 'failed', 'canceled')
 
@@ -395,13 +402,109 @@ function Get-SourceState {
     return $null
 }
 
+function ConvertTo-ContainerImageSourceMirror {
+    # A mirror of a source as GET /v1/sources returns it (never with its
+    # password). Capabilities are the ones the mirror serves: both when the
+    # answer lists none.
+    param(
+        [object]$Mirror
+    )
+    $capabilities = @(Get-JsonValue $Mirror 'capabilities' | Where-Object { -not [string]::IsNullOrEmpty([string]$_) })
+    if ($capabilities.Count -eq 0) {
+        $capabilities = $script:MirrorCapabilities
+    }
+    [pscustomobject]@{
+        PSTypeName   = 'ContainerProvider.ContainerImageSourceMirror'
+        Location     = Get-JsonValue $Mirror 'location'
+        Capabilities = [string[]]$capabilities
+        Insecure     = [bool](Get-JsonValue $Mirror 'insecure')
+        Username     = Get-JsonValue $Mirror 'username'
+    }
+}
+
+function Format-SourceMirror {
+    # The text of a mirror object: "URL (pull+resolve)", the capabilities
+    # joined as cimage source add --mirror writes them.
+    param(
+        [object]$Mirror
+    )
+    return '{0} ({1})' -f $Mirror.Location, ($Mirror.Capabilities -join '+')
+}
+
+function New-SourceMirrorRequest {
+    # The mirrors of an AddSource body (api.SourceMirror): one per URL of
+    # Location, each with the username and password of Credential, Insecure
+    # and Capabilities (left out when none is given: the mirror then has
+    # both). Nothing is sent when a value is bad: a Location that is not an
+    # http or https URL with a host and without query, fragment or user
+    # info, or a capability that is not one of $script:MirrorCapabilities,
+    # throws an InvalidArgument ErrorRecord whose target is Target.
+    param(
+        [string[]]$Location,
+        [System.Management.Automation.PSCredential]$Credential,
+        [string[]]$Capability,
+        [bool]$Insecure,
+        [object]$Target
+    )
+    $caps = New-Object System.Collections.Generic.List[string]
+    foreach ($c in @($Capability)) {
+        if ([string]::IsNullOrWhiteSpace($c)) {
+            continue
+        }
+        $c = $c.Trim().ToLowerInvariant()
+        if ($script:MirrorCapabilities -notcontains $c) {
+            throw (New-ContainerProviderError -Code InvalidArgument -Message ('The mirror capability {0} is not one of {1}.' -f $c, ($script:MirrorCapabilities -join ', ')) -Target $Target)
+        }
+        if (-not $caps.Contains($c)) {
+            $caps.Add($c)
+        }
+    }
+    $mirrors = New-Object System.Collections.Generic.List[object]
+    foreach ($l in @($Location)) {
+        $text = ([string]$l).Trim()
+        $uri = $null
+        $why = $null
+        if (-not [System.Uri]::TryCreate($text, [System.UriKind]::Absolute, [ref]$uri) -or ($uri.Scheme -ne 'http' -and $uri.Scheme -ne 'https')) {
+            $why = 'is not an http or https URL'
+        }
+        elseif ([string]::IsNullOrEmpty($uri.Host)) {
+            $why = 'has no host'
+        }
+        elseif ($uri.Query -or $uri.Fragment) {
+            $why = 'has a query or a fragment, which a registry base URL has not'
+        }
+        elseif ($uri.UserInfo) {
+            $why = 'holds credentials, which belong in -MirrorCredential'
+        }
+        if ($why) {
+            throw (New-ContainerProviderError -Code InvalidArgument -Message ('The mirror {0} {1}; give a registry base URL such as http://127.0.0.1:5001.' -f $text, $why) -Target $Target)
+        }
+        $mirror = [ordered]@{ location = $text }
+        if ($Insecure) {
+            $mirror['insecure'] = $true
+        }
+        if ($Credential) {
+            $mirror['username'] = $Credential.UserName
+            $mirror['password'] = $Credential.GetNetworkCredential().Password
+        }
+        if ($caps.Count -gt 0) {
+            $mirror['capabilities'] = $caps.ToArray()
+        }
+        $mirrors.Add($mirror)
+    }
+    # One array, also for a single mirror and for none.
+    return , $mirrors.ToArray()
+}
+
 function ConvertTo-ContainerImageSource {
     # A source with the state of providerd's index of it; State, Entries,
     # LastSync and LastError are empty when the answer has no status.
+    # Mirrors are its registry mirrors, in the order they were registered.
     param(
         [object]$Source
     )
     $status = Get-JsonValue $Source 'status'
+    $mirrors = @(Get-JsonValue $Source 'mirrors' | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-ContainerImageSourceMirror $_ })
     [pscustomobject]@{
         PSTypeName = 'ContainerProvider.ContainerImageSource'
         Name       = Get-JsonValue $Source 'name'
@@ -412,6 +515,7 @@ function ConvertTo-ContainerImageSource {
         LastError  = Get-JsonValue $status 'lastError'
         Insecure   = [bool](Get-JsonValue $Source 'insecure')
         Username   = Get-JsonValue $Source 'username'
+        Mirrors    = $mirrors
     }
 }
 
@@ -1281,8 +1385,47 @@ function Register-ContainerImageSource {
     <#
     .SYNOPSIS
     Registers a registry as a source of container images.
+    .DESCRIPTION
+    Registers the registry at -Location under -Name in providerd, which then
+    syncs its index of the source. With -Mirror, the source gets registry
+    mirrors (pull-through caches, for instance) that providerd reads before
+    the source: each URL given is one mirror, and -MirrorCredential,
+    -MirrorCapability and -MirrorInsecure apply to every mirror given. A
+    mirror URL that is not an http or https base URL is an InvalidArgument
+    error, and nothing is registered. Mirrors that need different settings
+    are registered with cimage source add NAME URL --mirror SPEC, one SPEC
+    per mirror.
+    .PARAMETER Name
+    The name of the source: 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'.
+    .PARAMETER Location
+    The registry's http or https base URL, e.g. http://127.0.0.1:5000.
+    .PARAMETER Insecure
+    Skips TLS certificate verification of an https -Location.
+    .PARAMETER SourceCredential
+    The username and password that providerd sends to the registry.
+    .PARAMETER Mirror
+    The http or https base URLs of the source's registry mirrors, in the
+    order providerd tries them.
+    .PARAMETER MirrorCredential
+    The username and password that providerd sends to every mirror of
+    -Mirror (GET /v1/sources never returns the password).
+    .PARAMETER MirrorCapability
+    What every mirror of -Mirror serves: pull (blobs and manifests by
+    digest), resolve (tags and find entries while the source is
+    unreachable), or both, the default.
+    .PARAMETER MirrorInsecure
+    Skips TLS certificate verification of every https mirror of -Mirror.
+    .PARAMETER Credential
+    The bearer token of providerd's API as the password (see the module's
+    notes on the token).
     .EXAMPLE
     PS C:\> Register-ContainerImageSource -Name catalog -Location http://127.0.0.1:5000
+    .EXAMPLE
+    PS C:\> Register-ContainerImageSource -Name hub -Location https://registry-1.docker.io -Mirror http://127.0.0.1:5001 -MirrorCapability pull
+    .EXAMPLE
+    PS C:\> $cache = Get-Credential cacheuser
+    PS C:\> Register-ContainerImageSource hub https://registry-1.docker.io -Mirror https://cache1.example:5000, https://cache2.example:5000 -MirrorCredential $cache
+    PS C:\> Get-ContainerImageSource hub | Format-List
     #>
     [CmdletBinding(SupportsShouldProcess = $true)]
     [OutputType('ContainerProvider.ContainerImageSource')]
@@ -1293,15 +1436,34 @@ function Register-ContainerImageSource {
         [string]$Location,
         [switch]$Insecure,
         [System.Management.Automation.PSCredential]$SourceCredential,
+        [ValidateNotNullOrEmpty()]
+        [string[]]$Mirror,
+        [System.Management.Automation.PSCredential]$MirrorCredential,
+        [ValidateSet('pull', 'resolve')]
+        [string[]]$MirrorCapability,
+        [switch]$MirrorInsecure,
         [System.Management.Automation.PSCredential]$Credential
     )
-    if (-not $PSCmdlet.ShouldProcess($Name, 'Register container image source')) {
-        return
-    }
     $req = [ordered]@{ name = $Name; location = $Location; insecure = [bool]$Insecure }
     if ($SourceCredential) {
         $req['username'] = $SourceCredential.UserName
         $req['password'] = $SourceCredential.GetNetworkCredential().Password
+    }
+    if (-not $Mirror -and ($MirrorCredential -or $MirrorCapability -or $MirrorInsecure)) {
+        $PSCmdlet.WriteError((New-ContainerProviderError -Code InvalidArgument -Message '-MirrorCredential, -MirrorCapability and -MirrorInsecure apply to the mirrors of -Mirror, and none is given.' -Target $Name))
+        return
+    }
+    if ($Mirror) {
+        try {
+            $req['mirrors'] = New-SourceMirrorRequest -Location $Mirror -Credential $MirrorCredential -Capability $MirrorCapability -Insecure ([bool]$MirrorInsecure) -Target $Name
+        }
+        catch {
+            $PSCmdlet.WriteError($_)
+            return
+        }
+    }
+    if (-not $PSCmdlet.ShouldProcess($Name, 'Register container image source')) {
+        return
     }
     try {
         ConvertTo-ContainerImageSource (Invoke-ContainerProviderApi -Route AddSource -Body $req -Target $Name -Credential $Credential)
@@ -1320,12 +1482,26 @@ function Get-ContainerImageSource {
 
     Name       Location                 State       Entries    LastSync
     catalog    http://127.0.0.1:5000    complete    20         5/4/2024 10:12:03 AM
+    .EXAMPLE
+    PS C:\> Get-ContainerImageSource hub | Format-List
+
+    Name      : hub
+    Location  : https://registry-1.docker.io
+    State     : complete
+    Entries   : 20
+    LastSync  : 5/4/2024 10:12:03 AM
+    LastError :
+    Insecure  : False
+    Username  :
+    Mirrors   : http://127.0.0.1:5001 (pull)
     .NOTES
     State is the state of providerd's index of the source, which
     Find-ContainerImage and Install-ContainerImage read: complete, syncing
     (its first sync is under way), incomplete (its first sync has not ended)
     or stale (the last sync failed; LastError says why).
-    Update-ContainerImageSource syncs it now.
+    Update-ContainerImageSource syncs it now. Mirrors lists the source's
+    registry mirrors, each with Location, Capabilities, Insecure and
+    Username.
     #>
     [CmdletBinding()]
     [OutputType('ContainerProvider.ContainerImageSource')]

@@ -76,6 +76,24 @@ function Get-RequestOption {
     return $null
 }
 
+function Test-RequestSwitch {
+    # Whether a switch option of the request is set. PackageManagement
+    # gives a set switch as $true, and other values as text, 'false' too.
+    param(
+        [string]$Name
+    )
+    return [string](Get-RequestOption $Name) -eq 'true'
+}
+
+function Get-RequestList {
+    # The values of a StringArray option of the request: PackageManagement
+    # gives one value as a string and several as an array.
+    param(
+        [string]$Name
+    )
+    return @(Get-RequestOption $Name | Where-Object { -not [string]::IsNullOrEmpty([string]$_) } | ForEach-Object { [string]$_ })
+}
+
 function Get-RequestSource {
     # The one source the request names, through -Source or the package
     # sources, or $null for every source.
@@ -182,6 +200,16 @@ function Get-DynamicOptions {
         Install {
             Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'Source' -ExpectedType String -IsRequired $false)
             Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'NoDependencies' -ExpectedType Switch -IsRequired $false)
+        }
+        Source {
+            # Register-PackageSource -ProviderName ContainerImage -Mirror URL,...
+            # [-MirrorCapability pull|resolve] [-MirrorInsecure]: the options
+            # of Register-ContainerImageSource, whose -MirrorCredential has
+            # no dynamic option.
+            Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'Insecure' -ExpectedType Switch -IsRequired $false)
+            Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'Mirror' -ExpectedType StringArray -IsRequired $false)
+            Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'MirrorCapability' -ExpectedType StringArray -IsRequired $false -PermittedValues @('pull', 'resolve'))
+            Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'MirrorInsecure' -ExpectedType Switch -IsRequired $false)
         }
     }
 }
@@ -378,10 +406,23 @@ function Uninstall-Package {
 }
 
 function ConvertTo-PackageSource {
+    # A PackageSource of an API source; its Details hold Mirrors, the text
+    # of each mirror ("URL (pull+resolve)") joined by ", ", when it has any.
     param(
         [object]$Source
     )
-    New-PackageSource -Name ([string]$Source.name) -Location ([string]$Source.location) -Trusted $false -Registered $true -Valid $true
+    $details = @{}
+    $mirrors = & $script:ContainerImageModule {
+        param(
+            [object]$ApiSource
+        )
+        @((ConvertTo-ContainerImageSource $ApiSource).Mirrors | ForEach-Object { Format-SourceMirror $_ })
+    } $Source
+    $texts = @($mirrors | Where-Object { $_ })
+    if ($texts.Count -gt 0) {
+        $details['Mirrors'] = $texts -join ', '
+    }
+    New-PackageSource -Name ([string]$Source.name) -Location ([string]$Source.location) -Trusted $false -Registered $true -Valid $true -Details $details
 }
 
 function Resolve-PackageSource {
@@ -426,7 +467,31 @@ function Add-PackageSource {
         [string]$Location,
         [bool]$Trusted
     )
-    $req = [ordered]@{ name = $Name; location = $Location; insecure = [bool](Get-RequestOption 'Insecure') }
+    $req = [ordered]@{ name = $Name; location = $Location; insecure = Test-RequestSwitch 'Insecure' }
+    $mirror = @(Get-RequestList 'Mirror')
+    $capability = @(Get-RequestList 'MirrorCapability')
+    $mirrorInsecure = Test-RequestSwitch 'MirrorInsecure'
+    if ($mirror.Count -eq 0 -and ($capability.Count -gt 0 -or $mirrorInsecure)) {
+        Write-Error -Message '-MirrorCapability and -MirrorInsecure apply to the mirrors of -Mirror, and none is given.' -ErrorId 'ContainerProvider.InvalidArgument' -Category InvalidArgument -TargetObject $Name
+        return
+    }
+    if ($mirror.Count -gt 0) {
+        try {
+            $req['mirrors'] = & $script:ContainerImageModule {
+                param(
+                    [string[]]$MirrorLocation,
+                    [string[]]$MirrorCapability,
+                    [bool]$MirrorInsecure,
+                    [string]$SourceName
+                )
+                New-SourceMirrorRequest -Location $MirrorLocation -Capability $MirrorCapability -Insecure $MirrorInsecure -Target $SourceName
+            } $mirror $capability $mirrorInsecure $Name
+        }
+        catch {
+            Write-Error -ErrorRecord $_
+            return
+        }
+    }
     try {
         $res = Invoke-ContainerImageApi @{ Route = 'AddSource'; Body = $req; Target = $Name }
         ConvertTo-PackageSource $res
