@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -204,10 +205,12 @@ func (p *Provider) download(ctx context.Context, f *flight, src Source, repo str
 			return cerr
 		}
 		if errors.Is(err, errDigestMismatch) {
-			if sess != nil && sess.refuse(err) {
-				f.retrying(blobRetry{Attempt: failures + 1, Attempts: rp.attempts,
-					Reason: fmt.Errorf("a mirror served bytes that do not match the digest (refused): %w", err)})
-				continue
+			if sess != nil {
+				if refused := sess.refuse(err); len(refused) > 0 {
+					f.retrying(blobRetry{Attempt: failures + 1, Attempts: rp.attempts,
+						Reason: fmt.Errorf("mirror %s served bytes that do not match the digest: refused; fetching it from the next mirror or the source's location", strings.Join(refused, ", "))})
+					continue
+				}
 			}
 			if resumed > 0 && !restarted {
 				restarted = true

@@ -364,9 +364,9 @@ func (s *blobSession) pass(i int) {
 
 // refuse is told that the bytes of the blob did not match its digest. It
 // logs a security event for each mirror that served some of them, passes
-// over those mirrors, and reports whether there were any: whether another
-// try may get other bytes.
-func (s *blobSession) refuse(err error) bool {
+// over those mirrors, and returns their locations: none when no mirror
+// did, so that another try would get the same bytes.
+func (s *blobSession) refuse(err error) []string {
 	s.mu.Lock()
 	var culprits []*endpoint
 	for i, served := range s.served {
@@ -376,10 +376,12 @@ func (s *blobSession) refuse(err error) bool {
 		}
 	}
 	s.mu.Unlock()
+	locs := make([]string, 0, len(culprits))
 	for _, ep := range culprits {
 		s.securityEvent(ep, s.repo, "blob "+s.dgst.String(), err)
+		locs = append(locs, ep.location)
 	}
-	return len(culprits) > 0
+	return locs
 }
 
 // openMirror opens the blob from mirror i. The mirror must answer, and
