@@ -76,7 +76,13 @@ type SourceMirror struct {
 	// the source's are. Password is never returned.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
-	// Capabilities are MirrorPull and MirrorResolve; empty means both.
+	// Namespace is a repository prefix under which the mirror holds the
+	// source's repositories, as a Harbor proxy project does
+	// ("library" for library/nanoserver); "" for none. A mirror with a
+	// namespace can only pull.
+	Namespace string `json:"namespace,omitempty"`
+	// Capabilities are MirrorPull and MirrorResolve; empty means both,
+	// or pull alone with a Namespace.
 	Capabilities []string `json:"capabilities,omitempty"`
 }
 
@@ -95,7 +101,7 @@ const (
 // Can reports whether the mirror has capability c.
 func (m SourceMirror) Can(c string) bool {
 	if len(m.Capabilities) == 0 {
-		return c == MirrorPull || c == MirrorResolve
+		return c == MirrorPull || (c == MirrorResolve && m.Namespace == "")
 	}
 	for _, have := range m.Capabilities {
 		if have == c {

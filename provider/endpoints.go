@@ -68,6 +68,7 @@ type endpointSource struct {
 // endpoint is one mirror of a source.
 type endpoint struct {
 	location      string
+	namespace     string // prefix of the repositories at the mirror
 	src           Source
 	pull, resolve bool
 
@@ -89,6 +90,14 @@ func newEndpointSource(upstream Source, mirrors []*endpoint, timeout time.Durati
 }
 
 func (e *endpointSource) Name() string { return e.upstream.Name() }
+
+// repository is the name of the source's repository repo at the mirror.
+func (ep *endpoint) repository(repo string) string {
+	if ep.namespace == "" {
+		return repo
+	}
+	return ep.namespace + "/" + repo
+}
 
 // available reports whether ep is not being passed over as unreachable.
 func (ep *endpoint) available() bool {
@@ -180,7 +189,7 @@ func (e *endpointSource) Manifest(ctx context.Context, repo, reference string) (
 func (e *endpointSource) mirrorManifest(ctx context.Context, ep *endpoint, repo, reference string) (ocispec.Descriptor, []byte, error) {
 	mctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	desc, b, err := ep.src.Manifest(mctx, repo, reference)
+	desc, b, err := ep.src.Manifest(mctx, ep.repository(repo), reference)
 	if err != nil {
 		if errdefs.IsFailedPrecondition(err) {
 			// The manifest's bytes do not match the digest asked for
@@ -392,7 +401,7 @@ func (s *blobSession) openMirror(ctx context.Context, i int, offset int64) (io.R
 	ctx, cancel := context.WithCancel(ctx)
 	w := &watchdog{cancel: cancel, timeout: s.timeout}
 	w.timer = time.AfterFunc(s.timeout, w.fire)
-	rc, err := ep.src.Blob(ctx, s.repo, s.dgst, offset)
+	rc, err := ep.src.Blob(ctx, ep.repository(s.repo), s.dgst, offset)
 	if err != nil {
 		w.stop()
 		if w.fired.Load() {

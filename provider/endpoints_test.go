@@ -290,6 +290,52 @@ func TestMirrorWhileLocationIsDown(t *testing.T) {
 	}
 }
 
+// TestMirrorNamespace has a mirror that holds the source's repositories
+// under a prefix, as a Harbor proxy project does.
+func TestMirrorNamespace(t *testing.T) {
+	e := &env{t: t, cat: newCatalog(t, testBaseLayerSize), root: filepath.Join(t.TempDir(), "provider")}
+	mirrorCat := newCatalog(t, testBaseLayerSize)
+	var unprefixed atomic.Int64
+	project := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/v2/proxy-project/"); ok {
+			r.URL.Path = "/v2/" + rest
+		} else if r.URL.Path != "/v2/" {
+			unprefixed.Add(1)
+			http.NotFound(w, r)
+			return
+		}
+		mirrorCat.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(project.Close)
+	p, err := New(context.Background(), Config{
+		Root: e.root,
+		DefaultSources: []api.Source{{Name: "catalog", Location: e.cat.srv.URL,
+			Mirrors: []api.SourceMirror{{Location: project.URL, Namespace: "proxy-project"}}}},
+		Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	e.p = p
+	if jb := e.install(nano10586()); jb.State != api.JobSucceeded {
+		t.Fatalf("install ended %s: %+v", jb.State, jb.Error)
+	}
+	for d, n := range fetched(mirrorCat) {
+		if n != 1 {
+			t.Errorf("the mirror served blob %s %d times under its namespace, want 1", d, n)
+		}
+	}
+	for d, n := range fetched(e.cat) {
+		if n != 0 {
+			t.Errorf("the location served blob %s %d times, want 0", d, n)
+		}
+	}
+	if n := unprefixed.Load(); n != 0 {
+		t.Errorf("%d requests reached the mirror without its namespace", n)
+	}
+}
+
 func TestSourceMirrorsAreValidated(t *testing.T) {
 	e := newEnv(t, testBaseLayerSize)
 	ctx := context.Background()
@@ -299,6 +345,8 @@ func TestSourceMirrorsAreValidated(t *testing.T) {
 		{{Location: e.cat.srv.URL}},
 		{{Location: "http://m", Capabilities: []string{"push"}}},
 		{{Location: "http://m", Username: "u"}},
+		{{Location: "http://m", Namespace: "Bad Name"}},
+		{{Location: "http://m", Namespace: "proxy", Capabilities: []string{api.MirrorPull, api.MirrorResolve}}},
 	} {
 		_, err := e.p.AddSource(ctx, api.Source{Name: "bad", Location: e.cat.srv.URL, Mirrors: m})
 		if !errdefs.IsInvalidArgument(err) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerprovider/containerprovider/api"
 	"github.com/containerprovider/containerprovider/api/errdefs"
+	"github.com/containerprovider/containerprovider/catalog/model"
 	"github.com/containerprovider/containerprovider/store/meta"
 )
 
@@ -44,6 +45,16 @@ func validateSource(s api.Source) error {
 			if c != api.MirrorPull && c != api.MirrorResolve {
 				return fmt.Errorf("source %s: mirror %s: capability %q: want %s or %s: %w",
 					s.Name, m.Location, c, api.MirrorPull, api.MirrorResolve, errdefs.ErrInvalidArgument)
+			}
+		}
+		if m.Namespace != "" {
+			if err := model.ValidateName(m.Namespace); err != nil {
+				return fmt.Errorf("source %s: mirror %s: namespace %q: %v: %w", s.Name, m.Location, m.Namespace, err, errdefs.ErrInvalidArgument)
+			}
+			if m.Can(api.MirrorResolve) {
+				// Its index would list the namespace's names, not the
+				// source's.
+				return fmt.Errorf("source %s: mirror %s: a mirror with a namespace can only pull: %w", s.Name, m.Location, errdefs.ErrInvalidArgument)
 			}
 		}
 		if (m.Username == "") != (m.Password == "") {
@@ -85,7 +96,7 @@ func (p *Provider) makeSource(s api.Source) (Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		mirrors = append(mirrors, &endpoint{location: m.Location, src: ms,
+		mirrors = append(mirrors, &endpoint{location: m.Location, namespace: m.Namespace, src: ms,
 			pull: m.Can(api.MirrorPull), resolve: m.Can(api.MirrorResolve)})
 	}
 	return newEndpointSource(src, mirrors, p.mirrorTimeout, p.log), nil

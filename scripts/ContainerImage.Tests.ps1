@@ -48,6 +48,12 @@ Describe 'Register-ContainerImageSource -Mirror' {
         @($script:sent.mirrors[0].PSObject.Properties.Name) | Should -Be @('location')
     }
 
+    It 'sends -MirrorNamespace as each mirror''s namespace' {
+        Register-ContainerImageSource -Name catalog -Location http://127.0.0.1:5000 -Mirror https://harbor.example -MirrorNamespace proxy-project -MirrorCapability pull | Out-Null
+
+        $script:sent.mirrors[0].namespace | Should -Be 'proxy-project'
+    }
+
     It 'sends no mirrors without -Mirror' {
         Register-ContainerImageSource -Name catalog -Location http://127.0.0.1:5000 | Out-Null
 

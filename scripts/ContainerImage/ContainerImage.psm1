@@ -404,14 +404,15 @@ function Get-SourceState {
 
 function ConvertTo-ContainerImageSourceMirror {
     # A mirror of a source as GET /v1/sources returns it (never with its
-    # password). Capabilities are the ones the mirror serves: both when the
-    # answer lists none.
+    # password). Capabilities are the ones the mirror serves: when the
+    # answer lists none, both, or pull alone for a mirror with a namespace.
     param(
         [object]$Mirror
     )
+    $namespace = Get-JsonValue $Mirror 'namespace'
     $capabilities = @(Get-JsonValue $Mirror 'capabilities' | Where-Object { -not [string]::IsNullOrEmpty([string]$_) })
     if ($capabilities.Count -eq 0) {
-        $capabilities = $script:MirrorCapabilities
+        $capabilities = if ($namespace) { @('pull') } else { $script:MirrorCapabilities }
     }
     [pscustomobject]@{
         PSTypeName   = 'ContainerProvider.ContainerImageSourceMirror'
@@ -419,6 +420,7 @@ function ConvertTo-ContainerImageSourceMirror {
         Capabilities = [string[]]$capabilities
         Insecure     = [bool](Get-JsonValue $Mirror 'insecure')
         Username     = Get-JsonValue $Mirror 'username'
+        Namespace    = $namespace
     }
 }
 
@@ -444,6 +446,7 @@ function New-SourceMirrorRequest {
         [System.Management.Automation.PSCredential]$Credential,
         [string[]]$Capability,
         [bool]$Insecure,
+        [string]$Namespace,
         [object]$Target
     )
     $caps = New-Object System.Collections.Generic.List[string]
@@ -482,6 +485,9 @@ function New-SourceMirrorRequest {
         $mirror = [ordered]@{ location = $text }
         if ($Insecure) {
             $mirror['insecure'] = $true
+        }
+        if ($Namespace) {
+            $mirror['namespace'] = $Namespace
         }
         if ($Credential) {
             $mirror['username'] = $Credential.UserName
@@ -1415,6 +1421,10 @@ function Register-ContainerImageSource {
     unreachable), or both, the default.
     .PARAMETER MirrorInsecure
     Skips TLS certificate verification of every https mirror of -Mirror.
+    .PARAMETER MirrorNamespace
+    The repository prefix under which every mirror of -Mirror holds the
+    source's repositories, as a Harbor proxy project does (the project's
+    name). A mirror with a namespace can only pull.
     .PARAMETER Credential
     The bearer token of providerd's API as the password (see the module's
     notes on the token).
@@ -1442,6 +1452,8 @@ function Register-ContainerImageSource {
         [ValidateSet('pull', 'resolve')]
         [string[]]$MirrorCapability,
         [switch]$MirrorInsecure,
+        [ValidateNotNullOrEmpty()]
+        [string]$MirrorNamespace,
         [System.Management.Automation.PSCredential]$Credential
     )
     $req = [ordered]@{ name = $Name; location = $Location; insecure = [bool]$Insecure }
@@ -1449,13 +1461,13 @@ function Register-ContainerImageSource {
         $req['username'] = $SourceCredential.UserName
         $req['password'] = $SourceCredential.GetNetworkCredential().Password
     }
-    if (-not $Mirror -and ($MirrorCredential -or $MirrorCapability -or $MirrorInsecure)) {
-        $PSCmdlet.WriteError((New-ContainerProviderError -Code InvalidArgument -Message '-MirrorCredential, -MirrorCapability and -MirrorInsecure apply to the mirrors of -Mirror, and none is given.' -Target $Name))
+    if (-not $Mirror -and ($MirrorCredential -or $MirrorCapability -or $MirrorInsecure -or $MirrorNamespace)) {
+        $PSCmdlet.WriteError((New-ContainerProviderError -Code InvalidArgument -Message '-MirrorCredential, -MirrorCapability, -MirrorInsecure and -MirrorNamespace apply to the mirrors of -Mirror, and none is given.' -Target $Name))
         return
     }
     if ($Mirror) {
         try {
-            $req['mirrors'] = New-SourceMirrorRequest -Location $Mirror -Credential $MirrorCredential -Capability $MirrorCapability -Insecure ([bool]$MirrorInsecure) -Target $Name
+            $req['mirrors'] = New-SourceMirrorRequest -Location $Mirror -Credential $MirrorCredential -Capability $MirrorCapability -Insecure ([bool]$MirrorInsecure) -Namespace $MirrorNamespace -Target $Name
         }
         catch {
             $PSCmdlet.WriteError($_)

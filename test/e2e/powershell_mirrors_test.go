@@ -70,6 +70,7 @@ type psMirrorInput struct {
 	Username, Password string // -MirrorCredential; empty: none
 	Capabilities       []string
 	Insecure           bool
+	Namespace          string // -MirrorNamespace
 }
 
 // psMirrorRule is one key that New-SourceMirrorRequest sets on a mirror
@@ -110,12 +111,14 @@ func psMirrorBody(t *testing.T, in psMirrorInput) []map[string]any {
 		"$Insecure":         in.Insecure,
 		"$Credential":       in.Username != "" || in.Password != "",
 		"$caps.Count -gt 0": len(in.Capabilities) > 0,
+		"$Namespace":        in.Namespace != "",
 	}
 	values := map[string]any{
 		"$true":                true,
 		"$Credential.UserName": in.Username,
 		"$Credential.GetNetworkCredential().Password": in.Password,
 		"$caps.ToArray()": in.Capabilities,
+		"$Namespace":      in.Namespace,
 	}
 	var out []map[string]any
 	for _, l := range in.Locations {
@@ -160,6 +163,7 @@ func TestPowerShellMirrorContract(t *testing.T) {
 			Password:     "s3cret",
 			Capabilities: []string{"pull"},
 			Insecure:     true,
+			Namespace:    "proxy-project",
 		}
 		b, err := json.Marshal(map[string]any{psMirrorsKey: psMirrorBody(t, in)})
 		if err != nil {
@@ -174,8 +178,8 @@ func TestPowerShellMirrorContract(t *testing.T) {
 			t.Fatalf("the module's mirrors %s: %v", b, err)
 		}
 		want := []psMirrorContract{
-			{Location: in.Locations[0], Insecure: true, Username: "cacheuser", Password: "s3cret", Capabilities: []string{"pull"}},
-			{Location: in.Locations[1], Insecure: true, Username: "cacheuser", Password: "s3cret", Capabilities: []string{"pull"}},
+			{Location: in.Locations[0], Insecure: true, Username: "cacheuser", Password: "s3cret", Namespace: "proxy-project", Capabilities: []string{"pull"}},
+			{Location: in.Locations[1], Insecure: true, Username: "cacheuser", Password: "s3cret", Namespace: "proxy-project", Capabilities: []string{"pull"}},
 		}
 		if !reflect.DeepEqual(got.Mirrors, want) {
 			t.Fatalf("the module sends %s, want %+v", b, want)

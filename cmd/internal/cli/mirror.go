@@ -9,7 +9,7 @@ import (
 )
 
 // MirrorSyntax is the syntax of a mirror on the command line.
-const MirrorSyntax = "URL[,insecure][,username=U,password-file=F][,capabilities=pull+resolve]"
+const MirrorSyntax = "URL[,insecure][,username=U,password-file=F][,namespace=NS][,capabilities=pull+resolve]"
 
 // MirrorSpec is a mirror as the command line gives it; PasswordFile is
 // read by the command, as the user who runs it, into Mirror.Password.
@@ -20,7 +20,8 @@ type MirrorSpec struct {
 
 // ParseMirror reads a mirror of MirrorSyntax: its http or https URL, then
 // comma-separated options. Capabilities are joined by '+' (a ',' would end
-// the option); without them the mirror has both, pull and resolve.
+// the option); without them the mirror has both, pull and resolve (pull
+// alone with a namespace).
 func ParseMirror(s string) (MirrorSpec, error) {
 	parts := strings.Split(s, ",")
 	loc := strings.TrimSpace(parts[0])
@@ -43,6 +44,8 @@ func ParseMirror(s string) (MirrorSpec, error) {
 			spec.Mirror.Username = value
 		case key == "password-file" && value != "":
 			spec.PasswordFile = value
+		case key == "namespace" && value != "":
+			spec.Mirror.Namespace = value
 		case key == "capabilities" && value != "":
 			for _, c := range strings.Split(value, "+") {
 				if c != api.MirrorPull && c != api.MirrorResolve {
@@ -51,7 +54,7 @@ func ParseMirror(s string) (MirrorSpec, error) {
 				spec.Mirror.Capabilities = append(spec.Mirror.Capabilities, c)
 			}
 		default:
-			return MirrorSpec{}, Usagef("mirror %q: option %q: want insecure, username=U, password-file=F or capabilities=pull+resolve", s, opt)
+			return MirrorSpec{}, Usagef("mirror %q: option %q: want insecure, username=U, password-file=F, namespace=NS or capabilities=pull+resolve", s, opt)
 		}
 	}
 	if (spec.Mirror.Username == "") != (spec.PasswordFile == "") {
@@ -69,6 +72,9 @@ func MirrorString(m api.SourceMirror) string {
 	}
 	if m.Username != "" {
 		fmt.Fprintf(&b, ",username=%s", m.Username)
+	}
+	if m.Namespace != "" {
+		fmt.Fprintf(&b, ",namespace=%s", m.Namespace)
 	}
 	if len(m.Capabilities) > 0 {
 		fmt.Fprintf(&b, ",capabilities=%s", strings.Join(m.Capabilities, "+"))

@@ -15,6 +15,7 @@ func TestParseMirror(t *testing.T) {
 		{"http://cache:5000/", MirrorSpec{Mirror: api.SourceMirror{Location: "http://cache:5000"}}},
 		{"https://m.example,insecure,username=ops,password-file=/run/pw,capabilities=pull",
 			MirrorSpec{Mirror: api.SourceMirror{Location: "https://m.example", Insecure: true, Username: "ops", Capabilities: []string{"pull"}}, PasswordFile: "/run/pw"}},
+		{"https://harbor.example,namespace=proxy-project", MirrorSpec{Mirror: api.SourceMirror{Location: "https://harbor.example", Namespace: "proxy-project"}}},
 		{"https://m.example, capabilities=pull+resolve", MirrorSpec{Mirror: api.SourceMirror{Location: "https://m.example", Capabilities: []string{"pull", "resolve"}}}},
 	} {
 		got, err := ParseMirror(tc.in)
@@ -24,7 +25,7 @@ func TestParseMirror(t *testing.T) {
 	}
 	for _, in := range []string{
 		"", "cache:5000", "ftp://m", "https://u:p@m.example", "http://m,username=u", "http://m,password-file=f",
-		"http://m,capabilities=push", "http://m,capabilities=", "http://m,insecure,insecure", "http://m,insecure=yes", "http://m,tls",
+		"http://m,capabilities=push", "http://m,namespace=", "http://m,capabilities=", "http://m,insecure,insecure", "http://m,insecure=yes", "http://m,tls",
 	} {
 		if _, err := ParseMirror(in); !IsUsage(err) {
 			t.Errorf("ParseMirror(%q): %v, want a usage error", in, err)
