@@ -23,7 +23,7 @@
 #   fleet      1, 2, 4 and 8 providerd hosts installing one BENCH_FLEET_SIZE
 #              (1GiB) image at once, directly from catalogd and through the
 #              distribution registry as a pull-through cache (cold, then
-#              warm): aggregate MB/s and the bytes catalogd served;
+#              warm, staggered): aggregate MB/s and the bytes catalogd served;
 #              BENCH_FLEET_RUNS rounds (3)
 # BENCH=blobserve, BENCH=install, BENCH=find, BENCH=verify or BENCH=fleet
 # runs one of them.

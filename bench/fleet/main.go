@@ -9,7 +9,9 @@
 // Each round, for each fleet size, starts N fresh providerd roots and, for
 // the cache, a fresh cache: its first wave is on a cold cache (every blob
 // a miss), then the image is removed from every host (its blobs
-// collected) and a second wave installs it again on the warm cache.
+// collected) and a second wave installs it again on the warm cache; then
+// the cache starts over empty and a third wave is staggered, one host
+// alone and then the others at once.
 //
 // It is run by `make bench` (bench/run.sh, BENCH=fleet). Every server
 // listens on 127.0.0.1. Figures are medians of --runs rounds.
@@ -107,6 +109,7 @@ type bench struct {
 	tokenFile           string
 	seq                 int // names the directories of hosts and caches
 	loadStart, loadEnd  string
+	registryVersion     string // as registry --version says it
 }
 
 // wave is one fleet installing the image at once: its aggregate rate and
@@ -118,13 +121,14 @@ type wave struct {
 
 // results are the waves of one fleet size over the rounds.
 type results struct {
-	direct, cold, warm []wave
+	direct, cold, warm, staggered []wave
 }
 
 func (b *bench) run(size int64, sizes []int) (string, error) {
 	if _, err := os.Stat(b.registry); err != nil {
 		return "", fmt.Errorf("the distribution registry: %w (bench/run.sh installs it with scripts/install-tools.sh)", err)
 	}
+	b.registryVersion = registryVersion(b.registry)
 	if err := b.reportDisk(); err != nil {
 		return "", err
 	}
@@ -180,17 +184,21 @@ func (b *bench) run(size int64, sizes []int) (string, error) {
 					return fmt.Errorf("%d hosts from catalogd: %w", n, err)
 				}
 				res.direct = append(res.direct, w)
-				fmt.Fprintf(os.Stderr, "    round %d: %d hosts from catalogd: %.0f MB/s, catalogd served %s\n", r+1, n, w.mbps, harness.Human(w.served.BlobBytes))
+				fmt.Fprintf(os.Stderr, "    round %d: %d hosts from catalogd: %.0f MB/s, catalogd served %s\n", r+1, n, w.mbps, gib(w.served.BlobBytes))
 				return nil
 			}
 			cached := func() error {
-				cold, warm, err := b.cacheRound(n)
+				cold, warm, staggered, err := b.cacheRound(n)
 				if err != nil {
 					return fmt.Errorf("%d hosts through the cache: %w", n, err)
 				}
-				res.cold, res.warm = append(res.cold, cold), append(res.warm, warm)
-				fmt.Fprintf(os.Stderr, "    round %d: %d hosts through the cache: cold %.0f MB/s, catalogd served %s; warm %.0f MB/s, catalogd served %s\n",
-					r+1, n, cold.mbps, harness.Human(cold.served.BlobBytes), warm.mbps, harness.Human(warm.served.BlobBytes))
+				res.cold, res.warm, res.staggered = append(res.cold, cold), append(res.warm, warm), append(res.staggered, staggered)
+				fmt.Fprintf(os.Stderr, "    round %d: %d hosts through the cache: catalogd served cold %s at %.0f MB/s, warm %s at %.0f MB/s",
+					r+1, n, gib(cold.served.BlobBytes), cold.mbps, gib(warm.served.BlobBytes), warm.mbps)
+				if n > 1 {
+					fmt.Fprintf(os.Stderr, ", staggered %s at %.0f MB/s", gib(staggered.served.BlobBytes), staggered.mbps)
+				}
+				fmt.Fprintln(os.Stderr)
 				return nil
 			}
 			// Alternate which goes first, so that neither always
@@ -208,6 +216,16 @@ func (b *bench) run(size int64, sizes []int) (string, error) {
 	}
 	b.loadEnd = loadAverage()
 	return b.report(size, sizes, all), nil
+}
+
+// registryVersion is the version that the registry at bin gives, e.g.
+// "distribution v3.1.2", or "version unknown".
+func registryVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if f := strings.Fields(string(out)); err == nil && len(f) >= 3 {
+		return "distribution " + f[2]
+	}
+	return "version unknown"
 }
 
 // loadAverage is the machine's load averages over 1, 5 and 15 minutes,
@@ -326,17 +344,37 @@ func (b *bench) stopHosts(hosts []*host) {
 	}
 }
 
-// install runs one wave: every host installs the image at the same moment;
-// the rate is the hosts' bytes over the time from the start to the last
-// image usable. What catalogd served is read from its log, from before
-// the wave to after it.
-func (b *bench) install(hosts []*host) (wave, error) {
+// install runs one wave: the hosts of each group install the image at the
+// same moment, and a group starts when the one before has ended; the rate
+// is the bytes of all the hosts over the time from the first request to
+// the last image usable. What catalogd served is read from its log, from
+// before the wave to after it.
+func (b *bench) install(groups ...[]*host) (wave, error) {
 	var w wave
 	harness.Settle()
 	from, err := harness.SettleLog(b.catURL(), b.catLog, b.logAt, 10*time.Second)
 	if err != nil {
 		return w, err
 	}
+	began := time.Now()
+	n := 0
+	for _, hosts := range groups {
+		if err := installAtOnce(hosts); err != nil {
+			return w, err
+		}
+		n += len(hosts)
+	}
+	w.mbps = harness.MBps(int64(n)*b.imageBytes, time.Since(began))
+	if _, err := harness.SettleLog(b.catURL(), b.catLog, from, 10*time.Second); err != nil {
+		return w, err
+	}
+	w.served, b.logAt, err = harness.ServedSince(b.catLog, from)
+	return w, err
+}
+
+// installAtOnce has every host install the image at the same moment, and
+// waits for all of them; the first error is returned.
+func installAtOnce(hosts []*host) error {
 	errs := make([]error, len(hosts))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -347,21 +385,14 @@ func (b *bench) install(hosts []*host) (wave, error) {
 				VersionOptions: api.VersionOptions{RequiredVersion: imageVersion}})
 		})
 	}
-	began := time.Now()
 	close(start)
 	wg.Wait() // Install gives up after 10 minutes
-	took := time.Since(began)
 	for i, err := range errs {
 		if err != nil {
-			return w, fmt.Errorf("host %d: %w", i+1, err)
+			return fmt.Errorf("host %d: %w", i+1, err)
 		}
 	}
-	w.mbps = harness.MBps(int64(len(hosts))*b.imageBytes, took)
-	if _, err := harness.SettleLog(b.catURL(), b.catLog, from, 10*time.Second); err != nil {
-		return w, err
-	}
-	w.served, b.logAt, err = harness.ServedSince(b.catLog, from)
-	return w, err
+	return nil
 }
 
 // directRound installs the image on n fresh hosts at once from catalogd.
@@ -375,69 +406,96 @@ func (b *bench) directRound(n int) (wave, error) {
 }
 
 // cacheRound starts a fresh cache and n fresh hosts with it as the
-// source's mirror; the hosts install the image at once on the cold cache,
+// source's mirror. The hosts install the image at once on the cold cache;
 // then remove it (its blobs are collected) and install it at once again,
-// on the warm cache.
-func (b *bench) cacheRound(n int) (cold, warm wave, err error) {
-	cache, stop, err := b.startCache()
-	defer stop()
+// on the warm cache. For more than one host, the cache then starts over
+// empty, on the same address, and the hosts install the image staggered:
+// one alone, then the others at once.
+func (b *bench) cacheRound(n int) (cold, warm, staggered wave, err error) {
+	addr, err := harness.FreeAddr()
 	if err != nil {
-		return cold, warm, err
+		return cold, warm, staggered, err
 	}
-	hosts, err := b.startHosts(n, "catalog="+b.catURL()+",mirror="+cache)
+	stop, err := b.startCache(addr)
+	defer func() { stop() }()
+	if err != nil {
+		return cold, warm, staggered, err
+	}
+	hosts, err := b.startHosts(n, "catalog="+b.catURL()+",mirror=http://"+addr)
 	defer b.stopHosts(hosts)
 	if err != nil {
-		return cold, warm, err
+		return cold, warm, staggered, err
 	}
 	if cold, err = b.install(hosts); err != nil {
-		return cold, warm, fmt.Errorf("cold cache: %w", err)
+		return cold, warm, staggered, fmt.Errorf("cold cache: %w", err)
 	}
+	if err := removeAll(hosts); err != nil {
+		return cold, warm, staggered, err
+	}
+	if warm, err = b.install(hosts); err != nil {
+		return cold, warm, staggered, fmt.Errorf("warm cache: %w", err)
+	}
+	if n == 1 {
+		return cold, warm, staggered, nil
+	}
+	if err := removeAll(hosts); err != nil {
+		return cold, warm, staggered, err
+	}
+	stop()
+	if stop, err = b.startCache(addr); err != nil {
+		return cold, warm, staggered, err
+	}
+	if staggered, err = b.install(hosts[:1], hosts[1:]); err != nil {
+		return cold, warm, staggered, fmt.Errorf("staggered, on a cold cache: %w", err)
+	}
+	return cold, warm, staggered, nil
+}
+
+// removeAll removes the image from every host and checks that its blobs
+// are collected.
+func removeAll(hosts []*host) error {
 	for i, h := range hosts {
 		if err := harness.RemoveImage(h.hc, hostBase, imageRepo); err != nil {
-			return cold, warm, fmt.Errorf("host %d: %w", i+1, err)
+			return fmt.Errorf("host %d: %w", i+1, err)
 		}
 		left, err := harness.CountFiles(filepath.Join(h.root, "content", "blobs", "*", "*"))
 		if err != nil {
-			return cold, warm, err
+			return err
 		}
 		if left != 0 {
-			return cold, warm, fmt.Errorf("host %d keeps %d blobs after the removal", i+1, left)
+			return fmt.Errorf("host %d keeps %d blobs after the removal", i+1, left)
 		}
 	}
-	if warm, err = b.install(hosts); err != nil {
-		return cold, warm, fmt.Errorf("warm cache: %w", err)
-	}
-	return cold, warm, nil
+	return nil
 }
 
-// startCache starts the distribution registry as a pull-through cache of
-// catalogd, with catalogd's admin credentials, on a fresh root; stop
-// stops it and removes the root.
-func (b *bench) startCache() (url string, stop func(), err error) {
+// startCache starts the distribution registry on addr as a pull-through
+// cache of catalogd, with catalogd's admin credentials, on a fresh root;
+// stop stops it and removes the root.
+func (b *bench) startCache(addr string) (stop func(), err error) {
 	b.seq++
 	dir := filepath.Join(b.work, fmt.Sprintf("cache-%d", b.seq))
 	stop = func() { os.RemoveAll(dir) }
-	addr, err := harness.FreeAddr()
-	if err != nil {
-		return "", stop, err
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", stop, err
+		return stop, err
 	}
 	cfg := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfg, []byte(cacheConfig(filepath.Join(dir, "data"), addr, b.catURL(), b.catUser, b.catPass)), 0o600); err != nil {
-		return "", stop, err
+		return stop, err
 	}
 	cmd, err := b.procs.Start(b.registry, []string{"OTEL_SDK_DISABLED=true"}, "serve", cfg)
 	if err != nil {
-		return "", stop, err
+		return stop, err
 	}
+	stopped := false
 	stop = func() {
-		b.procs.Stop(cmd.Process.Pid)
-		os.RemoveAll(dir)
+		if !stopped {
+			stopped = true
+			b.procs.Stop(cmd.Process.Pid)
+			os.RemoveAll(dir)
+		}
 	}
-	url = "http://" + addr
-	return url, stop, harness.WaitReady(url + "/v2/")
+	return stop, harness.WaitReady("http://" + addr + "/v2/")
 }
 
 // cacheConfig is the registry's configuration: filesystem storage under
@@ -472,31 +530,48 @@ func yamlString(s string) string {
 func (b *bench) report(size int64, sizes []int, all map[int]*results) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# A fleet installing one %s image, directly and through a pull-through cache (%s)\n\n", harness.Human(size), time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&sb, "N providerd hosts on this machine, each with its own root, install the same image (one layer of %s of random bytes, %s with its config) at the same moment, through API v1 on each host's unix socket. ", harness.Human(size), harness.Human(b.imageBytes))
-	fmt.Fprintf(&sb, "**Directly**: the source is catalogd. **Through the cache**: the source is catalogd with the CNCF distribution registry (v3, proxy mode, catalogd's credentials) as its mirror, so every blob is asked of the cache first; each round starts a fresh cache, whose first wave (**cold**) finds it empty, then the image is removed from every host (blobs collected) and a second wave (**warm**) installs it again.\n\n")
-	fmt.Fprintf(&sb, "MB/s is aggregate: N × %d bytes (config and layer) over the wall time from the first install request to the last image usable (its job done: every blob verified, fsynced, recorded), 10^6 bytes per second. ", b.imageBytes)
-	fmt.Fprintf(&sb, "Upstream is the blob bytes catalogd served in the wave, the sum of the `bytes` of its request log's GET lines of blobs (200 or 206), after a marker request shows every line of the wave written; × image is that over the image's bytes.\n\n")
-	fmt.Fprintf(&sb, "Medians of %d round(s) in one run; each round runs every fleet size, directly and through the cache in turn (which goes first alternates), each wave after a sync(2), on fresh roots removed after the round. All hosts, catalogd and the cache share this machine's CPUs and disk, so the aggregate rate is the machine's, not a network's. The machine has %d CPUs; its load averages (1, 5, 15 min) were %s at the start of the rounds and %s at their end.\n\n", b.runs, runtime.NumCPU(), b.loadStart, b.loadEnd)
-	fmt.Fprintf(&sb, "| hosts | directly MB/s | directly upstream | × image | cache cold MB/s | cold upstream | × image | cache warm MB/s | warm upstream | × image |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&sb, "N providerd hosts on this machine, each with its own root, install the same image (one layer of %s of random bytes; %d bytes with its config) through API v1 on each host's unix socket. ", harness.Human(size), b.imageBytes)
+	fmt.Fprintf(&sb, "**Directly**: the source is catalogd, and the N hosts install at the same moment. ")
+	fmt.Fprintf(&sb, "**Through the cache**: the source is catalogd with the CNCF distribution registry (%s, proxy mode, with catalogd's credentials) as its mirror, so every blob is asked of the cache first. Each round starts a fresh cache: ", b.registryVersion)
+	fmt.Fprintf(&sb, "**cold**, the N hosts install at the same moment on the empty cache; **warm**, the image is removed from every host (its blobs collected) and the N install it again at once; **staggered**, the cache starts over empty and one host installs alone, then the N−1 others at once (for N > 1).\n\n")
+	fmt.Fprintf(&sb, "MB/s is aggregate: N × the image's bytes over the wall time from the first install request to the last image usable (its job done: every blob verified, fsynced, recorded), 10^6 bytes per second. ")
+	fmt.Fprintf(&sb, "Upstream is the blob bytes catalogd served in the wave, in GiB: the sum of the `bytes` field of its request log's lines of blob GETs answered 200 or 206, read once a marker request of the bench shows in the log (so every line of the wave is written); × is that over the image's bytes.\n\n")
+	fmt.Fprintf(&sb, "Medians of %d round(s) in one run; each round runs every fleet size, directly and through the cache in turn (which goes first alternates), each wave after a sync(2), on fresh roots removed after the round. All hosts, catalogd and the cache share this machine's %d CPUs and its disk, so the aggregate rate is the machine's, not a network's. The load averages (1, 5, 15 min) were %s before the rounds and %s after them (the bench's own processes included).\n\n", b.runs, runtime.NumCPU(), b.loadStart, b.loadEnd)
+	fmt.Fprintf(&sb, "Why cold costs N×: the registry keeps a map of the blobs it is fetching, and a request for a blob in that map is streamed from the upstream by a GET of its own, neither cached nor held until the first fetch commits (registry/proxy/proxyblobstore.go, ServeBlob). So the cache saves catalogd the bytes of the hosts that ask after the first fetch of a blob has committed: the warm and staggered waves.\n\n")
+	fmt.Fprintf(&sb, "| hosts | directly MB/s | upstream | × | cold MB/s | upstream | × | warm MB/s | upstream | × | staggered MB/s | upstream | × |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range sizes {
 		r := all[n]
-		d, c, w := medians(r.direct), medians(r.cold), medians(r.warm)
-		fmt.Fprintf(&sb, "| %d | %.0f | %s | %.2f | %.0f | %s | %.2f | %.0f | %s | %.2f |\n", n,
-			d.mbps, harness.Human(d.bytes), float64(d.bytes)/float64(b.imageBytes),
-			c.mbps, harness.Human(c.bytes), float64(c.bytes)/float64(b.imageBytes),
-			w.mbps, harness.Human(w.bytes), float64(w.bytes)/float64(b.imageBytes))
+		fmt.Fprintf(&sb, "| %d | %s | %s | %s | %s |\n", n, b.cells(r.direct), b.cells(r.cold), b.cells(r.warm), b.cells(r.staggered))
 	}
-	fmt.Fprintf(&sb, "\nBlob GETs catalogd answered per wave, every round (directly / cold / warm):\n\n")
+	fmt.Fprintf(&sb, "\nBlob GETs catalogd answered per wave, each round (directly / cold / warm / staggered):\n\n")
 	for _, n := range sizes {
 		r := all[n]
 		var rounds []string
 		for i := range r.direct {
-			rounds = append(rounds, fmt.Sprintf("%d / %d / %d", r.direct[i].served.BlobGets, r.cold[i].served.BlobGets, r.warm[i].served.BlobGets))
+			st := "—"
+			if n > 1 {
+				st = strconv.Itoa(r.staggered[i].served.BlobGets)
+			}
+			rounds = append(rounds, fmt.Sprintf("%d / %d / %d / %s", r.direct[i].served.BlobGets, r.cold[i].served.BlobGets, r.warm[i].served.BlobGets, st))
 		}
-		fmt.Fprintf(&sb, "- hosts %d: %s\n", n, strings.Join(rounds, "; "))
+		fmt.Fprintf(&sb, "- %d host(s): %s\n", n, strings.Join(rounds, "; "))
 	}
 	return sb.String()
 }
+
+// cells are the three cells of a kind of wave in the table: the median
+// rate, the median upstream bytes, and those over the image's bytes; dashes
+// for a wave that was not run (staggered, for one host).
+func (b *bench) cells(ws []wave) string {
+	if len(ws) == 0 || ws[0].mbps == 0 {
+		return "— | — | —"
+	}
+	m := medians(ws)
+	return fmt.Sprintf("%.0f | %s | %.2f", m.mbps, gib(m.bytes), float64(m.bytes)/float64(b.imageBytes))
+}
+
+// gib formats a byte count in GiB.
+func gib(n int64) string { return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30)) }
 
 // median is the medians of a fleet size's waves.
 type median struct {
