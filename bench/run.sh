@@ -20,7 +20,13 @@
 #   verify     what a required signature policy adds to installing the
 #              seeded WindowsServerCore (BENCH_VERIFY_SIZE base layers,
 #              default 256MiB), next to the same install without a policy
-# BENCH=blobserve, BENCH=install, BENCH=find or BENCH=verify runs one of them.
+#   fleet      1, 2, 4 and 8 providerd hosts installing one BENCH_FLEET_SIZE
+#              (1GiB) image at once, directly from catalogd and through the
+#              distribution registry as a pull-through cache (cold, then
+#              warm, staggered): aggregate MB/s and the bytes catalogd served;
+#              BENCH_FLEET_RUNS rounds (3)
+# BENCH=blobserve, BENCH=install, BENCH=find, BENCH=verify or BENCH=fleet
+# runs one of them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -49,4 +55,9 @@ fi
 if [ "$which" = all ] || [ "$which" = verify ]; then
   go run ./bench/verify --bin bin --base-layer-size "${BENCH_VERIFY_SIZE:-256MiB}" --runs "${BENCH_RUNS:-7}" \
     --out bench/results/verify.md
+fi
+if [ "$which" = all ] || [ "$which" = fleet ]; then
+  go run ./bench/fleet --bin bin --tools .tools/bin \
+    --size "${BENCH_FLEET_SIZE:-1GiB}" --runs "${BENCH_FLEET_RUNS:-3}" --hosts "${BENCH_FLEET_HOSTS:-1,2,4,8}" \
+    --out bench/results/fleet.md
 fi
