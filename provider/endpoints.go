@@ -37,7 +37,10 @@ import (
 //     which find prints. containerd asks a resolve host before the
 //     upstream; this provider does not, because an operator's cache may
 //     serve a tag that has moved, and the location is the authority on
-//     tags.
+//     tags. An install still asks a pull and resolve mirror for the
+//     manifest by its tag (ManifestAtTag), taking the answer only when it
+//     is the digest the location's index names: a pull-through cache then
+//     holds the tag, and can list it while the location is down.
 //
 // A mirror that fails (any error, a 404 included, or no answer within the
 // mirror time-out) is passed over for the blob or manifest concerned; one
@@ -183,6 +186,37 @@ func (e *endpointSource) Manifest(ctx context.Context, repo, reference string) (
 		errs = append(errs, merr)
 	}
 	return ocispec.Descriptor{}, nil, errors.Join(errs...)
+}
+
+// ManifestAtTag fetches the manifest that the source's index says tag
+// points at (dgst). The first mirror that may both pull and resolve is
+// asked for it by its tag, so that a pull-through cache records the tag
+// as well as the content, and can answer for it while the location is
+// unreachable; its answer is taken only when it is dgst, since the index
+// is the authority on tags. Otherwise, and when no such mirror answers,
+// the manifest is fetched by digest, as Manifest does.
+func (e *endpointSource) ManifestAtTag(ctx context.Context, repo, tag string, dgst digest.Digest) (ocispec.Descriptor, []byte, error) {
+	for _, ep := range e.mirrors {
+		if !ep.pull || !ep.resolve || !ep.available() {
+			continue
+		}
+		desc, b, err := e.mirrorManifest(ctx, ep, repo, tag)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ocispec.Descriptor{}, nil, err
+			}
+			e.failed(ctx, ep, "manifest "+tag, err)
+			continue
+		}
+		if desc.Digest == dgst {
+			return desc, b, nil
+		}
+		e.log.WithField("mirror", ep.location).WithField("repository", repo).WithField("tag", tag).
+			WithField("mirror_digest", desc.Digest).WithField("digest", dgst).
+			Warn("the mirror's tag points elsewhere than the source's: fetching the source's manifest by digest")
+		break
+	}
+	return e.Manifest(ctx, repo, dgst.String())
 }
 
 // mirrorManifest asks ep for a manifest within the mirror time-out.

@@ -33,6 +33,9 @@ type faultyRegistry struct {
 	mode     atomic.Int32
 	requests atomic.Int64
 	stop     chan struct{}
+	// moved, when set, is a tag whose manifest request gets the
+	// manifest of another tag: a tag that moved at the mirror.
+	moved atomic.Pointer[[2]string]
 }
 
 func newFaultyRegistry(t *testing.T, next http.Handler) (*faultyRegistry, *httptest.Server) {
@@ -47,6 +50,9 @@ func newFaultyRegistry(t *testing.T, next http.Handler) (*faultyRegistry, *httpt
 
 func (f *faultyRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests.Add(1)
+	if m := f.moved.Load(); m != nil && strings.HasSuffix(r.URL.Path, "/manifests/"+m[0]) {
+		r.URL.Path = strings.TrimSuffix(r.URL.Path, m[0]) + m[1]
+	}
 	content := strings.Contains(r.URL.Path, "/blobs/") || strings.Contains(r.URL.Path, "/manifests/")
 	switch f.mode.Load() {
 	case mirrorNotFound:
@@ -167,6 +173,39 @@ func TestMirrorServesContentByDigest(t *testing.T) {
 	}
 	if ev := me.securityEvents(); len(ev) != 0 {
 		t.Errorf("security events: %v", ev)
+	}
+}
+
+// TestMirrorLearnsTags: an install asks the mirror for the manifest by its
+// tag, so that a pull-through cache records the tag, and takes its answer
+// only when it is the digest the source's index names.
+func TestMirrorLearnsTags(t *testing.T) {
+	paths := func(c *catalogEnv, p string) int {
+		c.tap.mu.Lock()
+		defer c.tap.mu.Unlock()
+		return c.tap.paths[p]
+	}
+	item := func(c *catalogEnv) string { return c.item("nanoserver:10.0.10586.0").Digest.String() }
+
+	me := newMirrorEnv(t, mirrorOK, mirrorOK)
+	me.installNano()
+	if n := paths(me.mirrorCat, "/v2/nanoserver/manifests/10.0.10586.0"); n != 1 {
+		t.Errorf("the mirror was asked for the manifest by its tag %d times, want 1", n)
+	}
+	if n := paths(me.mirrorCat, "/v2/nanoserver/manifests/"+item(me.mirrorCat)); n != 0 {
+		t.Errorf("the mirror was asked for the manifest by digest %d times, want 0: its tag's answer is the digest", n)
+	}
+
+	// A tag that moved at the mirror: its manifest is not taken.
+	moved := newMirrorEnv(t, mirrorOK, mirrorOK)
+	moved.mirror.moved.Store(&[2]string{"10.0.10586.0", "10.0.14393.0"})
+	moved.installNano()
+	if n := paths(moved.mirrorCat, "/v2/nanoserver/manifests/"+item(moved.mirrorCat)); n != 1 {
+		t.Errorf("after a moved tag, the mirror was asked for the manifest by digest %d times, want 1", n)
+	}
+	imgs, err := moved.p.Images(context.Background(), GetOptions{})
+	if err != nil || len(imgs) != 1 || imgs[0].Digest != item(moved.cat) {
+		t.Errorf("installed %+v (%v), want the source's NanoServer 10.0.10586.0", imgs, err)
 	}
 }
 

@@ -116,7 +116,7 @@ func (p *Provider) fetchImage(ctx context.Context, e api.FindEntry) (*pendingIma
 		return nil, fmt.Errorf("image %s: %w", label, err)
 	}
 	img := &pendingImage{entry: e, digest: dgst, src: src}
-	desc, b, err := fetchManifest(ctx, src, e.Repository, dgst, label)
+	desc, b, err := fetchManifest(ctx, src, e.Repository, e.Version, dgst, label)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (p *Provider) fetchImage(ctx context.Context, e api.FindEntry) (*pendingIma
 		indexDesc := desc
 		indexDesc.MediaType = mt
 		img.index, img.indexBytes = &indexDesc, b
-		if desc, b, err = fetchManifest(ctx, src, e.Repository, chosen.Digest, label); err != nil {
+		if desc, b, err = fetchManifest(ctx, src, e.Repository, "", chosen.Digest, label); err != nil {
 			return nil, err
 		}
 		mt = manifestMediaType(desc.MediaType, b)
@@ -179,10 +179,24 @@ func (p *Provider) fetchImage(ctx context.Context, e api.FindEntry) (*pendingIma
 	return img, nil
 }
 
-// fetchManifest fetches a manifest by digest and checks its bytes against
-// it, whatever the source did.
-func fetchManifest(ctx context.Context, src Source, repo string, dgst digest.Digest, label string) (ocispec.Descriptor, []byte, error) {
-	desc, b, err := src.Manifest(ctx, repo, dgst.String())
+// tagFetcher is a Source that fetches the manifest an index entry lists by
+// the entry's tag where that is worth it (endpointSource.ManifestAtTag).
+type tagFetcher interface {
+	ManifestAtTag(ctx context.Context, repo, tag string, dgst digest.Digest) (ocispec.Descriptor, []byte, error)
+}
+
+// fetchManifest fetches a manifest by digest, or, from a tagFetcher, as the
+// manifest of tag (which the index says is dgst; "" for none), and checks
+// its bytes against dgst, whatever the source did.
+func fetchManifest(ctx context.Context, src Source, repo, tag string, dgst digest.Digest, label string) (ocispec.Descriptor, []byte, error) {
+	var desc ocispec.Descriptor
+	var b []byte
+	var err error
+	if tf, ok := src.(tagFetcher); ok && tag != "" {
+		desc, b, err = tf.ManifestAtTag(ctx, repo, tag, dgst)
+	} else {
+		desc, b, err = src.Manifest(ctx, repo, dgst.String())
+	}
 	if err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("image %s: manifest %s: %w", label, dgst, err)
 	}
