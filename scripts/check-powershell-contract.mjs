@@ -167,7 +167,7 @@ function ofType(node, type) {
 const wrappers = new Set([
   'pipeline', 'pipeline_chain', 'logical_expression', 'bitwise_expression', 'comparison_expression',
   'additive_expression', 'multiplicative_expression', 'format_expression', 'range_expression',
-  'array_literal_expression', 'unary_expression', 'string_literal', 'parenthesized_expression',
+  'array_literal_expression', 'unary_expression', 'string_literal', 'parenthesized_expression', 'key_expression',
 ]);
 function unwrap(node) {
   let n = node;
@@ -266,7 +266,7 @@ function params(fn) {
         const key = arg.namedChildren.find((c) => c.type === 'simple_name');
         const val = arg.namedChildren[arg.namedChildren.length - 1];
         if (key && val !== key) named[lower(key.text)] = unwrap(val).text;
-        else positional.push(literalText(arg) ?? arg.text);
+        else positional.push(literalText(val) ?? arg.text);
       }
       attrs.push({ name: lower(an.text), named, positional, node: a });
     }

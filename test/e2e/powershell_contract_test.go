@@ -147,8 +147,8 @@ func TestPowerShellContract(t *testing.T) {
 		},
 		{
 			name:  "option of the wrong category",
-			muts:  []psMutation{{file: provider, new: "function Find-Package {\n    $x = Get-RequestOption 'NoDependencies'\n}"}},
-			wants: []string{"Find-Package reads option NoDependencies", "(it is declared in Install)"},
+			muts:  []psMutation{{file: provider, new: "function Add-PackageSource {\n    $x = Test-RequestSwitch 'NoDependencies'\n}"}},
+			wants: []string{"Add-PackageSource reads option NoDependencies", "(it is declared in Install)"},
 		},
 		{
 			name:  "option named as a static parameter",
@@ -169,6 +169,16 @@ func TestPowerShellContract(t *testing.T) {
 			name:  "Name not by property name",
 			muts:  []psMutation{{file: module, old: "[Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'Name')]\n        [ValidateNotNullOrEmpty()]\n        [string[]]$Name,\n        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]", new: "[Parameter(Mandatory = $true, Position = 0, ParameterSetName = 'Name')]\n        [ValidateNotNullOrEmpty()]\n        [string[]]$Name,\n        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]"}},
 			wants: []string{"Install-ContainerImage -Name (set Name) is not ValueFromPipelineByPropertyName", "'NanoServer' | Install-ContainerImage binds the string to -InputObject, not to -Name"},
+		},
+		{
+			name:  "route of the unused list used",
+			muts:  []psMutation{{file: module, new: "function Test-Mutation {\n    Invoke-ContainerProviderApi -Route CancelJob -PathValues @{ id = 'x' }\n}"}},
+			wants: []string{"route CancelJob is used now: take it out of the check's list of unused routes"},
+		},
+		{
+			name:  "Save without -Destination",
+			muts:  []psMutation{{file: module, old: "        [Alias('Destination')]\n", new: ""}},
+			wants: []string{"Save-ContainerImage -Path has not the -Destination alias of ContainerProvider 0.5"},
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
