@@ -305,6 +305,24 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
         $package.FastPackageReference | Should -Be 'DemoImage|1.0.0.0|'
     }
 
+    It 'sends Register-PackageSource -Credential as the registry''s, never as providerd''s token' {
+        $password = ConvertTo-SecureString 's3cret' -AsPlainText -Force
+        $global:request = [pscustomobject]@{ Options = @{}; PackageSources = @(); Credential = (New-Object System.Management.Automation.PSCredential -ArgumentList 'reguser', $password); IsCanceled = $false }
+        $env:CONTAINERPROVIDER_TOKEN = 'providerd-token'
+        Mock -ModuleName ContainerImage Invoke-RestMethod {
+            $script:sent = [System.Text.Encoding]::UTF8.GetString([byte[]]$Body) | ConvertFrom-Json
+            $script:authorization = $Headers['Authorization']
+            [pscustomobject]@{ name = 'hub'; location = 'https://registry.example'; username = 'reguser' }
+        }
+
+        Add-PackageSource -Name hub -Location https://registry.example -Trusted $false | Out-Null
+        Remove-Item -Path 'env:CONTAINERPROVIDER_TOKEN'
+
+        $script:sent.username | Should -Be 'reguser'
+        $script:sent.password | Should -Be 's3cret'
+        $script:authorization | Should -Be 'Bearer providerd-token'
+    }
+
     It 'sends -Insecure, a declared Source option, as the source''s insecure' {
         $global:request.Options = @{ Insecure = $true }
         Mock -ModuleName ContainerImage Invoke-RestMethod {

@@ -15,6 +15,10 @@
 //               and no declared option has the name of a static parameter;
 //   routes      every route of the module's table is used by some function,
 //               and every route used is in the table;
+//   credentials the request's -Credential (the package source's, the
+//               registry's) is read only by Add-PackageSource, through
+//               Get-RequestCredential, and never given to the module's calls,
+//               where -Credential is providerd's bearer token;
 //   pipeline    Install-, Save- and Remove-ContainerImage take -Name
 //               ValueFromPipelineByPropertyName, a string piped binds to
 //               -Name, and Save-ContainerImage's -Path keeps 0.5's
@@ -143,7 +147,7 @@ const moduleFile = parse('ContainerImage.psm1');
 const providerFile = parse('ContainerImageProvider.psm1');
 
 const failures = {};
-const checks = ['overrides', 'mandatory', 'options', 'routes', 'pipeline'];
+const checks = ['overrides', 'mandatory', 'options', 'routes', 'credentials', 'pipeline'];
 for (const c of checks) failures[c] = [];
 function fail(check, file, node, what) {
   failures[check].push(`FAIL ${check}: ${file.name}:${node.startPosition.row + 1}: ${what}`);
@@ -576,6 +580,37 @@ function checkRoutes() {
   }
 }
 
+// The functions of the module that take providerd's token as -Credential,
+// and the provider's wrapper of Invoke-ContainerProviderApi.
+const tokenCommands = ['invoke-containerproviderapi', 'wait-jobcompletion', 'invoke-containerimageapi'];
+
+function checkCredentials() {
+  for (const fn of functions(providerFile).values()) {
+    const fname = fn.displayName;
+    for (const cmd of commands(fn)) {
+      if (tokenCommands.includes(lower(cmd.name)) && cmd.args.some((a) => a.param && lower(a.param) === 'credential')) {
+        fail('credentials', providerFile, cmd.node, `${fname}: ${cmd.name} -Credential sends a credential as providerd's token`);
+      }
+      if (lower(cmd.name) === 'get-requestcredential' && lower(fname) !== 'add-packagesource') {
+        fail('credentials', providerFile, cmd.node, `${fname} reads the request's credential, the registry's: only Add-PackageSource may`);
+      }
+    }
+    for (const e of ofType(fn, 'hash_entry')) {
+      const k = e.namedChildren.find((c) => c.type === 'key_expression');
+      if (lower(literalText(k) ?? '') === 'credential') fail('credentials', providerFile, e, `${fname}: a Credential argument of the module's calls is providerd's token, never the request's`);
+    }
+    for (const a of ofType(fn, 'assignment_expression')) {
+      const left = unwrap(a.namedChildren.find((c) => c.type === 'left_assignment_expression')?.namedChild(0));
+      if (left && /\[\s*['"]Credential['"]\s*\]$/i.test(left.text)) fail('credentials', providerFile, a, `${fname}: ${left.text} is set: the module's calls take providerd's token as Credential, never the request's`);
+    }
+    for (const n of walk(fn)) {
+      if (n.type === 'member_access' && /^\$request\.Credential$/i.test(n.text) && lower(fname) !== 'get-requestcredential') {
+        fail('credentials', providerFile, n, `${fname} reads $request.Credential: only Get-RequestCredential may`);
+      }
+    }
+  }
+}
+
 // The parameter sets of a parameter's [Parameter()] attributes, each with
 // its flags; a parameter without one is in every set.
 function parameterSets(p) {
@@ -636,6 +671,7 @@ checkOverrides();
 checkMandatory();
 checkOptions();
 checkRoutes();
+checkCredentials();
 checkPipeline();
 
 let failed = 0;

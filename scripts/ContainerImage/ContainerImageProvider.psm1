@@ -25,18 +25,15 @@ $script:ProviderName = 'ContainerImage'
 $script:ContainerImageModule = Import-Module -Name (Join-Path $PSScriptRoot 'ContainerImage.psm1') -PassThru -DisableNameChecking
 
 function Invoke-ContainerImageApi {
-    # Runs Invoke-ContainerProviderApi inside ContainerImage.psm1, with the
-    # credential of the request when PackageManagement gives one.
+    # Runs Invoke-ContainerProviderApi inside ContainerImage.psm1. The bearer
+    # token of providerd is never the request's credential: PackageManagement's
+    # -Credential is the package source's, the registry's (Add-PackageSource
+    # sends it as the source's username and password). The module finds the
+    # token itself, in $env:CONTAINERPROVIDER_TOKEN or the token file.
     param(
         [Parameter(Mandatory = $true)]
         [hashtable]$Arguments
     )
-    if (-not $Arguments.ContainsKey('Credential')) {
-        $credential = Get-RequestCredential
-        if ($credential) {
-            $Arguments['Credential'] = $credential
-        }
-    }
     & $script:ContainerImageModule {
         param(
             [hashtable]$Splat
@@ -51,17 +48,17 @@ function Wait-ContainerImageInstallJob {
     param(
         [string]$Id
     )
-    $credential = Get-RequestCredential
     & $script:ContainerImageModule {
         param(
-            [string]$JobId,
-            [object]$JobCredential
+            [string]$JobId
         )
-        Wait-JobCompletion -Id $JobId -Credential $JobCredential
-    } $Id $credential
+        Wait-JobCompletion -Id $JobId
+    } $Id
 }
 
 function Get-RequestCredential {
+    # The -Credential of the request, the registry's: only Add-PackageSource
+    # reads it.
     if ((Test-Path -Path 'variable:request') -and $request -and $request.PSObject.Properties['Credential'] -and $request.Credential) {
         return $request.Credential
     }
@@ -511,6 +508,13 @@ function Add-PackageSource {
         [bool]$Trusted
     )
     $req = [ordered]@{ name = $Name; location = $Location; insecure = Test-RequestSwitch 'Insecure' }
+    # Register-PackageSource -Credential is the registry's username and
+    # password, which providerd keeps with the source.
+    $credential = Get-RequestCredential
+    if ($credential) {
+        $req['username'] = $credential.UserName
+        $req['password'] = $credential.GetNetworkCredential().Password
+    }
     $mirror = @(Get-RequestList 'Mirror')
     $capability = @(Get-RequestList 'MirrorCapability')
     $mirrorInsecure = Test-RequestSwitch 'MirrorInsecure'

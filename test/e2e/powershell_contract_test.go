@@ -99,7 +99,8 @@ func mutatedModule(t *testing.T, muts ...psMutation) string {
 // parameter of New-SoftwareIdentity, New-PackageSource, New-DynamicOption
 // and New-Feature gets a non-empty value, every option read is declared in
 // a category of a cmdlet that calls the function (or is a static
-// parameter), every route of the table is used, and Install-, Save- and
+// parameter), every route of the table is used, the request's credential
+// (the registry's) goes only to Add-PackageSource, and Install-, Save- and
 // Remove-ContainerImage bind a piped string and -Name by property name.
 // Then it checks that the check catches each of these defects, put into a
 // copy of the module.
@@ -174,6 +175,11 @@ func TestPowerShellContract(t *testing.T) {
 			name:  "route of the unused list used",
 			muts:  []psMutation{{file: module, new: "function Test-Mutation {\n    Invoke-ContainerProviderApi -Route CancelJob -PathValues @{ id = 'x' }\n}"}},
 			wants: []string{"route CancelJob is used now: take it out of the check's list of unused routes"},
+		},
+		{
+			name:  "request credential as the token",
+			muts:  []psMutation{{file: provider, new: "function Test-Mutation {\n    Invoke-ContainerImageApi @{ Route = 'GetSources'; Credential = (Get-RequestCredential) }\n}"}},
+			wants: []string{"FAIL credentials: ", "Test-Mutation reads the request's credential, the registry's", "Test-Mutation: a Credential argument of the module's calls is providerd's token"},
 		},
 		{
 			name:  "Save without -Destination",
