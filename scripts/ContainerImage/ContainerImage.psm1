@@ -13,9 +13,9 @@
 Set-StrictMode -Version 2.0
 
 # The route table: one line per call, method, path and the query parameters
-# the module sends. A test checks every line against providerd's router.
+# the module sends. A test checks every line against providerd's router, and
+# scripts/check-powershell-contract.mjs that some function uses each line.
 $script:Routes = [ordered]@{
-    Health          = @{ Method = 'GET'; Path = '/healthz'; Query = @() }
     GetSources      = @{ Method = 'GET'; Path = '/v1/sources'; Query = @() }
     AddSource       = @{ Method = 'POST'; Path = '/v1/sources'; Query = @() }
     RemoveSource    = @{ Method = 'DELETE'; Path = '/v1/sources/{name}'; Query = @() }
@@ -32,7 +32,6 @@ $script:Routes = [ordered]@{
     CancelJob       = @{ Method = 'POST'; Path = '/v1/jobs/{id}/cancel'; Query = @() }
     GetContainers   = @{ Method = 'GET'; Path = '/v1/containers'; Query = @() }
     NewContainer    = @{ Method = 'POST'; Path = '/v1/containers'; Query = @() }
-    GetContainer    = @{ Method = 'GET'; Path = '/v1/containers/{ref}'; Query = @() }
     RemoveContainer = @{ Method = 'DELETE'; Path = '/v1/containers/{ref}'; Query = @('force') }
     StartContainer  = @{ Method = 'POST'; Path = '/v1/containers/{ref}/start'; Query = @() }
     StopContainer   = @{ Method = 'POST'; Path = '/v1/containers/{ref}/stop'; Query = @() }
@@ -752,12 +751,19 @@ function Install-ContainerImage {
     .EXAMPLE
     PS C:\> Find-ContainerImage -Name NanoServer | Install-ContainerImage
     .EXAMPLE
+    PS C:\> 'NanoServer', 'WindowsServerCore' | Install-ContainerImage
+    .EXAMPLE
     PS C:\> Install-ContainerImage -Path C:\images\NanoServer-10.0.10586.0.tar
+    .NOTES
+    A piped string is a -Name, and an object with a Name property (what
+    Find-ContainerImage writes) is an -InputObject, installed with its
+    Version and Source.
     #>
     [CmdletBinding(SupportsShouldProcess = $true, DefaultParameterSetName = 'Name')]
     [OutputType('ContainerProvider.ContainerImage')]
     param(
-        [Parameter(Mandatory = $true, Position = 0, ParameterSetName = 'Name')]
+        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'Name')]
+        [ValidateNotNullOrEmpty()]
         [string[]]$Name,
         [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]
         [object[]]$InputObject,
@@ -923,11 +929,17 @@ function Remove-ContainerImage {
     PS C:\> Remove-ContainerImage -Name DemoImage -RequiredVersion 1.0.0.0
     .EXAMPLE
     PS C:\> Remove-ContainerImage -Name * -WhatIf
+    .EXAMPLE
+    PS C:\> 'DemoImage' | Remove-ContainerImage
+    .NOTES
+    A piped string is a -Name; a piped image (what Get-ContainerImage
+    writes) is an -Image, removed by its digest.
     #>
     [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High', DefaultParameterSetName = 'Name')]
     [OutputType('ContainerProvider.ContainerImage')]
     param(
-        [Parameter(Mandatory = $true, Position = 0, ParameterSetName = 'Name')]
+        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'Name')]
+        [ValidateNotNullOrEmpty()]
         [string[]]$Name,
         [Parameter(ParameterSetName = 'Name')]
         [string]$MinimumVersion,
@@ -1012,18 +1024,26 @@ function Save-ContainerImage {
     so Save works in a remote session too. A missing folder is created only
     with -Force; an existing file is overwritten only with -Force; a
     read-only file is an error. When -Path is an existing folder, the file
-    is named <Name>-<Version>.tar.
+    is named <Name>-<Version>.tar. With several names, -Path names a folder.
+    -Destination is another name of -Path, as in ContainerProvider 0.5.
     .EXAMPLE
     PS C:\> Save-ContainerImage -Name NanoServer -RequiredVersion 10.0.10586.0 -Path C:\images\NanoServer.tar
     .EXAMPLE
     PS C:\> Get-ContainerImage -Name NanoServer | Save-ContainerImage -Path C:\images\ -Force
+    .EXAMPLE
+    PS C:\> 'NanoServer', 'WindowsServerCore' | Save-ContainerImage -Destination C:\images\
+    .NOTES
+    A piped string is a -Name; a piped object with a Name property (what
+    Find- and Get-ContainerImage write) is an -InputObject, saved with its
+    Version, or by its digest when it is an installed image.
     #>
     [CmdletBinding(SupportsShouldProcess = $true, DefaultParameterSetName = 'NamePath')]
     [OutputType([System.IO.FileInfo])]
     param(
-        [Parameter(Mandatory = $true, Position = 0, ParameterSetName = 'NamePath')]
-        [Parameter(Mandatory = $true, Position = 0, ParameterSetName = 'NameLiteralPath')]
-        [string]$Name,
+        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'NamePath')]
+        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'NameLiteralPath')]
+        [ValidateNotNullOrEmpty()]
+        [string[]]$Name,
         [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObjectPath')]
         [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObjectLiteralPath')]
         [object]$InputObject,
@@ -1040,6 +1060,7 @@ function Save-ContainerImage {
         [Parameter(Mandatory = $true, Position = 1, ParameterSetName = 'NamePath')]
         [Parameter(Mandatory = $true, Position = 1, ParameterSetName = 'InputObjectPath')]
         [SupportsWildcards()]
+        [Alias('Destination')]
         [string]$Path,
         [Parameter(Mandatory = $true, ParameterSetName = 'NameLiteralPath')]
         [Parameter(Mandatory = $true, ParameterSetName = 'InputObjectLiteralPath')]
@@ -1050,10 +1071,10 @@ function Save-ContainerImage {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        $req = [ordered]@{}
+        # One save per name, or the one piped object.
+        $saves = New-Object System.Collections.Generic.List[object]
         if ($PSCmdlet.ParameterSetName -like 'InputObject*') {
-            $label = '{0} {1}' -f $InputObject.Name, $InputObject.Version
-            $fileName = '{0}-{1}.tar' -f $InputObject.Name, $InputObject.Version
+            $req = [ordered]@{}
             if ($InputObject.PSObject.Properties['Digest'] -and $InputObject.Digest -and $InputObject.PSTypeNames -contains 'ContainerProvider.ContainerImage') {
                 $req['id'] = [string]$InputObject.Digest
             }
@@ -1064,21 +1085,19 @@ function Save-ContainerImage {
                     $req['source'] = [string]$InputObject.Source
                 }
             }
+            $saves.Add(@{ Label = ('{0} {1}' -f $InputObject.Name, $InputObject.Version); FileName = ('{0}-{1}.tar' -f $InputObject.Name, $InputObject.Version); Request = $req })
         }
         else {
-            $label = $Name
-            $fileName = '{0}.tar' -f $Name
-            if ($RequiredVersion) {
-                $label = '{0} {1}' -f $Name, $RequiredVersion
-                $fileName = '{0}-{1}.tar' -f $Name, $RequiredVersion
+            foreach ($n in $Name) {
+                $req = [ordered]@{ name = $n; requiredVersion = $RequiredVersion; minimumVersion = $MinimumVersion; maximumVersion = $MaximumVersion }
+                $label = $n
+                $fileName = '{0}.tar' -f $n
+                if ($RequiredVersion) {
+                    $label = '{0} {1}' -f $n, $RequiredVersion
+                    $fileName = '{0}-{1}.tar' -f $n, $RequiredVersion
+                }
+                $saves.Add(@{ Label = $label; FileName = $fileName; Request = $req })
             }
-            $req['name'] = $Name
-            $req['requiredVersion'] = $RequiredVersion
-            $req['minimumVersion'] = $MinimumVersion
-            $req['maximumVersion'] = $MaximumVersion
-        }
-        if ($Source) {
-            $req['source'] = $Source
         }
 
         # Resolve the destination: wildcards only with -Path, and only
@@ -1100,48 +1119,56 @@ function Save-ContainerImage {
             }
         }
         $endsWithSeparator = $dest.EndsWith([System.IO.Path]::DirectorySeparatorChar) -or $dest.EndsWith([System.IO.Path]::AltDirectorySeparatorChar)
-        if ((Test-Path -LiteralPath $dest -PathType Container) -or $endsWithSeparator) {
-            $folder = $dest
-            $file = Join-Path $dest $fileName
-        }
-        else {
-            $folder = Split-Path -Parent $dest
-            $file = $dest
-        }
-        if ($folder -and -not (Test-Path -LiteralPath $folder -PathType Container)) {
-            if (-not $Force) {
-                $PSCmdlet.WriteError((New-ContainerProviderError -Code NotFound -Message ('The folder {0} does not exist. Use -Force to create it.' -f $folder) -Target $folder))
-                return
+        $isFolder = (Test-Path -LiteralPath $dest -PathType Container) -or $endsWithSeparator
+        foreach ($save in $saves) {
+            $req = $save.Request
+            $label = $save.Label
+            if ($Source) {
+                $req['source'] = $Source
             }
-        }
-        if (Test-Path -LiteralPath $file -PathType Leaf) {
-            $item = Get-Item -LiteralPath $file -Force
-            if ($item.IsReadOnly) {
-                $PSCmdlet.WriteError((New-ContainerProviderError -Code PermissionDenied -Message ('The file {0} is read-only. Clear its read-only attribute or choose another path.' -f $file) -Target $file))
-                return
+            if ($isFolder) {
+                $folder = $dest
+                $file = Join-Path $dest $save.FileName
             }
-            if (-not $Force) {
-                $PSCmdlet.WriteError((New-ContainerProviderError -Code AlreadyExists -Message ('The file {0} already exists. Use -Force to overwrite it.' -f $file) -Target $file))
-                return
+            else {
+                $folder = Split-Path -Parent $dest
+                $file = $dest
             }
-        }
-        if (-not $PSCmdlet.ShouldProcess($file, ('Save container image {0}' -f $label))) {
-            return
-        }
-        if ($folder -and -not (Test-Path -LiteralPath $folder -PathType Container)) {
-            New-Item -ItemType Directory -Path $folder -Force | Out-Null
-        }
-        # The archive goes to a partial file first, so that a failed or
-        # aborted transfer never leaves a truncated archive under the name.
-        $partial = $file + '.partial'
-        try {
-            Invoke-ContainerProviderApi -Route SaveImage -Body $req -OutFile $partial -Target $label -Credential $Credential | Out-Null
-            Move-Item -LiteralPath $partial -Destination $file -Force
-            Get-Item -LiteralPath $file
-        }
-        catch {
-            Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
-            $PSCmdlet.WriteError($_)
+            if ($folder -and -not (Test-Path -LiteralPath $folder -PathType Container)) {
+                if (-not $Force) {
+                    $PSCmdlet.WriteError((New-ContainerProviderError -Code NotFound -Message ('The folder {0} does not exist. Use -Force to create it.' -f $folder) -Target $folder))
+                    continue
+                }
+            }
+            if (Test-Path -LiteralPath $file -PathType Leaf) {
+                $item = Get-Item -LiteralPath $file -Force
+                if ($item.IsReadOnly) {
+                    $PSCmdlet.WriteError((New-ContainerProviderError -Code PermissionDenied -Message ('The file {0} is read-only. Clear its read-only attribute or choose another path.' -f $file) -Target $file))
+                    continue
+                }
+                if (-not $Force) {
+                    $PSCmdlet.WriteError((New-ContainerProviderError -Code AlreadyExists -Message ('The file {0} already exists. Use -Force to overwrite it.' -f $file) -Target $file))
+                    continue
+                }
+            }
+            if (-not $PSCmdlet.ShouldProcess($file, ('Save container image {0}' -f $label))) {
+                continue
+            }
+            if ($folder -and -not (Test-Path -LiteralPath $folder -PathType Container)) {
+                New-Item -ItemType Directory -Path $folder -Force | Out-Null
+            }
+            # The archive goes to a partial file first, so that a failed or
+            # aborted transfer never leaves a truncated archive under the name.
+            $partial = $file + '.partial'
+            try {
+                Invoke-ContainerProviderApi -Route SaveImage -Body $req -OutFile $partial -Target $label -Credential $Credential | Out-Null
+                Move-Item -LiteralPath $partial -Destination $file -Force
+                Get-Item -LiteralPath $file
+            }
+            catch {
+                Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
+                $PSCmdlet.WriteError($_)
+            }
         }
     }
 }

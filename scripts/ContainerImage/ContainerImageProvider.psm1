@@ -11,6 +11,13 @@
 # v1 error envelope handling are the module's, never copied here.
 #
 # A package is named by its fastPackageReference, "name|version|source".
+#
+# PackageManagement loads OneGet's PackageProviderFunctions.psm1 into the
+# provider's runspace first. Its Write-Error takes only -Message, -Category,
+# -ErrorId and -TargetObject (Write-ContainerImageError passes an ErrorRecord
+# of the module through it), and its New-SoftwareIdentity and
+# New-PackageSource refuse an empty value of a mandatory parameter. The
+# static check scripts/check-powershell-contract.mjs holds these facts.
 
 Set-StrictMode -Version 2.0
 
@@ -18,18 +25,15 @@ $script:ProviderName = 'ContainerImage'
 $script:ContainerImageModule = Import-Module -Name (Join-Path $PSScriptRoot 'ContainerImage.psm1') -PassThru -DisableNameChecking
 
 function Invoke-ContainerImageApi {
-    # Runs Invoke-ContainerProviderApi inside ContainerImage.psm1, with the
-    # credential of the request when PackageManagement gives one.
+    # Runs Invoke-ContainerProviderApi inside ContainerImage.psm1. The bearer
+    # token of providerd is never the request's credential: PackageManagement's
+    # -Credential is the package source's, the registry's (Add-PackageSource
+    # sends it as the source's username and password). The module finds the
+    # token itself, in $env:CONTAINERPROVIDER_TOKEN or the token file.
     param(
         [Parameter(Mandatory = $true)]
         [hashtable]$Arguments
     )
-    if (-not $Arguments.ContainsKey('Credential')) {
-        $credential = Get-RequestCredential
-        if ($credential) {
-            $Arguments['Credential'] = $credential
-        }
-    }
     & $script:ContainerImageModule {
         param(
             [hashtable]$Splat
@@ -44,21 +48,35 @@ function Wait-ContainerImageInstallJob {
     param(
         [string]$Id
     )
-    $credential = Get-RequestCredential
     & $script:ContainerImageModule {
         param(
-            [string]$JobId,
-            [object]$JobCredential
+            [string]$JobId
         )
-        Wait-JobCompletion -Id $JobId -Credential $JobCredential
-    } $Id $credential
+        Wait-JobCompletion -Id $JobId
+    } $Id
 }
 
 function Get-RequestCredential {
+    # The -Credential of the request, the registry's: only Add-PackageSource
+    # reads it.
     if ((Test-Path -Path 'variable:request') -and $request -and $request.PSObject.Properties['Credential'] -and $request.Credential) {
         return $request.Credential
     }
     return $null
+}
+
+function Write-ContainerImageError {
+    # Writes an ErrorRecord (of the module, or of a failed call) through
+    # PackageManagement's Write-Error, which knows no -ErrorRecord: its
+    # message, category, error id and target, as text.
+    param(
+        [System.Management.Automation.ErrorRecord]$Record
+    )
+    $message = $Record.Exception.Message
+    if ($Record.ErrorDetails -and $Record.ErrorDetails.Message) {
+        $message = $Record.ErrorDetails.Message
+    }
+    Write-Error -Message $message -Category ([string]$Record.CategoryInfo.Category) -ErrorId ([string]$Record.FullyQualifiedErrorId) -TargetObject ([string]$Record.TargetObject)
 }
 
 function Get-RequestOption {
@@ -94,20 +112,18 @@ function Get-RequestList {
     return @(Get-RequestOption $Name | Where-Object { -not [string]::IsNullOrEmpty([string]$_) } | ForEach-Object { [string]$_ })
 }
 
-function Get-RequestSource {
-    # The one source the request names, through -Source or the package
-    # sources, or $null for every source.
-    $source = Get-RequestOption 'Source'
-    if ($source) {
-        return [string]$source
-    }
+function Get-RequestSources {
+    # The sources the request names: PackageManagement gives the values of
+    # -Source of Find-, Install- and Save-Package as PackageSources (a name
+    # or a location each). One '' (every source) when it names none.
+    $sources = @()
     if ((Test-Path -Path 'variable:request') -and $request -and $request.PSObject.Properties['PackageSources']) {
-        $sources = @($request.PackageSources)
-        if ($sources.Count -eq 1 -and $sources[0]) {
-            return [string]$sources[0]
-        }
+        $sources = @($request.PackageSources | Where-Object { -not [string]::IsNullOrEmpty([string]$_) } | ForEach-Object { [string]$_ })
     }
-    return $null
+    if ($sources.Count -eq 0) {
+        return , @('')
+    }
+    return , $sources
 }
 
 function Test-RequestCanceled {
@@ -115,15 +131,6 @@ function Test-RequestCanceled {
         return [bool]$request.IsCanceled
     }
     return $false
-}
-
-function New-FastPackageReference {
-    param(
-        [string]$Name,
-        [string]$Version,
-        [string]$Source
-    )
-    return '{0}|{1}|{2}' -f $Name, $Version, $Source
 }
 
 function ConvertFrom-FastPackageReference {
@@ -147,29 +154,47 @@ function ConvertFrom-FastPackageReference {
 }
 
 function ConvertTo-SoftwareIdentity {
-    # A SoftwareIdentity from a find entry or an installed image of the API.
+    # A SoftwareIdentity from a find entry or an installed image of the API,
+    # or, with FullPath and FileName, of a saved archive. Its
+    # fastPackageReference is "name|version|source", the source empty for
+    # an image that came from no source (a load, a commit), which then shows
+    # the source 'local': New-SoftwareIdentity refuses an empty -Source. An
+    # entry without a name or a version is an error.
     param(
         [object]$Entry,
-        [string]$Source
+        [string]$Source,
+        [string]$FullPath,
+        [string]$FileName
     )
     $name = [string]$Entry.name
     $version = [string]$Entry.version
+    if ([string]::IsNullOrEmpty($name) -or [string]::IsNullOrEmpty($version)) {
+        throw ('ContainerImage: providerd gave an image without a name or a version (name {0}, version {1})' -f $name, $version)
+    }
     $src = $Source
     if ($Entry.PSObject.Properties['source'] -and $Entry.source) {
         $src = [string]$Entry.source
+    }
+    $shownSource = $src
+    if ([string]::IsNullOrEmpty($shownSource)) {
+        $shownSource = 'local'
     }
     $summary = ''
     if ($Entry.PSObject.Properties['description'] -and $Entry.description) {
         $summary = [string]$Entry.description
     }
     $identity = @{
-        FastPackageReference = New-FastPackageReference -Name $name -Version $version -Source $src
+        FastPackageReference = '{0}|{1}|{2}' -f $name, $version, $src
         Name                 = $name
         Version              = $version
         VersionScheme        = 'MultiPartNumeric'
-        Source               = $src
+        Source               = $shownSource
         Summary              = $summary
         SearchKey            = $name
+    }
+    if ($FullPath) {
+        $identity['FullPath'] = $FullPath
+        $identity['FileName'] = $FileName
     }
     if ($Entry.PSObject.Properties['publisher'] -and $Entry.publisher) {
         $identity['Details'] = @{ Publisher = [string]$Entry.publisher; IsOSImage = [string][bool]$Entry.isOSImage }
@@ -194,11 +219,10 @@ function Get-DynamicOptions {
         [Microsoft.PackageManagement.MetaProvider.PowerShell.OptionCategory]$Category
     )
     switch ($Category) {
-        Package {
-            Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'Source' -ExpectedType String -IsRequired $false)
-        }
+        # -Source of Find-, Install- and Save-Package is their own parameter
+        # (a dynamic option of that name is dropped): Get-RequestSources
+        # reads it from the request's PackageSources.
         Install {
-            Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'Source' -ExpectedType String -IsRequired $false)
             Write-Output -InputObject (New-DynamicOption -Category $Category -Name 'NoDependencies' -ExpectedType Switch -IsRequired $false)
         }
         Source {
@@ -221,45 +245,47 @@ function Find-Package {
         [string]$minimumVersion,
         [string]$maximumVersion
     )
-    $source = Get-RequestSource
-    $allVersions = [bool](Get-RequestOption 'AllVersions')
+    # -AllVersions is Find-Package's own switch, given as text.
+    $allVersions = Test-RequestSwitch 'AllVersions'
     if (-not $names -or $names.Count -eq 0) {
         $names = @('')
     }
     # The warnings of an incomplete or stale index, once per call.
     $warned = @{}
-    foreach ($n in $names) {
-        if (Test-RequestCanceled) {
-            return
-        }
-        $q = @{
-            name            = $n
-            source          = $source
-            requiredVersion = $requiredVersion
-            minimumVersion  = $minimumVersion
-            maximumVersion  = $maximumVersion
-            allVersions     = $allVersions
-        }
-        try {
-            $res = Invoke-ContainerImageApi @{ Route = 'FindImages'; Query = $q; Target = $n }
-            $warnings = @()
-            if ($res -and $res.PSObject.Properties['warnings']) {
-                $warnings = @($res.warnings)
+    foreach ($source in (Get-RequestSources)) {
+        foreach ($n in $names) {
+            if (Test-RequestCanceled) {
+                return
             }
-            foreach ($w in $warnings) {
-                if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
-                    $warned[[string]$w] = $true
-                    Write-Warning -Message ([string]$w)
+            $q = @{
+                name            = $n
+                source          = $source
+                requiredVersion = $requiredVersion
+                minimumVersion  = $minimumVersion
+                maximumVersion  = $maximumVersion
+                allVersions     = $allVersions
+            }
+            try {
+                $res = Invoke-ContainerImageApi @{ Route = 'FindImages'; Query = $q; Target = $n }
+                $warnings = @()
+                if ($res -and $res.PSObject.Properties['warnings']) {
+                    $warnings = @($res.warnings)
+                }
+                foreach ($w in $warnings) {
+                    if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
+                        $warned[[string]$w] = $true
+                        Write-Warning -Message ([string]$w)
+                    }
+                }
+                foreach ($entry in @($res.images)) {
+                    if ($null -ne $entry) {
+                        ConvertTo-SoftwareIdentity -Entry $entry -Source $source
+                    }
                 }
             }
-            foreach ($entry in @($res.images)) {
-                if ($null -ne $entry) {
-                    ConvertTo-SoftwareIdentity -Entry $entry -Source $source
-                }
+            catch {
+                Write-ContainerImageError $_
             }
-        }
-        catch {
-            Write-Error -ErrorRecord $_
         }
     }
 }
@@ -276,8 +302,8 @@ function Install-Package {
         name            = $ref.Name
         requiredVersion = $ref.Version
         source          = $ref.Source
-        force           = [bool](Get-RequestOption 'Force')
-        noParents       = [bool](Get-RequestOption 'NoDependencies')
+        force           = Test-RequestSwitch 'Force'
+        noParents       = Test-RequestSwitch 'NoDependencies'
     }
     try {
         $job = Invoke-ContainerImageApi @{ Route = 'InstallImage'; Body = $req; Target = $ref.Name }
@@ -285,7 +311,7 @@ function Install-Package {
         $job = Wait-ContainerImageInstallJob -Id $job.id
     }
     catch {
-        Write-Error -ErrorRecord $_
+        Write-ContainerImageError $_
         return
     }
     if ($job.state -ne 'succeeded') {
@@ -305,7 +331,12 @@ function Install-Package {
         Write-Verbose $job.message
     }
     if ($job.PSObject.Properties['result'] -and $job.result) {
-        ConvertTo-SoftwareIdentity -Entry $job.result -Source $ref.Source
+        try {
+            ConvertTo-SoftwareIdentity -Entry $job.result -Source $ref.Source
+        }
+        catch {
+            Write-ContainerImageError $_
+        }
     }
 }
 
@@ -341,19 +372,15 @@ function Download-Package {
     }
     catch {
         Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
-        Write-Error -ErrorRecord $_
+        Write-ContainerImageError $_
         return
     }
-    $identity = @{
-        FastPackageReference = $fastPackageReference
-        Name                 = $ref.Name
-        Version              = $ref.Version
-        VersionScheme        = 'MultiPartNumeric'
-        Source               = $ref.Source
-        FullPath             = $file
-        FileName             = $fileName
+    try {
+        ConvertTo-SoftwareIdentity -Entry ([pscustomobject]@{ name = $ref.Name; version = $ref.Version }) -Source $ref.Source -FullPath $file -FileName $fileName
     }
-    New-SoftwareIdentity @identity
+    catch {
+        Write-ContainerImageError $_
+    }
 }
 
 function Get-InstalledPackage {
@@ -378,7 +405,7 @@ function Get-InstalledPackage {
         }
     }
     catch {
-        Write-Error -ErrorRecord $_
+        Write-ContainerImageError $_
     }
 }
 
@@ -401,16 +428,24 @@ function Uninstall-Package {
         }
     }
     catch {
-        Write-Error -ErrorRecord $_
+        Write-ContainerImageError $_
     }
 }
 
 function ConvertTo-PackageSource {
     # A PackageSource of an API source; its Details hold Mirrors, the text
     # of each mirror ("URL (pull+resolve)") joined by ", ", when it has any.
+    # Registered is $false for a source just removed. A source without a
+    # name or a location is an error: New-PackageSource refuses them empty.
     param(
-        [object]$Source
+        [object]$Source,
+        [bool]$Registered = $true
     )
+    $name = [string]$Source.name
+    $location = [string]$Source.location
+    if ([string]::IsNullOrEmpty($name) -or [string]::IsNullOrEmpty($location)) {
+        throw ('ContainerImage: providerd gave a source without a name or a location (name {0}, location {1})' -f $name, $location)
+    }
     $details = @{}
     $mirrors = & $script:ContainerImageModule {
         param(
@@ -422,7 +457,7 @@ function ConvertTo-PackageSource {
     if ($texts.Count -gt 0) {
         $details['Mirrors'] = $texts -join ', '
     }
-    New-PackageSource -Name ([string]$Source.name) -Location ([string]$Source.location) -Trusted $false -Registered $true -Valid $true -Details $details
+    New-PackageSource -Name $name -Location $location -Trusted $false -Registered $Registered -Valid $true -Details $details
 }
 
 function Resolve-PackageSource {
@@ -434,7 +469,7 @@ function Resolve-PackageSource {
         $res = Invoke-ContainerImageApi @{ Route = 'GetSources' }
     }
     catch {
-        Write-Error -ErrorRecord $_
+        Write-ContainerImageError $_
         return
     }
     foreach ($s in @($res.sources)) {
@@ -452,7 +487,12 @@ function Resolve-PackageSource {
                 continue
             }
         }
-        ConvertTo-PackageSource $s
+        try {
+            ConvertTo-PackageSource $s
+        }
+        catch {
+            Write-ContainerImageError $_
+        }
     }
 }
 
@@ -468,6 +508,13 @@ function Add-PackageSource {
         [bool]$Trusted
     )
     $req = [ordered]@{ name = $Name; location = $Location; insecure = Test-RequestSwitch 'Insecure' }
+    # Register-PackageSource -Credential is the registry's username and
+    # password, which providerd keeps with the source.
+    $credential = Get-RequestCredential
+    if ($credential) {
+        $req['username'] = $credential.UserName
+        $req['password'] = $credential.GetNetworkCredential().Password
+    }
     $mirror = @(Get-RequestList 'Mirror')
     $capability = @(Get-RequestList 'MirrorCapability')
     $mirrorInsecure = Test-RequestSwitch 'MirrorInsecure'
@@ -488,7 +535,7 @@ function Add-PackageSource {
             } $mirror $capability $mirrorInsecure $Name
         }
         catch {
-            Write-Error -ErrorRecord $_
+            Write-ContainerImageError $_
             return
         }
     }
@@ -497,22 +544,34 @@ function Add-PackageSource {
         ConvertTo-PackageSource $res
     }
     catch {
-        Write-Error -ErrorRecord $_
+        Write-ContainerImageError $_
     }
 }
 
 function Remove-PackageSource {
+    # Unregisters the source named (or located at) Name and answers it, with
+    # its location, as no longer registered. The location comes from the
+    # listing before the removal, which answers 204 without a body; when
+    # the listing has no such source, the removal's NotFound is the error.
     param(
         [Parameter(Mandatory = $true)]
         [ValidateNotNullOrEmpty()]
         [string]$Name
     )
     try {
-        Invoke-ContainerImageApi @{ Route = 'RemoveSource'; PathValues = @{ name = $Name }; Target = $Name } | Out-Null
-        New-PackageSource -Name $Name -Location '' -Trusted $false -Registered $false -Valid $true
+        $res = Invoke-ContainerImageApi @{ Route = 'GetSources' }
+        $source = @($res.sources) | Where-Object { $null -ne $_ -and ($_.name -eq $Name -or $_.location -eq $Name) } | Select-Object -First 1
+        $sourceName = $Name
+        if ($null -ne $source) {
+            $sourceName = [string]$source.name
+        }
+        Invoke-ContainerImageApi @{ Route = 'RemoveSource'; PathValues = @{ name = $sourceName }; Target = $Name } | Out-Null
+        if ($null -ne $source) {
+            ConvertTo-PackageSource $source -Registered $false
+        }
     }
     catch {
-        Write-Error -ErrorRecord $_
+        Write-ContainerImageError $_
     }
 }
 
