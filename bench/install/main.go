@@ -48,6 +48,7 @@ func main() {
 		sizeStr  = flag.String("size", "1GiB", "total layer bytes of each image")
 		runs     = flag.Int("runs", 5, "runs per measurement; the median is reported")
 		out      = flag.String("out", "", "write the Markdown report here too")
+		profile  = flag.String("profile", "", "after the rounds, install each image once more under perf record and write the recordings and their report to this directory")
 	)
 	flag.Parse()
 	size, err := harness.ParseSize(*sizeStr)
@@ -59,7 +60,7 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(work)
-	b := &bench{bin: *binDir, tools: *toolsDir, work: work, runs: *runs}
+	b := &bench{bin: *binDir, tools: *toolsDir, work: work, runs: *runs, profile: *profile}
 	b.procs.LogDir = work
 	report, err := b.run(size)
 	b.procs.StopAll()
@@ -82,9 +83,11 @@ func fatal(err error) {
 type bench struct {
 	bin, tools, work string
 	runs             int
-	procs            harness.Procs
-	catAddr          string
-	provAddr         string
+	// profile is where the perf recordings go; empty for none.
+	profile  string
+	procs    harness.Procs
+	catAddr  string
+	provAddr string
 	// token is providerd's bearer token, which hc sends.
 	token string
 	hc    *http.Client
@@ -135,7 +138,8 @@ func (b *bench) run(size int64) (string, error) {
 	if b.catAddr, err = harness.FreeAddr(); err != nil {
 		return "", err
 	}
-	if _, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", b.catAddr); err != nil {
+	cat, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", b.catAddr)
+	if err != nil {
 		return "", err
 	}
 	if err := harness.WaitReady("http://" + b.catAddr + "/healthz"); err != nil {
@@ -178,6 +182,7 @@ func (b *bench) run(size int64) (string, error) {
 		prov, crane, skopeo, sha, sync float64
 	}
 	var results []result
+	var profiles []string
 	for _, img := range []*image{single, four} {
 		r := result{img: img}
 		last := img.chain[len(img.chain)-1]
@@ -212,6 +217,13 @@ func (b *bench) run(size int64) (string, error) {
 		}
 		r.prov, r.crane, r.skopeo, r.sha, r.sync = m[0], m[1], m[2], m[3], m[4]
 		results = append(results, r)
+		if b.profile != "" {
+			p, err := b.profiled(img, prov.Process.Pid, cat.Process.Pid)
+			if err != nil {
+				return "", err
+			}
+			profiles = append(profiles, p)
+		}
 	}
 	rss, err := harness.PeakRSS(prov.Process.Pid)
 	if err != nil {
@@ -247,6 +259,12 @@ func (b *bench) run(size int64) (string, error) {
 	fmt.Fprintf(&sb, "| providerd save | %.0f | %.2f |\n| providerd load | %.0f | %.2f |\n| synced copy of the blob files | %.0f | 1.00 |\n",
 		sl.save, sl.save/sl.cp, sl.load, sl.load/sl.cp, sl.cp)
 	fmt.Fprintf(&sb, "\nproviderd peak RSS (VmHWM) over the installs, saves and loads: %.1f MiB\n", float64(rssAll)/(1<<20))
+	if len(profiles) > 0 {
+		fmt.Fprintf(&sb, "\n## Profile\n\nOne more install of each image, under perf record of providerd and catalogd (recordings in %s). CPU is user + system time per GiB installed, from /proc; the flat profile is the share of the samples of each command, shared object and symbol.\n", b.profile)
+		for _, p := range profiles {
+			sb.WriteString("\n" + p)
+		}
+	}
 	if skopeo == "" {
 		fmt.Fprintf(&sb, "\nskopeo was not installed: bench/run.sh installs it with apt-get.\n")
 	}
@@ -354,6 +372,58 @@ func (b *bench) saveLoad(img *image) (saveLoadResult, error) {
 	r.save, r.load, r.cp = harness.MedianOf(saves), harness.MedianOf(loads), harness.MedianOf(copies)
 	os.Remove(file)
 	return r, nil
+}
+
+// profiled installs img once more under perf record of providerd and
+// catalogd, and returns the Markdown of what it saw: the rate, the CPU
+// time of both per GiB, and perf's flat profile.
+func (b *bench) profiled(img *image, prov, cat int) (string, error) {
+	if err := os.MkdirAll(b.profile, 0o755); err != nil {
+		return "", err
+	}
+	slug := strings.ReplaceAll(strings.ReplaceAll(img.label, " ", "-"), ".", "_")
+	harness.Step("%s: one install under perf record", img.label)
+	type cpu struct{ user, sys time.Duration }
+	read := func() (p, c cpu, err error) {
+		if p.user, p.sys, err = harness.CPUTime(prov); err != nil {
+			return
+		}
+		c.user, c.sys, err = harness.CPUTime(cat)
+		return
+	}
+	perf, err := harness.StartPerf(filepath.Join(b.profile, slug+".perf.data"), prov, cat)
+	if err != nil {
+		return "", err
+	}
+	p0, c0, err := read()
+	if err != nil {
+		perf.Stop()
+		return "", err
+	}
+	mbps, err := b.install(img)
+	p1, c1, rerr := read()
+	if serr := perf.Stop(); err == nil {
+		err = serr
+	}
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return "", err
+	}
+	report, err := perf.Report(1)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(b.profile, slug+".txt"), []byte(report), 0o644); err != nil {
+		return "", err
+	}
+	gib := float64(img.size) / (1 << 30)
+	perGiB := func(d time.Duration) float64 { return d.Seconds() / gib }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "### %s\n\n%.0f MB/s under perf. CPU per GiB: providerd %.2f s user + %.2f s system, catalogd %.2f s user + %.2f s system.\n\n```\n%s```\n",
+		img.label, mbps, perGiB(p1.user-p0.user), perGiB(p1.sys-p0.sys), perGiB(c1.user-c0.user), perGiB(c1.sys-c0.sys), report)
+	return sb.String(), nil
 }
 
 // remove removes an installed image by name.
