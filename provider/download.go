@@ -19,7 +19,7 @@ import (
 // copyBufferSize is the size of the buffers the provider reads blobs
 // through (a re-verify, a commit, a load); aligned, so that the store reads
 // and writes them straight to disk. Downloads copy through
-// content.CopyAhead's buffers, of the same size.
+// content.CopyAhead's own buffers.
 const copyBufferSize = 1 << 20
 
 var bufferPool = sync.Pool{New: func() any { b := content.AlignedBuffer(copyBufferSize); return &b }}
@@ -340,9 +340,15 @@ func (p *Provider) copyBlob(ctx context.Context, w content.Writer, f *flight, sr
 		return err
 	}
 	defer rc.Close()
-	// The network fills the next chunks while the ingest hashes and
-	// writes one. A failed write closes rc, which ends a read in progress.
-	_, err = content.CopyAhead(progressWriter{w: w, f: f, m: &p.metrics, root: p.root},
+	// The network fills the next chunks while the ingest hashes one and
+	// the disk writes another. A failed write closes rc, which ends a read
+	// in progress.
+	pw := progressWriter{w: w, f: f, m: &p.metrics, root: p.root}
+	var dst io.Writer = pw
+	if cw, ok := w.(content.ChunkWriter); ok {
+		dst = chunkProgressWriter{progressWriter: pw, cw: cw}
+	}
+	_, err = content.CopyAhead(dst,
 		struct {
 			io.Reader
 			io.Closer
@@ -371,8 +377,10 @@ type progressWriter struct {
 	root string
 }
 
-func (pw progressWriter) Write(b []byte) (int, error) {
-	n, err := pw.w.Write(b)
+func (pw progressWriter) Write(b []byte) (int, error) { return pw.done(pw.w.Write(b)) }
+
+// done counts and reports the n bytes a write took, and classes its error.
+func (pw progressWriter) done(n int, err error) (int, error) {
 	if n > 0 {
 		pw.m.addBytes(int64(n))
 		pw.f.report(pw.w.Offset())
@@ -382,3 +390,18 @@ func (pw progressWriter) Write(b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// chunkProgressWriter is a progressWriter over an ingest that is a
+// content.ChunkWriter: CopyAhead then hashes a chunk while the disk writes
+// another.
+type chunkProgressWriter struct {
+	progressWriter
+	cw content.ChunkWriter
+}
+
+func (pw chunkProgressWriter) WriteChunk(b []byte) (int, error) {
+	n, err := pw.cw.WriteChunk(b)
+	return pw.done(n, err)
+}
+
+func (pw chunkProgressWriter) HashChunk(b []byte) { pw.cw.HashChunk(b) }

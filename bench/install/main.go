@@ -1,8 +1,9 @@
 // Command install measures how fast providerd installs a 1 GiB image from
 // catalogd, next to crane and skopeo pulling the same image from the same
 // catalogd in the same run, and next to the machine's floor: sha256 over the
-// same bytes and a synced write of them. It also reports providerd's peak
-// RSS.
+// same bytes, a synced write of them, and a direct write of them (O_DIRECT,
+// as providerd's store writes, then fsync: the disk's bound). It also
+// reports providerd's peak RSS, and with --profile where its CPU time goes.
 //
 // Two images are measured: one with a single 1 GiB layer, and one whose four
 // 256 MiB layers come from a chain of four images (each built on the one
@@ -48,6 +49,7 @@ func main() {
 		sizeStr  = flag.String("size", "1GiB", "total layer bytes of each image")
 		runs     = flag.Int("runs", 5, "runs per measurement; the median is reported")
 		out      = flag.String("out", "", "write the Markdown report here too")
+		profile  = flag.String("profile", "", "after the rounds, install each image once more under perf record and write the recordings and their report to this directory")
 	)
 	flag.Parse()
 	size, err := harness.ParseSize(*sizeStr)
@@ -59,7 +61,7 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(work)
-	b := &bench{bin: *binDir, tools: *toolsDir, work: work, runs: *runs}
+	b := &bench{bin: *binDir, tools: *toolsDir, work: work, runs: *runs, profile: *profile}
 	b.procs.LogDir = work
 	report, err := b.run(size)
 	b.procs.StopAll()
@@ -82,9 +84,11 @@ func fatal(err error) {
 type bench struct {
 	bin, tools, work string
 	runs             int
-	procs            harness.Procs
-	catAddr          string
-	provAddr         string
+	// profile is where the perf recordings go; empty for none.
+	profile  string
+	procs    harness.Procs
+	catAddr  string
+	provAddr string
 	// token is providerd's bearer token, which hc sends.
 	token string
 	hc    *http.Client
@@ -135,7 +139,8 @@ func (b *bench) run(size int64) (string, error) {
 	if b.catAddr, err = harness.FreeAddr(); err != nil {
 		return "", err
 	}
-	if _, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", b.catAddr); err != nil {
+	cat, err := b.procs.Start(filepath.Join(b.bin, "catalogd"), nil, "serve", "--root", catRoot, "--listen", b.catAddr)
+	if err != nil {
 		return "", err
 	}
 	if err := harness.WaitReady("http://" + b.catAddr + "/healthz"); err != nil {
@@ -176,8 +181,10 @@ func (b *bench) run(size int64) (string, error) {
 	type result struct {
 		img                            *image
 		prov, crane, skopeo, sha, sync float64
+		direct                         float64
 	}
 	var results []result
+	var profiles []string
 	for _, img := range []*image{single, four} {
 		r := result{img: img}
 		last := img.chain[len(img.chain)-1]
@@ -199,19 +206,27 @@ func (b *bench) run(size int64) (string, error) {
 					"docker://"+b.catAddr+"/"+last+":1.0.0.0", "oci:"+dir+":1.0.0.0")
 			})
 		}
-		harness.Step("%s: %d rounds of providerd install, crane pull, skopeo copy, sha256 and synced write", img.label, b.runs)
+		harness.Step("%s: %d rounds of providerd install, crane pull, skopeo copy, sha256, synced write and direct write", img.label, b.runs)
 		m, err := harness.Rounds(b.runs,
 			harness.Contender{Name: "providerd install", Run: func() (float64, error) { return b.install(img) }},
 			harness.Contender{Name: "crane pull", Run: crane},
 			harness.Contender{Name: "skopeo copy", Run: skopeoCopy},
 			harness.Contender{Name: "sha256", Run: func() (float64, error) { return harness.HashFiles(img.layers...) }},
 			harness.Contender{Name: "synced write", Run: func() (float64, error) { return harness.SyncedCopy(b.work, img.layers...) }},
+			harness.Contender{Name: "direct write", Run: func() (float64, error) { return harness.DirectWrite(b.work, img.layers...) }},
 		)
 		if err != nil {
 			return "", err
 		}
-		r.prov, r.crane, r.skopeo, r.sha, r.sync = m[0], m[1], m[2], m[3], m[4]
+		r.prov, r.crane, r.skopeo, r.sha, r.sync, r.direct = m[0], m[1], m[2], m[3], m[4], m[5]
 		results = append(results, r)
+		if b.profile != "" {
+			p, err := b.profiled(img, prov.Process.Pid, cat.Process.Pid)
+			if err != nil {
+				return "", err
+			}
+			profiles = append(profiles, p)
+		}
 	}
 	rss, err := harness.PeakRSS(prov.Process.Pid)
 	if err != nil {
@@ -240,6 +255,11 @@ func (b *bench) run(size int64) (string, error) {
 	for _, r := range results {
 		fmt.Fprintf(&sb, "| %s | %.2f | %s | %.2f | %.2f | %.2f |\n", r.img.label, r.prov/r.crane, ratio(r.prov, r.skopeo), r.prov/r.sha, r.prov/r.sync, r.prov/min(r.sha, r.sync))
 	}
+	fmt.Fprintf(&sb, "\nThe direct write is the disk's own bound for the way providerd writes: the same bytes written as its content store writes a download, in aligned 2 MiB chunks with O_DIRECT one at a time (read ahead from the page cache on another goroutine), then fsynced, with no network and no hash. An install that keeps the disk busy all the time reaches it, and cannot beat it.\n\n")
+	fmt.Fprintf(&sb, "| image | direct write | providerd / direct write |\n|---|---:|---:|\n")
+	for _, r := range results {
+		fmt.Fprintf(&sb, "| %s | %.0f | %.2f |\n", r.img.label, r.direct, r.prov/r.direct)
+	}
 	fmt.Fprintf(&sb, "\nproviderd peak RSS (VmHWM) over all the installs: %.1f MiB\n", float64(rss)/(1<<20))
 	fmt.Fprintf(&sb, "\n## Save and Install -Path of the %s image\n\n", single.label)
 	fmt.Fprintf(&sb, "Save writes the archive to a file on the daemon host (fsynced); load installs it into a store that lacks the image (every blob verified, fsynced); the synced copy reads providerd's blob files and writes them to new files, fsynced: the disk work a save cannot skip. Every run reads its source from disk: the blobs, the archive and the copy's source are dropped from the page cache first.\n\n")
@@ -247,6 +267,12 @@ func (b *bench) run(size int64) (string, error) {
 	fmt.Fprintf(&sb, "| providerd save | %.0f | %.2f |\n| providerd load | %.0f | %.2f |\n| synced copy of the blob files | %.0f | 1.00 |\n",
 		sl.save, sl.save/sl.cp, sl.load, sl.load/sl.cp, sl.cp)
 	fmt.Fprintf(&sb, "\nproviderd peak RSS (VmHWM) over the installs, saves and loads: %.1f MiB\n", float64(rssAll)/(1<<20))
+	if len(profiles) > 0 {
+		fmt.Fprintf(&sb, "\n## Profile\n\nOne more install of each image, under perf record of providerd and catalogd (recordings in %s). CPU is user + system time per GiB installed, from /proc; the flat profile is the share of the samples of each command, shared object and symbol.\n", b.profile)
+		for _, p := range profiles {
+			sb.WriteString("\n" + p)
+		}
+	}
 	if skopeo == "" {
 		fmt.Fprintf(&sb, "\nskopeo was not installed: bench/run.sh installs it with apt-get.\n")
 	}
@@ -354,6 +380,58 @@ func (b *bench) saveLoad(img *image) (saveLoadResult, error) {
 	r.save, r.load, r.cp = harness.MedianOf(saves), harness.MedianOf(loads), harness.MedianOf(copies)
 	os.Remove(file)
 	return r, nil
+}
+
+// profiled installs img once more under perf record of providerd and
+// catalogd, and returns the Markdown of what it saw: the rate, the CPU
+// time of both per GiB, and perf's flat profile.
+func (b *bench) profiled(img *image, prov, cat int) (string, error) {
+	if err := os.MkdirAll(b.profile, 0o755); err != nil {
+		return "", err
+	}
+	slug := strings.ReplaceAll(strings.ReplaceAll(img.label, " ", "-"), ".", "_")
+	harness.Step("%s: one install under perf record", img.label)
+	type cpu struct{ user, sys time.Duration }
+	read := func() (p, c cpu, err error) {
+		if p.user, p.sys, err = harness.CPUTime(prov); err != nil {
+			return
+		}
+		c.user, c.sys, err = harness.CPUTime(cat)
+		return
+	}
+	perf, err := harness.StartPerf(filepath.Join(b.profile, slug+".perf.data"), prov, cat)
+	if err != nil {
+		return "", err
+	}
+	p0, c0, err := read()
+	if err != nil {
+		perf.Stop()
+		return "", err
+	}
+	mbps, err := b.install(img)
+	p1, c1, rerr := read()
+	if serr := perf.Stop(); err == nil {
+		err = serr
+	}
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return "", err
+	}
+	report, err := perf.Report(1)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(b.profile, slug+".txt"), []byte(report), 0o644); err != nil {
+		return "", err
+	}
+	gib := float64(img.size) / (1 << 30)
+	perGiB := func(d time.Duration) float64 { return d.Seconds() / gib }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "### %s\n\n%.0f MB/s under perf. CPU per GiB: providerd %.2f s user + %.2f s system, catalogd %.2f s user + %.2f s system.\n\n```\n%s```\n",
+		img.label, mbps, perGiB(p1.user-p0.user), perGiB(p1.sys-p0.sys), perGiB(c1.user-c0.user), perGiB(c1.sys-c0.sys), report)
+	return sb.String(), nil
 }
 
 // remove removes an installed image by name.

@@ -124,6 +124,30 @@ type Writer interface {
 	Commit(ctx context.Context, size int64, expected digest.Digest) error
 }
 
+// ChunkWriter is implemented by the Writers of this store, which take each
+// chunk of a copy in two steps, the write and the hash, so that CopyAhead
+// hashes one chunk on one goroutine while the disk writes another on a
+// second: a copy then costs the slower of the two, not their sum chunk by
+// chunk. It is found by type assertion; a wrapper of a Writer implements
+// it by passing both calls on.
+//
+// The caller passes the same bytes, in the same order, to both methods.
+// WriteChunk and HashChunk may run at the same time, each on its own
+// goroutine, but neither while another call of the same method or any
+// other method of the Writer runs. The Writer's Offset counts the bytes
+// WriteChunk wrote. When the hashed bytes do not match the written ones (a
+// failed write, a copy that stopped between the two), Digest, Close and
+// Commit hash the data on disk again, as a resume does: the digest always
+// covers exactly the bytes on disk.
+type ChunkWriter interface {
+	io.Writer
+	// WriteChunk writes p at Offset and advances it, without hashing p.
+	WriteChunk(p []byte) (int, error)
+	// HashChunk feeds p, the next bytes after those hashed so far, to
+	// the digester.
+	HashChunk(p []byte)
+}
+
 // WriterOpts are the settings of a Writer call.
 type WriterOpts struct {
 	// Total is the expected size, recorded for Status. 0 if unknown.

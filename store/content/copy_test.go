@@ -28,7 +28,7 @@ func (w *failAfter) Write(p []byte) (int, error) {
 // there is one, whatever the read sizes; a failed write or read stops the
 // copy with its error and the count of bytes written.
 func TestCopyAhead(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789abcdef"), 3*copyBufferSize/16+4099) // more than aheadDepth buffers, not a multiple
+	data := bytes.Repeat([]byte("0123456789abcdef"), (aheadDepth+1)*aheadChunk/16+4099) // more than aheadDepth chunks, not a multiple
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -78,8 +78,8 @@ func TestCopyAhead(t *testing.T) {
 	}
 	dst.Reset()
 	n, err = CopyAhead(&dst, iotest.TimeoutReader(bytes.NewReader(data)), nil, 0)
-	if err != iotest.ErrTimeout || n != copyBufferSize {
-		t.Fatalf("reader failing on its second read: copied %d, %v; want %d and its error", n, err, copyBufferSize)
+	if err != iotest.ErrTimeout || n != aheadChunk {
+		t.Fatalf("reader failing on its second read: copied %d, %v; want %d and its error", n, err, aheadChunk)
 	}
 }
 
@@ -97,14 +97,14 @@ func (s *sizes) Write(p []byte) (int, error) {
 // TestCopyAheadAligns: from an offset that is not aligned, the first
 // chunk is cut short, and every later one starts at an aligned offset.
 func TestCopyAheadAligns(t *testing.T) {
-	data := bytes.Repeat([]byte{7}, 3*copyBufferSize)
+	data := bytes.Repeat([]byte{7}, 3*aheadChunk)
 	const offset = 3*DirectIOAlign + 100
 	var dst sizes
 	n, err := CopyAhead(&dst, iotest.HalfReader(bytes.NewReader(data)), nil, offset)
 	if err != nil || n != int64(len(data)) || !bytes.Equal(dst.Bytes(), data) {
 		t.Fatalf("copied %d, %v", n, err)
 	}
-	want := []int{copyBufferSize - 100, copyBufferSize, copyBufferSize, 100}
+	want := []int{aheadChunk - 100, aheadChunk, aheadChunk, 100}
 	if !slices.Equal(dst.writes, want) {
 		t.Fatalf("writes of %v bytes, want %v", dst.writes, want)
 	}
@@ -115,7 +115,7 @@ func TestCopyAheadAligns(t *testing.T) {
 // that CopyAhead returns instead of waiting for bytes that may never come.
 func TestCopyAheadClosesSourceOnFailedWrite(t *testing.T) {
 	pr, pw := io.Pipe()
-	go pw.Write(make([]byte, copyBufferSize)) // one chunk, then silence
+	go pw.Write(make([]byte, aheadChunk)) // one chunk, then silence
 	done := make(chan error, 1)
 	go func() {
 		_, err := CopyAhead(&failAfter{limit: 10}, pr, nil, 0)

@@ -342,6 +342,10 @@ type writer struct {
 	alg    digest.Algorithm
 	h      hash.Hash
 	offset int64
+	// hashed is how many bytes h covers: offset, except after a
+	// WriteChunk and a HashChunk that did not cover the same bytes (see
+	// syncHash).
+	hashed int64
 	// wb starts the writeback of what goes through the page cache.
 	wb   writeback
 	done bool // closed or committed: the ref is released
@@ -386,6 +390,7 @@ func (w *writer) restoreHashState(size int64) bool {
 		return false
 	}
 	w.h = h
+	w.hashed = size
 	return true
 }
 
@@ -397,8 +402,17 @@ func (w *writer) rehash(size int64) error {
 			return fmt.Errorf("ingest %q: rehash: %w", w.ref, err)
 		}
 	}
-	w.offset = size
+	w.offset, w.hashed = size, size
 	return nil
+}
+
+// syncHash makes the hash cover exactly the bytes on disk, hashing them
+// again when a WriteChunk and a HashChunk did not cover the same bytes.
+func (w *writer) syncHash() error {
+	if w.hashed == w.offset {
+		return nil
+	}
+	return w.rehash(w.offset)
 }
 
 func (w *writer) Write(p []byte) (int, error) {
@@ -410,6 +424,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if len(p) < parallelHashMin {
 		n, err = w.writeData(p)
 		w.h.Write(p[:n])
+		w.hashed += int64(n)
 	} else {
 		// Hash on another core while the bytes go to disk: the two are
 		// the writer's whole cost, and a download otherwise pays for
@@ -421,11 +436,12 @@ func (w *writer) Write(p []byte) (int, error) {
 		}()
 		n, err = w.writeData(p)
 		<-hashed
+		w.hashed += int64(len(p))
 		if n < len(p) {
 			// The hash took bytes that are not on disk: hash the
 			// data again, as a resume would.
 			w.offset += int64(n)
-			if rerr := w.rehash(w.offset); rerr != nil {
+			if rerr := w.syncHash(); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			return n, fmt.Errorf("ingest %q: %w", w.ref, err)
@@ -439,6 +455,32 @@ func (w *writer) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("ingest %q: %w", w.ref, err)
 	}
 	return n, nil
+}
+
+// WriteChunk implements ChunkWriter.
+func (w *writer) WriteChunk(p []byte) (int, error) {
+	if w.done {
+		return 0, fmt.Errorf("ingest %q: write after close: %w", w.ref, errdefs.ErrFailedPrecondition)
+	}
+	n, err := w.writeData(p)
+	w.offset += int64(n)
+	w.wb.grew(w.f, w.offset)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return n, fmt.Errorf("ingest %q: %w", w.ref, err)
+	}
+	return n, nil
+}
+
+// HashChunk implements ChunkWriter.
+func (w *writer) HashChunk(p []byte) {
+	if w.done {
+		return
+	}
+	w.h.Write(p)
+	w.hashed += int64(len(p))
 }
 
 // writeData writes p at the writer's offset. A large write whose buffer,
@@ -477,8 +519,15 @@ func (w *writer) closeData() error {
 	return w.f.Close()
 }
 
-func (w *writer) Digest() digest.Digest { return digest.NewDigest(w.alg, w.h) }
-func (w *writer) Offset() int64         { return w.offset }
+// Digest is the digest of the bytes on disk; the empty digest if they had
+// to be hashed again (see ChunkWriter) and could not be read.
+func (w *writer) Digest() digest.Digest {
+	if w.syncHash() != nil {
+		return ""
+	}
+	return digest.NewDigest(w.alg, w.h)
+}
+func (w *writer) Offset() int64 { return w.offset }
 
 func (w *writer) Truncate(size int64) error {
 	if size < 0 || size > w.offset {
@@ -502,7 +551,11 @@ func (w *writer) Close() error {
 	}
 	w.done = true
 	defer w.s.unlock(w.ref)
-	if m, ok := w.h.(encoding.BinaryMarshaler); ok {
+	if w.hashed != w.offset {
+		// The saved state must cover the data: without one, a resume
+		// rehashes it.
+		os.Remove(filepath.Join(w.dir, ingestHashState))
+	} else if m, ok := w.h.(encoding.BinaryMarshaler); ok {
 		if state, err := m.MarshalBinary(); err == nil {
 			b, _ := json.Marshal(hashState{Algorithm: w.alg, Offset: w.offset, State: state})
 			// Best effort: without it, a resume rereads the data.
@@ -532,6 +585,10 @@ func (w *writer) Commit(ctx context.Context, size int64, expected digest.Digest)
 	if size > 0 && size != w.offset {
 		w.closeData()
 		return fmt.Errorf("ingest %q: size %d, expected %d: %w", w.ref, w.offset, size, errdefs.ErrFailedPrecondition)
+	}
+	if err := w.syncHash(); err != nil {
+		w.closeData()
+		return err
 	}
 	dgst := w.Digest()
 	if expected != "" {

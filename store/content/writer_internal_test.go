@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -236,5 +239,140 @@ func TestFileWriterReportsErrors(t *testing.T) {
 	}
 	if !strings.Contains(errors.Join(werr, cerr).Error(), "closed") {
 		t.Fatalf("errors %v, %v; want the closed file's", werr, cerr)
+	}
+}
+
+// TestCopyAheadIntoChunkWriter copies into a writer of the store, which
+// CopyAhead feeds through ChunkWriter (the hash on one goroutine, the
+// writes on another), from an offset that is not aligned, over a source
+// that ends with an error: the offset and digest cover every byte written,
+// the state Close saves resumes the hash without a reread, and the blob
+// commits whole.
+func TestCopyAheadIntoChunkWriter(t *testing.T) {
+	ctx := context.Background()
+	cs, err := NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, (aheadDepth+2)*aheadChunk+777)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	const head = 3*DirectIOAlign + 5
+	iw, err := cs.Writer(ctx, "chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := iw.(ChunkWriter); !ok {
+		t.Fatal("the store's writer is not a ChunkWriter")
+	}
+	if _, err := iw.Write(data[:head]); err != nil {
+		t.Fatal(err)
+	}
+	// The source fails after 3 chunks and some: the copy stops there.
+	cut := head + 3*aheadChunk + 4321
+	broken := io.MultiReader(bytes.NewReader(data[head:cut]), iotest.ErrReader(io.ErrUnexpectedEOF))
+	n, err := CopyAhead(iw, broken, nil, iw.Offset())
+	if !errors.Is(err, io.ErrUnexpectedEOF) || n != int64(cut-head) {
+		t.Fatalf("copy over a failing source: %d, %v; want %d, the source's error", n, err, cut-head)
+	}
+	if iw.Offset() != int64(cut) || iw.Digest() != digest.FromBytes(data[:cut]) {
+		t.Fatalf("after the copy: offset %d digest %s, want %d %s", iw.Offset(), iw.Digest(), cut, digest.FromBytes(data[:cut]))
+	}
+	if err := iw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	iw, err = cs.Writer(ctx, "chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := iw.(*writer)
+	if _, err := os.Stat(filepath.Join(w.dir, ingestHashState)); err != nil {
+		t.Fatalf("Close saved no hash state: %v", err)
+	}
+	if w.Offset() != int64(cut) || w.hashed != int64(cut) {
+		t.Fatalf("resumed at %d with %d bytes hashed, want %d", w.Offset(), w.hashed, cut)
+	}
+	if n, err := CopyAhead(w, bytes.NewReader(data[cut:]), nil, w.Offset()); err != nil || n != int64(len(data)-cut) {
+		t.Fatalf("copy of the rest: %d, %v", n, err)
+	}
+	want := digest.FromBytes(data)
+	if err := w.Commit(ctx, int64(len(data)), want); err != nil {
+		t.Fatal(err)
+	}
+	ra, err := cs.ReaderAt(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	got := make([]byte, ra.Size())
+	if _, err := ra.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("committed blob differs from the bytes written (read error %v)", err)
+	}
+}
+
+// TestChunkWriterMismatchRehashes: when the hashed bytes are not the
+// written ones (a HashChunk whose WriteChunk failed or never came, or a
+// WriteChunk without its HashChunk), Digest, Close and Commit go by the
+// bytes on disk, and Close saves no hash state that does not cover them.
+func TestChunkWriterMismatchRehashes(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// step writes the chunks and returns the bytes on disk.
+		step func(t *testing.T, w *writer) []byte
+	}{
+		{"hash of a chunk never written", func(t *testing.T, w *writer) []byte {
+			a := AlignedBuffer(copyBufferSize)
+			rand.NewChaCha8([32]byte{1}).Read(a)
+			w.HashChunk(a)
+			if _, err := w.WriteChunk(a); err != nil {
+				t.Fatal(err)
+			}
+			b := bytes.Repeat([]byte("b"), copyBufferSize)
+			w.HashChunk(b) // never written
+			return bytes.Clone(a)
+		}},
+		{"write without its hash", func(t *testing.T, w *writer) []byte {
+			a := bytes.Repeat([]byte("a"), 3*DirectIOAlign)
+			if _, err := w.WriteChunk(a); err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, err := NewStore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			iw, err := cs.Writer(ctx, "mismatch")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := iw.(*writer)
+			onDisk := tc.step(t, w)
+			if w.hashed == w.offset {
+				t.Fatal("the step left the hash in step with the data: the test does not cover a mismatch")
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(w.dir, ingestHashState)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("Close saved a hash state that does not cover the data (%v)", err)
+			}
+			iw, err = cs.Writer(ctx, "mismatch")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w = iw.(*writer)
+			if w.Offset() != int64(len(onDisk)) || w.Digest() != digest.FromBytes(onDisk) {
+				t.Fatalf("resumed at %d with digest %s, want %d %s", w.Offset(), w.Digest(), len(onDisk), digest.FromBytes(onDisk))
+			}
+			// Out of step again, then Commit: it checks the bytes on disk.
+			w.HashChunk([]byte("stray"))
+			if err := w.Commit(ctx, int64(len(onDisk)), digest.FromBytes(onDisk)); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
