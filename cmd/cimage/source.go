@@ -149,7 +149,7 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 	f.Var(&trustKeys, "trust-key", "a public key `FILE` (cosign.pub, PEM) whose signatures the source's images must carry; repeatable")
 	signatures := f.String("signatures", "", "the signature policy: required (refuse an image without a valid signature by a trusted key), optional (install it, recorded as unverified) or off; default off without --trust-key, required with it")
 	var mirrors stringList
-	f.Var(&mirrors, "mirror", "a registry mirror `"+cli.MirrorSyntax+"` (a pull-through cache or a copy of the source), asked first for content by digest and, while the source is unreachable, for tags; repeatable, tried in order")
+	f.Var(&mirrors, "mirror", "a registry mirror `SPEC`, "+cli.MirrorSyntax+" (a pull-through cache or a copy of the source), asked first for content by digest and, while the source is unreachable, for tags; repeatable, tried in order")
 	return func(ctx context.Context, c *client.Client, args []string) error {
 		if len(args) != 2 {
 			return cli.Usagef("source add takes NAME URL, got %q", args)
