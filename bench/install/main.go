@@ -255,7 +255,7 @@ func (b *bench) run(size int64) (string, error) {
 	for _, r := range results {
 		fmt.Fprintf(&sb, "| %s | %.2f | %s | %.2f | %.2f | %.2f |\n", r.img.label, r.prov/r.crane, ratio(r.prov, r.skopeo), r.prov/r.sha, r.prov/r.sync, r.prov/min(r.sha, r.sync))
 	}
-	fmt.Fprintf(&sb, "\nThe direct write is the disk's own bound for the way providerd writes: the same bytes written as its content store writes a download, in aligned 2 MiB chunks with O_DIRECT one at a time (read ahead from the page cache on another goroutine), then fsynced, with no network and no hash. An install that keeps the disk busy all the time comes to it; a ratio above 1 is the drift of this disk between the two runs of a round (a synced write here ranged from about 550 to 1,500 MB/s from one minute to the next), not a way past it.\n\n")
+	fmt.Fprintf(&sb, "\nThe direct write is the disk's own bound for the way providerd writes: the same bytes written as its content store writes a download, in aligned 2 MiB chunks with O_DIRECT one at a time (read ahead from the page cache on another goroutine), then fsynced, with no network and no hash. An install that keeps the disk busy all the time comes to it; a ratio above 1 is the drift of this disk between the two runs of a round, not a way past it.\n\n")
 	fmt.Fprintf(&sb, "| image | direct write | providerd / direct write |\n|---|---:|---:|\n")
 	for _, r := range results {
 		fmt.Fprintf(&sb, "| %s | %.0f | %.2f |\n", r.img.label, r.direct, r.prov/r.direct)
