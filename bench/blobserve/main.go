@@ -66,11 +66,8 @@ func main() {
 		fatal(err)
 	}
 	b.procs.StopAll()
-	fmt.Print(report)
-	if *out != "" {
-		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
-			fatal(err)
-		}
+	if err := harness.WriteReport(report, *out); err != nil {
+		fatal(err)
 	}
 }
 

@@ -83,11 +83,8 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	fmt.Print(report)
-	if *out != "" {
-		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
-			fatal(err)
-		}
+	if err := harness.WriteReport(report, *out); err != nil {
+		fatal(err)
 	}
 }
 

@@ -321,3 +321,13 @@ func PeakRSS(pid int) (int64, error) { return StatusBytes(pid, "VmHWM") }
 // run does not pay for the writeback of the one before it (a peer that
 // does not fsync leaves its bytes for the next run to flush).
 func Settle() { syscall.Sync() }
+
+// WriteReport prints a bench's Markdown report and, when out is not
+// empty, writes it to the file out too.
+func WriteReport(report, out string) error {
+	fmt.Print(report)
+	if out == "" {
+		return nil
+	}
+	return os.WriteFile(out, []byte(report), 0o644)
+}
