@@ -375,6 +375,56 @@ func TestMirrorNamespace(t *testing.T) {
 	}
 }
 
+// TestMirrorCredentials: a mirror's own credentials answer its challenge,
+// and go to it alone, never to the source's location.
+func TestMirrorCredentials(t *testing.T) {
+	e := &env{t: t, cat: newCatalog(t, testBaseLayerSize), root: filepath.Join(t.TempDir(), "provider")}
+	mirrorCat := newCatalog(t, testBaseLayerSize)
+	var challenged, leaked atomic.Int64
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "cache" || p != "s3cret" {
+			challenged.Add(1)
+			w.Header().Set("WWW-Authenticate", `Basic realm="mirror"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mirrorCat.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(mirror.Close)
+	location := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		e.cat.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(location.Close)
+	p, err := New(context.Background(), Config{
+		Root: e.root,
+		DefaultSources: []api.Source{{Name: "catalog", Location: location.URL,
+			Mirrors: []api.SourceMirror{{Location: mirror.URL, Username: "cache", Password: "s3cret"}}}},
+		Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	e.p = p
+	if jb := e.install(nano10586()); jb.State != api.JobSucceeded {
+		t.Fatalf("install ended %s: %+v", jb.State, jb.Error)
+	}
+	for d, n := range fetched(mirrorCat) {
+		if n != 1 {
+			t.Errorf("the mirror served blob %s %d times with its credentials, want 1", d, n)
+		}
+	}
+	if challenged.Load() == 0 {
+		t.Error("the mirror never challenged: the test proves nothing")
+	}
+	if n := leaked.Load(); n != 0 {
+		t.Errorf("%d requests to the source's location carried credentials", n)
+	}
+}
+
 func TestSourceMirrorsAreValidated(t *testing.T) {
 	e := newEnv(t, testBaseLayerSize)
 	ctx := context.Background()
