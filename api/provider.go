@@ -22,6 +22,13 @@ type Source struct {
 	Location string `json:"location"`
 	// Insecure skips TLS certificate verification of an https Location.
 	Insecure bool `json:"insecure,omitempty"`
+	// Trusted marks a source whose packages PackageManagement installs
+	// without asking (Register-PackageSource -Trusted, PowerShellGet's
+	// InstallationPolicy Trusted); the PowerShell provider reports it
+	// as the package source's IsTrusted. providerd keeps and returns it
+	// and checks nothing differently for it: what an install verifies is
+	// Signatures and TrustKeys alone.
+	Trusted bool `json:"trusted,omitempty"`
 	// Username and Password are sent to the registry's token service or
 	// as Basic credentials when it asks. Password is never returned.
 	Username string `json:"username,omitempty"`

@@ -142,12 +142,48 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("sources from the environment %+v, want %+v", c.sources, want)
 		}
 	})
+	t.Run("a trusted source, on the command line and in the environment", func(t *testing.T) {
+		want := []api.Source{
+			{Name: "a", Location: "http://127.0.0.1:1", Trusted: true, Mirrors: []api.SourceMirror{{Location: "http://127.0.0.1:2"}}},
+			{Name: "b", Location: "https://b.example"},
+			{Name: "trusted", Location: "https://t.example", Trusted: true},
+		}
+		for _, tc := range []struct {
+			name string
+			env  map[string]string
+			args []string
+		}{
+			{"flags", home, []string{"--source", "a=http://127.0.0.1:1,trusted,mirror=http://127.0.0.1:2", "--source", "b=https://b.example", "--source", "trusted=https://t.example,trusted"}},
+			{"flags, trusted after the mirror", home, []string{"--source", "a=http://127.0.0.1:1,mirror=http://127.0.0.1:2,trusted", "--source", "b=https://b.example", "--source", "trusted=https://t.example, trusted"}},
+			{"environment", map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "a=http://127.0.0.1:1, trusted, mirror=http://127.0.0.1:2,b=https://b.example,trusted=https://t.example,trusted"}, nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c, err := parseServe(t, tc.env, tc.args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(c.sources, want) {
+					t.Fatalf("sources %+v, want %+v", c.sources, want)
+				}
+				// The flag's value reads back as the environment's list.
+				text := (&sourcesValue{list: &c.sources}).String()
+				var back []api.Source
+				if err := (&sourcesValue{list: &back}).SetEnv(text); err != nil || !reflect.DeepEqual(back, want) {
+					t.Fatalf("%q reads back as %+v, %v", text, back, err)
+				}
+			})
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
 		args []string
 	}{
 		{"a mirror before any source in the environment", map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "mirror=http://m,a=http://x"}, nil},
+		{"trusted before any source in the environment", map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "trusted,a=http://x"}, nil},
+		{"trusted given twice", home, []string{"--source", "a=http://x,trusted,trusted"}},
+		{"trusted given twice in the environment", map[string]string{"HOME": "/h", "PROVIDERD_SOURCE": "a=http://x,trusted,trusted"}, nil},
+		{"trusted with a value", home, []string{"--source", "a=http://x,trusted=true"}},
 		{"a mirror with a bad URL", home, []string{"--source", "a=http://x,mirror=ftp://m"}},
 		{"a source option that is not a mirror", home, []string{"--source", "a=http://x,insecure"}},
 		{"a mirror time-out of 0", home, []string{"--mirror-timeout", "0s"}},

@@ -91,7 +91,7 @@ func (c *serveConfig) register(f *cli.FlagSet) {
 	f.StringVar(&c.listen, "listen", DefaultListen, "TCP address of API v1, behind the bearer token; empty is off; beyond loopback it needs --tls-cert and --tls-key")
 	f.StringVar(&c.dockerListen, "docker-listen", "", "TCP address of the Docker Engine API, behind the bearer token; empty is off (docker.sock serves it); beyond loopback it needs --tls-cert and --tls-key")
 	sourcesVar(f, &c.sources, "source", []api.Source{DefaultSource},
-		"a source to add on first start, when the database has none (repeatable; the environment variable takes a comma-separated list)")
+		"a source to add on first start, when the database has none; trusted marks it as one PackageManagement installs from without asking (repeatable; the environment variable takes a comma-separated list)")
 	f.DurationVar(&c.mirrorTimeout, "mirror-timeout", provider.DefaultMirrorTimeout, "how long a source's registry mirror may take to answer, or to send the next bytes of a blob, before the next mirror or the source is asked")
 	f.IntVar(&c.parallelism, "parallelism", provider.DefaultParallelism, "blobs one install job downloads at once (1-64)")
 	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve the TCP listeners with HTTPS")

@@ -17,7 +17,7 @@ import (
 // it.
 func sourcesVar(f *cli.FlagSet, p *[]api.Source, name string, def []api.Source, usage string) {
 	*p = def
-	f.Var(&sourcesValue{list: p}, name, "`NAME=URL[,mirror=URL2]...`: "+usage)
+	f.Var(&sourcesValue{list: p}, name, "`NAME=URL[,trusted][,mirror=URL2]...`: "+usage)
 }
 
 // sourcesValue is the value of a repeatable NAME=URL flag; its
@@ -34,6 +34,9 @@ func (v *sourcesValue) String() string {
 	parts := make([]string, 0, len(*v.list))
 	for _, s := range *v.list {
 		parts = append(parts, s.Name+"="+s.Location)
+		if s.Trusted {
+			parts = append(parts, "trusted")
+		}
 		for _, m := range s.Mirrors {
 			parts = append(parts, "mirror="+m.Location)
 		}
@@ -59,8 +62,8 @@ func (v *sourcesValue) Set(s string) error {
 }
 
 // SetEnv reads the comma-separated list of the environment variable, with
-// an error for each item that does not parse; a mirror=URL item is a
-// mirror of the source before it.
+// an error for each item that does not parse; a mirror=URL or trusted item
+// is an option of the source before it.
 func (v *sourcesValue) SetEnv(s string) error {
 	var list []api.Source
 	var errs []error
@@ -68,12 +71,12 @@ func (v *sourcesValue) SetEnv(s string) error {
 		if item = strings.TrimSpace(item); item == "" {
 			continue
 		}
-		if m, ok := strings.CutPrefix(item, "mirror="); ok {
+		if isSourceOption(item) {
 			if len(list) == 0 {
-				errs = append(errs, fmt.Errorf("%q: a mirror comes after its NAME=URL", item))
+				errs = append(errs, fmt.Errorf("%q: an option comes after its source's NAME=URL", item))
 				continue
 			}
-			if err := addMirror(&list[len(list)-1], m); err != nil {
+			if err := sourceOption(&list[len(list)-1], item); err != nil {
 				errs = append(errs, err)
 			}
 			continue
@@ -92,8 +95,8 @@ func (v *sourcesValue) SetEnv(s string) error {
 // sourceName is what the provider accepts as a source name.
 var sourceName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// parseSource reads NAME=URL[,mirror=URL2]..., each URL an http or https
-// base URL.
+// parseSource reads NAME=URL[,trusted][,mirror=URL2]..., each URL an http
+// or https base URL.
 func parseSource(s string) (api.Source, error) {
 	first, rest, _ := strings.Cut(s, ",")
 	src, err := parseNameURL(first)
@@ -104,15 +107,34 @@ func parseSource(s string) (api.Source, error) {
 		return src, nil
 	}
 	for _, opt := range strings.Split(rest, ",") {
-		m, ok := strings.CutPrefix(strings.TrimSpace(opt), "mirror=")
-		if !ok {
-			return api.Source{}, fmt.Errorf("source %q: option %q: want mirror=URL", s, opt)
-		}
-		if err := addMirror(&src, m); err != nil {
+		if err := sourceOption(&src, strings.TrimSpace(opt)); err != nil {
 			return api.Source{}, err
 		}
 	}
 	return src, nil
+}
+
+// isSourceOption reports whether item, of the environment variable's list,
+// is an option of the source before it rather than a NAME=URL.
+func isSourceOption(item string) bool {
+	return strings.HasPrefix(item, "mirror=") || item == "trusted"
+}
+
+// sourceOption applies opt, an option after a source's NAME=URL, to src:
+// mirror=URL adds a mirror; trusted marks the source as one whose packages
+// PackageManagement installs without asking.
+func sourceOption(src *api.Source, opt string) error {
+	if m, ok := strings.CutPrefix(opt, "mirror="); ok {
+		return addMirror(src, m)
+	}
+	if opt != "trusted" {
+		return fmt.Errorf("source %s: option %q: want trusted or mirror=URL", src.Name, opt)
+	}
+	if src.Trusted {
+		return fmt.Errorf("source %s: trusted given twice", src.Name)
+	}
+	src.Trusted = true
+	return nil
 }
 
 // addMirror adds the mirror at loc to src; the mirror has both

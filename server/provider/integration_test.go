@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -357,5 +358,38 @@ func TestLifecycleAgainstTheEngine(t *testing.T) {
 	}
 	if _, err := b.Container(ctx, "web1"); !errdefs.IsNotFound(err) {
 		t.Fatalf("removed container: %v", err)
+	}
+}
+
+// TestTrustedSourceAgainstTheEngine: a source's trusted mark, given on the
+// first start or by POST /v1/sources, comes back from GET /v1/sources and
+// from a refresh.
+func TestTrustedSourceAgainstTheEngine(t *testing.T) {
+	ctx := t.Context()
+	catalogURL := newCatalogd(t)
+	c := engineClient(t, []api.Source{{Name: "catalog", Location: catalogURL, Trusted: true}})
+	added, err := c.AddSource(ctx, api.Source{Name: "asks", Location: catalogURL})
+	if err != nil || added.Trusted {
+		t.Fatalf("add a source that is not trusted: %+v, %v", added, err)
+	}
+	if added, err = c.AddSource(ctx, api.Source{Name: "trusted", Location: catalogURL, Trusted: true}); err != nil || !added.Trusted {
+		t.Fatalf("add a trusted source: %+v, %v", added, err)
+	}
+	sources, err := c.Sources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range sources {
+		got[s.Name] = s.Trusted
+	}
+	if want := map[string]bool{"asks": false, "catalog": true, "trusted": true}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("sources trusted %v, want %v", got, want)
+	}
+	for name, want := range map[string]bool{"catalog": true, "asks": false} {
+		refreshed, err := c.RefreshSource(ctx, name)
+		if err != nil || refreshed.Trusted != want || refreshed.Status == nil {
+			t.Fatalf("refresh %s: %+v, %v; want trusted %v", name, refreshed, err, want)
+		}
 	}
 }

@@ -125,7 +125,7 @@ func TestSources(t *testing.T) {
 	var added []api.Source
 	e := newTestEnv(t, &fakeBackend{
 		sources: func(context.Context) ([]api.Source, error) {
-			return []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5000", Username: "u", Password: "leak"}}, nil
+			return []api.Source{{Name: "catalog", Location: "http://127.0.0.1:5000", Trusted: true, Username: "u", Password: "leak"}}, nil
 		},
 		addSource: func(_ context.Context, s api.Source) (api.Source, error) {
 			if s.Name == "catalog" {
@@ -148,17 +148,17 @@ func TestSources(t *testing.T) {
 	t.Run("list leaves passwords out", func(t *testing.T) {
 		var got api.SourcesResponse
 		e.do(t, http.MethodGet, "/v1/sources", nil).want(t, http.StatusOK).decode(t, &got)
-		if len(got.Sources) != 1 || got.Sources[0].Password != "" || got.Sources[0].Username != "u" {
+		if len(got.Sources) != 1 || got.Sources[0].Password != "" || got.Sources[0].Username != "u" || !got.Sources[0].Trusted {
 			t.Fatalf("sources %+v", got.Sources)
 		}
 	})
 	t.Run("add", func(t *testing.T) {
-		src := api.Source{Name: "hub", Location: "https://registry.example", Username: "u", Password: "p"}
+		src := api.Source{Name: "hub", Location: "https://registry.example", Trusted: true, Username: "u", Password: "p"}
 		resp := e.do(t, http.MethodPost, "/v1/sources", src).want(t, http.StatusCreated)
 		var got api.Source
 		resp.decode(t, &got)
-		if got.Name != "hub" || got.Password != "" {
-			t.Fatalf("added %+v", got)
+		if got.Name != "hub" || got.Password != "" || !got.Trusted || !strings.Contains(string(resp.body), `"trusted":true`) {
+			t.Fatalf("added %s", resp.body)
 		}
 		if loc := resp.Header.Get("Location"); loc != "/v1/sources/hub" {
 			t.Fatalf("Location %q", loc)
@@ -176,7 +176,7 @@ func TestSources(t *testing.T) {
 		{"taken name", api.Source{Name: "catalog", Location: "http://x"}, 409, "AlreadyExists"},
 		{"provider refuses", api.Source{Name: "x"}, 400, "InvalidArgument"},
 		{"malformed JSON", `{"name": "x",`, 400, "InvalidArgument"},
-		{"unknown field", `{"name": "x", "location": "http://x", "trusted": true}`, 400, "InvalidArgument"},
+		{"unknown field", `{"name": "x", "location": "http://x", "installationPolicy": "Trusted"}`, 400, "InvalidArgument"},
 		{"wrong type", `{"name": 3}`, 400, "InvalidArgument"},
 		{"empty body", ``, 400, "InvalidArgument"},
 		{"two objects", `{"name":"x","location":"http://x"}{"name":"y"}`, 400, "InvalidArgument"},
