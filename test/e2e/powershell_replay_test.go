@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -460,10 +461,11 @@ func TestPowerShellRegisterPackageSourceReplay(t *testing.T) {
 	t.Run("wrong registry password", func(t *testing.T) {
 		wrong := body
 		wrong.Name, wrong.Password = "wrongpass", "not-the-password"
+		// The source's first sync starts with its registration.
+		_, refusedBefore := gate.counts()
 		if code, _, b := ps.send(t, http.MethodPost, "/v1/sources", wrong); code != http.StatusCreated {
 			t.Fatalf("register %s: %d %s", wrong.Name, code, b)
 		}
-		_, refusedBefore := gate.counts()
 		code, _, b := ps.send(t, http.MethodPost, "/v1/images/install",
 			psInstallBody{Name: "WindowsServerCore", RequiredVersion: "10.0.14393.0", Source: wrong.Name})
 		var env api.ErrorResponse
@@ -472,7 +474,10 @@ func TestPowerShellRegisterPackageSourceReplay(t *testing.T) {
 		}
 		t.Logf("install through a source with the wrong password: %d %s: %s", code, env.Error.Code, env.Error.Message)
 		if _, refused := gate.counts(); refused == refusedBefore {
-			t.Error("the registry refused nothing: the wrong password did not reach it")
+			t.Error("the registry refused nothing")
+		}
+		if basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + wrong.Password)); !gate.received("Basic " + basic) {
+			t.Error("the wrong password did not reach the registry")
 		}
 		// The user learns that the registry refused the credentials.
 		if !strings.Contains(env.Error.Message, "401") {
