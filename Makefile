@@ -2,7 +2,8 @@
 #
 #   make run     build, seed catalogd on first run, start the daemons on loopback
 #   make demo    replay the reference session against fresh daemons
-#   make test    go vet, gofmt, the whole suite with -race, interop with real clients
+#   make test    go vet, gofmt, the whole suite with -race, interop with real clients,
+#                and the module's Pester tests where pwsh is installed
 #   make bench   benchmarks (slow; results in bench/results/)
 #   make soak    install/remove churn, resources checked flat (SOAK_DURATION=10m SOAK_CLIENTS=8; bench/results/soak.md)
 #   make lint    go vet, gofmt and a Windows build of the commands
@@ -45,6 +46,7 @@ lint:
 # and the CNCF distribution registry, and skopeo from Debian's packages.
 test: lint build tools
 	node --no-deprecation scripts/check-powershell.mjs
+	CP_BIN_DIR=$(BIN) scripts/test-powershell.sh
 	CP_BIN_DIR=$(BIN) CP_TOOLS_DIR=$(TOOLS) $(GO) test -race -count=1 -timeout 20m ./...
 
 bench: build
