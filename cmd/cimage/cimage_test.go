@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -471,6 +472,90 @@ func TestSourcesTableWithMirrors(t *testing.T) {
 		"hub             https://registry.example                                           complete     7        never                 off\n"
 	if got != want {
 		t.Fatalf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestSourcesTableTrusted(t *testing.T) {
+	done := &api.SourceStatus{Complete: true, Entries: 7}
+	for _, tc := range []struct {
+		name    string
+		sources []api.Source
+		want    string
+	}{
+		{
+			name: "a trusted source",
+			sources: []api.Source{
+				{Name: "catalog", Location: "http://127.0.0.1:5000", Status: done},
+				{Name: "psgallery", Location: "https://registry.example", Trusted: true, Status: done},
+			},
+			want: "" +
+				"Name            Location                        State       Entries  LastSync              Signatures  Trusted  LastError\n" +
+				"----            --------                        -----       -------  --------              ----------  -------  ---------\n" +
+				"catalog         http://127.0.0.1:5000           complete    7        never                 off         False\n" +
+				"psgallery       https://registry.example        complete    7        never                 off         True\n",
+		},
+		{
+			name: "a trusted source and mirrors",
+			sources: []api.Source{
+				{Name: "catalog", Location: "http://127.0.0.1:5000", Mirrors: []api.SourceMirror{{Location: "http://cache:5000"}}, Status: done},
+				{Name: "psgallery", Location: "https://registry.example", Trusted: true, Status: &api.SourceStatus{LastError: "GET /v2/_catalog: 503 Service Unavailable"}},
+			},
+			want: "" +
+				"Name            Location                        Mirrors            State       Entries  LastSync              Signatures  Trusted  LastError\n" +
+				"----            --------                        -------            -----       -------  --------              ----------  -------  ---------\n" +
+				"catalog         http://127.0.0.1:5000           http://cache:5000  complete    7        never                 off         False\n" +
+				"psgallery       https://registry.example                           incomplete  0        never                 off         True     GET /v2/_catalog: 503 Service Unavailable\n",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := formatSources(tc.sources); got != tc.want {
+				t.Fatalf("table:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSourceTrusted: source add --trusted (and -Trusted) sends the mark
+// and says so; source list shows it in its JSON and its table.
+func TestSourceTrusted(t *testing.T) {
+	fake := &fakeBackend{}
+	e := newEnv(t, fake)
+	r := e.run(t, "", "source", "add", "psgallery", "https://registry.example", "--trusted").want(t, 0)
+	if r.stdout != "Added source psgallery (https://registry.example), signatures off, trusted\n" {
+		t.Fatalf("stdout %q", r.stdout)
+	}
+	e.run(t, "", "source", "add", "pm", "https://pm.example", "-Trusted").want(t, 0)
+	r = e.run(t, "", "--output", "json", "source", "add", "asks", "https://asks.example").want(t, 0)
+	want := []api.Source{
+		{Name: "psgallery", Location: "https://registry.example", Trusted: true},
+		{Name: "pm", Location: "https://pm.example", Trusted: true},
+		{Name: "asks", Location: "https://asks.example"},
+	}
+	if !reflect.DeepEqual(fake.added, want) {
+		t.Fatalf("added %+v, want %+v", fake.added, want)
+	}
+	if strings.Contains(r.stdout, "trusted") {
+		t.Fatalf("a source that is not trusted is printed as %s", r.stdout)
+	}
+
+	fake.sources = want
+	r = e.run(t, "", "--output", "json", "source", "list").want(t, 0)
+	var listed struct {
+		Sources []map[string]any `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed.Sources) != 3 {
+		t.Fatalf("source list json %q: %v", r.stdout, err)
+	}
+	for i, trusted := range []any{true, true, nil} {
+		if got := listed.Sources[i]["trusted"]; got != trusted {
+			t.Errorf("source list json: %s trusted %v, want %v", listed.Sources[i]["name"], got, trusted)
+		}
+	}
+	r = e.run(t, "", "source", "list").want(t, 0)
+	if !regexp.MustCompile(`(?m)^Name .* Signatures +Trusted +LastError$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^psgallery .* off +True$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^asks .* off +False$`).MatchString(r.stdout) {
+		t.Fatalf("source list:\n%s", r.stdout)
 	}
 }
 

@@ -68,6 +68,10 @@ type fakeBackend struct {
 	copyErr   error
 	commits   []api.CommitRequest
 	commitErr error
+
+	// sources, when set, is the answer of Sources instead of catalog and
+	// hub.
+	sources []api.Source
 }
 
 func (f *fakeBackend) Save(_ context.Context, req api.SaveRequest, w io.Writer) (api.Image, error) {
@@ -197,6 +201,9 @@ func (f *fakeBackend) RemoveContainer(_ context.Context, ref string, force bool)
 var fakeSynced = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 
 func (f *fakeBackend) Sources(context.Context) ([]api.Source, error) {
+	if f.sources != nil {
+		return f.sources, nil
+	}
 	return []api.Source{
 		{Name: "catalog", Location: "http://127.0.0.1:5000", Status: &api.SourceStatus{Mode: "feed", Entries: 20, Complete: true, LastSync: &fakeSynced}},
 		{Name: "hub", Location: "https://registry.example", Username: "me", Status: &api.SourceStatus{Mode: "crawl", Entries: 7, Syncing: true, Repositories: 10, RepositoriesRead: 3}},

@@ -29,12 +29,24 @@ var sourcesColumns = []column{
 // source has any.
 var mirrorsColumn = column{header: "Mirrors", width: 12, max: 64}
 
+// trustedColumn says whether PackageManagement installs from a source
+// without asking; it comes before LastError when a source is trusted.
+var trustedColumn = column{header: "Trusted", width: 9}
+
 // formatSources is the table of source list: each source with the state
 // of providerd's index of it (insecure and username are in --output json).
 func formatSources(sources []api.Source) string {
-	withMirrors := false
+	withMirrors, withTrusted := false, false
 	for _, s := range sources {
 		withMirrors = withMirrors || len(s.Mirrors) > 0
+		withTrusted = withTrusted || s.Trusted
+	}
+	cols := slices.Clone(sourcesColumns)
+	if withTrusted {
+		cols = slices.Insert(cols, len(cols)-1, trustedColumn)
+	}
+	if withMirrors {
+		cols = slices.Insert(cols, 2, mirrorsColumn)
 	}
 	rows := make([][]string, 0, len(sources))
 	for _, s := range sources {
@@ -50,15 +62,15 @@ func formatSources(sources []api.Source) string {
 			mirrors = append(mirrors, m.Location)
 		}
 		row := []string{s.Name, s.Location, state, entries, synced, signaturesText(s), lastErr}
+		if withTrusted {
+			row = slices.Insert(row, len(row)-1, boolText(s.Trusted))
+		}
 		if withMirrors {
 			row = slices.Insert(row, 2, strings.Join(mirrors, " "))
 		}
 		rows = append(rows, row)
 	}
-	if withMirrors {
-		return formatTable(slices.Insert(slices.Clone(sourcesColumns), 2, mirrorsColumn), rows)
-	}
-	return formatTable(sourcesColumns, rows)
+	return formatTable(cols, rows)
 }
 
 // signaturesText is a source's signature policy, with its number of keys:
@@ -143,6 +155,7 @@ func setupSourceRefresh(a *app, g *globals, f *flag.FlagSet) func(context.Contex
 
 func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *client.Client, []string) error {
 	insecure := f.Bool("insecure", false, "skip the TLS certificate check of an https source")
+	trusted := f.Bool("trusted", false, "mark the source trusted (Register-PackageSource -Trusted): PackageManagement installs from it without asking; providerd checks its images as --signatures says either way")
 	username := f.String("username", "", "user name for the source's registry (with --password-stdin)")
 	passwordStdin := f.Bool("password-stdin", false, "read the password from the first line of stdin")
 	var trustKeys stringList
@@ -157,7 +170,7 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 		if (*username == "") != !*passwordStdin {
 			return cli.Usagef("--username and --password-stdin go together")
 		}
-		src := api.Source{Name: args[0], Location: args[1], Insecure: *insecure, Username: *username, Signatures: *signatures}
+		src := api.Source{Name: args[0], Location: args[1], Insecure: *insecure, Trusted: *trusted, Username: *username, Signatures: *signatures}
 		switch *signatures {
 		case "", api.SignaturesRequired, api.SignaturesOptional, api.SignaturesOff:
 		default:
@@ -203,7 +216,11 @@ func setupSourceAdd(a *app, g *globals, f *flag.FlagSet) func(context.Context, *
 		if g.output == outputJSON {
 			return writeJSON(a.stdout, added)
 		}
-		if _, err = fmt.Fprintf(a.stdout, "Added source %s (%s), signatures %s\n", added.Name, added.Location, signaturesText(added)); err != nil {
+		trustedText := ""
+		if added.Trusted {
+			trustedText = ", trusted"
+		}
+		if _, err = fmt.Fprintf(a.stdout, "Added source %s (%s), signatures %s%s\n", added.Name, added.Location, signaturesText(added), trustedText); err != nil {
 			return err
 		}
 		for i, m := range added.Mirrors {
