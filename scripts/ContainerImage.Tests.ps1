@@ -5,11 +5,13 @@
 #
 #   PS> Invoke-Pester ./scripts/ContainerImage.Tests.ps1
 #
-# Invoke-RestMethod is mocked inside the module, so no providerd is needed.
-# The machines that run `make test` have no PowerShell: there this file is
-# only parsed (scripts/check-powershell.mjs), and the Go tests of
-# test/e2e/powershell_mirrors_test.go and powershell_contract_test.go check
-# the same from the module's text.
+# Invoke-ContainerProviderApi, the one call of providerd that the cmdlets
+# and the provider make (ContainerProviderApi.psm1), is mocked in the module
+# under test, so no providerd is needed; scripts/test-powershell.ps1 drives
+# the module against a real one. The machines that run `make test` have no
+# PowerShell: there this file is only parsed (scripts/check-powershell.mjs),
+# and the Go tests of test/e2e/powershell_*_test.go check the same from the
+# module's text and replay its requests.
 
 BeforeAll {
     Import-Module (Join-Path (Join-Path $PSScriptRoot 'ContainerImage') 'ContainerImage.psd1') -Force
@@ -19,8 +21,8 @@ Describe 'Register-ContainerImageSource -Mirror' {
     BeforeEach {
         # The body of the last request, decoded.
         $script:sent = $null
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            $script:sent = [System.Text.Encoding]::UTF8.GetString([byte[]]$Body) | ConvertFrom-Json
+        Mock -ModuleName ContainerImage Invoke-ContainerProviderApi {
+            $script:sent = [pscustomobject]$Body
             return $script:sent
         }
     }
@@ -30,7 +32,7 @@ Describe 'Register-ContainerImageSource -Mirror' {
         $cred = New-Object System.Management.Automation.PSCredential -ArgumentList 'cacheuser', $password
         Register-ContainerImageSource -Name hub -Location https://registry.example -Mirror 'http://127.0.0.1:5001', 'https://cache.example:5000' -MirrorCredential $cred -MirrorCapability Pull -MirrorInsecure | Out-Null
 
-        Should -Invoke -ModuleName ContainerImage Invoke-RestMethod -Times 1 -Exactly -ParameterFilter { $Method -eq 'POST' -and $Uri -like '*/v1/sources' }
+        Should -Invoke -ModuleName ContainerImage Invoke-ContainerProviderApi -Times 1 -Exactly -ParameterFilter { $Route -eq 'AddSource' }
         $script:sent.name | Should -Be 'hub'
         @($script:sent.mirrors).Count | Should -Be 2
         $script:sent.mirrors[0].location | Should -Be 'http://127.0.0.1:5001'
@@ -47,7 +49,7 @@ Describe 'Register-ContainerImageSource -Mirror' {
         Register-ContainerImageSource -Name hub -Location https://registry.example -Mirror http://127.0.0.1:5001 | Out-Null
 
         @($script:sent.mirrors).Count | Should -Be 1
-        @($script:sent.mirrors[0].PSObject.Properties.Name) | Should -Be @('location')
+        @($script:sent.mirrors[0].Keys) | Should -Be @('location')
     }
 
     It 'sends -MirrorNamespace as each mirror''s namespace' {
@@ -62,6 +64,14 @@ Describe 'Register-ContainerImageSource -Mirror' {
         $script:sent.PSObject.Properties.Name | Should -Not -Contain 'mirrors'
     }
 
+    It 'sends -Trusted as the source''s trusted, and nothing without it' {
+        Register-ContainerImageSource -Name catalog -Location http://127.0.0.1:5000 -Trusted | Out-Null
+        $script:sent.trusted | Should -BeTrue
+
+        Register-ContainerImageSource -Name other -Location http://127.0.0.1:5001 | Out-Null
+        $script:sent.PSObject.Properties.Name | Should -Not -Contain 'trusted'
+    }
+
     It 'refuses <Mirror> with an InvalidArgument error and sends nothing' -ForEach @(
         @{ Mirror = 'ftp://cache.example' }
         @{ Mirror = '127.0.0.1:5001' }
@@ -71,7 +81,7 @@ Describe 'Register-ContainerImageSource -Mirror' {
         $err = $null
         Register-ContainerImageSource -Name hub -Location https://registry.example -Mirror $Mirror -ErrorAction SilentlyContinue -ErrorVariable err
 
-        Should -Invoke -ModuleName ContainerImage Invoke-RestMethod -Times 0 -Exactly
+        Should -Invoke -ModuleName ContainerImage Invoke-ContainerProviderApi -Times 0 -Exactly
         @($err).Count | Should -Be 1
         $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerProvider.InvalidArgument*'
         $err[0].Exception.Message | Should -BeLike "The mirror $Mirror *"
@@ -81,7 +91,7 @@ Describe 'Register-ContainerImageSource -Mirror' {
         $err = $null
         Register-ContainerImageSource -Name hub -Location https://registry.example -MirrorCapability pull -ErrorAction SilentlyContinue -ErrorVariable err
 
-        Should -Invoke -ModuleName ContainerImage Invoke-RestMethod -Times 0 -Exactly
+        Should -Invoke -ModuleName ContainerImage Invoke-ContainerProviderApi -Times 0 -Exactly
         $err[0].FullyQualifiedErrorId | Should -BeLike 'ContainerProvider.InvalidArgument*'
     }
 
@@ -93,7 +103,7 @@ Describe 'Register-ContainerImageSource -Mirror' {
 
 Describe 'Get-ContainerImageSource mirrors' {
     BeforeEach {
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
+        Mock -ModuleName ContainerImage Invoke-ContainerProviderApi {
             [pscustomobject]@{
                 sources = @(
                     [pscustomobject]@{
@@ -133,68 +143,104 @@ Describe 'Get-ContainerImageSource mirrors' {
 }
 
 # Pipeline binding, as in ContainerProvider 0.6: a piped string is -Name, a
-# piped object an -InputObject (-Image). Not run here (no PowerShell); the
-# static check scripts/check-powershell-contract.mjs holds the binding rule.
+# piped object an -InputObject (-Image). The static check
+# scripts/check-powershell-contract.mjs holds the binding rule too.
 Describe 'Piping to Install-, Save- and Remove-ContainerImage' {
     BeforeEach {
-        $script:bodies = New-Object System.Collections.Generic.List[object]
-        $script:uris = New-Object System.Collections.Generic.List[string]
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            $script:uris.Add([string]$Uri)
-            if ($Body) {
-                $script:bodies.Add(([System.Text.Encoding]::UTF8.GetString([byte[]]$Body) | ConvertFrom-Json))
+        $script:calls = New-Object System.Collections.Generic.List[object]
+        Mock -ModuleName ContainerImage Invoke-ContainerProviderApi {
+            $script:calls.Add([pscustomobject]@{ Route = $Route; Query = $Query; Body = $Body; OutFile = $OutFile })
+            switch ($Route) {
+                'InstallImage' { return [pscustomobject]@{ id = 'j1'; state = 'queued' } }
+                'SaveImage' {
+                    if ($Body['whatIf']) {
+                        return [pscustomobject]@{ whatIf = $true; path = ('{0}-10-0-10586-0.tar' -f $Body['name']); image = [pscustomobject]@{ name = $Body['name']; version = '10.0.10586.0'; digest = 'sha256:0123' } }
+                    }
+                    Set-Content -LiteralPath $OutFile -Value 'archive'
+                    return $null
+                }
+                'RemoveImages' {
+                    if ($Query['whatIf']) {
+                        return [pscustomobject]@{ whatIf = $true; removed = @([pscustomobject]@{ name = 'DemoImage'; version = '1.0.0.0'; digest = 'sha256:0123' }) }
+                    }
+                    return [pscustomobject]@{ removed = @([pscustomobject]@{ name = 'DemoImage'; version = '1.0.0.0'; digest = 'sha256:0123' }) }
+                }
             }
-            if ($Method -eq 'POST' -and $Uri -like '*/v1/images/install') {
-                return [pscustomobject]@{ id = 'j1'; state = 'queued' }
-            }
-            if ($Uri -like '*/v1/jobs/j1') {
-                return [pscustomobject]@{ id = 'j1'; state = 'succeeded'; message = 'Downloaded in 0 hours, 0 minutes, 1 second.' }
-            }
-            if ($Method -eq 'DELETE' -and $Uri -like '*whatIf=true*') {
-                return [pscustomobject]@{ whatIf = $true; removed = @([pscustomobject]@{ name = 'DemoImage'; version = '1.0.0.0'; digest = 'sha256:0123' }) }
-            }
-            return [pscustomobject]@{ removed = @() }
         }
-        Mock -ModuleName ContainerImage Invoke-WebRequest {
-            $script:bodies.Add(([System.Text.Encoding]::UTF8.GetString([byte[]]$Body) | ConvertFrom-Json))
-            Set-Content -LiteralPath $OutFile -Value 'archive'
+        Mock -ModuleName ContainerImage Wait-ContainerProviderJob {
+            [pscustomobject]@{ id = 'j1'; state = 'succeeded'; message = 'Downloaded in 0 hours, 0 minutes, 1 second.'; result = [pscustomobject]@{ name = 'NanoServer'; version = '10.0.10586.0' } }
         }
         Mock -ModuleName ContainerImage Write-Host -MockWith { $null }
     }
 
-    It 'installs a piped string as the -Name' {
-        'NanoServer' | Install-ContainerImage -Confirm:$false
+    It 'installs a piped string as the -Name, and cancels the job on Ctrl+C' {
+        $out = 'NanoServer' | Install-ContainerImage -Confirm:$false
 
-        $script:bodies[0].name | Should -Be 'NanoServer'
+        $script:calls[0].Body.name | Should -Be 'NanoServer'
+        Should -Invoke -ModuleName ContainerImage Wait-ContainerProviderJob -Times 1 -Exactly -ParameterFilter { $Id -eq 'j1' -and $CancelOnStop }
+        Should -Invoke -ModuleName ContainerImage Write-Host -Times 1 -Exactly -ParameterFilter { "$Object" -eq 'Downloaded in 0 hours, 0 minutes, 1 second.' }
+        $out | Should -BeNullOrEmpty
+    }
+
+    It 'writes the installed image with -PassThru' {
+        $out = Install-ContainerImage -Name NanoServer -PassThru -Confirm:$false
+
+        $out.Name | Should -Be 'NanoServer'
+        $out.PSObject.TypeNames | Should -Contain 'ContainerProvider.ContainerImage'
     }
 
     It 'installs a piped find entry with its version and source' {
         [pscustomobject]@{ Name = 'NanoServer'; Version = '10.0.10586.0'; Source = 'catalog' } | Install-ContainerImage -Confirm:$false
 
-        $script:bodies[0].name | Should -Be 'NanoServer'
-        $script:bodies[0].requiredVersion | Should -Be '10.0.10586.0'
-        $script:bodies[0].source | Should -Be 'catalog'
+        $script:calls[0].Body.name | Should -Be 'NanoServer'
+        $script:calls[0].Body.requiredVersion | Should -Be '10.0.10586.0'
+        $script:calls[0].Body.source | Should -Be 'catalog'
     }
 
-    It 'saves each piped string, -Destination naming the folder' {
+    It 'saves each piped string to the file providerd names, -Destination naming the folder' {
         'NanoServer', 'WindowsServerCore' | Save-ContainerImage -Destination TestDrive:\ -Confirm:$false
 
-        @($script:bodies.name) | Should -Be @('NanoServer', 'WindowsServerCore')
-        Join-Path TestDrive:\ 'NanoServer.tar' | Should -Exist
-        Join-Path TestDrive:\ 'WindowsServerCore.tar' | Should -Exist
+        @($script:calls | Where-Object { $_.OutFile } | ForEach-Object { $_.Body.name }) | Should -Be @('NanoServer', 'WindowsServerCore')
+        @($script:calls | Where-Object { $_.OutFile } | ForEach-Object { $_.Body.requiredVersion }) | Should -Be @('10.0.10586.0', '10.0.10586.0')
+        Join-Path TestDrive:\ 'NanoServer-10-0-10586-0.tar' | Should -Exist
+        Join-Path TestDrive:\ 'WindowsServerCore-10-0-10586-0.tar' | Should -Exist
     }
 
-    It 'removes a piped string as the -Name, by the digests of the plan' {
-        'DemoImage' | Remove-ContainerImage -Force
+    It 'checks and writes nothing with -WhatIf' {
+        Save-ContainerImage -Name NanoServer -Path (Join-Path TestDrive:\ 'missing\') -WhatIf -ErrorVariable err
 
-        $script:uris[0] | Should -BeLike '*name=DemoImage*'
-        $script:uris[1] | Should -BeLike '*id=sha256%3A0123*'
+        @($err).Count | Should -Be 0
+        @($script:calls | Where-Object { $_.OutFile }).Count | Should -Be 0
+        Join-Path TestDrive:\ 'missing' | Should -Not -Exist
+    }
+
+    It 'removes a piped string as the -Name, by the digests of the plan, writing nothing without -PassThru' {
+        $out = 'DemoImage' | Remove-ContainerImage -Force
+
+        $script:calls[0].Query.name | Should -Be 'DemoImage'
+        $script:calls[1].Query.id | Should -Be 'sha256:0123'
+        $out | Should -BeNullOrEmpty
+        ('DemoImage' | Remove-ContainerImage -Force -PassThru).Name | Should -Be 'DemoImage'
+    }
+}
+
+Describe 'ParentImage' {
+    It 'prints as the 2016 module''s CIM instance did' {
+        Mock -ModuleName ContainerImage Invoke-ContainerProviderApi {
+            [pscustomobject]@{ images = @([pscustomobject]@{ name = 'NanoServerIIS'; version = '1.0.0.0'; parentImage = [pscustomobject]@{ name = 'NanoServer'; publisher = 'CN=Microsoft'; version = '10.0.10586.0'; digest = 'sha256:0123' } }) }
+        }
+
+        $image = Get-ContainerImage -Name NanoServerIIS
+
+        $image.ParentImage.Digest | Should -Be 'sha256:0123'
+        "$($image.ParentImage)" | Should -Be "ContainerImage (Name = 'NanoServer') [Publisher = 'CN=Microsoft', Version = '10.0.10586.0']"
+        ($image | Select-Object -Property 'Name', 'ParentImage' | Format-Table -HideTableHeaders | Out-String -Width 200) | Should -Match "NanoServerIIS\s+ContainerImage \(Name = 'NanoServer'\) \[Publisher = 'CN=Microsoft', Version = '10\.0\.10586\.0'\]"
     }
 }
 
 # The OneGet provider under the functions PackageManagement loads into its
 # runspace first (OneGet's PackageProviderFunctions.psm1, copied here with
-# their mandatory parameters). Not run here (no PowerShell).
+# their mandatory parameters).
 Describe 'ContainerImageProvider under PackageManagement''s functions' {
     BeforeAll {
         function global:Write-Error {
@@ -232,7 +278,7 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
             )
             [pscustomobject]@{ FastPackageReference = $fastPackageReference; Name = $name; Version = $version; Source = $source; FullPath = $fullPath }
         }
-        # The provider imports ContainerImage.psm1 itself.
+        # The provider imports ContainerProviderApi.psm1 itself.
         Remove-Module ContainerImage -ErrorAction SilentlyContinue
         Import-Module (Join-Path (Join-Path $PSScriptRoot 'ContainerImage') 'ContainerImageProvider.psm1') -Force
     }
@@ -245,14 +291,12 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
     BeforeEach {
         $global:ProviderErrors = New-Object System.Collections.Generic.List[object]
         $global:request = [pscustomobject]@{ Options = @{}; PackageSources = @(); Credential = $null; IsCanceled = $false }
-        $script:uris = New-Object System.Collections.Generic.List[string]
+        $script:calls = New-Object System.Collections.Generic.List[object]
     }
 
     It 'reports a NotFound of providerd through PackageManagement''s Write-Error' {
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            $record = New-Object System.Management.Automation.ErrorRecord -ArgumentList (New-Object System.Exception -ArgumentList '404'), 'WebCmdletWebResponseException', 'InvalidOperation', $null
-            $record.ErrorDetails = New-Object System.Management.Automation.ErrorDetails -ArgumentList '{"error":{"code":"NotFound","message":"no image matches NoSuch"}}'
-            throw $record
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            throw (New-ContainerProviderError -Code NotFound -Message 'no image matches NoSuch')
         }
 
         Find-Package -names 'NoSuch'
@@ -264,10 +308,10 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
     }
 
     It 'answers Unregister-PackageSource with the removed source and its location' {
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            $script:uris.Add(('{0} {1}' -f $Method, $Uri))
-            if ($Method -eq 'GET') {
-                return [pscustomobject]@{ sources = @([pscustomobject]@{ name = 'catalog'; location = 'http://127.0.0.1:5000' }) }
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            $script:calls.Add([pscustomobject]@{ Route = $Route; PathValues = $PathValues })
+            if ($Route -eq 'GetSources') {
+                return [pscustomobject]@{ sources = @([pscustomobject]@{ name = 'catalog'; location = 'http://127.0.0.1:5000'; trusted = $true }) }
             }
         }
 
@@ -276,62 +320,97 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
         $global:ProviderErrors.Count | Should -Be 0
         $source.Location | Should -Be 'http://127.0.0.1:5000'
         $source.IsRegistered | Should -BeFalse
-        $script:uris[1] | Should -BeLike 'DELETE */v1/sources/catalog'
+        $source.IsTrusted | Should -BeTrue
+        $script:calls[1].Route | Should -Be 'RemoveSource'
+        $script:calls[1].PathValues.name | Should -Be 'catalog'
     }
 
     It 'searches each source that -Source names' {
         $global:request.PackageSources = @('a', 'b')
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            $script:uris.Add([string]$Uri)
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            $script:calls.Add([pscustomobject]@{ Query = $Query })
             [pscustomobject]@{ images = @() }
         }
 
         Find-Package -names 'NanoServer'
 
-        $script:uris.Count | Should -Be 2
-        $script:uris[0] | Should -BeLike '*source=a*'
-        $script:uris[1] | Should -BeLike '*source=b*'
+        @($script:calls.Query.source) | Should -Be @('a', 'b')
     }
 
-    It 'gives an installed image of no source the source local, and keeps its reference' {
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            [pscustomobject]@{ images = @([pscustomobject]@{ name = 'DemoImage'; version = '1.0.0.0' }) }
+    It 'gives an installed image of no source the source local, and its digest to Uninstall-Package' {
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            $script:calls.Add([pscustomobject]@{ Route = $Route; Query = $Query })
+            [pscustomobject]@{ images = @([pscustomobject]@{ name = 'DemoImage'; version = '1.0.0.0'; digest = 'sha256:0123' }); removed = @() }
         }
 
         $package = Get-InstalledPackage -name 'DemoImage'
+        Uninstall-Package -fastPackageReference $package.FastPackageReference
 
         $global:ProviderErrors.Count | Should -Be 0
         $package.Source | Should -Be 'local'
-        $package.FastPackageReference | Should -Be 'DemoImage|1.0.0.0|'
+        $package.FastPackageReference | Should -Be 'DemoImage|1.0.0.0||sha256:0123|'
+        $script:calls[1].Route | Should -Be 'RemoveImages'
+        $script:calls[1].Query.id | Should -Be 'sha256:0123'
+        $script:calls[1].Query.Keys | Should -Not -Contain 'name'
     }
 
-    It 'sends Register-PackageSource -Credential as the registry''s, never as providerd''s token' {
+    It 'sends Register-PackageSource -Credential and -Trusted as the registry''s, never as providerd''s token' {
         $password = ConvertTo-SecureString 's3cret' -AsPlainText -Force
         $global:request = [pscustomobject]@{ Options = @{}; PackageSources = @(); Credential = (New-Object System.Management.Automation.PSCredential -ArgumentList 'reguser', $password); IsCanceled = $false }
-        $env:CONTAINERPROVIDER_TOKEN = 'providerd-token'
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            $script:sent = [System.Text.Encoding]::UTF8.GetString([byte[]]$Body) | ConvertFrom-Json
-            $script:authorization = $Headers['Authorization']
-            [pscustomobject]@{ name = 'hub'; location = 'https://registry.example'; username = 'reguser' }
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            $script:sent = [pscustomobject]$Body
+            $script:credential = $Credential
+            [pscustomobject]@{ name = 'hub'; location = 'https://registry.example'; username = 'reguser'; trusted = $true }
         }
 
-        Add-PackageSource -Name hub -Location https://registry.example -Trusted $false | Out-Null
-        Remove-Item -Path 'env:CONTAINERPROVIDER_TOKEN'
+        $source = Add-PackageSource -Name hub -Location https://registry.example -Trusted $true
 
         $script:sent.username | Should -Be 'reguser'
         $script:sent.password | Should -Be 's3cret'
-        $script:authorization | Should -Be 'Bearer providerd-token'
+        $script:sent.trusted | Should -BeTrue
+        $script:credential | Should -BeNullOrEmpty
+        $source.IsTrusted | Should -BeTrue
     }
 
     It 'sends -Insecure, a declared Source option, as the source''s insecure' {
         $global:request.Options = @{ Insecure = $true }
-        Mock -ModuleName ContainerImage Invoke-RestMethod {
-            $script:sent = [System.Text.Encoding]::UTF8.GetString([byte[]]$Body) | ConvertFrom-Json
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            $script:sent = [pscustomobject]$Body
             [pscustomobject]@{ name = 'hub'; location = 'https://registry.example' }
         }
 
         Add-PackageSource -Name hub -Location https://registry.example -Trusted $false | Out-Null
 
         $script:sent.insecure | Should -BeTrue
+    }
+
+    It 'cancels the install job when PackageManagement cancels the request, and writes no error' {
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi { [pscustomobject]@{ id = 'j1'; state = 'queued' } }
+        Mock -ModuleName ContainerImageProvider Wait-ContainerProviderJob {
+            $global:request.IsCanceled = $true
+            $script:asked = & $CancelWhen
+            [pscustomobject]@{ id = 'j1'; state = 'canceled'; message = 'The install was canceled.' }
+        }
+
+        $out = Install-Package -fastPackageReference 'NanoServer|10.0.10586.0|catalog||'
+
+        $script:asked | Should -BeTrue
+        $out | Should -BeNullOrEmpty
+        $global:ProviderErrors.Count | Should -Be 0
+    }
+
+    It 'names the images of a saved archive for Install-Package .\file.tar' {
+        $dir = Join-Path $TestDrive 'archive'
+        New-Item -ItemType Directory -Path $dir | Out-Null
+        Set-Content -LiteralPath (Join-Path $dir 'manifest.json') -Value '[{"Config":"blobs/sha256/00","RepoTags":["127.0.0.1:5000/microsoft/iis:1.0.0.0"],"Layers":[]}]'
+        $file = Join-Path $TestDrive 'iis.tar'
+        tar -cf $file -C $dir manifest.json
+
+        $package = Find-PackageByFile -files @($file)
+
+        $package.Name | Should -Be 'microsoft/iis'
+        $package.Version | Should -Be '1.0.0.0'
+        $package.FullPath | Should -Be $file
+        $package.FastPackageReference | Should -Be ('microsoft/iis|1.0.0.0|||{0}' -f $file)
     }
 }

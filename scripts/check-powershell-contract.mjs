@@ -3,9 +3,11 @@
 // contract that PackageManagement and the 2016 cmdlets set and that no test
 // here can run:
 //
-//   overrides   the provider calls Write-Error, Write-Warning, Write-Verbose,
-//               Write-Debug and Write-Progress only with the parameters of
-//               the functions that PackageManagement puts in their place;
+//   overrides   the provider, and the shared module it calls
+//               (ContainerProviderApi.psm1), call Write-Error, Write-Warning,
+//               Write-Verbose, Write-Debug and Write-Progress only with the
+//               parameters of the functions that PackageManagement puts in
+//               their place;
 //   mandatory   every mandatory parameter of New-SoftwareIdentity,
 //               New-PackageSource, New-DynamicOption and New-Feature is given
 //               a value shown to be non-empty at each call;
@@ -13,12 +15,18 @@
 //               Get-DynamicOptions declares in a category of a cmdlet that
 //               calls the function, or a static parameter of such a cmdlet,
 //               and no declared option has the name of a static parameter;
-//   routes      every route of the module's table is used by some function,
-//               and every route used is in the table;
+//   routes      every route of the table (in ContainerProviderApi.psm1) is
+//               used by some function, and every route used is in the table;
 //   credentials the request's -Credential (the package source's, the
 //               registry's) is read only by Add-PackageSource, through
 //               Get-RequestCredential, and never given to the module's calls,
 //               where -Credential is providerd's bearer token;
+//   cancel      an install can be canceled: the provider's Install-Package
+//               follows its job with Wait-ContainerProviderJob -CancelWhen
+//               that reads $request.IsCanceled (Test-RequestCanceled),
+//               Install-ContainerImage cancels on Ctrl+C (-CancelOnStop),
+//               and Wait-ContainerProviderJob reads the job's event stream
+//               (GetJobEvents) and calls CancelJob;
 //   pipeline    Install-, Save- and Remove-ContainerImage take -Name
 //               ValueFromPipelineByPropertyName, a string piped binds to
 //               -Name, and Save-ContainerImage's -Path keeps 0.5's
@@ -121,9 +129,7 @@ const optionReaders = ['get-requestoption', 'get-requestlist', 'test-requestswit
 
 // Routes of the table that no function uses yet, each with the reason; the
 // check fails when one of them is used, so that the line goes with it.
-const unusedRoutes = {
-  CancelJob: 'nothing cancels a job yet (issue 17, point 4)',
-};
+const unusedRoutes = {};
 
 // The cmdlets whose -Name must bind from the pipeline, as in ContainerProvider
 // 0.6's ContainerImage.psm1.
@@ -145,9 +151,10 @@ function parse(name) {
 
 const moduleFile = parse('ContainerImage.psm1');
 const providerFile = parse('ContainerImageProvider.psm1');
+const apiFile = parse('ContainerProviderApi.psm1');
 
 const failures = {};
-const checks = ['overrides', 'mandatory', 'options', 'routes', 'credentials', 'pipeline'];
+const checks = ['overrides', 'mandatory', 'options', 'routes', 'credentials', 'cancel', 'pipeline'];
 for (const c of checks) failures[c] = [];
 function fail(check, file, node, what) {
   failures[check].push(`FAIL ${check}: ${file.name}:${node.startPosition.row + 1}: ${what}`);
@@ -279,8 +286,13 @@ function params(fn) {
   return out;
 }
 
-// Checks of the provider's calls of the functions PackageManagement replaces.
+// Checks of the provider's calls of the functions PackageManagement replaces,
+// and of the shared module's, which run in the provider's runspace too.
 function checkOverrides() {
+  for (const file of [providerFile, apiFile]) checkOverridesIn(file);
+}
+
+function checkOverridesIn(providerFile) {
   for (const cmd of commands(providerFile.tree.rootNode)) {
     const allowed = overrides[lower(cmd.name)];
     if (!allowed) continue;
@@ -353,13 +365,18 @@ function nonEmpty(fn, value, depth = 0) {
   if (u.type === 'integer_literal' || u.type === 'decimal_integer_literal') return { ok: true };
   if (u.type === 'variable' && /^\$(true|false)$/i.test(u.text)) return { ok: true };
   if (u.type === 'variable' && /^\$null$/i.test(u.text)) return { ok: false, why: 'the value is $null' };
+  // A cast: [bool] is $true or $false, never empty; [string] is as empty
+  // as what it casts.
+  const cast = u.type === 'expression_with_unary_operator' && u.namedChild(0)?.type === 'cast_expression' ? u.namedChild(0) : null;
+  const castType = cast && cast.namedChild(0)?.type === 'type_literal' ? lower(cast.namedChild(0).text) : null;
+  if (castType === '[bool]') return { ok: true };
   if (u.type === 'format_expression') {
     const left = literalText(u.namedChild(0));
     if (left !== null && left.replace(/\{\d+\}/g, '').trim() !== '') return { ok: true };
     return { ok: false, why: `${u.text} may format to an empty string` };
   }
   let key = u.text;
-  if (u.type === 'expression_with_unary_operator' && u.namedChild(0)?.type === 'type_literal' && /^\[string\]$/i.test(u.namedChild(0).text)) {
+  if (castType === '[string]') {
     key = u.text.replace(/^\[string\]\s*/i, '');
   }
   if (!/^\$[\w:]+(\.\w+)*$/.test(key)) return { ok: false, why: `${value.text} is not shown to be non-empty` };
@@ -532,12 +549,12 @@ function checkOptions() {
 
 function checkRoutes() {
   let table = null;
-  for (const a of ofType(moduleFile.tree.rootNode, 'assignment_expression')) {
+  for (const a of ofType(apiFile.tree.rootNode, 'assignment_expression')) {
     const left = unwrap(a.namedChildren.find((c) => c.type === 'left_assignment_expression')?.namedChild(0));
     if (left && lower(left.text) === '$script:routes') table = a;
   }
   if (!table) {
-    fail('routes', moduleFile, moduleFile.tree.rootNode, 'ContainerImage.psm1 has no $script:Routes table');
+    fail('routes', apiFile, apiFile.tree.rootNode, 'ContainerProviderApi.psm1 has no $script:Routes table');
     return;
   }
   const routes = new Map();
@@ -547,7 +564,7 @@ function checkRoutes() {
     routes.set(literalText(k) ?? k.text, e);
   }
   const used = new Map();
-  for (const file of [moduleFile, providerFile]) {
+  for (const file of [moduleFile, providerFile, apiFile]) {
     for (const fn of functions(file).values()) {
       const fname = fn.displayName;
       for (const cmd of commands(fn)) {
@@ -568,9 +585,9 @@ function checkRoutes() {
   }
   for (const [name, node] of routes) {
     if (used.has(name) && unusedRoutes[name]) {
-      fail('routes', moduleFile, node, `route ${name} is used now: take it out of the check's list of unused routes`);
+      fail('routes', apiFile, node, `route ${name} is used now: take it out of the check's list of unused routes`);
     } else if (!used.has(name) && !unusedRoutes[name]) {
-      fail('routes', moduleFile, node, `route ${name} is used by no function`);
+      fail('routes', apiFile, node, `route ${name} is used by no function`);
     }
   }
   for (const [name, uses] of used) {
@@ -580,9 +597,9 @@ function checkRoutes() {
   }
 }
 
-// The functions of the module that take providerd's token as -Credential,
-// and the provider's wrapper of Invoke-ContainerProviderApi.
-const tokenCommands = ['invoke-containerproviderapi', 'wait-jobcompletion', 'invoke-containerimageapi'];
+// The functions of the shared module that take providerd's token as
+// -Credential, and the provider's wrapper of Invoke-ContainerProviderApi.
+const tokenCommands = ['invoke-containerproviderapi', 'wait-containerproviderjob', 'invoke-containerimageapi'];
 
 function checkCredentials() {
   for (const fn of functions(providerFile).values()) {
@@ -607,6 +624,34 @@ function checkCredentials() {
       if (n.type === 'member_access' && /^\$request\.Credential$/i.test(n.text) && lower(fname) !== 'get-requestcredential') {
         fail('credentials', providerFile, n, `${fname} reads $request.Credential: only Get-RequestCredential may`);
       }
+    }
+  }
+}
+
+// callsWith says whether function fname of file calls command with a
+// parameter param whose value's text matches re (any value when re is null).
+function callsWith(file, fname, command, param, re) {
+  const fn = functions(file).get(lower(fname));
+  if (!fn) return false;
+  return commands(fn).some((c) => lower(c.name) === lower(command) && c.args.some((a) => a.param && lower(a.param) === lower(param) && (!re || (a.value && re.test(a.value.text)))));
+}
+
+// usesRoute says whether function fname of file names route.
+function usesRoute(file, fname, route) {
+  const fn = functions(file).get(lower(fname));
+  return !!fn && commands(fn).some((c) => c.args.some((a) => a.param && lower(a.param) === 'route' && literalText(a.value) === route));
+}
+
+function checkCancel() {
+  if (!callsWith(providerFile, 'Install-Package', 'Wait-ContainerProviderJob', 'CancelWhen', /Test-RequestCanceled/i)) {
+    fail('cancel', providerFile, providerFile.tree.rootNode, 'Install-Package does not follow its job with Wait-ContainerProviderJob -CancelWhen { Test-RequestCanceled }: a canceled request leaves the job running');
+  }
+  if (!callsWith(moduleFile, 'Install-ContainerImage', 'Complete-ImageJob', 'CancelOnStop', null)) {
+    fail('cancel', moduleFile, moduleFile.tree.rootNode, 'Install-ContainerImage does not wait with -CancelOnStop: Ctrl+C leaves the job running');
+  }
+  for (const route of ['GetJobEvents', 'CancelJob']) {
+    if (!usesRoute(apiFile, 'Wait-ContainerProviderJob', route)) {
+      fail('cancel', apiFile, apiFile.tree.rootNode, `Wait-ContainerProviderJob does not call route ${route}`);
     }
   }
 }
@@ -672,6 +717,7 @@ checkMandatory();
 checkOptions();
 checkRoutes();
 checkCredentials();
+checkCancel();
 checkPipeline();
 
 let failed = 0;

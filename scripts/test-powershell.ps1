@@ -364,19 +364,19 @@ Describe 'Save-ContainerImage and Install-ContainerImage -Path' {
     BeforeAll {
         Reset-ProviderState
         Install-TestImage -Name NanoServer -Version 10.0.10586.0
-        $script:archive = Join-Path (Join-Path $TestDrive 'saved') 'NanoServer-10.0.10586.0.tar'
+        $script:archive = Join-Path (Join-Path $TestDrive 'saved') 'NanoServer-10-0-10586-0.tar'
     }
 
     AfterAll {
         Reset-ProviderState
     }
 
-    It 'saves to a folder as Name-Version.tar, with the version the save resolves' {
+    It 'saves to a folder in the file providerd names, with the version the save resolves' {
         $dir = New-Item -ItemType Directory -Path (Join-Path $TestDrive 'saved')
 
         Save-ContainerImage -Name NanoServer -Path $dir.FullName | Out-Null
 
-        @(Get-ChildItem -LiteralPath $dir.FullName -Force | ForEach-Object { $_.Name }) | Should -Be @('NanoServer-10.0.10586.0.tar')
+        @(Get-ChildItem -LiteralPath $dir.FullName -Force | ForEach-Object { $_.Name }) | Should -Be @('NanoServer-10-0-10586-0.tar')
         Test-TarArchive -Path $script:archive | Should -BeTrue
     }
 
@@ -398,7 +398,7 @@ Describe 'Save-ContainerImage and Install-ContainerImage -Path' {
 
         'NanoServer' | Save-ContainerImage -Destination $dir.FullName | Out-Null
 
-        @(Get-ChildItem -LiteralPath $dir.FullName -Force | ForEach-Object { $_.Name }) | Should -Be @('NanoServer-10.0.10586.0.tar')
+        @(Get-ChildItem -LiteralPath $dir.FullName -Force | ForEach-Object { $_.Name }) | Should -Be @('NanoServer-10-0-10586-0.tar')
     }
 
     It 'installs the saved file after a remove (offline install), writing no object' {

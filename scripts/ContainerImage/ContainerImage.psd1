@@ -1,6 +1,6 @@
 @{
     RootModule           = 'ContainerImage.psm1'
-    ModuleVersion        = '1.0.0'
+    ModuleVersion        = '1.1.0'
     GUID                 = '6f0e8a53-2c1d-4d7b-9a55-1c3e0b7d9f21'
     Author               = 'ContainerProvider'
     Description          = 'Find, install, save and manage container images through providerd''s local HTTP API.'
@@ -12,7 +12,7 @@
         'Save-ContainerImage', 'New-ContainerImage',
         'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Remove-Container',
         'Register-ContainerImageSource', 'Get-ContainerImageSource', 'Unregister-ContainerImageSource',
-        'Update-ContainerImageSource', 'Get-ContainerImageJob', 'Wait-ContainerImageJob'
+        'Update-ContainerImageSource', 'Get-ContainerImageJob', 'Wait-ContainerImageJob', 'Stop-ContainerImageJob'
     )
     CmdletsToExport      = @()
     VariablesToExport    = @()

@@ -1,554 +1,61 @@
 # ContainerImage: cmdlets over providerd's local HTTP API v1.
 #
-# Every HTTP call goes through the route table $script:Routes and the one
-# helper Invoke-ContainerProviderApi, which builds the URL from the table and
-# turns the v1 error envelope {"error":{code,message,dependents}} into
-# ErrorRecords. The endpoint is $env:CONTAINERPROVIDER_ENDPOINT (default
-# http://127.0.0.1:5050, providerd's TCP listener, which needs the bearer
-# token); the token is the password of -Credential, else
+# Every call goes through Invoke-ContainerImageCall here, and through the
+# route table, the transport and the objects of ContainerProviderApi.psm1,
+# which the PackageManagement provider (ContainerImageProvider.psm1) imports
+# too. The endpoint is $env:CONTAINERPROVIDER_ENDPOINT, else providerd's
+# local API: its unix socket or named pipe on PowerShell 7, whose access is
+# the credential, and http://127.0.0.1:5050 on Windows PowerShell, where the
+# bearer token is: the password of -Credential, else
 # $env:CONTAINERPROVIDER_TOKEN, else the first line of
 # $env:CONTAINERPROVIDER_TOKEN_FILE or of the token file providerd makes in
 # its default root, when this user may read it (an administrator can).
 
 Set-StrictMode -Version 2.0
 
-# The route table: one line per call, method, path and the query parameters
-# the module sends. A test checks every line against providerd's router, and
-# scripts/check-powershell-contract.mjs that some function uses each line.
-$script:Routes = [ordered]@{
-    GetSources      = @{ Method = 'GET'; Path = '/v1/sources'; Query = @() }
-    AddSource       = @{ Method = 'POST'; Path = '/v1/sources'; Query = @() }
-    RemoveSource    = @{ Method = 'DELETE'; Path = '/v1/sources/{name}'; Query = @() }
-    RefreshSource   = @{ Method = 'POST'; Path = '/v1/sources/{name}/refresh'; Query = @() }
-    FindImages      = @{ Method = 'GET'; Path = '/v1/find'; Query = @('name', 'source', 'requiredVersion', 'minimumVersion', 'maximumVersion', 'allVersions') }
-    InstallImage    = @{ Method = 'POST'; Path = '/v1/images/install'; Query = @() }
-    LoadImage       = @{ Method = 'POST'; Path = '/v1/images/load'; Query = @() }
-    SaveImage       = @{ Method = 'POST'; Path = '/v1/images/save'; Query = @() }
-    CommitImage     = @{ Method = 'POST'; Path = '/v1/images/commit'; Query = @() }
-    GetImages       = @{ Method = 'GET'; Path = '/v1/images'; Query = @('name', 'publisher', 'requiredVersion', 'minimumVersion', 'maximumVersion', 'allVersions', 'childOf') }
-    RemoveImages    = @{ Method = 'DELETE'; Path = '/v1/images'; Query = @('name', 'id', 'requiredVersion', 'minimumVersion', 'maximumVersion', 'allVersions', 'force', 'whatIf') }
-    GetJobs         = @{ Method = 'GET'; Path = '/v1/jobs'; Query = @() }
-    GetJob          = @{ Method = 'GET'; Path = '/v1/jobs/{id}'; Query = @() }
-    CancelJob       = @{ Method = 'POST'; Path = '/v1/jobs/{id}/cancel'; Query = @() }
-    GetContainers   = @{ Method = 'GET'; Path = '/v1/containers'; Query = @() }
-    NewContainer    = @{ Method = 'POST'; Path = '/v1/containers'; Query = @() }
-    RemoveContainer = @{ Method = 'DELETE'; Path = '/v1/containers/{ref}'; Query = @('force') }
-    StartContainer  = @{ Method = 'POST'; Path = '/v1/containers/{ref}/start'; Query = @() }
-    StopContainer   = @{ Method = 'POST'; Path = '/v1/containers/{ref}/stop'; Query = @() }
-}
+Import-Module -Name (Join-Path $PSScriptRoot 'ContainerProviderApi.psm1') -DisableNameChecking
 
-# The ErrorCategory of each envelope code.
-$script:ErrorCategories = @{
-    InvalidArgument    = [System.Management.Automation.ErrorCategory]::InvalidArgument
-    NotFound           = [System.Management.Automation.ErrorCategory]::ObjectNotFound
-    AlreadyExists      = [System.Management.Automation.ErrorCategory]::ResourceExists
-    Conflict           = [System.Management.Automation.ErrorCategory]::ResourceBusy
-    FailedPrecondition = [System.Management.Automation.ErrorCategory]::InvalidOperation
-    Unavailable        = [System.Management.Automation.ErrorCategory]::ResourceUnavailable
-    OutOfRange         = [System.Management.Automation.ErrorCategory]::InvalidArgument
-    TooLarge           = [System.Management.Automation.ErrorCategory]::LimitsExceeded
-    Unauthenticated    = [System.Management.Automation.ErrorCategory]::AuthenticationError
-    PermissionDenied   = [System.Management.Automation.ErrorCategory]::PermissionDenied
-    NotImplemented     = [System.Management.Automation.ErrorCategory]::NotImplemented
-    Internal           = [System.Management.Automation.ErrorCategory]::NotSpecified
-}
-
-# The State of a source from the status of providerd's index of it, as
-# cimage source list shows it: the first line whose conditions all hold
-# wins. Complete and Syncing are the status fields; Failed says that
-# lastError is set. A test checks the table against the CLI's rule.
-$script:SourceStates = @(
-    @{ State = 'syncing'; Complete = $false; Syncing = $true }
-    @{ State = 'incomplete'; Complete = $false }
-    @{ State = 'stale'; Failed = $true }
-    @{ State = 'complete' }
-)
-
-# The capabilities of a source's mirror (api.SourceMirror): pull serves
-# blobs and manifests by digest, resolve serves tags and find entries while
-# the source itself is unreachable. A mirror registered with none has both.
-# A test checks this list against -MirrorCapability, the provider's option
-# and the API.
-$script:MirrorCapabilities = @('pull', 'resolve')
-
-# The job states after which a job changes no more.
-$script:FinalJobStates = @('succeeded', 'failed', 'canceled')
-
-function Get-ContainerProviderEndpoint {
-    $endpoint = $env:CONTAINERPROVIDER_ENDPOINT
-    if ([string]::IsNullOrEmpty($endpoint)) {
-        $endpoint = 'http://127.0.0.1:5050'
-    }
-    return $endpoint.TrimEnd('/')
-}
-
-# The token file providerd makes on first start in its default root
-# ($XDG_DATA_HOME or ~/.local/share, then containerprovider/providerd).
-function Get-ContainerProviderTokenFile {
-    if (-not [string]::IsNullOrEmpty($env:CONTAINERPROVIDER_TOKEN_FILE)) {
-        return $env:CONTAINERPROVIDER_TOKEN_FILE
-    }
-    $data = $env:XDG_DATA_HOME
-    if ([string]::IsNullOrEmpty($data)) {
-        if ([string]::IsNullOrEmpty($HOME)) {
-            return $null
-        }
-        $data = Join-Path (Join-Path $HOME '.local') 'share'
-    }
-    return Join-Path (Join-Path (Join-Path (Join-Path $data 'containerprovider') 'providerd') 'auth') 'token'
-}
-
-function Get-ContainerProviderToken {
-    param([System.Management.Automation.PSCredential]$Credential)
-    if ($Credential) {
-        return $Credential.GetNetworkCredential().Password
-    }
-    if (-not [string]::IsNullOrEmpty($env:CONTAINERPROVIDER_TOKEN)) {
-        return $env:CONTAINERPROVIDER_TOKEN
-    }
-    $file = Get-ContainerProviderTokenFile
-    if ($file -and (Test-Path -LiteralPath $file -PathType Leaf)) {
-        try {
-            $line = Get-Content -LiteralPath $file -TotalCount 1 -ErrorAction Stop
-            if ($line) {
-                return $line.Trim()
-            }
-        } catch {
-            Write-Verbose "The token file $file cannot be read: $($_.Exception.Message)"
-        }
-    }
-    return $null
-}
-
-function New-ContainerProviderError {
-    [CmdletBinding()]
-    param(
-        [string]$Code,
-        [string]$Message,
-        [string]$Id,
-        [string[]]$Dependents,
-        [object]$Target,
-        [System.Exception]$InnerException
-    )
-    if ([string]::IsNullOrEmpty($Code)) {
-        $Code = 'Internal'
-    }
-    $category = $script:ErrorCategories[$Code]
-    if ($null -eq $category) {
-        $category = [System.Management.Automation.ErrorCategory]::NotSpecified
-    }
-    $text = $Message
-    if ($Id -eq 'NoMatchFoundForCriteria') {
-        # providerd leaves the hint to each client: the cmdlets' one.
-        $text = '{0} Try Get-PackageSource to see all available registered package sources.' -f $text
-    }
-    if ($Dependents -and $Dependents.Count -gt 0) {
-        $text = '{0} Dependents: {1}.' -f $Message, ($Dependents -join ', ')
-    }
-    $exception = New-Object System.InvalidOperationException -ArgumentList $text, $InnerException
-    $record = New-Object System.Management.Automation.ErrorRecord -ArgumentList $exception, ('ContainerProvider.' + $Code), $category, $Target
-    if ($Dependents -and $Dependents.Count -gt 0) {
-        $record.ErrorDetails = New-Object System.Management.Automation.ErrorDetails -ArgumentList $text
-        $record.ErrorDetails.RecommendedAction = 'Remove the dependents first: ' + ($Dependents -join ', ')
-    }
-    return $record
-}
-
-function ConvertFrom-ContainerProviderFailure {
-    # Turns the exception of a failed web request into an ErrorRecord, from
-    # the v1 envelope when the answer carries one.
-    [CmdletBinding()]
-    param(
-        [System.Management.Automation.ErrorRecord]$Failure,
-        [object]$Target
-    )
-    $body = $null
-    if ($Failure.ErrorDetails -and $Failure.ErrorDetails.Message) {
-        $body = $Failure.ErrorDetails.Message
-    }
-    elseif ($Failure.Exception.PSObject.Properties['Response'] -and $Failure.Exception.Response -and $Failure.Exception.Response.PSObject.Methods['GetResponseStream']) {
-        try {
-            $reader = New-Object System.IO.StreamReader -ArgumentList $Failure.Exception.Response.GetResponseStream()
-            $body = $reader.ReadToEnd()
-            $reader.Dispose()
-        }
-        catch {
-            $body = $null
-        }
-    }
-    $envelope = $null
-    if ($body) {
-        try {
-            $envelope = $body | ConvertFrom-Json -ErrorAction Stop
-        }
-        catch {
-            $envelope = $null
-        }
-    }
-    if ($envelope -and $envelope.PSObject.Properties['error'] -and $envelope.error) {
-        $e = $envelope.error
-        $dependents = @()
-        if ($e.PSObject.Properties['dependents'] -and $e.dependents) {
-            $dependents = @($e.dependents)
-        }
-        return New-ContainerProviderError -Code $e.code -Message $e.message -Id (Get-JsonValue $e 'id') -Dependents $dependents -Target $Target -InnerException $Failure.Exception
-    }
-    $code = 'Unavailable'
-    if ($Failure.Exception.PSObject.Properties['Response'] -and $Failure.Exception.Response) {
-        $code = 'Internal'
-    }
-    return New-ContainerProviderError -Code $code -Message ('providerd at {0}: {1}' -f (Get-ContainerProviderEndpoint), $Failure.Exception.Message) -Target $Target -InnerException $Failure.Exception
-}
-
-function Invoke-ContainerProviderApi {
-    # The one place where the module calls providerd. Route names a line of
-    # $script:Routes; PathValues fill its {variables}; Query may only hold the
-    # parameters the line declares (empty values are left out). Body is sent
-    # as JSON, InFile as application/x-tar; OutFile streams the answer to a
-    # file and returns the response. A failure is thrown as an ErrorRecord
-    # whose target is Target.
-    [CmdletBinding()]
+function Invoke-ContainerImageCall {
+    # One call of providerd for a cmdlet. Call is the splat of
+    # Invoke-ContainerProviderApi; the cmdlet's -Credential (providerd's
+    # token) is added to it. With View, the answer (or its list under Key)
+    # is written as objects of that view, those for which Where holds;
+    # without, the answer is returned. A failure is written as the
+    # cmdlet's non-terminating error, and nothing is returned.
     param(
         [Parameter(Mandatory = $true)]
-        [string]$Route,
-        [hashtable]$PathValues = @{},
-        [hashtable]$Query = @{},
-        [object]$Body,
-        [string]$InFile,
-        [string]$OutFile,
-        [object]$Target,
-        [System.Management.Automation.PSCredential]$Credential
+        [System.Management.Automation.PSCmdlet]$Cmdlet,
+        [Parameter(Mandatory = $true)]
+        [hashtable]$Call,
+        [string]$View,
+        [string]$Key,
+        [scriptblock]$Where
     )
-    $r = $script:Routes[$Route]
-    if ($null -eq $r) {
-        throw "ContainerImage: no route named $Route"
+    $bound = $Cmdlet.MyInvocation.BoundParameters
+    if ($bound.ContainsKey('Credential')) {
+        $Call['Credential'] = $bound['Credential']
     }
-    $path = $r.Path
-    foreach ($k in $PathValues.Keys) {
-        $path = $path.Replace('{' + $k + '}', [System.Uri]::EscapeDataString([string]$PathValues[$k]))
-    }
-    $pairs = New-Object System.Collections.Generic.List[string]
-    foreach ($k in $Query.Keys) {
-        if ($r.Query -notcontains $k) {
-            throw "ContainerImage: route $Route declares no query parameter $k"
-        }
-        $v = $Query[$k]
-        if ($null -eq $v) {
-            continue
-        }
-        if ($v -is [bool] -or $v -is [System.Management.Automation.SwitchParameter]) {
-            if (-not [bool]$v) {
-                continue
-            }
-            $v = 'true'
-        }
-        if ([string]::IsNullOrEmpty([string]$v)) {
-            continue
-        }
-        $pairs.Add([System.Uri]::EscapeDataString($k) + '=' + [System.Uri]::EscapeDataString([string]$v))
-    }
-    $uri = (Get-ContainerProviderEndpoint) + $path
-    if ($pairs.Count -gt 0) {
-        $uri = $uri + '?' + ($pairs -join '&')
-    }
-    $headers = @{}
-    $token = Get-ContainerProviderToken -Credential $Credential
-    if (-not [string]::IsNullOrEmpty($token)) {
-        $headers['Authorization'] = 'Bearer ' + $token
-    }
-    $params = @{
-        Uri         = $uri
-        Method      = $r.Method
-        Headers     = $headers
-        ErrorAction = 'Stop'
-    }
-    if ($PSVersionTable.PSVersion.Major -lt 6) {
-        $params['UseBasicParsing'] = $true
-    }
-    if ($PSBoundParameters.ContainsKey('Body')) {
-        $params['Body'] = [System.Text.Encoding]::UTF8.GetBytes((ConvertTo-Json -InputObject $Body -Depth 8 -Compress))
-        $params['ContentType'] = 'application/json'
-    }
-    if ($InFile) {
-        $params['InFile'] = $InFile
-        $params['ContentType'] = 'application/x-tar'
-    }
-    Write-Verbose ('{0} {1}' -f $r.Method, $uri)
     try {
-        if ($OutFile) {
-            $params['OutFile'] = $OutFile
-            $params['PassThru'] = $true
-            return Invoke-WebRequest @params
-        }
-        return Invoke-RestMethod @params
+        $answer = Invoke-ContainerProviderApi @Call
     }
     catch {
-        throw (ConvertFrom-ContainerProviderFailure -Failure $_ -Target $Target)
+        $Cmdlet.WriteError($_)
+        return
     }
-}
-
-function Get-JsonValue {
-    param(
-        [object]$Object,
-        [string]$Name
-    )
-    if ($null -ne $Object -and $Object.PSObject.Properties[$Name]) {
-        return $Object.$Name
+    if (-not $View) {
+        return $answer
     }
-    return $null
-}
-
-function Format-ParentImage {
-    # The reference text of a parent reference:
-    # ContainerImage (Name = 'NanoServer') [Publisher = 'CN=Microsoft', Version = '10.0.10586.0']
-    param(
-        [object]$Parent
-    )
-    if ($null -eq $Parent) {
-        return $null
-    }
-    return "ContainerImage (Name = '{0}') [Publisher = '{1}', Version = '{2}']" -f (Get-JsonValue $Parent 'name'), (Get-JsonValue $Parent 'publisher'), (Get-JsonValue $Parent 'version')
-}
-
-function ConvertTo-ContainerImage {
-    param(
-        [object]$Image
-    )
-    [pscustomobject]@{
-        PSTypeName  = 'ContainerProvider.ContainerImage'
-        Name        = Get-JsonValue $Image 'name'
-        Publisher   = Get-JsonValue $Image 'publisher'
-        Version     = Get-JsonValue $Image 'version'
-        IsOSImage   = [bool](Get-JsonValue $Image 'isOSImage')
-        ParentImage = Format-ParentImage (Get-JsonValue $Image 'parentImage')
-        Description = Get-JsonValue $Image 'description'
-        Repository  = Get-JsonValue $Image 'repository'
-        Size        = Get-JsonValue $Image 'size'
-        Created     = Get-JsonValue $Image 'created'
-        Installed   = Get-JsonValue $Image 'installed'
-        Digest      = Get-JsonValue $Image 'digest'
-        ID          = Get-JsonValue $Image 'id'
-        Source      = Get-JsonValue $Image 'source'
-        Refs        = @(Get-JsonValue $Image 'refs')
-        OSVersion   = Get-JsonValue $Image 'os.version'
-        # What verified the image at its install: 'key sha256:...',
-        # 'unverified' or 'unsigned'.
-        Signed      = Get-JsonValue $Image 'signed'
-    }
-}
-
-function ConvertTo-ContainerImageInfo {
-    param(
-        [object]$Entry
-    )
-    [pscustomobject]@{
-        PSTypeName  = 'ContainerProvider.ContainerImageInfo'
-        Name        = Get-JsonValue $Entry 'name'
-        Version     = Get-JsonValue $Entry 'version'
-        Source      = Get-JsonValue $Entry 'source'
-        Description = Get-JsonValue $Entry 'description'
-        Publisher   = Get-JsonValue $Entry 'publisher'
-        IsOSImage   = [bool](Get-JsonValue $Entry 'isOSImage')
-        ParentImage = Format-ParentImage (Get-JsonValue $Entry 'parent')
-        Repository  = Get-JsonValue $Entry 'repository'
-        Digest      = Get-JsonValue $Entry 'digest'
-        Size        = Get-JsonValue $Entry 'size'
-        OSVersion   = Get-JsonValue $Entry 'os.version'
-    }
-}
-
-function ConvertTo-Container {
-    param(
-        [object]$Container
-    )
-    [pscustomobject]@{
-        PSTypeName      = 'ContainerProvider.Container'
-        Name            = Get-JsonValue $Container 'name'
-        State           = Get-JsonValue $Container 'state'
-        ParentImageName = Get-JsonValue $Container 'parentImageName'
-        ID              = Get-JsonValue $Container 'id'
-        Image           = Get-JsonValue $Container 'image'
-        ImageDigest     = Get-JsonValue $Container 'imageDigest'
-        Created         = Get-JsonValue $Container 'created'
-    }
-}
-
-function Get-SourceState {
-    # The State of a source from its status ($script:SourceStates), or $null
-    # without a status.
-    param(
-        [object]$Status
-    )
-    if ($null -eq $Status) {
-        return $null
-    }
-    $facts = @{
-        Complete = [bool](Get-JsonValue $Status 'complete')
-        Syncing  = [bool](Get-JsonValue $Status 'syncing')
-        Failed   = -not [string]::IsNullOrEmpty([string](Get-JsonValue $Status 'lastError'))
-    }
-    foreach ($rule in $script:SourceStates) {
-        $match = $true
-        foreach ($k in $facts.Keys) {
-            if ($rule.ContainsKey($k) -and $rule[$k] -ne $facts[$k]) {
-                $match = $false
-            }
+    $items = if ($Key) { @(Get-JsonValue $answer $Key) } else { @($answer) }
+    foreach ($item in $items) {
+        if ($null -ne $item -and (-not $Where -or (& $Where $item))) {
+            ConvertTo-ContainerProviderObject -View $View -InputObject $item
         }
-        if ($match) {
-            return $rule.State
-        }
-    }
-    return $null
-}
-
-function ConvertTo-ContainerImageSourceMirror {
-    # A mirror of a source as GET /v1/sources returns it (never with its
-    # password). Capabilities are the ones the mirror serves: when the
-    # answer lists none, both, or pull alone for a mirror with a namespace.
-    param(
-        [object]$Mirror
-    )
-    $namespace = Get-JsonValue $Mirror 'namespace'
-    $capabilities = @(Get-JsonValue $Mirror 'capabilities' | Where-Object { -not [string]::IsNullOrEmpty([string]$_) })
-    if ($capabilities.Count -eq 0) {
-        $capabilities = if ($namespace) { @('pull') } else { $script:MirrorCapabilities }
-    }
-    [pscustomobject]@{
-        PSTypeName   = 'ContainerProvider.ContainerImageSourceMirror'
-        Location     = Get-JsonValue $Mirror 'location'
-        Capabilities = [string[]]$capabilities
-        Insecure     = [bool](Get-JsonValue $Mirror 'insecure')
-        Username     = Get-JsonValue $Mirror 'username'
-        Namespace    = $namespace
-    }
-}
-
-function Format-SourceMirror {
-    # The text of a mirror object: "URL (pull+resolve)", the capabilities
-    # joined as cimage source add --mirror writes them.
-    param(
-        [object]$Mirror
-    )
-    return '{0} ({1})' -f $Mirror.Location, ($Mirror.Capabilities -join '+')
-}
-
-function New-SourceMirrorRequest {
-    # The mirrors of an AddSource body (api.SourceMirror): one per URL of
-    # Location, each with the username and password of Credential, Insecure
-    # and Capabilities (left out when none is given: the mirror then has
-    # both). Nothing is sent when a value is bad: a Location that is not an
-    # http or https URL with a host and without query, fragment or user
-    # info, or a capability that is not one of $script:MirrorCapabilities,
-    # throws an InvalidArgument ErrorRecord whose target is Target.
-    param(
-        [string[]]$Location,
-        [System.Management.Automation.PSCredential]$Credential,
-        [string[]]$Capability,
-        [bool]$Insecure,
-        [string]$Namespace,
-        [object]$Target
-    )
-    $caps = New-Object System.Collections.Generic.List[string]
-    foreach ($c in @($Capability)) {
-        if ([string]::IsNullOrWhiteSpace($c)) {
-            continue
-        }
-        $c = $c.Trim().ToLowerInvariant()
-        if ($script:MirrorCapabilities -notcontains $c) {
-            throw (New-ContainerProviderError -Code InvalidArgument -Message ('The mirror capability {0} is not one of {1}.' -f $c, ($script:MirrorCapabilities -join ', ')) -Target $Target)
-        }
-        if (-not $caps.Contains($c)) {
-            $caps.Add($c)
-        }
-    }
-    $mirrors = New-Object System.Collections.Generic.List[object]
-    foreach ($l in @($Location)) {
-        $text = ([string]$l).Trim()
-        $uri = $null
-        $why = $null
-        if (-not [System.Uri]::TryCreate($text, [System.UriKind]::Absolute, [ref]$uri) -or ($uri.Scheme -ne 'http' -and $uri.Scheme -ne 'https')) {
-            $why = 'is not an http or https URL'
-        }
-        elseif ([string]::IsNullOrEmpty($uri.Host)) {
-            $why = 'has no host'
-        }
-        elseif ($uri.Query -or $uri.Fragment) {
-            $why = 'has a query or a fragment, which a registry base URL has not'
-        }
-        elseif ($uri.UserInfo) {
-            $why = 'holds credentials, which belong in -MirrorCredential'
-        }
-        if ($why) {
-            throw (New-ContainerProviderError -Code InvalidArgument -Message ('The mirror {0} {1}; give a registry base URL such as http://127.0.0.1:5001.' -f $text, $why) -Target $Target)
-        }
-        $mirror = [ordered]@{ location = $text }
-        if ($Insecure) {
-            $mirror['insecure'] = $true
-        }
-        if ($Namespace) {
-            $mirror['namespace'] = $Namespace
-        }
-        if ($Credential) {
-            $mirror['username'] = $Credential.UserName
-            $mirror['password'] = $Credential.GetNetworkCredential().Password
-        }
-        if ($caps.Count -gt 0) {
-            $mirror['capabilities'] = $caps.ToArray()
-        }
-        $mirrors.Add($mirror)
-    }
-    # One array, also for a single mirror and for none.
-    return , $mirrors.ToArray()
-}
-
-function ConvertTo-ContainerImageSource {
-    # A source with the state of providerd's index of it; State, Entries,
-    # LastSync and LastError are empty when the answer has no status.
-    # Mirrors are its registry mirrors, in the order they were registered.
-    param(
-        [object]$Source
-    )
-    $status = Get-JsonValue $Source 'status'
-    $mirrors = @(Get-JsonValue $Source 'mirrors' | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-ContainerImageSourceMirror $_ })
-    [pscustomobject]@{
-        PSTypeName = 'ContainerProvider.ContainerImageSource'
-        Name       = Get-JsonValue $Source 'name'
-        Location   = Get-JsonValue $Source 'location'
-        State      = Get-SourceState $status
-        Entries    = Get-JsonValue $status 'entries'
-        LastSync   = Get-JsonValue $status 'lastSync'
-        LastError  = Get-JsonValue $status 'lastError'
-        Insecure   = [bool](Get-JsonValue $Source 'insecure')
-        Username   = Get-JsonValue $Source 'username'
-        Mirrors    = $mirrors
-    }
-}
-
-function ConvertTo-ContainerImageJob {
-    param(
-        [object]$Job
-    )
-    $result = Get-JsonValue $Job 'result'
-    if ($null -ne $result) {
-        $result = ConvertTo-ContainerImage $result
-    }
-    [pscustomobject]@{
-        PSTypeName = 'ContainerProvider.ContainerImageJob'
-        Id         = Get-JsonValue $Job 'id'
-        Kind       = Get-JsonValue $Job 'kind'
-        State      = Get-JsonValue $Job 'state'
-        Images     = @(Get-JsonValue $Job 'images')
-        Blobs      = @(Get-JsonValue $Job 'blobs')
-        Started    = Get-JsonValue $Job 'started'
-        Finished   = Get-JsonValue $Job 'finished'
-        Message    = Get-JsonValue $Job 'message'
-        Result     = $result
-        Error      = Get-JsonValue $Job 'error'
-        Request    = Get-JsonValue $Job 'request'
     }
 }
 
 function Get-VersionQuery {
+    # OneGet's version options of a cmdlet's bound parameters, as the API
+    # names them.
     param(
         [hashtable]$Bound
     )
@@ -580,87 +87,66 @@ function Test-NameMatch {
     return $false
 }
 
-function Wait-JobCompletion {
-    # Polls GET /v1/jobs/{id} with Write-Progress until the job is final,
-    # then returns the final job.
+function Get-ContainerReference {
+    # What the API takes for a container: a name or id string, or the ID
+    # (else the Name) of a container object.
     param(
-        [string]$Id,
-        [System.Management.Automation.PSCredential]$Credential,
-        [int]$PollMilliseconds = 500
+        [object]$Container
     )
-    $activity = 'Installing container image (job {0})' -f $Id
-    try {
-        while ($true) {
-            $job = Invoke-ContainerProviderApi -Route GetJob -PathValues @{ id = $Id } -Target $Id -Credential $Credential
-            if ($script:FinalJobStates -contains $job.state) {
-                return $job
-            }
-            $total = [long]0
-            $done = [long]0
-            $retries = @()
-            $blobs = @(Get-JsonValue $job 'blobs')
-            foreach ($b in $blobs) {
-                if ($null -ne $b) {
-                    $total += [long]$b.total
-                    $done += [long]$b.done
-                    $retry = Get-JsonValue $b 'retry'
-                    if ($b.state -eq 'retrying' -and $null -ne $retry) {
-                        # A failed attempt that providerd tries again.
-                        $retries += ('retrying {0} (attempt {1} of {2}): {3}' -f $b.digest.Substring(0, [Math]::Min(19, $b.digest.Length)), $retry.attempt, $retry.attempts, $retry.reason)
-                    }
-                }
-            }
-            $status = '{0}: {1}' -f $job.state, ((@(Get-JsonValue $job 'images')) -join ', ')
-            if ($retries.Count -gt 0) {
-                $status = '{0}; {1}' -f $status, ($retries -join '; ')
-            }
-            if ($total -gt 0) {
-                $percent = [int][Math]::Min(100, [Math]::Floor(100.0 * $done / $total))
-                Write-Progress -Activity $activity -Status ('{0} ({1:N1} of {2:N1} MB)' -f $status, ($done / 1048576), ($total / 1048576)) -PercentComplete $percent
-            }
-            else {
-                Write-Progress -Activity $activity -Status $status
-            }
-            Start-Sleep -Milliseconds $PollMilliseconds
-        }
+    if ($Container -is [string]) {
+        return $Container
     }
-    finally {
-        Write-Progress -Activity $activity -Completed
+    if ($Container.PSObject.Properties['ID'] -and $Container.ID) {
+        return [string]$Container.ID
     }
+    return [string]$Container.Name
 }
 
 function Complete-ImageJob {
-    # Reports a final job: its message on success, an ErrorRecord otherwise.
+    # Follows install job Id to its end. Success writes the job's message
+    # ("Downloaded in 0 hours, 0 minutes, 10 seconds.") to the host, and the
+    # image with PassThru; failure, or a cancellation from elsewhere, is the
+    # cmdlet's error. With CancelOnStop, Ctrl+C cancels the job.
     param(
-        [object]$Job,
-        [System.Management.Automation.PSCmdlet]$Cmdlet
+        [System.Management.Automation.PSCmdlet]$Cmdlet,
+        [string]$Id,
+        [switch]$CancelOnStop,
+        [switch]$PassThru
     )
-    if ($Job.state -eq 'succeeded') {
-        $message = Get-JsonValue $Job 'message'
+    $credential = $null
+    if ($Cmdlet.MyInvocation.BoundParameters.ContainsKey('Credential')) {
+        $credential = $Cmdlet.MyInvocation.BoundParameters['Credential']
+    }
+    try {
+        $job = Wait-ContainerProviderJob -Id $Id -Credential $credential -CancelOnStop:$CancelOnStop
+    }
+    catch {
+        $Cmdlet.WriteError($_)
+        return
+    }
+    $message = Get-JsonValue $job 'message'
+    if ($job.state -eq 'succeeded') {
         if ($message) {
             Write-Host $message
         }
-        $result = Get-JsonValue $Job 'result'
-        if ($null -ne $result) {
-            $Cmdlet.WriteObject((ConvertTo-ContainerImage $result))
+        $result = Get-JsonValue $job 'result'
+        if ($PassThru -and $null -ne $result) {
+            $Cmdlet.WriteObject((ConvertTo-ContainerProviderObject ContainerImage $result))
         }
         return
     }
-    $e = Get-JsonValue $Job 'error'
-    $code = 'Internal'
-    $message = 'job {0} {1}' -f $Job.id, $Job.state
-    $id = $null
-    $dependents = @()
-    if ($null -ne $e) {
-        $code = $e.code
-        $message = $e.message
-        $id = Get-JsonValue $e 'id'
-        if ($e.PSObject.Properties['dependents'] -and $e.dependents) {
-            $dependents = @($e.dependents)
-        }
+    $e = Get-JsonValue $job 'error'
+    $code = 'Canceled'
+    if ($job.state -ne 'canceled') {
+        $code = 'Internal'
+        $message = 'job {0} {1}' -f $job.id, $job.state
     }
-    $target = (Get-JsonValue (Get-JsonValue $Job 'request') 'name')
-    $Cmdlet.WriteError((New-ContainerProviderError -Code $code -Message $message -Id $id -Dependents $dependents -Target $target))
+    if ($null -ne $e) {
+        $code = Get-JsonValue $e 'code'
+        $message = Get-JsonValue $e 'message'
+    }
+    $target = Get-JsonValue (Get-JsonValue $job 'request') 'name'
+    $Cmdlet.WriteError((New-ContainerProviderError -Code $code -Message $message -Id (Get-JsonValue $e 'id') -Dependents @(Get-JsonValue $e 'dependents' | Where-Object { $_ }) -Target $target))
 }
 
 function Find-ContainerImage {
@@ -703,31 +189,18 @@ function Find-ContainerImage {
         $warned = @{}
     }
     process {
-        $names = @($Name)
-        if (-not $Name) {
-            $names = @('')
-        }
-        foreach ($n in $names) {
+        foreach ($n in @(if ($Name) { $Name } else { '' })) {
             $q = Get-VersionQuery $PSBoundParameters
             $q['name'] = $n
             $q['source'] = $Source
-            try {
-                $res = Invoke-ContainerProviderApi -Route FindImages -Query $q -Target $n -Credential $Credential
-                foreach ($w in @(Get-JsonValue $res 'warnings')) {
-                    if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
-                        $warned[[string]$w] = $true
-                        $PSCmdlet.WriteWarning([string]$w)
-                    }
-                }
-                foreach ($entry in @($res.images)) {
-                    if ($null -ne $entry) {
-                        ConvertTo-ContainerImageInfo $entry
-                    }
+            $res = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'FindImages'; Query = $q; Target = $n }
+            foreach ($w in @(Get-JsonValue $res 'warnings')) {
+                if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
+                    $warned[[string]$w] = $true
+                    $PSCmdlet.WriteWarning([string]$w)
                 }
             }
-            catch {
-                $PSCmdlet.WriteError($_)
-            }
+            @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-ContainerProviderObject ContainerImageInfo $_ }
         }
     }
 }
@@ -737,11 +210,15 @@ function Install-ContainerImage {
     .SYNOPSIS
     Installs a container image, with its parent images, from the sources or from a saved file.
     .DESCRIPTION
-    Starts an install job in providerd and follows it with Write-Progress
-    until it ends with "Downloaded in H hours, M minutes, S seconds." (singular for 1). The job
-    runs on in providerd if the session drops: Get-ContainerImageJob and
-    Wait-ContainerImageJob -Id re-attach to it. With -Path, the file made by
-    Save-ContainerImage is uploaded and installed (offline install).
+    Starts an install job in providerd and follows its event stream with
+    Write-Progress until it ends with "Downloaded in H hours, M minutes, S
+    seconds." (singular for 1); -Verbose shows each step ("Installing parent
+    image ..."). Ctrl+C cancels the job, and the data downloaded so far is
+    kept for the next install. The job runs on in providerd if the session
+    drops: Get-ContainerImageJob and Wait-ContainerImageJob -Id re-attach to
+    it. With -Path, the file made by Save-ContainerImage is streamed to
+    providerd and installed (offline install). The installed images are
+    written only with -PassThru.
     .EXAMPLE
     PS C:\> Install-ContainerImage -Name NanoServer -Version 10.0.10586.0
     Downloaded in 0 hours, 0 minutes, 10 seconds.
@@ -753,7 +230,7 @@ function Install-ContainerImage {
     .EXAMPLE
     PS C:\> 'NanoServer', 'WindowsServerCore' | Install-ContainerImage
     .EXAMPLE
-    PS C:\> Install-ContainerImage -Path C:\images\NanoServer-10.0.10586.0.tar
+    PS C:\> Install-ContainerImage -Path C:\images\NanoServer-10.0.10586.0.tar -PassThru
     .NOTES
     A piped string is a -Name, and an object with a Name property (what
     Find-ContainerImage writes) is an -InputObject, installed with its
@@ -785,28 +262,25 @@ function Install-ContainerImage {
         [Parameter(ParameterSetName = 'Name')]
         [Parameter(ParameterSetName = 'InputObject')]
         [switch]$NoDependencies,
+        [switch]$PassThru,
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
         if ($PSCmdlet.ParameterSetName -eq 'Path') {
             $file = $PSCmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
+            if (-not $PSCmdlet.ShouldProcess($file, 'Install container images from file')) {
+                return
+            }
             if (-not (Test-Path -LiteralPath $file -PathType Leaf)) {
                 $PSCmdlet.WriteError((New-ContainerProviderError -Code NotFound -Message ('The file {0} does not exist.' -f $file) -Target $file))
                 return
             }
-            if (-not $PSCmdlet.ShouldProcess($file, 'Install container images from file')) {
-                return
+            $images = @(Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'LoadImage'; InFile = $file; Activity = ('Installing container images from {0}' -f $file); Target = $file } -View ContainerImage -Key images)
+            foreach ($img in $images) {
+                Write-Verbose ('Installed {0} {1} from {2}' -f $img.Name, $img.Version, $file)
             }
-            try {
-                $res = Invoke-ContainerProviderApi -Route LoadImage -InFile $file -Target $file -Credential $Credential
-                foreach ($img in @($res.images)) {
-                    if ($null -ne $img) {
-                        ConvertTo-ContainerImage $img
-                    }
-                }
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
+            if ($PassThru) {
+                $images
             }
             return
         }
@@ -828,21 +302,14 @@ function Install-ContainerImage {
         foreach ($req in $requests) {
             $req['force'] = [bool]$Force
             $req['noParents'] = [bool]$NoDependencies
-            $label = $req.name
-            if ($req.requiredVersion) {
-                $label = '{0} {1}' -f $req.name, $req.requiredVersion
-            }
+            $label = ('{0} {1}' -f $req.name, $req.requiredVersion).Trim()
             if (-not $PSCmdlet.ShouldProcess($label, 'Install container image')) {
                 continue
             }
-            try {
-                $job = Invoke-ContainerProviderApi -Route InstallImage -Body $req -Target $req.name -Credential $Credential
+            $job = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'InstallImage'; Body = $req; Target = $req.name }
+            if ($job) {
                 Write-Verbose ('Install job {0} started; Wait-ContainerImageJob -Id {0} re-attaches to it.' -f $job.id)
-                $job = Wait-JobCompletion -Id $job.id -Credential $Credential
-                Complete-ImageJob -Job $job -Cmdlet $PSCmdlet
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
+                Complete-ImageJob -Cmdlet $PSCmdlet -Id $job.id -CancelOnStop -PassThru:$PassThru
             }
         }
     }
@@ -865,6 +332,9 @@ function Get-ContainerImage {
     PS C:\> Get-ContainerImage | select Name, ParentImage
 
     NanoServerIIS     ContainerImage (Name = 'NanoServer') [Publisher = 'CN=Microsoft', Version = '10.0.10586.0']
+    .NOTES
+    ParentImage is an object with Name, Publisher, Version and Digest, which
+    prints as the 2016 module's did.
     #>
     [CmdletBinding()]
     [OutputType('ContainerProvider.ContainerImage')]
@@ -880,31 +350,12 @@ function Get-ContainerImage {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        $names = @($Name)
-        if (-not $Name) {
-            $names = @('')
-        }
-        foreach ($n in $names) {
+        foreach ($n in @(if ($Name) { $Name } else { '' })) {
             $q = @{ name = $n; publisher = $Publisher; requiredVersion = $Version }
             if ($ChildOf) {
-                if ($ChildOf -is [string]) {
-                    $q['childOf'] = $ChildOf
-                }
-                else {
-                    $q['childOf'] = [string]$ChildOf.Digest
-                }
+                $q['childOf'] = if ($ChildOf -is [string]) { $ChildOf } else { [string]$ChildOf.Digest }
             }
-            try {
-                $res = Invoke-ContainerProviderApi -Route GetImages -Query $q -Target $n -Credential $Credential
-                foreach ($img in @($res.images)) {
-                    if ($null -ne $img) {
-                        ConvertTo-ContainerImage $img
-                    }
-                }
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
-            }
+            Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetImages'; Query = $q; Target = $n } -View ContainerImage -Key images
         }
     }
 }
@@ -922,7 +373,8 @@ function Remove-ContainerImage {
     child can go in one command, and an image installed after the
     confirmation is never taken with them. -Force skips the confirmation
     only: an image that a container or a child image depends on is never
-    removed, and the error names the dependents.
+    removed, and the error names the dependents. The removed images are
+    written only with -PassThru.
     .EXAMPLE
     PS C:\> Get-ContainerImage -Name newimage | Remove-ContainerImage -Force
     .EXAMPLE
@@ -930,7 +382,7 @@ function Remove-ContainerImage {
     .EXAMPLE
     PS C:\> Remove-ContainerImage -Name * -WhatIf
     .EXAMPLE
-    PS C:\> 'DemoImage' | Remove-ContainerImage
+    PS C:\> 'DemoImage' | Remove-ContainerImage -PassThru
     .NOTES
     A piped string is a -Name; a piped image (what Get-ContainerImage
     writes) is an -Image, removed by its digest.
@@ -954,6 +406,7 @@ function Remove-ContainerImage {
         [Alias('InputObject')]
         [object[]]$Image,
         [switch]$Force,
+        [switch]$PassThru,
         [System.Management.Automation.PSCredential]$Credential
     )
     begin {
@@ -963,11 +416,9 @@ function Remove-ContainerImage {
         $confirmed = New-Object System.Collections.Generic.List[string]
     }
     process {
-        $targets = New-Object System.Collections.Generic.List[object]
+        $targets = @()
         if ($PSCmdlet.ParameterSetName -eq 'Image') {
-            foreach ($i in $Image) {
-                $targets.Add(@{ Label = ('{0} {1}' -f $i.Name, $i.Version); Digest = [string]$i.Digest })
-            }
+            $targets = @($Image | ForEach-Object { @{ Label = ('{0} {1}' -f $_.Name, $_.Version); Digest = [string]$_.Digest } })
         }
         else {
             foreach ($n in $Name) {
@@ -976,18 +427,8 @@ function Remove-ContainerImage {
                 $q['name'] = $n
                 $q['force'] = $true
                 $q['whatIf'] = $true
-                try {
-                    $plan = Invoke-ContainerProviderApi -Route RemoveImages -Query $q -Target $n -Credential $Credential
-                }
-                catch {
-                    $PSCmdlet.WriteError($_)
-                    continue
-                }
-                foreach ($i in @($plan.removed)) {
-                    if ($null -ne $i) {
-                        $targets.Add(@{ Label = ('{0} {1}' -f $i.name, $i.version); Digest = [string]$i.digest })
-                    }
-                }
+                $plan = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'RemoveImages'; Query = $q; Target = $n }
+                $targets += @(Get-JsonValue $plan 'removed' | Where-Object { $null -ne $_ } | ForEach-Object { @{ Label = ('{0} {1}' -f $_.name, $_.version); Digest = [string]$_.digest } })
             }
         }
         foreach ($t in $targets) {
@@ -1000,17 +441,12 @@ function Remove-ContainerImage {
         if ($confirmed.Count -eq 0) {
             return
         }
-        $label = '{0} image(s)' -f $confirmed.Count
-        try {
-            $res = Invoke-ContainerProviderApi -Route RemoveImages -Query @{ id = ($confirmed -join ',') } -Target $label -Credential $Credential
-            foreach ($img in @($res.removed)) {
-                if ($null -ne $img) {
-                    Write-Verbose ('Removed {0} {1}' -f $img.name, $img.version)
-                }
-            }
+        $removed = @(Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'RemoveImages'; Query = @{ id = ($confirmed -join ',') }; Target = ('{0} image(s)' -f $confirmed.Count) } -View ContainerImage -Key removed)
+        foreach ($img in $removed) {
+            Write-Verbose ('Removed {0} {1}' -f $img.Name, $img.Version)
         }
-        catch {
-            $PSCmdlet.WriteError($_)
+        if ($PassThru) {
+            $removed
         }
     }
 }
@@ -1021,11 +457,16 @@ function Save-ContainerImage {
     Saves a container image, with its parents, to an archive file on this computer.
     .DESCRIPTION
     The archive comes over providerd's HTTP API and is streamed to the file,
-    so Save works in a remote session too. A missing folder is created only
-    with -Force; an existing file is overwritten only with -Force; a
-    read-only file is an error. When -Path is an existing folder, the file
-    is named <Name>-<Version>.tar. With several names, -Path names a folder.
-    -Destination is another name of -Path, as in ContainerProvider 0.5.
+    with progress, so Save works in a remote session too. When -Path is a
+    folder (an existing one, or a path that ends with a separator), the file
+    is named as cimage save names it, <Name>-<version with dashes>.tar
+    (NanoServer-10-0-10586-0.tar; a '/' in the name becomes '_'), the
+    version being the one the save selects. With several names, -Path
+    names a folder. A missing folder is
+    created only with -Force; an existing file is overwritten only with
+    -Force; a read-only file is an error. -WhatIf names the file and checks
+    and writes nothing. -Destination is another name of -Path, as in
+    ContainerProvider 0.5.
     .EXAMPLE
     PS C:\> Save-ContainerImage -Name NanoServer -RequiredVersion 10.0.10586.0 -Path C:\images\NanoServer.tar
     .EXAMPLE
@@ -1071,8 +512,8 @@ function Save-ContainerImage {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        # One save per name, or the one piped object.
-        $saves = New-Object System.Collections.Generic.List[object]
+        # One save request per name, or the one piped object.
+        $requests = @()
         if ($PSCmdlet.ParameterSetName -like 'InputObject*') {
             $req = [ordered]@{}
             if ($InputObject.PSObject.Properties['Digest'] -and $InputObject.Digest -and $InputObject.PSTypeNames -contains 'ContainerProvider.ContainerImage') {
@@ -1085,23 +526,14 @@ function Save-ContainerImage {
                     $req['source'] = [string]$InputObject.Source
                 }
             }
-            $saves.Add(@{ Label = ('{0} {1}' -f $InputObject.Name, $InputObject.Version); FileName = ('{0}-{1}.tar' -f $InputObject.Name, $InputObject.Version); Request = $req })
+            $requests = @($req)
         }
         else {
-            foreach ($n in $Name) {
-                $req = [ordered]@{ name = $n; requiredVersion = $RequiredVersion; minimumVersion = $MinimumVersion; maximumVersion = $MaximumVersion }
-                $label = $n
-                $fileName = '{0}.tar' -f $n
-                if ($RequiredVersion) {
-                    $label = '{0} {1}' -f $n, $RequiredVersion
-                    $fileName = '{0}-{1}.tar' -f $n, $RequiredVersion
-                }
-                $saves.Add(@{ Label = $label; FileName = $fileName; Request = $req })
-            }
+            $requests = @($Name | ForEach-Object { [ordered]@{ name = $_; requiredVersion = $RequiredVersion; minimumVersion = $MinimumVersion; maximumVersion = $MaximumVersion } })
         }
 
-        # Resolve the destination: wildcards only with -Path, and only
-        # against what exists.
+        # The destination: wildcards only with -Path, and only against
+        # what exists.
         if ($PSCmdlet.ParameterSetName -like '*LiteralPath') {
             $dest = $PSCmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($LiteralPath)
         }
@@ -1111,38 +543,47 @@ function Save-ContainerImage {
                 $PSCmdlet.WriteError((New-ContainerProviderError -Code InvalidArgument -Message ('The path {0} matches more than one item.' -f $Path) -Target $Path))
                 return
             }
-            if ($resolved.Count -eq 1) {
-                $dest = $resolved[0].ProviderPath
-            }
-            else {
-                $dest = $PSCmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
-            }
+            $dest = if ($resolved.Count -eq 1) { $resolved[0].ProviderPath } else { $PSCmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path) }
         }
-        $endsWithSeparator = $dest.EndsWith([System.IO.Path]::DirectorySeparatorChar) -or $dest.EndsWith([System.IO.Path]::AltDirectorySeparatorChar)
-        $isFolder = (Test-Path -LiteralPath $dest -PathType Container) -or $endsWithSeparator
-        foreach ($save in $saves) {
-            $req = $save.Request
-            $label = $save.Label
+        $isFolder = (Test-Path -LiteralPath $dest -PathType Container) -or $dest.EndsWith([System.IO.Path]::DirectorySeparatorChar) -or $dest.EndsWith([System.IO.Path]::AltDirectorySeparatorChar)
+        foreach ($req in $requests) {
             if ($Source) {
                 $req['source'] = $Source
             }
+            # The plan names the image the save selects, and the file name
+            # providerd gives its archive, as cimage save does:
+            # <Name>-<version with dashes>.tar.
+            $req['whatIf'] = $true
+            $plan = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'SaveImage'; Body = $req; Target = $req['name'] }
+            $req.Remove('whatIf')
+            if (-not $plan) {
+                continue
+            }
+            $label = '{0} {1}' -f $plan.image.name, $plan.image.version
+            $file = $dest
             if ($isFolder) {
-                $folder = $dest
-                $file = Join-Path $dest $save.FileName
+                $file = Join-Path $dest ([string]$plan.path)
             }
-            else {
-                $folder = Split-Path -Parent $dest
-                $file = $dest
+            if (-not $req.Contains('id')) {
+                # The save takes the version the plan named, so that a newer
+                # version published in between is not saved instead.
+                $req['requiredVersion'] = [string]$plan.image.version
+                $req.Remove('minimumVersion')
+                $req.Remove('maximumVersion')
             }
+            if (-not $PSCmdlet.ShouldProcess($file, ('Save container image {0}' -f $label))) {
+                continue
+            }
+            $folder = Split-Path -Parent $file
             if ($folder -and -not (Test-Path -LiteralPath $folder -PathType Container)) {
                 if (-not $Force) {
                     $PSCmdlet.WriteError((New-ContainerProviderError -Code NotFound -Message ('The folder {0} does not exist. Use -Force to create it.' -f $folder) -Target $folder))
                     continue
                 }
+                New-Item -ItemType Directory -LiteralPath $folder -Force | Out-Null
             }
             if (Test-Path -LiteralPath $file -PathType Leaf) {
-                $item = Get-Item -LiteralPath $file -Force
-                if ($item.IsReadOnly) {
+                if ((Get-Item -LiteralPath $file -Force).IsReadOnly) {
                     $PSCmdlet.WriteError((New-ContainerProviderError -Code PermissionDenied -Message ('The file {0} is read-only. Clear its read-only attribute or choose another path.' -f $file) -Target $file))
                     continue
                 }
@@ -1151,23 +592,23 @@ function Save-ContainerImage {
                     continue
                 }
             }
-            if (-not $PSCmdlet.ShouldProcess($file, ('Save container image {0}' -f $label))) {
-                continue
-            }
-            if ($folder -and -not (Test-Path -LiteralPath $folder -PathType Container)) {
-                New-Item -ItemType Directory -Path $folder -Force | Out-Null
-            }
             # The archive goes to a partial file first, so that a failed or
-            # aborted transfer never leaves a truncated archive under the name.
+            # aborted transfer never leaves a truncated archive under the
+            # name.
             $partial = $file + '.partial'
+            $saved = $false
             try {
-                Invoke-ContainerProviderApi -Route SaveImage -Body $req -OutFile $partial -Target $label -Credential $Credential | Out-Null
-                Move-Item -LiteralPath $partial -Destination $file -Force
-                Get-Item -LiteralPath $file
+                $null = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'SaveImage'; Body = $req; OutFile = $partial; Activity = ('Saving {0} to {1}' -f $label, $file); Target = $label }
+                if (Test-Path -LiteralPath $partial -PathType Leaf) {
+                    Move-Item -LiteralPath $partial -Destination $file -Force
+                    $saved = $true
+                    Get-Item -LiteralPath $file
+                }
             }
-            catch {
-                Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
-                $PSCmdlet.WriteError($_)
+            finally {
+                if (-not $saved) {
+                    Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
+                }
             }
         }
     }
@@ -1201,39 +642,11 @@ function New-ContainerImage {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        $ref = $Container
-        if ($Container -isnot [string]) {
-            if ($Container.PSObject.Properties['ID'] -and $Container.ID) {
-                $ref = [string]$Container.ID
-            }
-            else {
-                $ref = [string]$Container.Name
-            }
-        }
-        if (-not $PSCmdlet.ShouldProcess(('{0} {1}' -f $Name, $Version), 'New container image')) {
-            return
-        }
-        $req = [ordered]@{ container = $ref; name = $Name; publisher = $Publisher; version = $Version; description = $Description; force = [bool]$Force }
-        try {
-            ConvertTo-ContainerImage (Invoke-ContainerProviderApi -Route CommitImage -Body $req -Target $Name -Credential $Credential)
-        }
-        catch {
-            $PSCmdlet.WriteError($_)
+        if ($PSCmdlet.ShouldProcess(('{0} {1}' -f $Name, $Version), 'New container image')) {
+            $req = [ordered]@{ container = (Get-ContainerReference $Container); name = $Name; publisher = $Publisher; version = $Version; description = $Description; force = [bool]$Force }
+            Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'CommitImage'; Body = $req; Target = $Name } -View ContainerImage
         }
     }
-}
-
-function Get-ContainerReference {
-    param(
-        [object]$Container
-    )
-    if ($Container -is [string]) {
-        return $Container
-    }
-    if ($Container.PSObject.Properties['ID'] -and $Container.ID) {
-        return [string]$Container.ID
-    }
-    return [string]$Container.Name
 }
 
 function New-Container {
@@ -1255,19 +668,9 @@ function New-Container {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        $img = $Image
-        if ($Image -isnot [string]) {
-            $img = [string]$Image.Digest
-        }
-        if (-not $PSCmdlet.ShouldProcess($img, 'New container')) {
-            return
-        }
-        $req = [ordered]@{ image = $img; name = $Name }
-        try {
-            ConvertTo-Container (Invoke-ContainerProviderApi -Route NewContainer -Body $req -Target $img -Credential $Credential)
-        }
-        catch {
-            $PSCmdlet.WriteError($_)
+        $img = if ($Image -is [string]) { $Image } else { [string]$Image.Digest }
+        if ($PSCmdlet.ShouldProcess($img, 'New container')) {
+            Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'NewContainer'; Body = ([ordered]@{ image = $img; name = $Name }); Target = $img } -View Container
         }
     }
 }
@@ -1291,16 +694,29 @@ function Get-Container {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        try {
-            $res = Invoke-ContainerProviderApi -Route GetContainers -Credential $Credential
-            foreach ($c in @($res.containers)) {
-                if ($null -ne $c -and (Test-NameMatch -Value $c.name -Patterns $Name)) {
-                    ConvertTo-Container $c
-                }
+        Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetContainers' } -View Container -Key containers -Where { param($c) Test-NameMatch -Value $c.name -Patterns $Name }
+    }
+}
+
+function Set-ContainerState {
+    # What Start-, Stop- and Remove-Container do to each container: Route
+    # with the container as {ref}, confirmed as Action; with PassThru, the
+    # container as the answer gives it.
+    param(
+        [System.Management.Automation.PSCmdlet]$Cmdlet,
+        [object[]]$Container,
+        [string]$Route,
+        [string]$Action,
+        [hashtable]$Query = @{},
+        [switch]$PassThru
+    )
+    foreach ($c in $Container) {
+        $ref = Get-ContainerReference $c
+        if ($Cmdlet.ShouldProcess($ref, $Action)) {
+            $res = Invoke-ContainerImageCall -Cmdlet $Cmdlet -Call @{ Route = $Route; PathValues = @{ ref = $ref }; Query = $Query; Target = $ref }
+            if ($PassThru -and $res) {
+                ConvertTo-ContainerProviderObject Container $res
             }
-        }
-        catch {
-            $PSCmdlet.WriteError($_)
         }
     }
 }
@@ -1322,21 +738,7 @@ function Start-Container {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        foreach ($c in $Container) {
-            $ref = Get-ContainerReference $c
-            if (-not $PSCmdlet.ShouldProcess($ref, 'Start container')) {
-                continue
-            }
-            try {
-                $res = Invoke-ContainerProviderApi -Route StartContainer -PathValues @{ ref = $ref } -Target $ref -Credential $Credential
-                if ($PassThru -and $res) {
-                    ConvertTo-Container $res
-                }
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
-            }
-        }
+        Set-ContainerState -Cmdlet $PSCmdlet -Container $Container -Route StartContainer -Action 'Start container' -PassThru:$PassThru
     }
 }
 
@@ -1357,21 +759,7 @@ function Stop-Container {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        foreach ($c in $Container) {
-            $ref = Get-ContainerReference $c
-            if (-not $PSCmdlet.ShouldProcess($ref, 'Stop container')) {
-                continue
-            }
-            try {
-                $res = Invoke-ContainerProviderApi -Route StopContainer -PathValues @{ ref = $ref } -Target $ref -Credential $Credential
-                if ($PassThru -and $res) {
-                    ConvertTo-Container $res
-                }
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
-            }
-        }
+        Set-ContainerState -Cmdlet $PSCmdlet -Container $Container -Route StopContainer -Action 'Stop container' -PassThru:$PassThru
     }
 }
 
@@ -1399,18 +787,7 @@ function Remove-Container {
         }
     }
     process {
-        foreach ($c in $Container) {
-            $ref = Get-ContainerReference $c
-            if (-not $PSCmdlet.ShouldProcess($ref, 'Remove container')) {
-                continue
-            }
-            try {
-                Invoke-ContainerProviderApi -Route RemoveContainer -PathValues @{ ref = $ref } -Query @{ force = [bool]$Force } -Target $ref -Credential $Credential | Out-Null
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
-            }
-        }
+        Set-ContainerState -Cmdlet $PSCmdlet -Container $Container -Route RemoveContainer -Action 'Remove container' -Query @{ force = [bool]$Force }
     }
 }
 
@@ -1434,6 +811,10 @@ function Register-ContainerImageSource {
     The registry's http or https base URL, e.g. http://127.0.0.1:5000.
     .PARAMETER Insecure
     Skips TLS certificate verification of an https -Location.
+    .PARAMETER Trusted
+    Marks the source trusted: PackageManagement's Install-Package then
+    installs from it without asking (Get-PackageSource shows IsTrusted).
+    It changes nothing that providerd checks.
     .PARAMETER SourceCredential
     The username and password that providerd sends to the registry.
     .PARAMETER Mirror
@@ -1472,6 +853,7 @@ function Register-ContainerImageSource {
         [Parameter(Mandatory = $true, Position = 1)]
         [string]$Location,
         [switch]$Insecure,
+        [switch]$Trusted,
         [System.Management.Automation.PSCredential]$SourceCredential,
         [ValidateNotNullOrEmpty()]
         [string[]]$Mirror,
@@ -1484,6 +866,10 @@ function Register-ContainerImageSource {
         [System.Management.Automation.PSCredential]$Credential
     )
     $req = [ordered]@{ name = $Name; location = $Location; insecure = [bool]$Insecure }
+    if ($Trusted) {
+        # Left out otherwise, for a providerd that predates it.
+        $req['trusted'] = $true
+    }
     if ($SourceCredential) {
         $req['username'] = $SourceCredential.UserName
         $req['password'] = $SourceCredential.GetNetworkCredential().Password
@@ -1501,14 +887,8 @@ function Register-ContainerImageSource {
             return
         }
     }
-    if (-not $PSCmdlet.ShouldProcess($Name, 'Register container image source')) {
-        return
-    }
-    try {
-        ConvertTo-ContainerImageSource (Invoke-ContainerProviderApi -Route AddSource -Body $req -Target $Name -Credential $Credential)
-    }
-    catch {
-        $PSCmdlet.WriteError($_)
+    if ($PSCmdlet.ShouldProcess($Name, 'Register container image source')) {
+        Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'AddSource'; Body = $req; Target = $Name } -View ContainerImageSource
     }
 }
 
@@ -1531,6 +911,7 @@ function Get-ContainerImageSource {
     LastSync  : 5/4/2024 10:12:03 AM
     LastError :
     Insecure  : False
+    Trusted   : False
     Username  :
     Mirrors   : http://127.0.0.1:5001 (pull)
     .NOTES
@@ -1550,17 +931,7 @@ function Get-ContainerImageSource {
         [string[]]$Name,
         [System.Management.Automation.PSCredential]$Credential
     )
-    try {
-        $res = Invoke-ContainerProviderApi -Route GetSources -Credential $Credential
-        foreach ($s in @($res.sources)) {
-            if ($null -ne $s -and (Test-NameMatch -Value $s.name -Patterns $Name)) {
-                ConvertTo-ContainerImageSource $s
-            }
-        }
-    }
-    catch {
-        $PSCmdlet.WriteError($_)
-    }
+    Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetSources' } -View ContainerImageSource -Key sources -Where { param($s) Test-NameMatch -Value $s.name -Patterns $Name }
 }
 
 function Unregister-ContainerImageSource {
@@ -1578,14 +949,8 @@ function Unregister-ContainerImageSource {
     )
     process {
         foreach ($n in $Name) {
-            if (-not $PSCmdlet.ShouldProcess($n, 'Unregister container image source')) {
-                continue
-            }
-            try {
-                Invoke-ContainerProviderApi -Route RemoveSource -PathValues @{ name = $n } -Target $n -Credential $Credential | Out-Null
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
+            if ($PSCmdlet.ShouldProcess($n, 'Unregister container image source')) {
+                $null = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'RemoveSource'; PathValues = @{ name = $n }; Target = $n }
             }
         }
     }
@@ -1621,26 +986,15 @@ function Update-ContainerImageSource {
     process {
         $names = @($Name | Where-Object { -not [string]::IsNullOrEmpty($_) })
         if ($names.Count -eq 0) {
-            try {
-                $res = Invoke-ContainerProviderApi -Route GetSources -Credential $Credential
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
-                return
-            }
-            $names = @(@($res.sources) | Where-Object { $null -ne $_ } | ForEach-Object { [string]$_.name })
+            $names = @(Get-JsonValue (Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetSources' }) 'sources' | Where-Object { $null -ne $_ } | ForEach-Object { [string]$_.name })
         }
         foreach ($n in $names) {
-            try {
-                $source = ConvertTo-ContainerImageSource (Invoke-ContainerProviderApi -Route RefreshSource -PathValues @{ name = $n } -Target $n -Credential $Credential)
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
-                continue
-            }
-            $PSCmdlet.WriteObject($source)
-            if (-not [string]::IsNullOrEmpty([string]$source.LastError)) {
-                $PSCmdlet.WriteError((New-ContainerProviderError -Code Unavailable -Message ('The sync of source {0} failed: {1}' -f $n, $source.LastError) -Target $n))
+            $source = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'RefreshSource'; PathValues = @{ name = $n }; Target = $n } -View ContainerImageSource
+            if ($source) {
+                $PSCmdlet.WriteObject($source)
+                if (-not [string]::IsNullOrEmpty([string]$source.LastError)) {
+                    $PSCmdlet.WriteError((New-ContainerProviderError -Code Unavailable -Message ('The sync of source {0} failed: {1}' -f $n, $source.LastError) -Target $n))
+                }
             }
         }
     }
@@ -1667,22 +1021,11 @@ function Get-ContainerImageJob {
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
-        try {
-            if (-not $Id) {
-                $res = Invoke-ContainerProviderApi -Route GetJobs -Credential $Credential
-                foreach ($j in @($res.jobs)) {
-                    if ($null -ne $j) {
-                        ConvertTo-ContainerImageJob $j
-                    }
-                }
-                return
-            }
-            foreach ($i in $Id) {
-                ConvertTo-ContainerImageJob (Invoke-ContainerProviderApi -Route GetJob -PathValues @{ id = $i } -Target $i -Credential $Credential)
-            }
+        if (-not $Id) {
+            Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetJobs' } -View ContainerImageJob -Key jobs
         }
-        catch {
-            $PSCmdlet.WriteError($_)
+        foreach ($i in @($Id | Where-Object { $_ })) {
+            Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetJob'; PathValues = @{ id = $i }; Target = $i } -View ContainerImageJob
         }
     }
 }
@@ -1691,6 +1034,10 @@ function Wait-ContainerImageJob {
     <#
     .SYNOPSIS
     Re-attaches to an install job and waits for its end, with progress.
+    .DESCRIPTION
+    Follows the job's event stream as Install-ContainerImage does, and ends
+    as it does: "Downloaded in ..." and, with -PassThru, the image. Ctrl+C
+    stops the waiting only; Stop-ContainerImageJob cancels the job.
     .EXAMPLE
     PS C:\> Wait-ContainerImageJob -Id 7f3a0c1e
     Downloaded in 0 hours, 2 minutes, 28 seconds.
@@ -1702,16 +1049,44 @@ function Wait-ContainerImageJob {
     param(
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipelineByPropertyName = $true)]
         [string[]]$Id,
+        [switch]$PassThru,
         [System.Management.Automation.PSCredential]$Credential
     )
     process {
         foreach ($i in $Id) {
-            try {
-                $job = Wait-JobCompletion -Id $i -Credential $Credential
-                Complete-ImageJob -Job $job -Cmdlet $PSCmdlet
-            }
-            catch {
-                $PSCmdlet.WriteError($_)
+            Complete-ImageJob -Cmdlet $PSCmdlet -Id $i -PassThru:$PassThru
+        }
+    }
+}
+
+function Stop-ContainerImageJob {
+    <#
+    .SYNOPSIS
+    Cancels an install job.
+    .DESCRIPTION
+    providerd stops the job's downloads and keeps the data downloaded so
+    far, so that the next install of the image resumes from it. A job that
+    has ended is left as it is.
+    .EXAMPLE
+    PS C:\> Stop-ContainerImageJob -Id 7f3a0c1e
+    .EXAMPLE
+    PS C:\> Get-ContainerImageJob | Where-Object State -eq running | Stop-ContainerImageJob -PassThru
+    #>
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    [OutputType('ContainerProvider.ContainerImageJob')]
+    param(
+        [Parameter(Mandatory = $true, Position = 0, ValueFromPipelineByPropertyName = $true)]
+        [string[]]$Id,
+        [switch]$PassThru,
+        [System.Management.Automation.PSCredential]$Credential
+    )
+    process {
+        foreach ($i in $Id) {
+            if ($PSCmdlet.ShouldProcess($i, 'Cancel install job')) {
+                $job = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'CancelJob'; PathValues = @{ id = $i }; Target = $i } -View ContainerImageJob
+                if ($PassThru) {
+                    $job
+                }
             }
         }
     }
@@ -1722,5 +1097,5 @@ Export-ModuleMember -Function @(
     'Save-ContainerImage', 'New-ContainerImage',
     'New-Container', 'Get-Container', 'Start-Container', 'Stop-Container', 'Remove-Container',
     'Register-ContainerImageSource', 'Get-ContainerImageSource', 'Unregister-ContainerImageSource',
-    'Update-ContainerImageSource', 'Get-ContainerImageJob', 'Wait-ContainerImageJob'
+    'Update-ContainerImageSource', 'Get-ContainerImageJob', 'Wait-ContainerImageJob', 'Stop-ContainerImageJob'
 )

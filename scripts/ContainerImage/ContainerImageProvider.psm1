@@ -3,57 +3,61 @@
 #
 # PackageManagement finds this file through PrivateData.PackageManagementProviders
 # of ContainerImage.psd1 and calls the functions below with a $request object
-# in scope. The provider keeps no HTTP code of its own: it imports
-# ContainerImage.psm1 as a nested module (Import-Module -PassThru) and runs
-# that module's private helpers inside the module's own scope with
-# `& $script:ContainerImageModule { ... }`. So Invoke-ContainerProviderApi,
-# the one route table $script:Routes, the endpoint and token rules and the
-# v1 error envelope handling are the module's, never copied here.
+# in scope. The HTTP calls, the route table, the endpoint and token rules
+# and the error envelope are those of ContainerProviderApi.psm1, which the
+# cmdlets (ContainerImage.psm1) import too; this module calls its exported
+# functions and reaches into neither module's scope.
 #
-# A package is named by its fastPackageReference, "name|version|source".
+# A package is named by its fastPackageReference,
+# "name|version|source|digest|file": the digest of an installed image, by
+# which Uninstall-Package removes it exactly; the path of an archive that
+# Find-PackageByFile read, which Install-Package then loads.
 #
 # PackageManagement loads OneGet's PackageProviderFunctions.psm1 into the
 # provider's runspace first. Its Write-Error takes only -Message, -Category,
 # -ErrorId and -TargetObject (Write-ContainerImageError passes an ErrorRecord
-# of the module through it), and its New-SoftwareIdentity and
-# New-PackageSource refuse an empty value of a mandatory parameter. The
-# static check scripts/check-powershell-contract.mjs holds these facts.
+# through it), and its New-SoftwareIdentity and New-PackageSource refuse an
+# empty value of a mandatory parameter. The static check
+# scripts/check-powershell-contract.mjs holds these facts.
 
 Set-StrictMode -Version 2.0
 
+Import-Module -Name (Join-Path $PSScriptRoot 'ContainerProviderApi.psm1') -DisableNameChecking
+
 $script:ProviderName = 'ContainerImage'
-$script:ContainerImageModule = Import-Module -Name (Join-Path $PSScriptRoot 'ContainerImage.psm1') -PassThru -DisableNameChecking
+
+function Write-ContainerImageError {
+    # Writes an ErrorRecord (of the shared module, or of a failed call)
+    # through PackageManagement's Write-Error, which knows no -ErrorRecord:
+    # its message, category, error id and target, as text.
+    param(
+        [System.Management.Automation.ErrorRecord]$Record
+    )
+    $message = $Record.Exception.Message
+    if ($Record.ErrorDetails -and $Record.ErrorDetails.Message) {
+        $message = $Record.ErrorDetails.Message
+    }
+    Write-Error -Message $message -Category ([string]$Record.CategoryInfo.Category) -ErrorId ([string]$Record.FullyQualifiedErrorId) -TargetObject ([string]$Record.TargetObject)
+}
 
 function Invoke-ContainerImageApi {
-    # Runs Invoke-ContainerProviderApi inside ContainerImage.psm1. The bearer
-    # token of providerd is never the request's credential: PackageManagement's
-    # -Credential is the package source's, the registry's (Add-PackageSource
-    # sends it as the source's username and password). The module finds the
-    # token itself, in $env:CONTAINERPROVIDER_TOKEN or the token file.
+    # One call of providerd: the answer, or, when it fails, the error
+    # written through PackageManagement and nothing returned. The bearer
+    # token of providerd is never the request's credential:
+    # PackageManagement's -Credential is the package source's, the
+    # registry's (Add-PackageSource sends it as the source's username and
+    # password). The shared module finds the token itself, in
+    # $env:CONTAINERPROVIDER_TOKEN or the token file.
     param(
         [Parameter(Mandatory = $true)]
         [hashtable]$Arguments
     )
-    & $script:ContainerImageModule {
-        param(
-            [hashtable]$Splat
-        )
-        Invoke-ContainerProviderApi @Splat
-    } $Arguments
-}
-
-function Wait-ContainerImageInstallJob {
-    # Follows an install job with the module's Wait-JobCompletion and returns
-    # the final job.
-    param(
-        [string]$Id
-    )
-    & $script:ContainerImageModule {
-        param(
-            [string]$JobId
-        )
-        Wait-JobCompletion -Id $JobId
-    } $Id
+    try {
+        Invoke-ContainerProviderApi @Arguments
+    }
+    catch {
+        Write-ContainerImageError $_
+    }
 }
 
 function Get-RequestCredential {
@@ -63,20 +67,6 @@ function Get-RequestCredential {
         return $request.Credential
     }
     return $null
-}
-
-function Write-ContainerImageError {
-    # Writes an ErrorRecord (of the module, or of a failed call) through
-    # PackageManagement's Write-Error, which knows no -ErrorRecord: its
-    # message, category, error id and target, as text.
-    param(
-        [System.Management.Automation.ErrorRecord]$Record
-    )
-    $message = $Record.Exception.Message
-    if ($Record.ErrorDetails -and $Record.ErrorDetails.Message) {
-        $message = $Record.ErrorDetails.Message
-    }
-    Write-Error -Message $message -Category ([string]$Record.CategoryInfo.Category) -ErrorId ([string]$Record.FullyQualifiedErrorId) -TargetObject ([string]$Record.TargetObject)
 }
 
 function Get-RequestOption {
@@ -114,19 +104,17 @@ function Get-RequestList {
 
 function Get-RequestSources {
     # The sources the request names: PackageManagement gives the values of
-    # -Source of Find-, Install- and Save-Package as PackageSources (a name
-    # or a location each). One '' (every source) when it names none.
-    $sources = @()
+    # -Source of Find-, Install- and Save-Package, and of Get- and
+    # Unregister-PackageSource, as PackageSources (a name or a location
+    # each).
     if ((Test-Path -Path 'variable:request') -and $request -and $request.PSObject.Properties['PackageSources']) {
-        $sources = @($request.PackageSources | Where-Object { -not [string]::IsNullOrEmpty([string]$_) } | ForEach-Object { [string]$_ })
+        return @($request.PackageSources | Where-Object { -not [string]::IsNullOrEmpty([string]$_) } | ForEach-Object { [string]$_ })
     }
-    if ($sources.Count -eq 0) {
-        return , @('')
-    }
-    return , $sources
+    return @()
 }
 
 function Test-RequestCanceled {
+    # Whether the user canceled the request (Ctrl+C in PackageManagement).
     if ((Test-Path -Path 'variable:request') -and $request -and $request.PSObject.Properties['IsCanceled']) {
         return [bool]$request.IsCanceled
     }
@@ -134,70 +122,69 @@ function Test-RequestCanceled {
 }
 
 function ConvertFrom-FastPackageReference {
-    # Splits "name|version|source" into a hashtable; version and source may
-    # be empty.
+    # Splits "name|version|source|digest|file" into a hashtable; all but the
+    # name may be empty, and the file, last, may hold '|'.
     param(
         [string]$FastPackageReference
     )
-    $parts = $FastPackageReference.Split('|')
-    $ref = @{ Name = $parts[0]; Version = ''; Source = '' }
-    if ($parts.Count -gt 1) {
-        $ref.Version = $parts[1]
-    }
-    if ($parts.Count -gt 2) {
-        $ref.Source = $parts[2]
+    $parts = $FastPackageReference.Split([char]'|', 5)
+    $ref = @{ Name = $parts[0]; Version = ''; Source = ''; Digest = ''; File = '' }
+    $keys = @('Name', 'Version', 'Source', 'Digest', 'File')
+    for ($i = 1; $i -lt $parts.Count; $i++) {
+        $ref[$keys[$i]] = $parts[$i]
     }
     if ([string]::IsNullOrEmpty($ref.Name)) {
-        throw ('ContainerImage: the package reference {0} has no name' -f $FastPackageReference)
+        throw (New-ContainerProviderError -Code InvalidArgument -Message ('The package reference {0} has no name.' -f $FastPackageReference) -Target $FastPackageReference)
     }
     return $ref
 }
 
 function ConvertTo-SoftwareIdentity {
     # A SoftwareIdentity from a find entry or an installed image of the API,
-    # or, with FullPath and FileName, of a saved archive. Its
-    # fastPackageReference is "name|version|source", the source empty for
-    # an image that came from no source (a load, a commit), which then shows
-    # the source 'local': New-SoftwareIdentity refuses an empty -Source. An
-    # entry without a name or a version is an error.
+    # or of an archive (File). Its fastPackageReference is
+    # "name|version|source|digest|file"; an image that came from no source
+    # (a load, a commit) shows the source 'local', since
+    # New-SoftwareIdentity refuses an empty -Source, and an archive's images
+    # show the file. An entry without a name or a version is written as an
+    # error, and no identity.
     param(
         [object]$Entry,
         [string]$Source,
-        [string]$FullPath,
-        [string]$FileName
+        [string]$File
     )
-    $name = [string]$Entry.name
-    $version = [string]$Entry.version
+    $name = [string](Get-JsonValue $Entry 'name')
+    $version = [string](Get-JsonValue $Entry 'version')
     if ([string]::IsNullOrEmpty($name) -or [string]::IsNullOrEmpty($version)) {
-        throw ('ContainerImage: providerd gave an image without a name or a version (name {0}, version {1})' -f $name, $version)
+        Write-ContainerImageError (New-ContainerProviderError -Code Internal -Message ('providerd gave an image without a name or a version (name {0}, version {1})' -f $name, $version) -Target $name)
+        return
     }
     $src = $Source
-    if ($Entry.PSObject.Properties['source'] -and $Entry.source) {
-        $src = [string]$Entry.source
+    if (Get-JsonValue $Entry 'source') {
+        $src = [string](Get-JsonValue $Entry 'source')
     }
     $shownSource = $src
+    if ($File) {
+        $shownSource = $File
+    }
     if ([string]::IsNullOrEmpty($shownSource)) {
         $shownSource = 'local'
     }
-    $summary = ''
-    if ($Entry.PSObject.Properties['description'] -and $Entry.description) {
-        $summary = [string]$Entry.description
-    }
+    $digest = [string](Get-JsonValue $Entry 'digest')
     $identity = @{
-        FastPackageReference = '{0}|{1}|{2}' -f $name, $version, $src
+        FastPackageReference = '{0}|{1}|{2}|{3}|{4}' -f $name, $version, $src, $digest, $File
         Name                 = $name
         Version              = $version
         VersionScheme        = 'MultiPartNumeric'
         Source               = $shownSource
-        Summary              = $summary
+        Summary              = [string](Get-JsonValue $Entry 'description')
         SearchKey            = $name
     }
-    if ($FullPath) {
-        $identity['FullPath'] = $FullPath
-        $identity['FileName'] = $FileName
+    if ($File) {
+        $identity['FullPath'] = $File
+        $identity['FileName'] = Split-Path -Leaf $File
     }
-    if ($Entry.PSObject.Properties['publisher'] -and $Entry.publisher) {
-        $identity['Details'] = @{ Publisher = [string]$Entry.publisher; IsOSImage = [string][bool]$Entry.isOSImage }
+    if (Get-JsonValue $Entry 'publisher') {
+        $identity['Details'] = @{ Publisher = [string](Get-JsonValue $Entry 'publisher'); IsOSImage = [string][bool](Get-JsonValue $Entry 'isOSImage') }
     }
     New-SoftwareIdentity @identity
 }
@@ -207,10 +194,11 @@ function Get-PackageProviderName {
 }
 
 function Initialize-Provider {
-    Write-Debug ('Initializing the {0} provider over {1}' -f $script:ProviderName, (& $script:ContainerImageModule { Get-ContainerProviderEndpoint }))
+    Write-Debug ('Initializing the {0} provider over {1}' -f $script:ProviderName, (Get-ContainerProviderEndpoint))
 }
 
 function Get-Feature {
+    # Install-Package .\NanoServer-10.0.10586.0.tar goes to Find-PackageByFile.
     Write-Output -InputObject (New-Feature -Name 'file-extensions' -Values @('.tar'))
 }
 
@@ -250,9 +238,14 @@ function Find-Package {
     if (-not $names -or $names.Count -eq 0) {
         $names = @('')
     }
+    $sources = @(Get-RequestSources)
+    if ($sources.Count -eq 0) {
+        # Every source.
+        $sources = @('')
+    }
     # The warnings of an incomplete or stale index, once per call.
     $warned = @{}
-    foreach ($source in (Get-RequestSources)) {
+    foreach ($source in $sources) {
         foreach ($n in $names) {
             if (Test-RequestCanceled) {
                 return
@@ -265,32 +258,49 @@ function Find-Package {
                 maximumVersion  = $maximumVersion
                 allVersions     = $allVersions
             }
-            try {
-                $res = Invoke-ContainerImageApi @{ Route = 'FindImages'; Query = $q; Target = $n }
-                $warnings = @()
-                if ($res -and $res.PSObject.Properties['warnings']) {
-                    $warnings = @($res.warnings)
-                }
-                foreach ($w in $warnings) {
-                    if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
-                        $warned[[string]$w] = $true
-                        Write-Warning -Message ([string]$w)
-                    }
-                }
-                foreach ($entry in @($res.images)) {
-                    if ($null -ne $entry) {
-                        ConvertTo-SoftwareIdentity -Entry $entry -Source $source
-                    }
+            $res = Invoke-ContainerImageApi @{ Route = 'FindImages'; Query = $q; Target = $n }
+            foreach ($w in @(Get-JsonValue $res 'warnings')) {
+                if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
+                    $warned[[string]$w] = $true
+                    Write-Warning -Message ([string]$w)
                 }
             }
-            catch {
-                Write-ContainerImageError $_
-            }
+            @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Source $source }
+        }
+    }
+}
+
+function Find-PackageByFile {
+    # The images of saved archives (.tar, Get-Feature's file-extensions), so
+    # that Install-Package .\NanoServer-10.0.10586.0.tar works: named from
+    # the archive's own manifest.json or index.json, which is read here
+    # without reading its layers. A file that names no image gives none.
+    param(
+        [string[]]$files
+    )
+    foreach ($file in $files) {
+        if (Test-RequestCanceled) {
+            return
+        }
+        try {
+            $images = @(Read-ContainerImageArchive -Path $file)
+        }
+        catch {
+            Write-ContainerImageError (New-ContainerProviderError -Code InvalidArgument -Message ('{0} is no image archive: {1}' -f $file, $_.Exception.Message) -Target $file)
+            continue
+        }
+        foreach ($image in $images) {
+            ConvertTo-SoftwareIdentity -Entry ([pscustomobject]@{ name = $image.Name; version = $image.Version }) -File $file
         }
     }
 }
 
 function Install-Package {
+    # Installs the package in an install job of providerd and follows its
+    # event stream; an archive of Find-PackageByFile is streamed to
+    # providerd and loaded. A request that PackageManagement cancels
+    # cancels the job, and writes no error: the data downloaded so far
+    # stays for the next install.
     [CmdletBinding()]
     param(
         [Parameter(Mandatory = $true)]
@@ -298,6 +308,11 @@ function Install-Package {
         [string]$fastPackageReference
     )
     $ref = ConvertFrom-FastPackageReference $fastPackageReference
+    if ($ref.File) {
+        $res = Invoke-ContainerImageApi @{ Route = 'LoadImage'; InFile = $ref.File; Activity = ('Installing container images from {0}' -f $ref.File); Target = $ref.File }
+        @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ }
+        return
+    }
     $req = [ordered]@{
         name            = $ref.Name
         requiredVersion = $ref.Version
@@ -305,44 +320,44 @@ function Install-Package {
         force           = Test-RequestSwitch 'Force'
         noParents       = Test-RequestSwitch 'NoDependencies'
     }
+    $job = Invoke-ContainerImageApi @{ Route = 'InstallImage'; Body = $req; Target = $ref.Name }
+    if (-not $job) {
+        return
+    }
+    Write-Verbose ('Install job {0} started; Wait-ContainerImageJob -Id {0} re-attaches to it.' -f $job.id)
     try {
-        $job = Invoke-ContainerImageApi @{ Route = 'InstallImage'; Body = $req; Target = $ref.Name }
-        Write-Verbose ('Install job {0} started; Wait-ContainerImageJob -Id {0} re-attaches to it.' -f $job.id)
-        $job = Wait-ContainerImageInstallJob -Id $job.id
+        $job = Wait-ContainerProviderJob -Id $job.id -CancelWhen { Test-RequestCanceled }
     }
     catch {
         Write-ContainerImageError $_
         return
     }
-    if ($job.state -ne 'succeeded') {
-        $message = 'job {0} {1}' -f $job.id, $job.state
-        $code = 'Internal'
-        if ($job.PSObject.Properties['error'] -and $job.error) {
-            $message = $job.error.message
-            $code = $job.error.code
-            if ($job.error.PSObject.Properties['id'] -and $job.error.id -eq 'NoMatchFoundForCriteria') {
-                $message = '{0} Try Get-PackageSource to see all available registered package sources.' -f $message
-            }
-        }
-        Write-Error -Message $message -ErrorId ('ContainerProvider.' + $code) -Category InvalidResult -TargetObject $fastPackageReference
+    if ($job.state -eq 'canceled' -and (Test-RequestCanceled)) {
         return
     }
-    if ($job.PSObject.Properties['message'] -and $job.message) {
+    if ($job.state -ne 'succeeded') {
+        $e = Get-JsonValue $job 'error'
+        $record = New-ContainerProviderError -Code ([string](Get-JsonValue $e 'code')) -Message ([string](Get-JsonValue $e 'message')) -Id (Get-JsonValue $e 'id') -Target $fastPackageReference
+        if ($null -eq $e) {
+            $record = New-ContainerProviderError -Code Internal -Message ('job {0} {1}: {2}' -f $job.id, $job.state, (Get-JsonValue $job 'message')) -Target $fastPackageReference
+        }
+        Write-ContainerImageError $record
+        return
+    }
+    if (Get-JsonValue $job 'message') {
         Write-Verbose $job.message
     }
-    if ($job.PSObject.Properties['result'] -and $job.result) {
-        try {
-            ConvertTo-SoftwareIdentity -Entry $job.result -Source $ref.Source
-        }
-        catch {
-            Write-ContainerImageError $_
-        }
+    $result = Get-JsonValue $job 'result'
+    if ($null -ne $result) {
+        ConvertTo-SoftwareIdentity -Entry $result -Source $ref.Source
     }
 }
 
 function Download-Package {
-    # Saves the package, with its parents, to an archive in $location; the
-    # bytes come over the HTTP API, so it works in a remote session too.
+    # Saves the package, with its parents, to $location, in the file that
+    # providerd names (<Name>-<version with dashes>.tar, as cimage save and
+    # Save-ContainerImage do); the bytes come over the HTTP API, so it works
+    # in a remote session too.
     [CmdletBinding()]
     param(
         [Parameter(Mandatory = $true)]
@@ -353,33 +368,37 @@ function Download-Package {
         [string]$location
     )
     $ref = ConvertFrom-FastPackageReference $fastPackageReference
-    if (-not (Test-Path -LiteralPath $location -PathType Container)) {
-        New-Item -ItemType Directory -Path $location -Force | Out-Null
-    }
-    $fileName = '{0}.tar' -f $ref.Name
-    if ($ref.Version) {
-        $fileName = '{0}-{1}.tar' -f $ref.Name, $ref.Version
-    }
-    $file = Join-Path $location $fileName
-    $partial = $file + '.partial'
     $req = [ordered]@{ name = $ref.Name; requiredVersion = $ref.Version }
-    if ($ref.Source) {
+    if ($ref.Digest) {
+        $req = [ordered]@{ id = $ref.Digest }
+    }
+    elseif ($ref.Source) {
         $req['source'] = $ref.Source
     }
-    try {
-        Invoke-ContainerImageApi @{ Route = 'SaveImage'; Body = $req; OutFile = $partial; Target = $ref.Name } | Out-Null
-        Move-Item -LiteralPath $partial -Destination $file -Force
-    }
-    catch {
-        Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
-        Write-ContainerImageError $_
+    $req['whatIf'] = $true
+    $plan = Invoke-ContainerImageApi @{ Route = 'SaveImage'; Body = $req; Target = $ref.Name }
+    $req.Remove('whatIf')
+    if (-not $plan) {
         return
     }
-    try {
-        ConvertTo-SoftwareIdentity -Entry ([pscustomobject]@{ name = $ref.Name; version = $ref.Version }) -Source $ref.Source -FullPath $file -FileName $fileName
+    if (-not (Test-Path -LiteralPath $location -PathType Container)) {
+        New-Item -ItemType Directory -LiteralPath $location -Force | Out-Null
     }
-    catch {
-        Write-ContainerImageError $_
+    $file = Join-Path $location ([string]$plan.path)
+    $partial = $file + '.partial'
+    $saved = $false
+    try {
+        $null = Invoke-ContainerImageApi @{ Route = 'SaveImage'; Body = $req; OutFile = $partial; Activity = ('Saving {0} {1} to {2}' -f $ref.Name, $ref.Version, $file); Target = $ref.Name }
+        if (Test-Path -LiteralPath $partial -PathType Leaf) {
+            Move-Item -LiteralPath $partial -Destination $file -Force
+            $saved = $true
+            ConvertTo-SoftwareIdentity -Entry $plan.image -Source $ref.Source -File $file
+        }
+    }
+    finally {
+        if (-not $saved) {
+            Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
+        }
     }
 }
 
@@ -396,104 +415,69 @@ function Get-InstalledPackage {
         minimumVersion  = $minimumVersion
         maximumVersion  = $maximumVersion
     }
-    try {
-        $res = Invoke-ContainerImageApi @{ Route = 'GetImages'; Query = $q; Target = $name }
-        foreach ($img in @($res.images)) {
-            if ($null -ne $img) {
-                ConvertTo-SoftwareIdentity -Entry $img -Source ''
-            }
-        }
-    }
-    catch {
-        Write-ContainerImageError $_
-    }
+    $res = Invoke-ContainerImageApi @{ Route = 'GetImages'; Query = $q; Target = $name }
+    @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Source '' }
 }
 
 function Uninstall-Package {
-    # Removes one installed image. An image that a container or a child image
-    # depends on is never removed: the error names the dependents.
+    # Removes one installed image, by the digest of its reference (the name
+    # is a pattern to providerd, the digest exact). An image that a
+    # container or a child image depends on is never removed: the error
+    # names the dependents.
     param(
         [Parameter(Mandatory = $true)]
         [ValidateNotNullOrEmpty()]
         [string]$fastPackageReference
     )
     $ref = ConvertFrom-FastPackageReference $fastPackageReference
-    $q = @{ name = $ref.Name; requiredVersion = $ref.Version }
-    try {
-        $res = Invoke-ContainerImageApi @{ Route = 'RemoveImages'; Query = $q; Target = $fastPackageReference }
-        foreach ($img in @($res.removed)) {
-            if ($null -ne $img) {
-                ConvertTo-SoftwareIdentity -Entry $img -Source $ref.Source
-            }
-        }
+    $q = @{ id = $ref.Digest }
+    if (-not $ref.Digest) {
+        $q = @{ name = $ref.Name; requiredVersion = $ref.Version }
     }
-    catch {
-        Write-ContainerImageError $_
-    }
+    $res = Invoke-ContainerImageApi @{ Route = 'RemoveImages'; Query = $q; Target = $fastPackageReference }
+    @(Get-JsonValue $res 'removed') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Source $ref.Source }
 }
 
 function ConvertTo-PackageSource {
-    # A PackageSource of an API source; its Details hold Mirrors, the text
-    # of each mirror ("URL (pull+resolve)") joined by ", ", when it has any.
-    # Registered is $false for a source just removed. A source without a
-    # name or a location is an error: New-PackageSource refuses them empty.
+    # A PackageSource of an API source, trusted as it was registered; its
+    # Details hold Mirrors, the text of each mirror ("URL (pull+resolve)")
+    # joined by ", ", when it has any. Registered is $false for a source
+    # just removed. A source without a name or a location is an error:
+    # New-PackageSource refuses them empty.
     param(
         [object]$Source,
         [bool]$Registered = $true
     )
-    $name = [string]$Source.name
-    $location = [string]$Source.location
+    $s = ConvertTo-ContainerProviderObject ContainerImageSource $Source
+    $name = [string]$s.Name
+    $location = [string]$s.Location
     if ([string]::IsNullOrEmpty($name) -or [string]::IsNullOrEmpty($location)) {
-        throw ('ContainerImage: providerd gave a source without a name or a location (name {0}, location {1})' -f $name, $location)
+        Write-ContainerImageError (New-ContainerProviderError -Code Internal -Message ('providerd gave a source without a name or a location (name {0}, location {1})' -f $name, $location) -Target $name)
+        return
     }
     $details = @{}
-    $mirrors = & $script:ContainerImageModule {
-        param(
-            [object]$ApiSource
-        )
-        @((ConvertTo-ContainerImageSource $ApiSource).Mirrors | ForEach-Object { Format-SourceMirror $_ })
-    } $Source
-    $texts = @($mirrors | Where-Object { $_ })
-    if ($texts.Count -gt 0) {
-        $details['Mirrors'] = $texts -join ', '
+    if (@($s.Mirrors).Count -gt 0) {
+        $details['Mirrors'] = @($s.Mirrors | ForEach-Object { Format-SourceMirror $_ }) -join ', '
     }
-    New-PackageSource -Name $name -Location $location -Trusted $false -Registered $Registered -Valid $true -Details $details
+    New-PackageSource -Name $name -Location $location -Trusted ([bool]$s.Trusted) -Registered $Registered -Valid $true -Details $details
+}
+
+function Get-ProviderSource {
+    # The sources of providerd whose name is like, or whose location is, one
+    # of Wanted (every source without one).
+    param(
+        [string[]]$Wanted
+    )
+    $Wanted = @($Wanted | Where-Object { $_ })
+    $res = Invoke-ContainerImageApi @{ Route = 'GetSources' }
+    @(Get-JsonValue $res 'sources') | Where-Object {
+        $s = $_
+        $null -ne $s -and ($Wanted.Count -eq 0 -or @($Wanted | Where-Object { $s.name -like $_ -or $s.location -eq $_ }).Count -gt 0)
+    }
 }
 
 function Resolve-PackageSource {
-    $wanted = @()
-    if ((Test-Path -Path 'variable:request') -and $request -and $request.PSObject.Properties['PackageSources']) {
-        $wanted = @($request.PackageSources | Where-Object { $_ })
-    }
-    try {
-        $res = Invoke-ContainerImageApi @{ Route = 'GetSources' }
-    }
-    catch {
-        Write-ContainerImageError $_
-        return
-    }
-    foreach ($s in @($res.sources)) {
-        if ($null -eq $s) {
-            continue
-        }
-        if ($wanted.Count -gt 0) {
-            $match = $false
-            foreach ($w in $wanted) {
-                if ($s.name -like $w -or $s.location -eq $w) {
-                    $match = $true
-                }
-            }
-            if (-not $match) {
-                continue
-            }
-        }
-        try {
-            ConvertTo-PackageSource $s
-        }
-        catch {
-            Write-ContainerImageError $_
-        }
-    }
+    Get-ProviderSource -Wanted @(Get-RequestSources) | ForEach-Object { ConvertTo-PackageSource $_ }
 }
 
 function Add-PackageSource {
@@ -508,6 +492,11 @@ function Add-PackageSource {
         [bool]$Trusted
     )
     $req = [ordered]@{ name = $Name; location = $Location; insecure = Test-RequestSwitch 'Insecure' }
+    if ($Trusted) {
+        # Kept by providerd, so that Install-Package does not ask; left out
+        # otherwise, for a providerd that predates it.
+        $req['trusted'] = $true
+    }
     # Register-PackageSource -Credential is the registry's username and
     # password, which providerd keeps with the source.
     $credential = Get-RequestCredential
@@ -524,27 +513,16 @@ function Add-PackageSource {
     }
     if ($mirror.Count -gt 0) {
         try {
-            $req['mirrors'] = & $script:ContainerImageModule {
-                param(
-                    [string[]]$MirrorLocation,
-                    [string[]]$MirrorCapability,
-                    [bool]$MirrorInsecure,
-                    [string]$SourceName
-                )
-                New-SourceMirrorRequest -Location $MirrorLocation -Capability $MirrorCapability -Insecure $MirrorInsecure -Target $SourceName
-            } $mirror $capability $mirrorInsecure $Name
+            $req['mirrors'] = New-SourceMirrorRequest -Location $mirror -Capability $capability -Insecure $mirrorInsecure -Target $Name
         }
         catch {
             Write-ContainerImageError $_
             return
         }
     }
-    try {
-        $res = Invoke-ContainerImageApi @{ Route = 'AddSource'; Body = $req; Target = $Name }
+    $res = Invoke-ContainerImageApi @{ Route = 'AddSource'; Body = $req; Target = $Name }
+    if ($res) {
         ConvertTo-PackageSource $res
-    }
-    catch {
-        Write-ContainerImageError $_
     }
 }
 
@@ -558,25 +536,25 @@ function Remove-PackageSource {
         [ValidateNotNullOrEmpty()]
         [string]$Name
     )
+    $source = Get-ProviderSource -Wanted @($Name) | Where-Object { $_.name -eq $Name -or $_.location -eq $Name } | Select-Object -First 1
+    $sourceName = $Name
+    if ($null -ne $source) {
+        $sourceName = [string]$source.name
+    }
     try {
-        $res = Invoke-ContainerImageApi @{ Route = 'GetSources' }
-        $source = @($res.sources) | Where-Object { $null -ne $_ -and ($_.name -eq $Name -or $_.location -eq $Name) } | Select-Object -First 1
-        $sourceName = $Name
-        if ($null -ne $source) {
-            $sourceName = [string]$source.name
-        }
-        Invoke-ContainerImageApi @{ Route = 'RemoveSource'; PathValues = @{ name = $sourceName }; Target = $Name } | Out-Null
-        if ($null -ne $source) {
-            ConvertTo-PackageSource $source -Registered $false
-        }
+        $null = Invoke-ContainerProviderApi -Route RemoveSource -PathValues @{ name = $sourceName } -Target $Name
     }
     catch {
         Write-ContainerImageError $_
+        return
+    }
+    if ($null -ne $source) {
+        ConvertTo-PackageSource $source -Registered $false
     }
 }
 
 Export-ModuleMember -Function @(
     'Get-PackageProviderName', 'Initialize-Provider', 'Get-Feature', 'Get-DynamicOptions',
-    'Find-Package', 'Install-Package', 'Download-Package', 'Get-InstalledPackage', 'Uninstall-Package',
+    'Find-Package', 'Find-PackageByFile', 'Install-Package', 'Download-Package', 'Get-InstalledPackage', 'Uninstall-Package',
     'Resolve-PackageSource', 'Add-PackageSource', 'Remove-PackageSource'
 )

@@ -111,7 +111,7 @@ func TestPowerShellContract(t *testing.T) {
 	}
 	t.Logf("%s", out)
 
-	const provider, module = "ContainerImageProvider.psm1", "ContainerImage.psm1"
+	const provider, module, shared = "ContainerImageProvider.psm1", "ContainerImage.psm1", psAPIFile
 	for _, c := range []struct {
 		name  string
 		muts  []psMutation
@@ -121,6 +121,11 @@ func TestPowerShellContract(t *testing.T) {
 			name:  "Write-Error -ErrorRecord",
 			muts:  []psMutation{{file: provider, new: "function Test-Mutation {\n    try { Get-Item x } catch { Write-Error -ErrorRecord $_ }\n}"}},
 			wants: []string{"FAIL overrides: " + provider, "Write-Error -ErrorRecord: PackageManagement's Write-Error has no such parameter"},
+		},
+		{
+			name:  "Write-Error -ErrorRecord in the shared module",
+			muts:  []psMutation{{file: shared, new: "function Test-Mutation {\n    try { Get-Item x } catch { Write-Error -ErrorRecord $_ }\n}"}},
+			wants: []string{"FAIL overrides: " + shared, "Write-Error -ErrorRecord: PackageManagement's Write-Error has no such parameter"},
 		},
 		{
 			name:  "Write-Warning splat",
@@ -158,8 +163,8 @@ func TestPowerShellContract(t *testing.T) {
 		},
 		{
 			name:  "unused route",
-			muts:  []psMutation{{file: module, old: "$script:Routes = [ordered]@{\n", new: "$script:Routes = [ordered]@{\n    Unused          = @{ Method = 'GET'; Path = '/v1/unused'; Query = @() }\n"}},
-			wants: []string{"FAIL routes: " + module, "route Unused is used by no function"},
+			muts:  []psMutation{{file: shared, old: "$script:Routes = [ordered]@{\n", new: "$script:Routes = [ordered]@{\n    Unused          = @{ Method = 'GET'; Path = '/v1/unused'; Query = @() }\n"}},
+			wants: []string{"FAIL routes: " + shared, "route Unused is used by no function"},
 		},
 		{
 			name:  "undeclared route",
@@ -172,9 +177,19 @@ func TestPowerShellContract(t *testing.T) {
 			wants: []string{"Install-ContainerImage -Name (set Name) is not ValueFromPipelineByPropertyName", "'NanoServer' | Install-ContainerImage binds the string to -InputObject, not to -Name"},
 		},
 		{
-			name:  "route of the unused list used",
-			muts:  []psMutation{{file: module, new: "function Test-Mutation {\n    Invoke-ContainerProviderApi -Route CancelJob -PathValues @{ id = 'x' }\n}"}},
-			wants: []string{"route CancelJob is used now: take it out of the check's list of unused routes"},
+			name:  "provider without cancellation",
+			muts:  []psMutation{{file: provider, old: " -CancelWhen { Test-RequestCanceled }", new: ""}},
+			wants: []string{"FAIL cancel: " + provider, "Install-Package does not follow its job with Wait-ContainerProviderJob -CancelWhen"},
+		},
+		{
+			name:  "cmdlet without cancellation",
+			muts:  []psMutation{{file: module, old: " -CancelOnStop -PassThru:$PassThru", new: " -PassThru:$PassThru"}},
+			wants: []string{"FAIL cancel: " + module, "Install-ContainerImage does not wait with -CancelOnStop"},
+		},
+		{
+			name:  "polling instead of the event stream",
+			muts:  []psMutation{{file: shared, old: "-Route GetJobEvents", new: "-Route GetJob"}},
+			wants: []string{"FAIL cancel: " + shared, "Wait-ContainerProviderJob does not call route GetJobEvents", "FAIL routes: " + shared, "route GetJobEvents is used by no function"},
 		},
 		{
 			name:  "request credential as the token",

@@ -33,8 +33,7 @@ var (
 	psMirrorLiteral    = regexp.MustCompile(`\$mirror = \[ordered\]@\{ (\w+) = \$text \}`)
 	psMirrorGuard      = regexp.MustCompile(`(?m)^\s*if \((\$\w+(?:\.Count -gt 0)?)\) \{\n((?:\s*\$mirror\['\w+'\] = [^\n]+\n)+)\s*\}`)
 	psMirrorAssignment = regexp.MustCompile(`\$mirror\['(\w+)'\] = ([^\n]+)`)
-	psMirrorRequestUse = regexp.MustCompile(`\$req\['(\w+)'\] = (?:& \$script:ContainerImageModule \{[^}]*?)?New-SourceMirrorRequest ([^\n]+)`)
-	psMirrorJSONRead   = regexp.MustCompile(`Get-JsonValue \$Mirror '(\w+)'`)
+	psMirrorRequestUse = regexp.MustCompile(`\$req\['(\w+)'\] = New-SourceMirrorRequest ([^\n]+)`)
 	psCapabilityTable  = regexp.MustCompile(`\$script:MirrorCapabilities = @\(([^)]*)\)`)
 	psCapabilitySet    = regexp.MustCompile(`\[ValidateSet\(([^)]*)\)\]\s*\[string\[\]\]\$MirrorCapability\b`)
 	psOptionDecl       = regexp.MustCompile(`New-DynamicOption -Category \$Category -Name '(\w+)' -ExpectedType (\w+)[^\n]*`)
@@ -84,7 +83,7 @@ type psMirrorRule struct {
 // with its guard and expression. Every "$mirror[...] =" line must be read.
 func readMirrorRequest(t *testing.T) (string, []psMirrorRule) {
 	t.Helper()
-	body := psFunctionBody(t, "ContainerImage.psm1", "New-SourceMirrorRequest")
+	body := psFunctionBody(t, psAPIFile, "New-SourceMirrorRequest")
 	lit := psMirrorLiteral.FindStringSubmatch(body)
 	if lit == nil {
 		t.Fatal("New-SourceMirrorRequest makes no $mirror = [ordered]@{ KEY = $text } entry")
@@ -146,7 +145,7 @@ func psMirrorBody(t *testing.T, in psMirrorInput) []map[string]any {
 // names, the capability names, the parameters and options that feed it, the
 // check before any request, the help, and the display of the mirrors.
 func TestPowerShellMirrorContract(t *testing.T) {
-	psm1 := string(psModuleFile(t, "ContainerImage.psm1"))
+	shared := string(psModuleFile(t, psAPIFile))
 	contract := jsonFields(reflect.TypeOf(psMirrorContract{}))
 
 	// The API's JSON name of the mirrors is the one the module sends.
@@ -191,7 +190,7 @@ func TestPowerShellMirrorContract(t *testing.T) {
 			t.Fatalf("a mirror without settings is sent as %v, want its location alone", bare)
 		}
 		// ValidateSet takes 'PULL' too: the module sends lower case.
-		if !strings.Contains(psFunctionBody(t, "ContainerImage.psm1", "New-SourceMirrorRequest"), "$c.Trim().ToLowerInvariant()") {
+		if !strings.Contains(psFunctionBody(t, psAPIFile, "New-SourceMirrorRequest"), "$c.Trim().ToLowerInvariant()") {
 			t.Fatal("New-SourceMirrorRequest does not send the capabilities in lower case")
 		}
 	})
@@ -200,11 +199,11 @@ func TestPowerShellMirrorContract(t *testing.T) {
 	// ValidateSet of -MirrorCapability and in the provider's option.
 	t.Run("capabilities", func(t *testing.T) {
 		for what, m := range map[string][]string{
-			"$script:MirrorCapabilities":      psCapabilityTable.FindStringSubmatch(psm1),
+			"$script:MirrorCapabilities":      psCapabilityTable.FindStringSubmatch(shared),
 			"-MirrorCapability's ValidateSet": psCapabilitySet.FindStringSubmatch(psFunctionBody(t, "ContainerImage.psm1", "Register-ContainerImageSource")),
 		} {
 			if m == nil {
-				t.Fatalf("ContainerImage.psm1 has no %s", what)
+				t.Fatalf("the module has no %s", what)
 			}
 			if got := psQuotedList(m[1]); !slices.Equal(got, psMirrorCapabilities) {
 				t.Errorf("%s is %v, want %v", what, got, psMirrorCapabilities)
@@ -234,7 +233,7 @@ func TestPowerShellMirrorContract(t *testing.T) {
 			args           []string
 		}{
 			{"ContainerImage.psm1", "Register-ContainerImageSource", []string{"-Location $Mirror", "-Credential $MirrorCredential", "-Capability $MirrorCapability", "-Insecure ([bool]$MirrorInsecure)"}},
-			{"ContainerImageProvider.psm1", "Add-PackageSource", []string{"-Location $MirrorLocation", "-Capability $MirrorCapability", "-Insecure $MirrorInsecure"}},
+			{"ContainerImageProvider.psm1", "Add-PackageSource", []string{"-Location $mirror", "-Capability $capability", "-Insecure $mirrorInsecure"}},
 		} {
 			body := psFunctionBody(t, c.file, c.function)
 			m := psMirrorRequestUse.FindStringSubmatchIndex(body)
@@ -331,17 +330,17 @@ func TestPowerShellMirrorContract(t *testing.T) {
 	// field the API returns (never a password), and the format file shows
 	// them.
 	t.Run("display", func(t *testing.T) {
-		if !strings.Contains(psFunctionBody(t, "ContainerImage.psm1", "ConvertTo-ContainerImageSource"), "Get-JsonValue $Source '"+psMirrorsKey+"'") {
-			t.Errorf("ConvertTo-ContainerImageSource does not read %q", psMirrorsKey)
+		if v := psViews(t, "ContainerImageSource")["Mirrors"]; v.Path != psMirrorsKey || v.Kind != "mirrors" {
+			t.Errorf("the view ContainerImageSource reads Mirrors from %+v, want %q as mirrors", v, psMirrorsKey)
 		}
 		var read []string
-		for _, m := range psMirrorJSONRead.FindAllStringSubmatch(psFunctionBody(t, "ContainerImage.psm1", "ConvertTo-ContainerImageSourceMirror"), -1) {
-			read = append(read, m[1])
+		for _, v := range psViews(t, "ContainerImageSourceMirror") {
+			read = append(read, v.Path)
 		}
 		sort.Strings(read)
 		returned := slices.DeleteFunc(slices.Clone(contract), func(s string) bool { return s == "password" })
 		if !slices.Equal(read, returned) {
-			t.Errorf("ConvertTo-ContainerImageSourceMirror reads %v, want %v", read, returned)
+			t.Errorf("the view ContainerImageSourceMirror reads %v, want %v", read, returned)
 		}
 		var f struct {
 			Views []struct {
@@ -362,10 +361,10 @@ func TestPowerShellMirrorContract(t *testing.T) {
 		if !listed {
 			t.Error("no list view of ContainerProvider.ContainerImageSource shows $_.Mirrors")
 		}
-		keys := psConverterKeys(t, "ConvertTo-ContainerImageSourceMirror")
+		keys := psConverterKeys(t, "ContainerImageSourceMirror")
 		for _, p := range psDisplayedProperties(t, "ContainerProvider.ContainerImageSourceMirror") {
 			if _, ok := keys[p]; !ok {
-				t.Errorf("the mirror view displays %s, which ConvertTo-ContainerImageSourceMirror does not set from the JSON", p)
+				t.Errorf("the mirror view displays %s, which the view ContainerImageSourceMirror does not set from the JSON", p)
 			}
 		}
 	})
@@ -407,7 +406,7 @@ func TestPowerShellMirrorReplay(t *testing.T) {
 		if len(mirrors) != len(in.Locations) {
 			t.Fatalf("%s: %d mirrors, want %d: %s", what, len(mirrors), len(in.Locations), b)
 		}
-		keys := psConverterKeys(t, "ConvertTo-ContainerImageSourceMirror")
+		keys := psConverterKeys(t, "ContainerImageSourceMirror")
 		for i, m := range mirrors {
 			if got := psField[string](t, m, keys["Location"]); got != in.Locations[i] {
 				t.Errorf("%s: mirror %d is %q, want %q", what, i, got, in.Locations[i])

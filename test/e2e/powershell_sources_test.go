@@ -65,10 +65,10 @@ func psList(t *testing.T, re *regexp.Regexp, src, what string) []string {
 // ErrorCategory.
 func psErrorCategories(t *testing.T) map[string]string {
 	t.Helper()
-	src := string(psModuleFile(t, "ContainerImage.psm1"))
+	src := string(psModuleFile(t, psAPIFile))
 	start := strings.Index(src, "$script:ErrorCategories = @{")
 	if start < 0 {
-		t.Fatal("ContainerImage.psm1 has no $script:ErrorCategories table")
+		t.Fatal(psAPIFile + " has no $script:ErrorCategories table")
 	}
 	table := src[start:]
 	table = table[:strings.Index(table, "\n}")]
@@ -94,9 +94,9 @@ type psStateRule struct {
 // non-blank line of the table must be a rule line.
 func readSourceStates(t *testing.T) ([]psStateRule, map[string]string) {
 	t.Helper()
-	m := psStateTable.FindStringSubmatch(string(psModuleFile(t, "ContainerImage.psm1")))
+	m := psStateTable.FindStringSubmatch(string(psModuleFile(t, psAPIFile)))
 	if m == nil {
-		t.Fatal("ContainerImage.psm1 has no $script:SourceStates = @( ... ) table")
+		t.Fatal(psAPIFile + " has no $script:SourceStates = @( ... ) table")
 	}
 	var rules []psStateRule
 	for _, line := range strings.Split(m[1], "\n") {
@@ -114,7 +114,7 @@ func readSourceStates(t *testing.T) ([]psStateRule, map[string]string) {
 		rules = append(rules, r)
 	}
 	facts := map[string]string{}
-	for _, f := range psStateFact.FindAllStringSubmatch(psFunctionBody(t, "ContainerImage.psm1", "Get-SourceState"), -1) {
+	for _, f := range psStateFact.FindAllStringSubmatch(psFunctionBody(t, psAPIFile, "Get-SourceState"), -1) {
 		facts[f[1]] = f[2]
 	}
 	for _, r := range rules {
@@ -207,6 +207,7 @@ func jsonName(t *testing.T, v any, field string) string {
 func TestPowerShellModuleContract(t *testing.T) {
 	psm1 := string(psModuleFile(t, "ContainerImage.psm1"))
 	provider := string(psModuleFile(t, "ContainerImageProvider.psm1"))
+	shared := string(psModuleFile(t, psAPIFile))
 
 	// FunctionsToExport and Export-ModuleMember name the same functions,
 	// each defined, with an approved verb and comment-based help with an
@@ -240,7 +241,7 @@ func TestPowerShellModuleContract(t *testing.T) {
 		for _, r := range readRouteTable(t) {
 			declared[r.Name] = false
 		}
-		for file, src := range map[string]string{"ContainerImage.psm1": psm1, "ContainerImageProvider.psm1": provider} {
+		for file, src := range map[string]string{"ContainerImage.psm1": psm1, "ContainerImageProvider.psm1": provider, psAPIFile: shared} {
 			for _, m := range psRouteUse.FindAllStringSubmatch(src, -1) {
 				name := m[1] + m[2]
 				if _, ok := declared[name]; !ok {
@@ -271,11 +272,11 @@ func TestPowerShellModuleContract(t *testing.T) {
 		if got := psSourceState(t, rules, facts, nil); got != "" {
 			t.Errorf("no status: the module says %q, want empty", got)
 		}
-		if keys := psConverterKeys(t, "ConvertTo-ContainerImageSource"); keys["State"] != jsonName(t, api.Source{}, "Status") ||
+		if keys := psConverterKeys(t, "ContainerImageSource"); keys["State"] != jsonName(t, api.Source{}, "Status") ||
 			keys["Entries"] != "status/"+jsonName(t, api.SourceStatus{}, "Entries") ||
 			keys["LastSync"] != "status/"+jsonName(t, api.SourceStatus{}, "LastSync") ||
 			keys["LastError"] != "status/"+jsonName(t, api.SourceStatus{}, "LastError") {
-			t.Fatalf("ConvertTo-ContainerImageSource reads %v", keys)
+			t.Fatalf("the view ContainerImageSource reads %v", keys)
 		}
 	})
 
@@ -291,7 +292,7 @@ func TestPowerShellModuleContract(t *testing.T) {
 			call := strings.Index(body, "FindImages")
 			read := strings.Index(body, key)
 			write := strings.Index(body, c.write)
-			images := strings.Index(body, "@($res.images)")
+			images := strings.Index(body, "Get-JsonValue $res 'images'")
 			if call < 0 || read < call || write < read || images < write {
 				t.Errorf("%s: %s does not read %s of the FindImages answer and call %s before the images (at %d, %d, %d, %d)",
 					c.file, c.function, key, c.write, call, read, write, images)
@@ -303,10 +304,10 @@ func TestPowerShellModuleContract(t *testing.T) {
 	// status has a lastError, writes a ResourceUnavailable error.
 	t.Run("refresh error", func(t *testing.T) {
 		body := psFunctionBody(t, "ContainerImage.psm1", "Update-ContainerImageSource")
-		if !strings.Contains(body, "-Route RefreshSource -PathValues @{ name = $n }") {
+		if !strings.Contains(body, "Route = 'RefreshSource'; PathValues = @{ name = $n }") {
 			t.Fatal("Update-ContainerImageSource does not call RefreshSource with the name")
 		}
-		if !strings.Contains(body, "ConvertTo-ContainerImageSource (Invoke-ContainerProviderApi -Route RefreshSource") {
+		if !strings.Contains(body, "Route = 'RefreshSource'; PathValues = @{ name = $n }; Target = $n } -View ContainerImageSource") {
 			t.Fatal("Update-ContainerImageSource does not output the refreshed source as a ContainerImageSource")
 		}
 		test := strings.Index(body, "$source.LastError)")
@@ -380,9 +381,9 @@ func TestPowerShellSourceReplay(t *testing.T) {
 	cat := startCatalogd(t, true)
 	flaky := newFlakySource(t, cat.URL(""))
 	p := startProviderd(t, cat.URL(""), "")
-	keys := psConverterKeys(t, "ConvertTo-ContainerImageSource")
+	keys := psConverterKeys(t, "ContainerImageSource")
 
-	// state is the State that ConvertTo-ContainerImageSource gives obj.
+	// state is the State that the view ContainerImageSource gives obj.
 	state := func(t *testing.T, obj map[string]json.RawMessage) string {
 		t.Helper()
 		status, _ := psLookup(t, obj, keys["State"])
@@ -433,7 +434,7 @@ func TestPowerShellSourceReplay(t *testing.T) {
 			if err := json.Unmarshal(b, &obj); err != nil {
 				t.Fatalf("refresh %s: %v: %s", name, err, b)
 			}
-			psCheckDisplayed(t, obj, "ContainerProvider.ContainerImageSource", "ConvertTo-ContainerImageSource")
+			psCheckDisplayed(t, obj, "ContainerProvider.ContainerImageSource")
 			if got := state(t, obj); got != "complete" {
 				t.Fatalf("refresh %s: State %q, want complete: %s", name, got, b)
 			}
@@ -480,7 +481,7 @@ func TestPowerShellSourceReplay(t *testing.T) {
 		sources := psObjects(t, b, "sources")
 		states := map[string]string{}
 		for _, s := range sources {
-			psCheckDisplayed(t, s, "ContainerProvider.ContainerImageSource", "ConvertTo-ContainerImageSource")
+			psCheckDisplayed(t, s, "ContainerProvider.ContainerImageSource")
 			states[psField[string](t, s, keys["Name"])] = state(t, s)
 		}
 		if states["catalog"] != "complete" || states["flaky"] != "stale" {

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerprovider/containerprovider/api"
 )
@@ -82,18 +81,15 @@ var (
 	psQuoted     = regexp.MustCompile(`'([^']*)'`)
 )
 
-// readRouteTable extracts $script:Routes from ContainerImage.psm1. Every
-// non-blank line of the table must be a route line, so that a route the
-// regexp does not understand fails the test instead of going unchecked.
+// readRouteTable extracts $script:Routes from ContainerProviderApi.psm1,
+// the module that the cmdlets and the provider share. Every non-blank line
+// of the table must be a route line, so that a route the regexp does not
+// understand fails the test instead of going unchecked.
 func readRouteTable(t *testing.T) []psRoute {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "scripts", "ContainerImage", "ContainerImage.psm1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := psRouteTable.FindSubmatch(src)
+	m := psRouteTable.FindSubmatch(psModuleFile(t, psAPIFile))
 	if m == nil {
-		t.Fatal("ContainerImage.psm1 has no $script:Routes = [ordered]@{ ... } table")
+		t.Fatal(psAPIFile + " has no $script:Routes = [ordered]@{ ... } table")
 	}
 	var routes []psRoute
 	for _, line := range strings.Split(string(m[1]), "\n") {
@@ -243,10 +239,12 @@ func psDisplayedProperties(t *testing.T, typeName string) []string {
 	return nil
 }
 
+// psAPIFile is the module that the cmdlets and the provider share: the
+// route table, the error categories, the source states and the views.
+const psAPIFile = "ContainerProviderApi.psm1"
+
 var (
-	psJSONProperty = regexp.MustCompile(`(?m)^\s*(\w+)\s*=.*\bGet-JsonValue \$(\w+) '([^']+)'`)
-	psJSONVariable = regexp.MustCompile(`(?m)^\s*\$(\w+)\s*=\s*Get-JsonValue \$(\w+) '([^']+)'\s*$`)
-	psDerived      = regexp.MustCompile(`(?m)^\s*(\w+)\s*=\s*[A-Z]\w*-\w+ \$(\w+)\s*$`)
+	psViewLine = regexp.MustCompile(`^\s*(\w+)\s*=\s*'([^':]*)(?::(\w+))?'\s*$`)
 )
 
 // psFunctionBody returns the text of function name in the module file
@@ -265,36 +263,52 @@ func psFunctionBody(t *testing.T, file, name string) string {
 	return body
 }
 
-// psConverterKeys maps each property that the module's converter function
-// sets to the path of the JSON value it comes from, keys joined by "/":
-// Name = Get-JsonValue $Image 'name' is "name"; with $status = Get-JsonValue
-// $Source 'status', Entries = Get-JsonValue $status 'entries' is
-// "status/entries", and a property computed by a function of a JSON value
-// (State = Get-SourceState $status) is that value's path, "status".
-func psConverterKeys(t *testing.T, function string) map[string]string {
+// psView is one property of a view of $script:Views: the path of the JSON
+// value it comes from (keys joined by "/") and the kind that converts it
+// ("" for none).
+type psView struct {
+	Path, Kind string
+}
+
+// psViews reads view (ContainerImage, ContainerImageSource, ...) of
+// $script:Views in ContainerProviderApi.psm1: each property of the objects
+// the module writes, with the JSON it comes from. Every non-blank,
+// non-comment line of the view must be a property line.
+func psViews(t *testing.T, view string) map[string]psView {
 	t.Helper()
-	body := psFunctionBody(t, "ContainerImage.psm1", function)
-	vars := map[string]string{}
-	prefix := func(v string) string {
-		if p, ok := vars[v]; ok {
-			return p + "/"
+	src := string(psModuleFile(t, psAPIFile))
+	start := strings.Index(src, "\n    "+view+" ")
+	if start < 0 || !strings.Contains(src[start:start+80], "= [ordered]@{") {
+		t.Fatalf("%s has no view %s in $script:Views", psAPIFile, view)
+	}
+	block := src[start:]
+	block = block[strings.Index(block, "{")+1 : strings.Index(block, "\n    }")]
+	out := map[string]psView{}
+	for _, line := range strings.Split(block, "\n") {
+		if l := strings.TrimSpace(line); l == "" || strings.HasPrefix(l, "#") {
+			continue
 		}
-		return ""
+		m := psViewLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("view %s: line not understood: %q", view, line)
+		}
+		out[m[1]] = psView{Path: m[2], Kind: m[3]}
 	}
-	for _, m := range psJSONVariable.FindAllStringSubmatch(body, -1) {
-		vars[m[1]] = prefix(m[2]) + m[3]
+	if len(out) == 0 {
+		t.Fatalf("view %s reads no JSON key", view)
 	}
+	return out
+}
+
+// psConverterKeys maps each property of view to the path of the JSON value
+// it comes from: Name = 'name' is "name", Entries = 'status/entries' is
+// "status/entries", and a property that a kind computes from a JSON value
+// (State = 'status:state') is that value's path, "status".
+func psConverterKeys(t *testing.T, view string) map[string]string {
+	t.Helper()
 	keys := map[string]string{}
-	for _, m := range psJSONProperty.FindAllStringSubmatch(body, -1) {
-		keys[m[1]] = prefix(m[2]) + m[3]
-	}
-	for _, m := range psDerived.FindAllStringSubmatch(body, -1) {
-		if p, ok := vars[m[2]]; ok {
-			keys[m[1]] = p
-		}
-	}
-	if len(keys) == 0 {
-		t.Fatalf("%s reads no JSON key", function)
+	for prop, v := range psViews(t, view) {
+		keys[prop] = v.Path
 	}
 	return keys
 }
@@ -389,9 +403,11 @@ func psReplay(t *testing.T, p *providerd, routes map[string]psRoute, name string
 }
 
 // psCheckDisplayed checks that obj, one JSON object of the API, carries the
-// key behind every property that the format file displays for typeName.
-func psCheckDisplayed(t *testing.T, obj map[string]json.RawMessage, typeName, converter string) {
+// key behind every property that the format file displays for typeName,
+// whose view is its name after "ContainerProvider.".
+func psCheckDisplayed(t *testing.T, obj map[string]json.RawMessage, typeName string) {
 	t.Helper()
+	converter := strings.TrimPrefix(typeName, "ContainerProvider.")
 	keys := psConverterKeys(t, converter)
 	for _, prop := range psDisplayedProperties(t, typeName) {
 		key, ok := keys[prop]
@@ -450,7 +466,7 @@ func TestPowerShellReferenceReplay(t *testing.T) {
 			name := psField[string](t, e, "name")
 			found[name] = true
 			if name == "NanoServer" {
-				psCheckDisplayed(t, e, "ContainerProvider.ContainerImageInfo", "ConvertTo-ContainerImageInfo")
+				psCheckDisplayed(t, e, "ContainerProvider.ContainerImageInfo")
 			}
 		}
 		for _, want := range []string{"NanoServer", "WindowsServerCore"} {
@@ -475,21 +491,18 @@ func TestPowerShellReferenceReplay(t *testing.T) {
 		if err := json.Unmarshal(b, &job); err != nil || job.ID == "" {
 			t.Fatalf("install answer %s: %v", b, err)
 		}
-		deadline := time.Now().Add(2 * time.Minute)
-		for !slices.Contains([]string{api.JobSucceeded, api.JobFailed, api.JobCanceled}, job.State) {
-			if time.Now().After(deadline) {
-				t.Fatalf("job %s still %s after 2 minutes", job.ID, job.State)
-			}
-			time.Sleep(100 * time.Millisecond)
-			code, b = psReplay(t, p, routes, "GetJob", map[string]string{"id": job.ID}, nil, nil)
-			if code != http.StatusOK {
-				t.Fatalf("job %s: %d %s", job.ID, code, b)
-			}
-			job = api.Job{}
-			if err := json.Unmarshal(b, &job); err != nil {
-				t.Fatalf("job answer %s: %v", b, err)
-			}
+		// Install-ContainerImage follows the job on its event stream,
+		// which ends with the result event, the job final.
+		code, b = psReplay(t, p, routes, "GetJobEvents", map[string]string{"id": job.ID}, nil, nil)
+		if code != http.StatusOK {
+			t.Fatalf("job %s events: %d %s", job.ID, code, b)
 		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var last api.JobEvent
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Type != api.EventResult || last.Job == nil {
+			t.Fatalf("job %s: the stream does not end with a result event: %s (%v)", job.ID, b, err)
+		}
+		job = *last.Job
 		if job.State != api.JobSucceeded {
 			t.Fatalf("job %s ended %s: %s", job.ID, job.State, b)
 		}
@@ -515,8 +528,8 @@ func TestPowerShellReferenceReplay(t *testing.T) {
 		if nano == nil {
 			t.Fatalf("Get-ContainerImage does not list NanoServer: %s", b)
 		}
-		psCheckDisplayed(t, nano, "ContainerProvider.ContainerImage", "ConvertTo-ContainerImage")
-		keys := psConverterKeys(t, "ConvertTo-ContainerImage")
+		psCheckDisplayed(t, nano, "ContainerProvider.ContainerImage")
+		keys := psConverterKeys(t, "ContainerImage")
 		if got := psField[string](t, nano, keys["Publisher"]); got != "CN=Microsoft" {
 			t.Fatalf("Publisher = %q, want CN=Microsoft", got)
 		}
@@ -542,7 +555,7 @@ func TestPowerShellReferenceReplay(t *testing.T) {
 			t.Fatalf("Get-ContainerImage -Name NanoServer: want one image: %s", b)
 		}
 		// Remove-ContainerImage -Image sends the Digest property as id.
-		id := psField[string](t, piped[0], psConverterKeys(t, "ConvertTo-ContainerImage")["Digest"])
+		id := psField[string](t, piped[0], psConverterKeys(t, "ContainerImage")["Digest"])
 		if id == "" {
 			t.Fatalf("the piped image has no digest: %s", b)
 		}
