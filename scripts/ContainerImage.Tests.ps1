@@ -64,6 +64,14 @@ Describe 'Register-ContainerImageSource -Mirror' {
         $script:sent.PSObject.Properties.Name | Should -Not -Contain 'mirrors'
     }
 
+    It 'sends -Credential as the registry''s username and password' {
+        $password = ConvertTo-SecureString 's3cret' -AsPlainText -Force
+        Register-ContainerImageSource -Name hub -Location https://registry.example -Credential (New-Object System.Management.Automation.PSCredential -ArgumentList 'reguser', $password) | Out-Null
+
+        $script:sent.username | Should -Be 'reguser'
+        $script:sent.password | Should -Be 's3cret'
+    }
+
     It 'sends -Trusted as the source''s trusted, and nothing without it' {
         Register-ContainerImageSource -Name catalog -Location http://127.0.0.1:5000 -Trusted | Out-Null
         $script:sent.trusted | Should -BeTrue
@@ -359,7 +367,6 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
         $global:request = [pscustomobject]@{ Options = @{}; PackageSources = @(); Credential = (New-Object System.Management.Automation.PSCredential -ArgumentList 'reguser', $password); IsCanceled = $false }
         Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
             $script:sent = [pscustomobject]$Body
-            $script:credential = $Credential
             [pscustomobject]@{ name = 'hub'; location = 'https://registry.example'; username = 'reguser'; trusted = $true }
         }
 
@@ -368,7 +375,6 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
         $script:sent.username | Should -Be 'reguser'
         $script:sent.password | Should -Be 's3cret'
         $script:sent.trusted | Should -BeTrue
-        $script:credential | Should -BeNullOrEmpty
         $source.IsTrusted | Should -BeTrue
     }
 

@@ -19,8 +19,9 @@
 //               used by some function, and every route used is in the table;
 //   credentials the request's -Credential (the package source's, the
 //               registry's) is read only by Add-PackageSource, through
-//               Get-RequestCredential, and never given to the module's calls,
-//               where -Credential is providerd's bearer token;
+//               Get-RequestCredential, and never given to the shared module's
+//               calls, which take providerd's token from the environment or
+//               the token file;
 //   cancel      an install can be canceled: the provider's Install-Package
 //               follows its job with Wait-ContainerProviderJob -CancelWhen
 //               that reads $request.IsCanceled (Test-RequestCanceled),
@@ -597,8 +598,9 @@ function checkRoutes() {
   }
 }
 
-// The functions of the shared module that take providerd's token as
-// -Credential, and the provider's wrapper of Invoke-ContainerProviderApi.
+// The functions of the shared module that call providerd, and the
+// provider's wrapper of Invoke-ContainerProviderApi: none may be given a
+// -Credential.
 const tokenCommands = ['invoke-containerproviderapi', 'wait-containerproviderjob', 'invoke-containerimageapi'];
 
 function checkCredentials() {
@@ -606,7 +608,7 @@ function checkCredentials() {
     const fname = fn.displayName;
     for (const cmd of commands(fn)) {
       if (tokenCommands.includes(lower(cmd.name)) && cmd.args.some((a) => a.param && lower(a.param) === 'credential')) {
-        fail('credentials', providerFile, cmd.node, `${fname}: ${cmd.name} -Credential sends a credential as providerd's token`);
+        fail('credentials', providerFile, cmd.node, `${fname}: ${cmd.name} -Credential would send a credential to providerd`);
       }
       if (lower(cmd.name) === 'get-requestcredential' && lower(fname) !== 'add-packagesource') {
         fail('credentials', providerFile, cmd.node, `${fname} reads the request's credential, the registry's: only Add-PackageSource may`);
@@ -614,11 +616,11 @@ function checkCredentials() {
     }
     for (const e of ofType(fn, 'hash_entry')) {
       const k = e.namedChildren.find((c) => c.type === 'key_expression');
-      if (lower(literalText(k) ?? '') === 'credential') fail('credentials', providerFile, e, `${fname}: a Credential argument of the module's calls is providerd's token, never the request's`);
+      if (lower(literalText(k) ?? '') === 'credential') fail('credentials', providerFile, e, `${fname}: a Credential argument of the shared module's calls would send the request's credential to providerd (its token comes from the environment or the token file)`);
     }
     for (const a of ofType(fn, 'assignment_expression')) {
       const left = unwrap(a.namedChildren.find((c) => c.type === 'left_assignment_expression')?.namedChild(0));
-      if (left && /\[\s*['"]Credential['"]\s*\]$/i.test(left.text)) fail('credentials', providerFile, a, `${fname}: ${left.text} is set: the module's calls take providerd's token as Credential, never the request's`);
+      if (left && /\[\s*['"]Credential['"]\s*\]$/i.test(left.text)) fail('credentials', providerFile, a, `${fname}: ${left.text} is set: the shared module's calls take no credential, and the request's never goes to providerd`);
     }
     for (const n of walk(fn)) {
       if (n.type === 'member_access' && /^\$request\.Credential$/i.test(n.text) && lower(fname) !== 'get-requestcredential') {

@@ -6,10 +6,11 @@
 # too. The endpoint is $env:CONTAINERPROVIDER_ENDPOINT, else providerd's
 # local API: its unix socket or named pipe on PowerShell 7, whose access is
 # the credential, and http://127.0.0.1:5050 on Windows PowerShell, where the
-# bearer token is: the password of -Credential, else
-# $env:CONTAINERPROVIDER_TOKEN, else the first line of
+# bearer token is $env:CONTAINERPROVIDER_TOKEN, else the first line of
 # $env:CONTAINERPROVIDER_TOKEN_FILE or of the token file providerd makes in
-# its default root, when this user may read it (an administrator can).
+# its default root, when this user may read it (an administrator can). No
+# cmdlet takes the token: -Credential is a registry's, as in
+# PackageManagement (Register-ContainerImageSource -Credential).
 
 Set-StrictMode -Version 2.0
 
@@ -17,9 +18,8 @@ Import-Module -Name (Join-Path $PSScriptRoot 'ContainerProviderApi.psm1') -Disab
 
 function Invoke-ContainerImageCall {
     # One call of providerd for a cmdlet. Call is the splat of
-    # Invoke-ContainerProviderApi; the cmdlet's -Credential (providerd's
-    # token) is added to it. With View, the answer (or its list under Key)
-    # is written as objects of that view, those for which Where holds;
+    # Invoke-ContainerProviderApi. With View, the answer (or its list under
+    # Key) is written as objects of that view, those for which Where holds;
     # without, the answer is returned. A failure is written as the
     # cmdlet's non-terminating error, and nothing is returned.
     param(
@@ -31,10 +31,6 @@ function Invoke-ContainerImageCall {
         [string]$Key,
         [scriptblock]$Where
     )
-    $bound = $Cmdlet.MyInvocation.BoundParameters
-    if ($bound.ContainsKey('Credential')) {
-        $Call['Credential'] = $bound['Credential']
-    }
     try {
         $answer = Invoke-ContainerProviderApi @Call
     }
@@ -113,12 +109,8 @@ function Complete-ImageJob {
         [switch]$CancelOnStop,
         [switch]$PassThru
     )
-    $credential = $null
-    if ($Cmdlet.MyInvocation.BoundParameters.ContainsKey('Credential')) {
-        $credential = $Cmdlet.MyInvocation.BoundParameters['Credential']
-    }
     try {
-        $job = Wait-ContainerProviderJob -Id $Id -Credential $credential -CancelOnStop:$CancelOnStop
+        $job = Wait-ContainerProviderJob -Id $Id -CancelOnStop:$CancelOnStop
     }
     catch {
         $Cmdlet.WriteError($_)
@@ -135,17 +127,19 @@ function Complete-ImageJob {
         }
         return
     }
-    $e = Get-JsonValue $job 'error'
-    $code = 'Canceled'
-    if ($job.state -ne 'canceled') {
-        $code = 'Internal'
-        $message = 'job {0} {1}' -f $job.id, $job.state
+    $target = Get-JsonValue (Get-JsonValue $job 'request') 'name'
+    if ($job.state -eq 'canceled') {
+        # Canceled from elsewhere (Stop-ContainerImageJob, say).
+        $Cmdlet.WriteError((New-ContainerProviderError -Code Canceled -Category OperationStopped -Message $message -Target $target))
+        return
     }
+    $e = Get-JsonValue $job 'error'
+    $code = 'Internal'
+    $message = 'job {0} {1}' -f $job.id, $job.state
     if ($null -ne $e) {
         $code = Get-JsonValue $e 'code'
         $message = Get-JsonValue $e 'message'
     }
-    $target = Get-JsonValue (Get-JsonValue $job 'request') 'name'
     $Cmdlet.WriteError((New-ContainerProviderError -Code $code -Message $message -Id (Get-JsonValue $e 'id') -Dependents @(Get-JsonValue $e 'dependents' | Where-Object { $_ }) -Target $target))
 }
 
@@ -181,8 +175,7 @@ function Find-ContainerImage {
         [Alias('Version')]
         [string]$RequiredVersion,
         [switch]$AllVersions,
-        [string]$Source,
-        [System.Management.Automation.PSCredential]$Credential
+        [string]$Source
     )
     begin {
         # A warning is written once per call, not once per name.
@@ -262,8 +255,7 @@ function Install-ContainerImage {
         [Parameter(ParameterSetName = 'Name')]
         [Parameter(ParameterSetName = 'InputObject')]
         [switch]$NoDependencies,
-        [switch]$PassThru,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$PassThru
     )
     process {
         if ($PSCmdlet.ParameterSetName -eq 'Path') {
@@ -346,8 +338,7 @@ function Get-ContainerImage {
         [string]$Publisher,
         [Parameter(Position = 2)]
         [string]$Version,
-        [object]$ChildOf,
-        [System.Management.Automation.PSCredential]$Credential
+        [object]$ChildOf
     )
     process {
         foreach ($n in @(if ($Name) { $Name } else { '' })) {
@@ -406,8 +397,7 @@ function Remove-ContainerImage {
         [Alias('InputObject')]
         [object[]]$Image,
         [switch]$Force,
-        [switch]$PassThru,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$PassThru
     )
     begin {
         if ($Force -and -not $PSBoundParameters.ContainsKey('Confirm')) {
@@ -508,8 +498,7 @@ function Save-ContainerImage {
         [Alias('PSPath')]
         [string]$LiteralPath,
         [string]$Source,
-        [switch]$Force,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$Force
     )
     process {
         # One save request per name, or the one piped object.
@@ -638,8 +627,7 @@ function New-ContainerImage {
         [Parameter(Mandatory = $true)]
         [string]$Version,
         [string]$Description,
-        [switch]$Force,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$Force
     )
     process {
         if ($PSCmdlet.ShouldProcess(('{0} {1}' -f $Name, $Version), 'New container image')) {
@@ -664,8 +652,7 @@ function New-Container {
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true)]
         [Alias('ContainerImageName', 'ContainerImage')]
         [object]$Image,
-        [string]$Name,
-        [System.Management.Automation.PSCredential]$Credential
+        [string]$Name
     )
     process {
         $img = if ($Image -is [string]) { $Image } else { [string]$Image.Digest }
@@ -690,8 +677,7 @@ function Get-Container {
     param(
         [Parameter(Position = 0, ValueFromPipelineByPropertyName = $true)]
         [SupportsWildcards()]
-        [string[]]$Name,
-        [System.Management.Automation.PSCredential]$Credential
+        [string[]]$Name
     )
     process {
         Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetContainers' } -View Container -Key containers -Where { param($c) Test-NameMatch -Value $c.name -Patterns $Name }
@@ -734,8 +720,7 @@ function Start-Container {
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true)]
         [Alias('Name')]
         [object[]]$Container,
-        [switch]$PassThru,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$PassThru
     )
     process {
         Set-ContainerState -Cmdlet $PSCmdlet -Container $Container -Route StartContainer -Action 'Start container' -PassThru:$PassThru
@@ -755,8 +740,7 @@ function Stop-Container {
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true)]
         [Alias('Name')]
         [object[]]$Container,
-        [switch]$PassThru,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$PassThru
     )
     process {
         Set-ContainerState -Cmdlet $PSCmdlet -Container $Container -Route StopContainer -Action 'Stop container' -PassThru:$PassThru
@@ -778,8 +762,7 @@ function Remove-Container {
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true)]
         [Alias('Name')]
         [object[]]$Container,
-        [switch]$Force,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$Force
     )
     begin {
         if ($Force -and -not $PSBoundParameters.ContainsKey('Confirm')) {
@@ -815,8 +798,10 @@ function Register-ContainerImageSource {
     Marks the source trusted: PackageManagement's Install-Package then
     installs from it without asking (Get-PackageSource shows IsTrusted).
     It changes nothing that providerd checks.
-    .PARAMETER SourceCredential
-    The username and password that providerd sends to the registry.
+    .PARAMETER Credential
+    The username and password that providerd sends to the registry, as
+    Register-PackageSource -Credential does (-SourceCredential is another
+    name). GET /v1/sources never returns the password.
     .PARAMETER Mirror
     The http or https base URLs of the source's registry mirrors, in the
     order providerd tries them.
@@ -833,9 +818,6 @@ function Register-ContainerImageSource {
     The repository prefix under which every mirror of -Mirror holds the
     source's repositories, as a Harbor proxy project does (the project's
     name). A mirror with a namespace can only pull.
-    .PARAMETER Credential
-    The bearer token of providerd's API as the password (see the module's
-    notes on the token).
     .EXAMPLE
     PS C:\> Register-ContainerImageSource -Name catalog -Location http://127.0.0.1:5000
     .EXAMPLE
@@ -854,7 +836,8 @@ function Register-ContainerImageSource {
         [string]$Location,
         [switch]$Insecure,
         [switch]$Trusted,
-        [System.Management.Automation.PSCredential]$SourceCredential,
+        [Alias('SourceCredential')]
+        [System.Management.Automation.PSCredential]$Credential,
         [ValidateNotNullOrEmpty()]
         [string[]]$Mirror,
         [System.Management.Automation.PSCredential]$MirrorCredential,
@@ -862,17 +845,16 @@ function Register-ContainerImageSource {
         [string[]]$MirrorCapability,
         [switch]$MirrorInsecure,
         [ValidateNotNullOrEmpty()]
-        [string]$MirrorNamespace,
-        [System.Management.Automation.PSCredential]$Credential
+        [string]$MirrorNamespace
     )
     $req = [ordered]@{ name = $Name; location = $Location; insecure = [bool]$Insecure }
     if ($Trusted) {
         # Left out otherwise, for a providerd that predates it.
         $req['trusted'] = $true
     }
-    if ($SourceCredential) {
-        $req['username'] = $SourceCredential.UserName
-        $req['password'] = $SourceCredential.GetNetworkCredential().Password
+    if ($Credential) {
+        $req['username'] = $Credential.UserName
+        $req['password'] = $Credential.GetNetworkCredential().Password
     }
     if (-not $Mirror -and ($MirrorCredential -or $MirrorCapability -or $MirrorInsecure -or $MirrorNamespace)) {
         $PSCmdlet.WriteError((New-ContainerProviderError -Code InvalidArgument -Message '-MirrorCredential, -MirrorCapability, -MirrorInsecure and -MirrorNamespace apply to the mirrors of -Mirror, and none is given.' -Target $Name))
@@ -928,8 +910,7 @@ function Get-ContainerImageSource {
     param(
         [Parameter(Position = 0)]
         [SupportsWildcards()]
-        [string[]]$Name,
-        [System.Management.Automation.PSCredential]$Credential
+        [string[]]$Name
     )
     Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'GetSources' } -View ContainerImageSource -Key sources -Where { param($s) Test-NameMatch -Value $s.name -Patterns $Name }
 }
@@ -944,8 +925,7 @@ function Unregister-ContainerImageSource {
     [CmdletBinding(SupportsShouldProcess = $true)]
     param(
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipelineByPropertyName = $true)]
-        [string[]]$Name,
-        [System.Management.Automation.PSCredential]$Credential
+        [string[]]$Name
     )
     process {
         foreach ($n in $Name) {
@@ -980,8 +960,7 @@ function Update-ContainerImageSource {
     [OutputType('ContainerProvider.ContainerImageSource')]
     param(
         [Parameter(Position = 0, ValueFromPipelineByPropertyName = $true)]
-        [string[]]$Name,
-        [System.Management.Automation.PSCredential]$Credential
+        [string[]]$Name
     )
     process {
         $names = @($Name | Where-Object { -not [string]::IsNullOrEmpty($_) })
@@ -1017,8 +996,7 @@ function Get-ContainerImageJob {
     [OutputType('ContainerProvider.ContainerImageJob')]
     param(
         [Parameter(Position = 0, ValueFromPipelineByPropertyName = $true)]
-        [string[]]$Id,
-        [System.Management.Automation.PSCredential]$Credential
+        [string[]]$Id
     )
     process {
         if (-not $Id) {
@@ -1049,8 +1027,7 @@ function Wait-ContainerImageJob {
     param(
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipelineByPropertyName = $true)]
         [string[]]$Id,
-        [switch]$PassThru,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$PassThru
     )
     process {
         foreach ($i in $Id) {
@@ -1077,8 +1054,7 @@ function Stop-ContainerImageJob {
     param(
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipelineByPropertyName = $true)]
         [string[]]$Id,
-        [switch]$PassThru,
-        [System.Management.Automation.PSCredential]$Credential
+        [switch]$PassThru
     )
     process {
         foreach ($i in $Id) {

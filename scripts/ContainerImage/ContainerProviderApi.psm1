@@ -59,8 +59,6 @@ $script:ErrorCategories = @{
     Unauthenticated    = [System.Management.Automation.ErrorCategory]::AuthenticationError
     PermissionDenied   = [System.Management.Automation.ErrorCategory]::PermissionDenied
     NotImplemented     = [System.Management.Automation.ErrorCategory]::NotImplemented
-    # Not an envelope code: a job that ended canceled.
-    Canceled           = [System.Management.Automation.ErrorCategory]::OperationStopped
     Internal           = [System.Management.Automation.ErrorCategory]::NotSpecified
 }
 
@@ -272,9 +270,9 @@ function Format-SourceMirror {
 
 function New-ContainerProviderError {
     # An ErrorRecord of an envelope code (ContainerProvider.<Code>, the
-    # category of $script:ErrorCategories) with providerd's message, the
-    # cmdlets' hint for NoMatchFoundForCriteria and the dependents of a
-    # refused removal.
+    # category of $script:ErrorCategories unless Category is given) with
+    # providerd's message, the cmdlets' hint for NoMatchFoundForCriteria and
+    # the dependents of a refused removal.
     [CmdletBinding()]
     param(
         [string]$Code,
@@ -282,12 +280,16 @@ function New-ContainerProviderError {
         [string]$Id,
         [string[]]$Dependents,
         [object]$Target,
-        [System.Exception]$InnerException
+        [System.Exception]$InnerException,
+        [System.Management.Automation.ErrorCategory]$Category = [System.Management.Automation.ErrorCategory]::NotSpecified
     )
     if ([string]::IsNullOrEmpty($Code)) {
         $Code = 'Internal'
     }
-    $category = $script:ErrorCategories[$Code]
+    $category = $Category
+    if (-not $PSBoundParameters.ContainsKey('Category')) {
+        $category = $script:ErrorCategories[$Code]
+    }
     if ($null -eq $category) {
         $category = [System.Management.Automation.ErrorCategory]::NotSpecified
     }
@@ -364,13 +366,10 @@ function Get-ContainerProviderTokenFile {
 }
 
 function Get-ContainerProviderToken {
-    # providerd's bearer token: the password of Credential, else
-    # $env:CONTAINERPROVIDER_TOKEN, else the first line of the token file
-    # when this user may read it.
-    param([System.Management.Automation.PSCredential]$Credential)
-    if ($Credential) {
-        return $Credential.GetNetworkCredential().Password
-    }
+    # providerd's bearer token, for TCP: $env:CONTAINERPROVIDER_TOKEN, else
+    # the first line of the token file when this user may read it. No
+    # cmdlet takes it as a parameter, so that -Credential is always a
+    # registry's, as it is PackageManagement's.
     if (-not [string]::IsNullOrEmpty($env:CONTAINERPROVIDER_TOKEN)) {
         return $env:CONTAINERPROVIDER_TOKEN
     }
@@ -516,7 +515,6 @@ function Invoke-ContainerProviderApi {
         [string]$Activity,
         [string]$Accept = 'application/json',
         [object]$Target,
-        [System.Management.Automation.PSCredential]$Credential,
         [int]$TimeoutSeconds = 300,
         [switch]$Raw,
         [switch]$Quiet
@@ -552,7 +550,7 @@ function Invoke-ContainerProviderApi {
     if ($transport.Tcp) {
         # The token is the credential of TCP only; it never goes in clear
         # beyond loopback (providerd refuses such a listener without TLS).
-        $token = Get-ContainerProviderToken -Credential $Credential
+        $token = Get-ContainerProviderToken
         if (-not [string]::IsNullOrEmpty($token)) {
             $base = $transport.Client.BaseAddress
             if ($base.Scheme -ne 'https' -and -not (Test-LoopbackHost $base.Host)) {
@@ -786,12 +784,11 @@ function Wait-ContainerProviderJob {
     param(
         [Parameter(Mandatory = $true)]
         [string]$Id,
-        [System.Management.Automation.PSCredential]$Credential,
         [scriptblock]$CancelWhen,
         [switch]$CancelOnStop
     )
     $progress = @{ Activity = ('Installing container image (job {0})' -f $Id); State = 'queued'; Images = @(); Blobs = @{}; Log = '' }
-    $api = @{ PathValues = @{ id = $Id }; Target = $Id; Credential = $Credential }
+    $api = @{ PathValues = @{ id = $Id }; Target = $Id }
     $final = $null
     $ended = $false
     $failures = 0

@@ -194,7 +194,7 @@ func TestPowerShellContract(t *testing.T) {
 		{
 			name:  "request credential as the token",
 			muts:  []psMutation{{file: provider, new: "function Test-Mutation {\n    Invoke-ContainerImageApi @{ Route = 'GetSources'; Credential = (Get-RequestCredential) }\n}"}},
-			wants: []string{"FAIL credentials: ", "Test-Mutation reads the request's credential, the registry's", "Test-Mutation: a Credential argument of the module's calls is providerd's token"},
+			wants: []string{"FAIL credentials: ", "Test-Mutation reads the request's credential, the registry's", "Test-Mutation: a Credential argument of the shared module's calls would send the request's credential to providerd"},
 		},
 		{
 			name:  "Save without -Destination",
