@@ -30,7 +30,7 @@ demo: build
 	@scripts/demo.sh
 
 tools:
-	@scripts/install-tools.sh crane oras conformance registry cosign skopeo powershell-grammar
+	@scripts/install-tools.sh crane oras conformance registry cosign skopeo powershell-grammar mono
 
 # Windows hosts are where the cmdlets mostly run: the commands must keep
 # building there (named pipes instead of unix sockets).

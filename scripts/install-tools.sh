@@ -4,9 +4,10 @@
 # already present at the pinned version is not reinstalled), and skopeo
 # from Debian's packages with apt-get (as root, or through sudo), and the
 # tree-sitter PowerShell grammar from npm into .tools/npm (the syntax check
-# of scripts/check-powershell.mjs).
+# of scripts/check-powershell.mjs), and Mono's C# compiler and runtime from
+# Debian's packages (the check of the module's C#, ContainerProvider.Tls.cs).
 #
-# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry] [cosign] [skopeo] [powershell-grammar]
+# Usage: scripts/install-tools.sh [crane] [oras] [conformance] [registry] [cosign] [skopeo] [powershell-grammar] [mono]
 # With no arguments it installs everything make test needs.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ declare -A pkgs=(
 )
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry cosign skopeo powershell-grammar)
+[ ${#tools[@]} -gt 0 ] || tools=(crane oras conformance registry cosign skopeo powershell-grammar mono)
 
 # apt_install PACKAGE...: install Debian packages, as root or through sudo.
 apt_install() {
@@ -36,6 +37,11 @@ apt_install() {
 for t in "${tools[@]}"; do
   if [ "$t" = skopeo ]; then
     command -v skopeo >/dev/null 2>&1 || apt_install skopeo
+    continue
+  fi
+  if [ "$t" = mono ]; then
+    { command -v mcs && command -v mono && [ -e /usr/lib/mono/4.5/System.Net.Http.dll ]; } >/dev/null 2>&1 ||
+      apt_install mono-mcs mono-runtime libmono-system-net-http4.0-cil
     continue
   fi
   if [ "$t" = powershell-grammar ]; then
