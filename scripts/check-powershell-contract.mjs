@@ -46,7 +46,7 @@
 // It prints one line per failure, "FAIL check: file:line: what", then one
 // summary line per check, and exits 1 when any check fails.
 // Usage: node scripts/check-powershell-contract.mjs [moduleDir]
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -152,7 +152,9 @@ function parse(name) {
 
 const moduleFile = parse('ContainerImage.psm1');
 const providerFile = parse('ContainerImageProvider.psm1');
-const apiFile = parse('ContainerProviderApi.psm1');
+// The shared module; a module from before it (one ContainerImage.psm1 with
+// the route table) is checked with that file in its place.
+const apiFile = existsSync(join(moduleDir, 'ContainerProviderApi.psm1')) ? parse('ContainerProviderApi.psm1') : moduleFile;
 
 const failures = {};
 const checks = ['overrides', 'mandatory', 'options', 'routes', 'credentials', 'cancel', 'pipeline'];
