@@ -4,10 +4,12 @@
 // here can run:
 //
 //   overrides   the provider, and the shared module it calls
-//               (ContainerProviderApi.psm1), call Write-Error, Write-Warning,
+//               (ContainerProviderApi.psm1), call Write-Warning,
 //               Write-Verbose, Write-Debug and Write-Progress only with the
 //               parameters of the functions that PackageManagement puts in
-//               their place;
+//               their place, and never its Write-Error, which takes no
+//               ErrorRecord and writes a warning: errors go to the error
+//               stream through the cmdlet, by its module-qualified name;
 //   mandatory   every mandatory parameter of New-SoftwareIdentity,
 //               New-PackageSource, New-DynamicOption and New-Feature is given
 //               a value shown to be non-empty at each call;
@@ -299,6 +301,9 @@ function checkOverridesIn(providerFile) {
   for (const cmd of commands(providerFile.tree.rootNode)) {
     const allowed = overrides[lower(cmd.name)];
     if (!allowed) continue;
+    if (lower(cmd.name) === 'write-error') {
+      fail('overrides', providerFile, cmd.node, `${cmd.name}: PackageManagement's Write-Error writes a warning, not an error; write the ErrorRecord to the error stream (Microsoft.PowerShell.Utility\\Write-Error -ErrorRecord, in Write-ContainerImageError)`);
+    }
     let positional = 0;
     for (const a of cmd.args) {
       if (a.splat) {

@@ -596,7 +596,7 @@ Describe 'The ContainerImage provider of PackageManagement' {
         Get-TestImage -Name NanoServer -Version 10.0.14393.0 | Should -HaveCount 0
     }
 
-    It 'reports an unknown name as NoMatchFoundForCriteria, through PackageManagement''s Write-Error' {
+    It 'reports an unknown name as NoMatchFoundForCriteria' {
         if ($script:skipReason) {
             Set-ItResult -Skipped -Because $script:skipReason
             return
@@ -612,6 +612,18 @@ Describe 'The ContainerImage provider of PackageManagement' {
                 $_.ToString() -like "No match was found for the specified search criteria and package name 'NoSuchImage'*"
             }).Count | Should -BeGreaterThan 0
         Get-TestImage -Name NoSuchImage | Should -HaveCount 0
+    }
+
+    It 'reports providerd''s refusal as an error with its id, not as a warning' {
+        if ($script:skipReason) {
+            Set-ItResult -Skipped -Because $script:skipReason
+            return
+        }
+        $err = $null
+        Register-PackageSource -ProviderName ContainerImage -Name 'bad name!' -Location 'http://127.0.0.1:1' -ErrorAction SilentlyContinue -ErrorVariable err -WarningAction SilentlyContinue | Out-Null
+
+        @($err | Where-Object { $_.FullyQualifiedErrorId -like 'ContainerProvider.InvalidArgument*' }) | Should -Not -BeNullOrEmpty
+        @(@((Invoke-TestApi -Method GET -Path '/v1/sources').sources) | Where-Object { $null -ne $_ -and $_.name -eq 'bad name!' }) | Should -HaveCount 0
     }
 
     It 'Unregister-PackageSource removes the source' {

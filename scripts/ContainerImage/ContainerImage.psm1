@@ -569,7 +569,8 @@ function Save-ContainerImage {
                     $PSCmdlet.WriteError((New-ContainerProviderError -Code NotFound -Message ('The folder {0} does not exist. Use -Force to create it.' -f $folder) -Target $folder))
                     continue
                 }
-                New-Item -ItemType Directory -LiteralPath $folder -Force | Out-Null
+                # Literally: New-Item has no -LiteralPath.
+                $null = [System.IO.Directory]::CreateDirectory($folder)
             }
             if (Test-Path -LiteralPath $file -PathType Leaf) {
                 if ((Get-Item -LiteralPath $file -Force).IsReadOnly) {
@@ -583,21 +584,16 @@ function Save-ContainerImage {
             }
             # The archive goes to a partial file first, so that a failed or
             # aborted transfer never leaves a truncated archive under the
-            # name.
+            # name (Invoke-ContainerProviderApi removes what it wrote).
             $partial = $file + '.partial'
-            $saved = $false
             try {
-                $null = Invoke-ContainerImageCall -Cmdlet $PSCmdlet -Call @{ Route = 'SaveImage'; Body = $req; OutFile = $partial; Activity = ('Saving {0} to {1}' -f $label, $file); Target = $label }
-                if (Test-Path -LiteralPath $partial -PathType Leaf) {
-                    Move-Item -LiteralPath $partial -Destination $file -Force
-                    $saved = $true
-                    Get-Item -LiteralPath $file
-                }
+                $null = Invoke-ContainerProviderApi -Route SaveImage -Body $req -OutFile $partial -Activity ('Saving {0} to {1}' -f $label, $file) -Target $label
+                Move-Item -LiteralPath $partial -Destination $file -Force
+                Get-Item -LiteralPath $file
             }
-            finally {
-                if (-not $saved) {
-                    Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
-                }
+            catch {
+                Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
+                $PSCmdlet.WriteError($_)
             }
         }
     }

@@ -15,10 +15,10 @@
 #
 # PackageManagement loads OneGet's PackageProviderFunctions.psm1 into the
 # provider's runspace first. Its Write-Error takes only -Message, -Category,
-# -ErrorId and -TargetObject (Write-ContainerImageError passes an ErrorRecord
-# through it), and its New-SoftwareIdentity and New-PackageSource refuse an
-# empty value of a mandatory parameter. The static check
-# scripts/check-powershell-contract.mjs holds these facts.
+# -ErrorId and -TargetObject and writes a warning (Write-ContainerImageError
+# writes errors to the error stream instead), and its New-SoftwareIdentity
+# and New-PackageSource refuse an empty value of a mandatory parameter. The
+# static check scripts/check-powershell-contract.mjs holds these facts.
 
 Set-StrictMode -Version 2.0
 
@@ -27,17 +27,16 @@ Import-Module -Name (Join-Path $PSScriptRoot 'ContainerProviderApi.psm1') -Disab
 $script:ProviderName = 'ContainerImage'
 
 function Write-ContainerImageError {
-    # Writes an ErrorRecord (of the shared module, or of a failed call)
-    # through PackageManagement's Write-Error, which knows no -ErrorRecord:
-    # its message, category, error id and target, as text.
+    # Writes an ErrorRecord (of the shared module, or of a failed call) to
+    # the error stream, which PackageManagement reports as the request's
+    # error with its id, category and target. The Write-Error that
+    # PackageManagement puts in the provider's runspace
+    # (PackageProviderFunctions.psm1) would make a warning of it, and knows
+    # no -ErrorRecord: the module-qualified name reaches the cmdlet.
     param(
         [System.Management.Automation.ErrorRecord]$Record
     )
-    $message = $Record.Exception.Message
-    if ($Record.ErrorDetails -and $Record.ErrorDetails.Message) {
-        $message = $Record.ErrorDetails.Message
-    }
-    Write-Error -Message $message -Category ([string]$Record.CategoryInfo.Category) -ErrorId ([string]$Record.FullyQualifiedErrorId) -TargetObject ([string]$Record.TargetObject)
+    Microsoft.PowerShell.Utility\Write-Error -ErrorRecord $Record
 }
 
 function Invoke-ContainerImageApi {
@@ -326,7 +325,9 @@ function Install-Package {
     }
     Write-Verbose ('Install job {0} started; Wait-ContainerImageJob -Id {0} re-attaches to it.' -f $job.id)
     try {
-        $job = Wait-ContainerProviderJob -Id $job.id -CancelWhen { Test-RequestCanceled }
+        # PackageManagement cancels a request by stopping the provider's
+        # pipeline (and sets IsCanceled): either cancels the job.
+        $job = Wait-ContainerProviderJob -Id $job.id -CancelWhen { Test-RequestCanceled } -CancelOnStop
     }
     catch {
         Write-ContainerImageError $_
@@ -381,25 +382,20 @@ function Download-Package {
     if (-not $plan) {
         return
     }
-    if (-not (Test-Path -LiteralPath $location -PathType Container)) {
-        New-Item -ItemType Directory -LiteralPath $location -Force | Out-Null
-    }
     $file = Join-Path $location ([string]$plan.path)
     $partial = $file + '.partial'
-    $saved = $false
     try {
-        $null = Invoke-ContainerImageApi @{ Route = 'SaveImage'; Body = $req; OutFile = $partial; Activity = ('Saving {0} {1} to {2}' -f $ref.Name, $ref.Version, $file); Target = $ref.Name }
-        if (Test-Path -LiteralPath $partial -PathType Leaf) {
-            Move-Item -LiteralPath $partial -Destination $file -Force
-            $saved = $true
-            ConvertTo-SoftwareIdentity -Entry $plan.image -Source $ref.Source -File $file
-        }
+        # Literally: New-Item has no -LiteralPath.
+        $null = [System.IO.Directory]::CreateDirectory($location)
+        $null = Invoke-ContainerProviderApi -Route SaveImage -Body $req -OutFile $partial -Activity ('Saving {0} {1} to {2}' -f $ref.Name, $ref.Version, $file) -Target $ref.Name
+        Move-Item -LiteralPath $partial -Destination $file -Force
     }
-    finally {
-        if (-not $saved) {
-            Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
-        }
+    catch {
+        Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
+        Write-ContainerImageError $_
+        return
     }
+    ConvertTo-SoftwareIdentity -Entry $plan.image -Source $ref.Source -File $file
 }
 
 function Get-InstalledPackage {
@@ -508,7 +504,7 @@ function Add-PackageSource {
     $capability = @(Get-RequestList 'MirrorCapability')
     $mirrorInsecure = Test-RequestSwitch 'MirrorInsecure'
     if ($mirror.Count -eq 0 -and ($capability.Count -gt 0 -or $mirrorInsecure)) {
-        Write-Error -Message '-MirrorCapability and -MirrorInsecure apply to the mirrors of -Mirror, and none is given.' -ErrorId 'ContainerProvider.InvalidArgument' -Category InvalidArgument -TargetObject $Name
+        Write-ContainerImageError (New-ContainerProviderError -Code InvalidArgument -Message '-MirrorCapability and -MirrorInsecure apply to the mirrors of -Mirror, and none is given.' -Target $Name)
         return
     }
     if ($mirror.Count -gt 0) {

@@ -59,6 +59,8 @@ $script:ErrorCategories = @{
     Unauthenticated    = [System.Management.Automation.ErrorCategory]::AuthenticationError
     PermissionDenied   = [System.Management.Automation.ErrorCategory]::PermissionDenied
     NotImplemented     = [System.Management.Automation.ErrorCategory]::NotImplemented
+    InsufficientStorage = [System.Management.Automation.ErrorCategory]::WriteError
+    TooManyRequests    = [System.Management.Automation.ErrorCategory]::LimitsExceeded
     Internal           = [System.Management.Automation.ErrorCategory]::NotSpecified
 }
 
@@ -286,12 +288,10 @@ function New-ContainerProviderError {
     if ([string]::IsNullOrEmpty($Code)) {
         $Code = 'Internal'
     }
-    $category = $Category
-    if (-not $PSBoundParameters.ContainsKey('Category')) {
-        $category = $script:ErrorCategories[$Code]
-    }
-    if ($null -eq $category) {
-        $category = [System.Management.Automation.ErrorCategory]::NotSpecified
+    # $Category is typed: a lookup that finds nothing goes to another name.
+    $known = $script:ErrorCategories[$Code]
+    if (-not $PSBoundParameters.ContainsKey('Category') -and $null -ne $known) {
+        $Category = $known
     }
     $text = $Message
     if ($Id -eq 'NoMatchFoundForCriteria') {
@@ -302,7 +302,7 @@ function New-ContainerProviderError {
         $text = '{0} Dependents: {1}.' -f $Message, ($Dependents -join ', ')
     }
     $exception = New-Object System.InvalidOperationException -ArgumentList $text, $InnerException
-    $record = New-Object System.Management.Automation.ErrorRecord -ArgumentList $exception, ('ContainerProvider.' + $Code), $category, $Target
+    $record = New-Object System.Management.Automation.ErrorRecord -ArgumentList $exception, ('ContainerProvider.' + $Code), $Category, $Target
     if ($Dependents -and $Dependents.Count -gt 0) {
         $record.ErrorDetails = New-Object System.Management.Automation.ErrorDetails -ArgumentList $text
         $record.ErrorDetails.RecommendedAction = 'Remove the dependents first: ' + ($Dependents -join ', ')
@@ -403,6 +403,10 @@ function Get-ContainerProviderClient {
         [string]$Endpoint
     )
     $caFile = $env:CONTAINERPROVIDER_CA_FILE
+    if (-not [string]::IsNullOrEmpty($caFile)) {
+        # Relative to PowerShell's location, not the process's directory.
+        $caFile = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($caFile)
+    }
     $key = '{0}|{1}' -f $Endpoint, $caFile
     if ($script:Clients.ContainsKey($key)) {
         return $script:Clients[$key]
@@ -431,7 +435,15 @@ function Get-ContainerProviderClient {
         $handler.AllowAutoRedirect = $false
         if ($scheme -eq 'https' -and -not [string]::IsNullOrEmpty($caFile)) {
             if (-not ('ContainerProvider.Tls' -as [type])) {
-                Add-Type -LiteralPath (Join-Path $PSScriptRoot 'ContainerProvider.Tls.cs')
+                $compile = @{ LiteralPath = (Join-Path $PSScriptRoot 'ContainerProvider.Tls.cs') }
+                if ($PSVersionTable.PSEdition -ne 'Core') {
+                    # Windows PowerShell's Add-Type references neither
+                    # System.Net.Http nor anything else beyond System and
+                    # System.Core by default; PowerShell 7's references all
+                    # of .NET, and naming one would replace them.
+                    $compile['ReferencedAssemblies'] = @('System.Net.Http')
+                }
+                Add-Type @compile
             }
             if (-not $handler.PSObject.Properties['ServerCertificateCustomValidationCallback']) {
                 throw (New-ContainerProviderError -Code FailedPrecondition -Message ('$env:CONTAINERPROVIDER_CA_FILE needs .NET Framework 4.7.1 or later; import {0} into Cert:\CurrentUser\Root instead.' -f $caFile) -Target $caFile)
@@ -623,7 +635,7 @@ function Invoke-ContainerProviderApi {
         try {
             $envelope = $null
             try {
-                $envelope = $response.Content.ReadAsStringAsync().GetAwaiter().GetResult() | ConvertFrom-Json -ErrorAction Stop
+                $envelope = Wait-ContainerProviderTask -Task $response.Content.ReadAsStringAsync() | ConvertFrom-Json -ErrorAction Stop
             }
             catch {
                 $envelope = $null
@@ -646,7 +658,12 @@ function Invoke-ContainerProviderApi {
             }
             return $null
         }
-        $text = $response.Content.ReadAsStringAsync().GetAwaiter().GetResult()
+        try {
+            $text = Wait-ContainerProviderTask -Task $response.Content.ReadAsStringAsync()
+        }
+        catch {
+            throw (New-ContainerProviderError -Code Unavailable -Message ('providerd at {0}: the answer broke off: {1}' -f $endpoint, $_.Exception.GetBaseException().Message) -Target $Target -InnerException $_.Exception)
+        }
         if ([string]::IsNullOrWhiteSpace($text)) {
             return $null
         }
@@ -659,7 +676,8 @@ function Invoke-ContainerProviderApi {
 
 function Copy-ContainerProviderBody {
     # Streams the body of Response to the file Path, 1 MiB at a time, with
-    # Write-Progress at most twice a second.
+    # Write-Progress at most twice a second. A body that breaks off, or ends
+    # short of its Content-Length, removes the file and throws Unavailable.
     param(
         [System.Net.Http.HttpResponseMessage]$Response,
         [string]$Path,
@@ -671,9 +689,15 @@ function Copy-ContainerProviderBody {
     $buffer = New-Object byte[] 1048576
     $written = [long]0
     $shown = [System.Diagnostics.Stopwatch]::StartNew()
+    $complete = $false
     try {
         while ($true) {
-            $n = Wait-ContainerProviderTask -Task $in.ReadAsync($buffer, 0, $buffer.Length)
+            try {
+                $n = Wait-ContainerProviderTask -Task $in.ReadAsync($buffer, 0, $buffer.Length)
+            }
+            catch {
+                throw (New-ContainerProviderError -Code Unavailable -Message ('providerd broke off the archive after {0} bytes: {1}' -f $written, $_.Exception.GetBaseException().Message) -Target $Path -InnerException $_.Exception)
+            }
             if ($n -le 0) {
                 break
             }
@@ -690,11 +714,18 @@ function Copy-ContainerProviderBody {
                 }
             }
         }
+        if ($null -ne $total -and $written -ne $total) {
+            throw (New-ContainerProviderError -Code Unavailable -Message ('providerd sent {0} of the archive''s {1} bytes' -f $written, $total) -Target $Path)
+        }
         $out.Flush($true)
+        $complete = $true
     }
     finally {
         $out.Dispose()
         $in.Dispose()
+        if (-not $complete) {
+            Remove-Item -LiteralPath $Path -Force -ErrorAction SilentlyContinue
+        }
         Write-Progress -Activity $Activity -Completed
     }
 }
@@ -759,11 +790,20 @@ function Read-JobEvent {
                 $Progress.Blobs[[string]$b.digest] = $b
             }
         }
+        # PackageManagement's Write-Verbose and Write-Warning refuse an
+        # empty message.
         'log' {
             $Progress.Log = [string](Get-JsonValue $JobEvent 'message')
-            Write-Verbose $Progress.Log
+            if ($Progress.Log) {
+                Write-Verbose $Progress.Log
+            }
         }
-        'warning' { Write-Warning -Message ([string](Get-JsonValue $JobEvent 'message')) }
+        'warning' {
+            $warning = [string](Get-JsonValue $JobEvent 'message')
+            if ($warning) {
+                Write-Warning -Message $warning
+            }
+        }
         'result' { return $job }
     }
     return $null
@@ -771,10 +811,11 @@ function Read-JobEvent {
 
 function Wait-ContainerProviderJob {
     # Follows job Id on its NDJSON event stream (GET /v1/jobs/{id}/events)
-    # with Write-Progress, and returns the final job. A stream that breaks
-    # before the result is opened again, after the job itself is asked
-    # whether it ended, up to 5 times in a row, 1 to 16 s apart; then an
-    # Unavailable error says that the job goes on.
+    # with Write-Progress, and returns the final job. A stream that ends or
+    # breaks before the result is opened again, 1 s later, after the job
+    # itself is asked whether it ended; after 5 streams in a row that
+    # brought no event (1 to 8 s apart), an Unavailable error says that the
+    # job goes on.
     #
     # Cancellation: when CancelWhen returns $true (the provider's
     # $request.IsCanceled), the job is canceled and followed to its end.
@@ -791,7 +832,6 @@ function Wait-ContainerProviderJob {
     $api = @{ PathValues = @{ id = $Id }; Target = $Id }
     $final = $null
     $ended = $false
-    $failures = 0
     # Tick runs inside Wait-ContainerProviderTask and sees this function's
     # variables through PowerShell's dynamic scope (so none may be named as
     # one of that function's); a hashtable carries what it changes back.
@@ -803,8 +843,11 @@ function Wait-ContainerProviderJob {
             $cancellation.Sent = $true
         }
     }
+    # Rounds in a row whose stream ended or broke before any event.
+    $rounds = 0
     try {
         while ($null -eq $final) {
+            $events = 0
             try {
                 $response = Invoke-ContainerProviderApi -Route GetJobEvents -Accept 'application/x-ndjson' -TimeoutSeconds 60 -Raw @api
                 $reader = New-Object System.IO.StreamReader -ArgumentList ($response.Content.ReadAsStreamAsync().GetAwaiter().GetResult())
@@ -818,10 +861,13 @@ function Wait-ContainerProviderJob {
                         if ([string]::IsNullOrWhiteSpace($line)) {
                             continue
                         }
-                        $failures = 0
+                        $events++
                         $final = Read-JobEvent -Progress $progress -JobEvent ($line | ConvertFrom-Json)
                         if ($shown.ElapsedMilliseconds -ge 250) {
+                            # While events keep coming, the wait for a line
+                            # never runs out: cancellation is checked here.
                             $shown.Restart()
+                            $null = & $tick
                             Show-JobProgress $progress
                         }
                     }
@@ -838,12 +884,12 @@ function Wait-ContainerProviderJob {
                     $ended = $true
                     throw
                 }
-                $failures++
                 Write-Verbose ('The event stream of job {0} broke: {1}' -f $Id, $_.Exception.Message)
             }
             if ($null -ne $final) {
                 break
             }
+            # The stream ended before the result: has the job ended?
             try {
                 $job = Invoke-ContainerProviderApi -Route GetJob @api
                 if ($script:FinalJobStates -contains $job.state) {
@@ -856,15 +902,13 @@ function Wait-ContainerProviderJob {
                     $ended = $true
                     throw
                 }
-                $failures++
             }
-            if ($failures -ge 5) {
+            $rounds = if ($events -gt 0) { 1 } else { $rounds + 1 }
+            if ($rounds -ge 5) {
                 $ended = $true
-                throw (New-ContainerProviderError -Code Unavailable -Message ('Lost the progress of job {0} after {1} tries; the job goes on in providerd: Wait-ContainerImageJob -Id {0} re-attaches to it.' -f $Id, $failures) -Target $Id)
+                throw (New-ContainerProviderError -Code Unavailable -Message ('Lost the progress of job {0} after {1} tries; the job goes on in providerd: Wait-ContainerImageJob -Id {0} re-attaches to it.' -f $Id, $rounds) -Target $Id)
             }
-            if ($failures -gt 0) {
-                Start-Sleep -Seconds ([Math]::Pow(2, $failures - 1))
-            }
+            Start-Sleep -Seconds ([Math]::Pow(2, $rounds - 1))
         }
         $ended = $true
         return $final
@@ -953,6 +997,22 @@ function New-SourceMirrorRequest {
     return , $mirrors.ToArray()
 }
 
+function Get-TarText {
+    # The text of a tar header field: Length bytes at Offset, up to the
+    # first NUL.
+    param(
+        [byte[]]$Header,
+        [int]$Offset,
+        [int]$Length
+    )
+    $text = [System.Text.Encoding]::UTF8.GetString($Header, $Offset, $Length)
+    $nul = $text.IndexOf([char]0)
+    if ($nul -ge 0) {
+        $text = $text.Substring(0, $nul)
+    }
+    return $text
+}
+
 function Read-ContainerImageArchive {
     # The images that a saved archive names, each as @{ Name; Version }:
     # the RepoTags of its manifest.json (the images that are no other's
@@ -972,10 +1032,14 @@ function Read-ContainerImageArchive {
         # ('L') gives the next entry.
         $next = @{}
         while ($stream.Read($header, 0, 512) -eq 512 -and $header[0] -ne 0) {
-            $name = [System.Text.Encoding]::UTF8.GetString($header, 0, 100).TrimEnd([char]0)
-            $prefix = [System.Text.Encoding]::UTF8.GetString($header, 345, 155).TrimEnd([char]0)
-            if ($prefix) {
-                $name = $prefix + '/' + $name
+            $name = (Get-TarText $header 0 100)
+            # POSIX ustar ("ustar\0") has a name prefix at 345; GNU tar keeps
+            # times there.
+            if ([System.Text.Encoding]::ASCII.GetString($header, 257, 6) -eq "ustar$([char]0)") {
+                $prefix = Get-TarText $header 345 155
+                if ($prefix) {
+                    $name = $prefix + '/' + $name
+                }
             }
             $size = [long]0
             if ($header[124] -band 0x80) {
@@ -1019,8 +1083,9 @@ function Read-ContainerImageArchive {
                     'L' { $next['path'] = $text.TrimEnd([char]0) }
                     default {
                         $json = $text | ConvertFrom-Json
-                        if ($name -eq 'manifest.json') {
-                            $tags = @($json | ForEach-Object { Get-JsonValue $_ 'RepoTags' } | Where-Object { $_ })
+                        $repoTags = @($json | ForEach-Object { Get-JsonValue $_ 'RepoTags' } | Where-Object { $_ })
+                        if ($name -eq 'manifest.json' -and $repoTags.Count -gt 0) {
+                            $tags = $repoTags
                         }
                         elseif ($tags.Count -eq 0) {
                             $tags = @(Get-JsonValue $json 'manifests' | ForEach-Object { Get-JsonValue (Get-JsonValue $_ 'annotations') 'io.containerd.image.name' } | Where-Object { $_ })

@@ -94,14 +94,16 @@ func mutatedModule(t *testing.T, muts ...psMutation) string {
 }
 
 // TestPowerShellContract runs scripts/check-powershell-contract.mjs over the
-// module: the provider's Write-Error and other overridden cmdlets take only
-// the parameters of PackageManagement's replacements, every mandatory
+// module: the provider and the shared module never call PackageManagement's
+// Write-Error (a warning), their other overridden cmdlets take only the
+// parameters of PackageManagement's replacements, every mandatory
 // parameter of New-SoftwareIdentity, New-PackageSource, New-DynamicOption
 // and New-Feature gets a non-empty value, every option read is declared in
 // a category of a cmdlet that calls the function (or is a static
 // parameter), every route of the table is used, the request's credential
-// (the registry's) goes only to Add-PackageSource, and Install-, Save- and
-// Remove-ContainerImage bind a piped string and -Name by property name.
+// (the registry's) goes only to Add-PackageSource, an install can be
+// canceled, and Install-, Save- and Remove-ContainerImage bind a piped
+// string and -Name by property name.
 // Then it checks that the check catches each of these defects, put into a
 // copy of the module.
 func TestPowerShellContract(t *testing.T) {
@@ -121,6 +123,11 @@ func TestPowerShellContract(t *testing.T) {
 			name:  "Write-Error -ErrorRecord",
 			muts:  []psMutation{{file: provider, new: "function Test-Mutation {\n    try { Get-Item x } catch { Write-Error -ErrorRecord $_ }\n}"}},
 			wants: []string{"FAIL overrides: " + provider, "Write-Error -ErrorRecord: PackageManagement's Write-Error has no such parameter"},
+		},
+		{
+			name:  "PackageManagement's Write-Error",
+			muts:  []psMutation{{file: provider, new: "function Test-Mutation {\n    Write-Error -Message 'x' -ErrorId 'ContainerProvider.Internal' -Category NotSpecified\n}"}},
+			wants: []string{"FAIL overrides: " + provider, "Write-Error: PackageManagement's Write-Error writes a warning, not an error"},
 		},
 		{
 			name:  "Write-Error -ErrorRecord in the shared module",
