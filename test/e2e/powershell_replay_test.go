@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,31 +25,84 @@ import (
 )
 
 // The replays of this file send, against real catalogd and providerd, the
-// request sequences of the reworked module (ContainerProviderApi.psm1) for
+// request sequences of the module (ContainerProviderApi.psm1) for
 // PackageManagement's Register-PackageSource, Unregister-PackageSource and
-// Install-Package with a cancel, with the headers the module puts on every
-// request over TCP.
+// Install-Package with a cancel, on the paths of the module's route table
+// and with the headers the module puts on every request over TCP.
 
-// The module's headers.
+// The module's headers: Accept (application/json, the event stream's
+// application/x-ndjson) and the Content-Type of a JSON body (StringContent
+// in UTF-8). The User-Agent is psModuleUserAgent's.
 const (
-	psUserAgent    = "ContainerImage-PowerShell/1.1.0" // ModuleVersion of ContainerImage.psd1
 	psAcceptJSON   = "application/json"
 	psAcceptEvents = "application/x-ndjson"
 	psContentJSON  = "application/json; charset=utf-8"
 )
 
+var psModuleVersion = regexp.MustCompile(`(?m)^\s*ModuleVersion\s*=\s*'([^']+)'`)
+
+// psModuleUserAgent is the User-Agent the module sends: ContainerImage-PowerShell/
+// and the ModuleVersion of ContainerImage.psd1, as ContainerProviderApi.psm1
+// makes it; its Accept and Content-Type are checked there too.
+func psModuleUserAgent(t *testing.T) string {
+	t.Helper()
+	m := psModuleVersion.FindSubmatch(psModuleFile(t, "ContainerImage.psd1"))
+	if m == nil {
+		t.Fatal("ContainerImage.psd1 has no ModuleVersion")
+	}
+	src := string(psModuleFile(t, psAPIFile))
+	for _, want := range []string{
+		"UserAgent.ParseAdd('ContainerImage-PowerShell/' + $script:ModuleVersion)",
+		"[string]$Accept = '" + psAcceptJSON + "'",
+		"-Accept '" + psAcceptEvents + "'",
+		"StringContent -ArgumentList $json, ([System.Text.Encoding]::UTF8), 'application/json'",
+		"AuthenticationHeaderValue -ArgumentList 'Bearer', $token",
+	} {
+		if !strings.Contains(src, want) {
+			t.Fatalf("%s no longer holds %q: the replays' headers are not the module's", psAPIFile, want)
+		}
+	}
+	return "ContainerImage-PowerShell/" + string(m[1])
+}
+
+// psRoutePath is the path of route name of the module's table, its
+// variables filled from pairs (variable, value, ...); method must be the
+// route's.
+func psRoutePath(t *testing.T, method, name string, pairs ...string) string {
+	t.Helper()
+	for _, r := range readRouteTable(t) {
+		if r.Name != name {
+			continue
+		}
+		if r.Method != method {
+			t.Fatalf("route %s is %s, not %s", name, r.Method, method)
+		}
+		path := r.Path
+		for i := 0; i+1 < len(pairs); i += 2 {
+			path = strings.ReplaceAll(path, "{"+pairs[i]+"}", url.PathEscape(pairs[i+1]))
+		}
+		if strings.Contains(path, "{") {
+			t.Fatalf("route %s: %s has an unfilled variable", name, path)
+		}
+		return path
+	}
+	t.Fatalf("the module's route table has no route %s", name)
+	return ""
+}
+
 // psTransport sends requests to one providerd over TCP as the module
 // does: User-Agent, Accept and, for a JSON body, Content-Type on every
 // request, and `Authorization: Bearer <token>`.
 type psTransport struct {
-	p     *providerd
-	token string
-	hc    *http.Client
+	p         *providerd
+	token     string
+	userAgent string
+	hc        *http.Client
 }
 
 func newPSTransport(t *testing.T, p *providerd) *psTransport {
 	t.Helper()
-	return &psTransport{p: p, token: p.Token(t), hc: &http.Client{}}
+	return &psTransport{p: p, token: p.Token(t), userAgent: psModuleUserAgent(t), hc: &http.Client{}}
 }
 
 // request builds a request with the module's headers; token "" leaves the
@@ -67,7 +121,7 @@ func (c *psTransport) request(t *testing.T, ctx context.Context, method, path, a
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("User-Agent", psUserAgent)
+	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("Accept", accept)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -82,9 +136,16 @@ func (c *psTransport) request(t *testing.T, ctx context.Context, method, path, a
 // the status, the headers and the body of the answer.
 func (c *psTransport) sendAs(t *testing.T, token, method, path string, body any) (int, http.Header, []byte) {
 	t.Helper()
+	return c.sendAccept(t, token, method, path, psAcceptJSON, body)
+}
+
+// sendAccept is sendAs with the Accept header given, and the whole answer
+// read (an event stream to its end).
+func (c *psTransport) sendAccept(t *testing.T, token, method, path, accept string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	resp, err := c.hc.Do(c.request(t, ctx, method, path, psAcceptJSON, token, body))
+	resp, err := c.hc.Do(c.request(t, ctx, method, path, accept, token, body))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -126,7 +187,7 @@ type psEventStream struct {
 func (c *psTransport) events(t *testing.T, id string, limit time.Duration) *psEventStream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	resp, err := c.hc.Do(c.request(t, ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/events", psAcceptEvents, c.token, nil))
+	resp, err := c.hc.Do(c.request(t, ctx, http.MethodGet, psRoutePath(t, http.MethodGet, "GetJobEvents", "id", id), psAcceptEvents, c.token, nil))
 	if err != nil {
 		cancel()
 		t.Fatalf("the events of job %s: %v", id, err)
@@ -208,7 +269,7 @@ type psInstallBody struct {
 // install sends the install request and returns the job of its 202.
 func (c *psTransport) install(t *testing.T, body psInstallBody) api.Job {
 	t.Helper()
-	code, h, b := c.send(t, http.MethodPost, "/v1/images/install", body)
+	code, h, b := c.send(t, http.MethodPost, psRoutePath(t, http.MethodPost, "InstallImage"), body)
 	var job api.Job
 	if err := json.Unmarshal(b, &job); code != http.StatusAccepted || err != nil || job.ID == "" {
 		t.Fatalf("install %+v: %d %s (%v), want 202 with the job", body, code, b, err)
@@ -223,7 +284,7 @@ func (c *psTransport) install(t *testing.T, body psInstallBody) api.Job {
 // answers it.
 func (c *psTransport) installed(t *testing.T, name string) []api.Image {
 	t.Helper()
-	code, _, b := c.send(t, http.MethodGet, "/v1/images?"+url.Values{"name": {name}}.Encode(), nil)
+	code, _, b := c.send(t, http.MethodGet, psRoutePath(t, http.MethodGet, "GetImages")+"?"+url.Values{"name": {name}}.Encode(), nil)
 	var res api.ImagesResponse
 	if err := json.Unmarshal(b, &res); code != http.StatusOK || err != nil {
 		t.Fatalf("images of %s: %d %s (%v)", name, code, b, err)
@@ -245,7 +306,7 @@ type psRegisterBody struct {
 // sources lists the sources, as GET /v1/sources answers them.
 func (c *psTransport) sources(t *testing.T) []map[string]json.RawMessage {
 	t.Helper()
-	code, _, b := c.send(t, http.MethodGet, "/v1/sources", nil)
+	code, _, b := c.send(t, http.MethodGet, psRoutePath(t, http.MethodGet, "GetSources"), nil)
 	if code != http.StatusOK {
 		t.Fatalf("sources: %d %s", code, b)
 	}
@@ -355,7 +416,7 @@ func TestPowerShellRegisterPackageSourceReplay(t *testing.T) {
 
 	// The old module sent -Credential's password as providerd's token.
 	t.Run("registry password as the token", func(t *testing.T) {
-		code, _, b := ps.sendAs(t, password, http.MethodPost, "/v1/sources", body)
+		code, _, b := ps.sendAs(t, password, http.MethodPost, psRoutePath(t, http.MethodPost, "AddSource"), body)
 		wantEnvelope(t, "POST /v1/sources with the registry's password as the bearer token", code, b, http.StatusUnauthorized, "Unauthenticated")
 		if s := sourceNamed(t, ps.sources(t), body.Name); s != nil {
 			t.Fatalf("a refused request added the source: %v", s)
@@ -387,7 +448,7 @@ func TestPowerShellRegisterPackageSourceReplay(t *testing.T) {
 	}
 
 	t.Run("POST /v1/sources", func(t *testing.T) {
-		code, h, b := ps.send(t, http.MethodPost, "/v1/sources", body)
+		code, h, b := ps.send(t, http.MethodPost, psRoutePath(t, http.MethodPost, "AddSource"), body)
 		if code != http.StatusCreated {
 			t.Fatalf("register %s: %d %s, want 201", body.Name, code, b)
 		}
@@ -405,7 +466,7 @@ func TestPowerShellRegisterPackageSourceReplay(t *testing.T) {
 	}
 
 	t.Run("GET /v1/sources", func(t *testing.T) {
-		code, _, b := ps.send(t, http.MethodGet, "/v1/sources", nil)
+		code, _, b := ps.send(t, http.MethodGet, psRoutePath(t, http.MethodGet, "GetSources"), nil)
 		if code != http.StatusOK {
 			t.Fatalf("sources: %d %s", code, b)
 		}
@@ -419,7 +480,7 @@ func TestPowerShellRegisterPackageSourceReplay(t *testing.T) {
 	// PS C:\> Find-Package -ProviderName ContainerImage -Source private NanoServer
 	t.Run("find through the source", func(t *testing.T) {
 		q := url.Values{"name": {"NanoServer"}, "source": {body.Name}, "requiredVersion": {"10.0.10586.0"}}
-		code, _, b := ps.send(t, http.MethodGet, "/v1/find?"+q.Encode(), nil)
+		code, _, b := ps.send(t, http.MethodGet, psRoutePath(t, http.MethodGet, "FindImages")+"?"+q.Encode(), nil)
 		var res api.FindResponse
 		if err := json.Unmarshal(b, &res); code != http.StatusOK || err != nil {
 			t.Fatalf("find: %d %s (%v)", code, b, err)
@@ -463,10 +524,10 @@ func TestPowerShellRegisterPackageSourceReplay(t *testing.T) {
 		wrong.Name, wrong.Password = "wrongpass", "not-the-password"
 		// The source's first sync starts with its registration.
 		_, refusedBefore := gate.counts()
-		if code, _, b := ps.send(t, http.MethodPost, "/v1/sources", wrong); code != http.StatusCreated {
+		if code, _, b := ps.send(t, http.MethodPost, psRoutePath(t, http.MethodPost, "AddSource"), wrong); code != http.StatusCreated {
 			t.Fatalf("register %s: %d %s", wrong.Name, code, b)
 		}
-		code, _, b := ps.send(t, http.MethodPost, "/v1/images/install",
+		code, _, b := ps.send(t, http.MethodPost, psRoutePath(t, http.MethodPost, "InstallImage"),
 			psInstallBody{Name: "WindowsServerCore", RequiredVersion: "10.0.14393.0", Source: wrong.Name})
 		var env api.ErrorResponse
 		if err := json.Unmarshal(b, &env); err != nil || code < 400 || env.Error.Code == "" {
@@ -572,7 +633,7 @@ func TestPowerShellInstallCancelReplay(t *testing.T) {
 	t.Logf("progress %s %d/%d bytes after %v: cancel", done.Digest, done.Done, done.Total, time.Since(start).Round(time.Millisecond))
 
 	// $request.IsCanceled -> POST /v1/jobs/{id}/cancel.
-	code, _, b := ps.send(t, http.MethodPost, "/v1/jobs/"+job.ID+"/cancel", nil)
+	code, _, b := ps.send(t, http.MethodPost, psRoutePath(t, http.MethodPost, "CancelJob", "id", job.ID), nil)
 	var canceled api.Job
 	if err := json.Unmarshal(b, &canceled); code != http.StatusOK || err != nil || canceled.ID != job.ID {
 		t.Fatalf("cancel: %d %s (%v), want 200 with the job", code, b, err)
@@ -590,7 +651,7 @@ func TestPowerShellInstallCancelReplay(t *testing.T) {
 	}
 	t.Logf("the result event: %q, error %+v, after %v", result.Message, result.Job.Error, time.Since(start).Round(time.Millisecond))
 
-	code, _, b = ps.send(t, http.MethodGet, "/v1/jobs/"+job.ID, nil)
+	code, _, b = ps.send(t, http.MethodGet, psRoutePath(t, http.MethodGet, "GetJob", "id", job.ID), nil)
 	var got api.Job
 	if err := json.Unmarshal(b, &got); code != http.StatusOK || err != nil || got.State != api.JobCanceled {
 		t.Fatalf("GET /v1/jobs/%s after the cancel: %d %s (%v), want the job canceled", job.ID, code, b, err)
@@ -664,7 +725,7 @@ func TestPowerShellUnregisterPackageSourceReplay(t *testing.T) {
 	for _, name := range []string{"byname", "bylocation"} {
 		loc := newFlakySource(t, cat.URL("")).URL
 		body := psRegisterBody{Name: name, Location: loc}
-		if code, _, b := ps.send(t, http.MethodPost, "/v1/sources", body); code != http.StatusCreated {
+		if code, _, b := ps.send(t, http.MethodPost, psRoutePath(t, http.MethodPost, "AddSource"), body); code != http.StatusCreated {
 			t.Fatalf("register %s: %d %s", name, code, b)
 		}
 		registered[name] = loc
@@ -689,7 +750,7 @@ func TestPowerShellUnregisterPackageSourceReplay(t *testing.T) {
 		if hit.Name != "" {
 			target = hit.Name
 		}
-		code, h, b := ps.send(t, http.MethodDelete, "/v1/sources/"+url.PathEscape(target), nil)
+		code, h, b := ps.send(t, http.MethodDelete, psRoutePath(t, http.MethodDelete, "RemoveSource", "name", target), nil)
 		if code != http.StatusNoContent {
 			return hit, code, b
 		}
@@ -761,14 +822,14 @@ func TestPowerShellJobTokenReplay(t *testing.T) {
 	p := startProviderd(t, proxy.URL, "")
 	ps := newPSTransport(t, p)
 	job := ps.install(t, psInstallBody{Name: "NanoServer", RequiredVersion: "10.0.10586.0", Source: "catalog"})
-	defer ps.send(t, http.MethodPost, "/v1/jobs/"+job.ID+"/cancel", nil)
+	defer ps.send(t, http.MethodPost, psRoutePath(t, http.MethodPost, "CancelJob", "id", job.ID), nil)
 
 	for _, r := range []struct {
 		method, path, accept string
 	}{
-		{http.MethodGet, "/v1/jobs/" + job.ID, psAcceptJSON},
-		{http.MethodGet, "/v1/jobs/" + job.ID + "/events", psAcceptEvents},
-		{http.MethodPost, "/v1/jobs/" + job.ID + "/cancel", psAcceptJSON},
+		{http.MethodGet, psRoutePath(t, http.MethodGet, "GetJob", "id", job.ID), psAcceptJSON},
+		{http.MethodGet, psRoutePath(t, http.MethodGet, "GetJobEvents", "id", job.ID), psAcceptEvents},
+		{http.MethodPost, psRoutePath(t, http.MethodPost, "CancelJob", "id", job.ID), psAcceptJSON},
 	} {
 		for _, token := range []struct{ name, value string }{{"no token", ""}, {"a wrong token", "not-" + ps.token}} {
 			t.Run(r.method+" "+strings.Replace(r.path, job.ID, "{id}", 1)+" "+token.name, func(t *testing.T) {
@@ -792,7 +853,7 @@ func TestPowerShellJobTokenReplay(t *testing.T) {
 	}
 
 	// The job went on, and the module's requests are answered.
-	code, _, b := ps.send(t, http.MethodGet, "/v1/jobs/"+job.ID, nil)
+	code, _, b := ps.send(t, http.MethodGet, psRoutePath(t, http.MethodGet, "GetJob", "id", job.ID), nil)
 	var got api.Job
 	if err := json.Unmarshal(b, &got); code != http.StatusOK || err != nil || got.ID != job.ID {
 		t.Fatalf("GET /v1/jobs/%s with the token: %d %s (%v)", job.ID, code, b, err)

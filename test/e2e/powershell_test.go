@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -335,8 +334,8 @@ func psLookup(t *testing.T, obj map[string]json.RawMessage, path string) (json.R
 
 // psReplay sends the request that Invoke-ContainerProviderApi builds for a
 // route of the table: path variables filled and escaped, only declared query
-// parameters, empty values and false switches left out, Body as JSON. It
-// returns the status and the raw answer.
+// parameters, empty values and false switches left out, Body as JSON, the
+// module's headers. It returns the status and the raw answer.
 func psReplay(t *testing.T, p *providerd, routes map[string]psRoute, name string, pathValues map[string]string, query map[string]any, body any) (int, []byte) {
 	t.Helper()
 	r, ok := routes[name]
@@ -368,38 +367,17 @@ func psReplay(t *testing.T, p *providerd, routes map[string]psRoute, name string
 			t.Fatalf("query parameter %s: unsupported value %T", k, v)
 		}
 	}
-	u := p.URL(path)
 	if len(q) > 0 {
-		u += "?" + q.Encode()
+		path += "?" + q.Encode()
 	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
+	// With the module's headers over TCP (psTransport).
+	accept := psAcceptJSON
+	if name == "GetJobEvents" {
+		accept = psAcceptEvents
 	}
-	req, err := http.NewRequest(r.Method, u, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	// As the module sends it over TCP (Get-ProviderToken).
-	req.Header.Set("Authorization", "Bearer "+p.Token(t))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s %s: %d", r.Method, u, resp.StatusCode)
-	return resp.StatusCode, b
+	c := newPSTransport(t, p)
+	code, _, b := c.sendAccept(t, c.token, r.Method, path, accept, body)
+	return code, b
 }
 
 // psCheckDisplayed checks that obj, one JSON object of the API, carries the
