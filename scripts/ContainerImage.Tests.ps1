@@ -284,9 +284,12 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
                 [string]$searchKey = $null,
                 [string]$fullPath = $null,
                 [string]$filename = $null,
-                [System.Collections.Hashtable]$details = $null
+                [System.Collections.Hashtable]$details = $null,
+                [System.Collections.ArrayList]$entities = $null,
+                [System.Collections.ArrayList]$links = $null,
+                [bool]$fromTrustedSource = $false
             )
-            [pscustomobject]@{ FastPackageReference = $fastPackageReference; Name = $name; Version = $version; Source = $source; FullPath = $fullPath }
+            [pscustomobject]@{ FastPackageReference = $fastPackageReference; Name = $name; Version = $version; Source = $source; FullPath = $fullPath; FromTrustedSource = $fromTrustedSource }
         }
         # The provider imports ContainerProviderApi.psm1 itself.
         Remove-Module ContainerImage -ErrorAction SilentlyContinue
@@ -304,19 +307,43 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
         $script:calls = New-Object System.Collections.Generic.List[object]
     }
 
-    It 'reports a NotFound of providerd as an error, with its id and category, not as PackageManagement''s warning' {
+    It 'reports the failure of an install as an error, with its id and category, not as PackageManagement''s warning' {
         Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
             # The mock runs in this file's scope: the record is made in the module's.
+            throw (& (Get-Module ContainerImageProvider) { New-ContainerProviderError -Code Conflict -Message 'image NanoServer 10.0.10586.0 is being installed by job j0' })
+        }
+
+        $errors = @(Install-Package -fastPackageReference 'NanoServer|10.0.10586.0|catalog||' 2>&1 | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+
+        $errors.Count | Should -Be 1
+        $errors[0].Exception.Message | Should -BeLike '*being installed by job j0*'
+        $errors[0].FullyQualifiedErrorId | Should -BeLike 'ContainerProvider.Conflict*'
+        [string]$errors[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
+        $global:ProviderErrors.Count | Should -Be 0
+    }
+
+    It 'finds nothing, without an error, for a name that no source has: PackageManagement says so' {
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            if ($Route -eq 'GetSources') {
+                return [pscustomobject]@{ sources = @() }
+            }
             throw (& (Get-Module ContainerImageProvider) { New-ContainerProviderError -Code NotFound -Message 'no image matches NoSuch' })
         }
 
-        $errors = @(Find-Package -names 'NoSuch' 2>&1 | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })
+        $out = @(Find-Package -names 'NoSuch' 2>&1 3>&1)
 
-        $errors.Count | Should -Be 1
-        $errors[0].Exception.Message | Should -BeLike '*no image matches NoSuch*'
-        $errors[0].FullyQualifiedErrorId | Should -BeLike 'ContainerProvider.NotFound*'
-        [string]$errors[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
-        $global:ProviderErrors.Count | Should -Be 0
+        $out.Count | Should -Be 0
+    }
+
+    It 'warns, without an error that would end PackageManagement''s whole request, when providerd is down' {
+        Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            throw (& (Get-Module ContainerImageProvider) { New-ContainerProviderError -Code Unavailable -Message 'providerd at http://127.0.0.1:5050: connection refused' })
+        }
+
+        $out = @(Find-Package -names 'NanoServer' 2>&1 3>&1)
+
+        @($out | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] }).Count | Should -Be 0
+        @($out | Where-Object { $_ -is [System.Management.Automation.WarningRecord] -and $_.Message -like '*connection refused*' }).Count | Should -BeGreaterThan 0
     }
 
     It 'answers Unregister-PackageSource with the removed source and its location' {
@@ -338,16 +365,23 @@ Describe 'ContainerImageProvider under PackageManagement''s functions' {
         $script:calls[1].PathValues.name | Should -Be 'catalog'
     }
 
-    It 'searches each source that -Source names' {
+    It 'searches each source that -Source names, and marks the packages of a trusted one' {
         $global:request.PackageSources = @('a', 'b')
         Mock -ModuleName ContainerImageProvider Invoke-ContainerProviderApi {
+            if ($Route -eq 'GetSources') {
+                return [pscustomobject]@{ sources = @([pscustomobject]@{ name = 'a'; location = 'http://a.example'; trusted = $true }, [pscustomobject]@{ name = 'b'; location = 'http://b.example' }) }
+            }
             $script:calls.Add([pscustomobject]@{ Query = $Query })
-            [pscustomobject]@{ images = @() }
+            [pscustomobject]@{ images = @([pscustomobject]@{ name = 'NanoServer'; version = '10.0.10586.0'; source = $Query['source']; digest = 'sha256:0123' }) }
         }
 
-        Find-Package -names 'NanoServer'
+        $packages = @(Find-Package -names 'NanoServer')
 
         @($script:calls.Query.source) | Should -Be @('a', 'b')
+        @($packages.FromTrustedSource) | Should -Be @($true, $false)
+        # A find entry is not installed: its reference names no digest, so
+        # that Save-Package saves it from its source.
+        $packages[0].FastPackageReference | Should -Be 'NanoServer|10.0.10586.0|a||'
     }
 
     It 'gives an installed image of no source the source local, and its digest to Uninstall-Package' {

@@ -455,8 +455,9 @@ function Save-ContainerImage {
     names a folder. A missing folder is
     created only with -Force; an existing file is overwritten only with
     -Force; a read-only file is an error. -WhatIf names the file and checks
-    and writes nothing. -Destination is another name of -Path, as in
-    ContainerProvider 0.5.
+    and writes nothing. The destination is -Path, which may hold wildcards
+    that match an existing item, or -LiteralPath, one of them; -Destination
+    is another name of -Path, as in ContainerProvider 0.5.
     .EXAMPLE
     PS C:\> Save-ContainerImage -Name NanoServer -RequiredVersion 10.0.10586.0 -Path C:\images\NanoServer.tar
     .EXAMPLE
@@ -468,42 +469,42 @@ function Save-ContainerImage {
     Find- and Get-ContainerImage write) is an -InputObject, saved with its
     Version, or by its digest when it is an installed image.
     #>
-    [CmdletBinding(SupportsShouldProcess = $true, DefaultParameterSetName = 'NamePath')]
+    [CmdletBinding(SupportsShouldProcess = $true, DefaultParameterSetName = 'Name')]
     [OutputType([System.IO.FileInfo])]
     param(
-        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'NamePath')]
-        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'NameLiteralPath')]
+        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'Name')]
         [ValidateNotNullOrEmpty()]
         [string[]]$Name,
-        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObjectPath')]
-        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObjectLiteralPath')]
+        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]
         [object]$InputObject,
-        [Parameter(ParameterSetName = 'NamePath')]
-        [Parameter(ParameterSetName = 'NameLiteralPath')]
+        [Parameter(ParameterSetName = 'Name')]
         [string]$MinimumVersion,
-        [Parameter(ParameterSetName = 'NamePath')]
-        [Parameter(ParameterSetName = 'NameLiteralPath')]
+        [Parameter(ParameterSetName = 'Name')]
         [string]$MaximumVersion,
-        [Parameter(ParameterSetName = 'NamePath')]
-        [Parameter(ParameterSetName = 'NameLiteralPath')]
+        [Parameter(ParameterSetName = 'Name')]
         [Alias('Version')]
         [string]$RequiredVersion,
-        [Parameter(Mandatory = $true, Position = 1, ParameterSetName = 'NamePath')]
-        [Parameter(Mandatory = $true, Position = 1, ParameterSetName = 'InputObjectPath')]
+        # -Path or -LiteralPath, one of them: as options of both sets rather
+        # than sets of their own, so that a piped string binds to -Name
+        # with either.
+        [Parameter(Position = 1)]
         [SupportsWildcards()]
         [Alias('Destination')]
         [string]$Path,
-        [Parameter(Mandatory = $true, ParameterSetName = 'NameLiteralPath')]
-        [Parameter(Mandatory = $true, ParameterSetName = 'InputObjectLiteralPath')]
         [Alias('PSPath')]
         [string]$LiteralPath,
         [string]$Source,
         [switch]$Force
     )
+    begin {
+        if ([string]::IsNullOrEmpty($Path) -eq [string]::IsNullOrEmpty($LiteralPath)) {
+            $PSCmdlet.ThrowTerminatingError((New-ContainerProviderError -Code InvalidArgument -Message 'Give the destination as -Path (or -Destination) or as -LiteralPath, one of them.' -Target $null))
+        }
+    }
     process {
         # One save request per name, or the one piped object.
         $requests = @()
-        if ($PSCmdlet.ParameterSetName -like 'InputObject*') {
+        if ($PSCmdlet.ParameterSetName -eq 'InputObject') {
             $req = [ordered]@{}
             if ($InputObject.PSObject.Properties['Digest'] -and $InputObject.Digest -and $InputObject.PSTypeNames -contains 'ContainerProvider.ContainerImage') {
                 $req['id'] = [string]$InputObject.Digest
@@ -523,11 +524,13 @@ function Save-ContainerImage {
 
         # The destination: wildcards only with -Path, and only against
         # what exists.
-        if ($PSCmdlet.ParameterSetName -like '*LiteralPath') {
+        if ($LiteralPath) {
             $dest = $PSCmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath($LiteralPath)
         }
         else {
-            $resolved = @(Resolve-Path -Path $Path -ErrorAction SilentlyContinue)
+            # Ignore, not SilentlyContinue: a path that does not exist yet
+            # is no error, not even in the caller's -ErrorVariable.
+            $resolved = @(Resolve-Path -Path $Path -ErrorAction Ignore)
             if ($resolved.Count -gt 1) {
                 $PSCmdlet.WriteError((New-ContainerProviderError -Code InvalidArgument -Message ('The path {0} matches more than one item.' -f $Path) -Target $Path))
                 return
@@ -588,11 +591,11 @@ function Save-ContainerImage {
             $partial = $file + '.partial'
             try {
                 $null = Invoke-ContainerProviderApi -Route SaveImage -Body $req -OutFile $partial -Activity ('Saving {0} to {1}' -f $label, $file) -Target $label
-                Move-Item -LiteralPath $partial -Destination $file -Force
-                Get-Item -LiteralPath $file
+                Move-Item -LiteralPath $partial -Destination $file -Force -ErrorAction Stop
+                Get-Item -LiteralPath $file -ErrorAction Stop
             }
             catch {
-                Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
+                Remove-Item -LiteralPath $partial -Force -ErrorAction Ignore
                 $PSCmdlet.WriteError($_)
             }
         }

@@ -39,23 +39,48 @@ function Write-ContainerImageError {
     Microsoft.PowerShell.Utility\Write-Error -ErrorRecord $Record
 }
 
+function Write-SearchProblem {
+    # Reports the failure of a search (Find-Package, Get-InstalledPackage,
+    # Resolve-PackageSource, Find-PackageByFile) without failing the
+    # request: PackageManagement ends a whole request, the other providers'
+    # answers too, at the first error, and says itself when no provider
+    # found a package. A NotFound is no match; anything else (providerd
+    # down, say) is a warning.
+    param(
+        [System.Management.Automation.ErrorRecord]$Record
+    )
+    $message = $Record.Exception.Message
+    if ([string]$Record.FullyQualifiedErrorId -like 'ContainerProvider.NotFound*') {
+        Write-Verbose $message
+        return
+    }
+    Write-Warning -Message $message
+}
+
 function Invoke-ContainerImageApi {
-    # One call of providerd: the answer, or, when it fails, the error
-    # written through PackageManagement and nothing returned. The bearer
-    # token of providerd is never the request's credential:
-    # PackageManagement's -Credential is the package source's, the
-    # registry's (Add-PackageSource sends it as the source's username and
-    # password). The shared module finds the token itself, in
-    # $env:CONTAINERPROVIDER_TOKEN or the token file.
+    # One call of providerd: the answer, or, when it fails, nothing, and
+    # the failure written as an error (Write-ContainerImageError) or, with
+    # Search, as a search's (Write-SearchProblem). The bearer token of
+    # providerd is never the request's credential: PackageManagement's
+    # -Credential is the package source's, the registry's (Add-PackageSource
+    # sends it as the source's username and password). The shared module
+    # finds the token itself, in $env:CONTAINERPROVIDER_TOKEN or the token
+    # file.
     param(
         [Parameter(Mandatory = $true)]
-        [hashtable]$Arguments
+        [hashtable]$Arguments,
+        [switch]$Search
     )
     try {
         Invoke-ContainerProviderApi @Arguments
     }
     catch {
-        Write-ContainerImageError $_
+        if ($Search) {
+            Write-SearchProblem $_
+        }
+        else {
+            Write-ContainerImageError $_
+        }
     }
 }
 
@@ -141,20 +166,24 @@ function ConvertFrom-FastPackageReference {
 function ConvertTo-SoftwareIdentity {
     # A SoftwareIdentity from a find entry or an installed image of the API,
     # or of an archive (File). Its fastPackageReference is
-    # "name|version|source|digest|file"; an image that came from no source
-    # (a load, a commit) shows the source 'local', since
-    # New-SoftwareIdentity refuses an empty -Source, and an archive's images
-    # show the file. An entry without a name or a version is written as an
-    # error, and no identity.
+    # "name|version|source|digest|file", the digest that of an Installed
+    # image only (providerd saves by digest only what is installed); an
+    # image that came from no source (a load, a commit) shows the source
+    # 'local', since New-SoftwareIdentity refuses an empty -Source, and an
+    # archive's images show the file. Trusted marks an entry of a trusted
+    # source, which Install-Package installs without asking. An entry
+    # without a name or a version is skipped with a warning.
     param(
         [object]$Entry,
         [string]$Source,
-        [string]$File
+        [string]$File,
+        [switch]$Installed,
+        [bool]$Trusted
     )
     $name = [string](Get-JsonValue $Entry 'name')
     $version = [string](Get-JsonValue $Entry 'version')
     if ([string]::IsNullOrEmpty($name) -or [string]::IsNullOrEmpty($version)) {
-        Write-ContainerImageError (New-ContainerProviderError -Code Internal -Message ('providerd gave an image without a name or a version (name {0}, version {1})' -f $name, $version) -Target $name)
+        Write-Warning -Message ('providerd gave an image without a name or a version (name {0}, version {1}); it is left out' -f $name, $version)
         return
     }
     $src = $Source
@@ -168,7 +197,10 @@ function ConvertTo-SoftwareIdentity {
     if ([string]::IsNullOrEmpty($shownSource)) {
         $shownSource = 'local'
     }
-    $digest = [string](Get-JsonValue $Entry 'digest')
+    $digest = ''
+    if ($Installed) {
+        $digest = [string](Get-JsonValue $Entry 'digest')
+    }
     $identity = @{
         FastPackageReference = '{0}|{1}|{2}|{3}|{4}' -f $name, $version, $src, $digest, $File
         Name                 = $name
@@ -177,6 +209,7 @@ function ConvertTo-SoftwareIdentity {
         Source               = $shownSource
         Summary              = [string](Get-JsonValue $Entry 'description')
         SearchKey            = $name
+        FromTrustedSource    = $Trusted
     }
     if ($File) {
         $identity['FullPath'] = $File
@@ -242,6 +275,11 @@ function Find-Package {
         # Every source.
         $sources = @('')
     }
+    # The trusted sources: their packages install without asking.
+    $trusted = @{}
+    foreach ($s in @(Get-ProviderSource)) {
+        $trusted[[string]$s.name] = [bool](Get-JsonValue $s 'trusted')
+    }
     # The warnings of an incomplete or stale index, once per call.
     $warned = @{}
     foreach ($source in $sources) {
@@ -257,14 +295,14 @@ function Find-Package {
                 maximumVersion  = $maximumVersion
                 allVersions     = $allVersions
             }
-            $res = Invoke-ContainerImageApi @{ Route = 'FindImages'; Query = $q; Target = $n }
+            $res = Invoke-ContainerImageApi @{ Route = 'FindImages'; Query = $q; Target = $n } -Search
             foreach ($w in @(Get-JsonValue $res 'warnings')) {
                 if (-not [string]::IsNullOrEmpty([string]$w) -and -not $warned.ContainsKey([string]$w)) {
                     $warned[[string]$w] = $true
                     Write-Warning -Message ([string]$w)
                 }
             }
-            @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Source $source }
+            @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Source $source -Trusted ([bool]$trusted[[string](Get-JsonValue $_ 'source')]) }
         }
     }
 }
@@ -285,7 +323,7 @@ function Find-PackageByFile {
             $images = @(Read-ContainerImageArchive -Path $file)
         }
         catch {
-            Write-ContainerImageError (New-ContainerProviderError -Code InvalidArgument -Message ('{0} is no image archive: {1}' -f $file, $_.Exception.Message) -Target $file)
+            Write-Warning -Message ('{0} is no image archive: {1}' -f $file, $_.Exception.Message)
             continue
         }
         foreach ($image in $images) {
@@ -309,7 +347,7 @@ function Install-Package {
     $ref = ConvertFrom-FastPackageReference $fastPackageReference
     if ($ref.File) {
         $res = Invoke-ContainerImageApi @{ Route = 'LoadImage'; InFile = $ref.File; Activity = ('Installing container images from {0}' -f $ref.File); Target = $ref.File }
-        @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ }
+        @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Installed }
         return
     }
     $req = [ordered]@{
@@ -350,7 +388,7 @@ function Install-Package {
     }
     $result = Get-JsonValue $job 'result'
     if ($null -ne $result) {
-        ConvertTo-SoftwareIdentity -Entry $result -Source $ref.Source
+        ConvertTo-SoftwareIdentity -Entry $result -Source $ref.Source -Installed
     }
 }
 
@@ -388,10 +426,10 @@ function Download-Package {
         # Literally: New-Item has no -LiteralPath.
         $null = [System.IO.Directory]::CreateDirectory($location)
         $null = Invoke-ContainerProviderApi -Route SaveImage -Body $req -OutFile $partial -Activity ('Saving {0} {1} to {2}' -f $ref.Name, $ref.Version, $file) -Target $ref.Name
-        Move-Item -LiteralPath $partial -Destination $file -Force
+        Move-Item -LiteralPath $partial -Destination $file -Force -ErrorAction Stop
     }
     catch {
-        Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue
+        Remove-Item -LiteralPath $partial -Force -ErrorAction Ignore
         Write-ContainerImageError $_
         return
     }
@@ -411,8 +449,8 @@ function Get-InstalledPackage {
         minimumVersion  = $minimumVersion
         maximumVersion  = $maximumVersion
     }
-    $res = Invoke-ContainerImageApi @{ Route = 'GetImages'; Query = $q; Target = $name }
-    @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Source '' }
+    $res = Invoke-ContainerImageApi @{ Route = 'GetImages'; Query = $q; Target = $name } -Search
+    @(Get-JsonValue $res 'images') | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-SoftwareIdentity -Entry $_ -Source '' -Installed }
 }
 
 function Uninstall-Package {
@@ -448,7 +486,7 @@ function ConvertTo-PackageSource {
     $name = [string]$s.Name
     $location = [string]$s.Location
     if ([string]::IsNullOrEmpty($name) -or [string]::IsNullOrEmpty($location)) {
-        Write-ContainerImageError (New-ContainerProviderError -Code Internal -Message ('providerd gave a source without a name or a location (name {0}, location {1})' -f $name, $location) -Target $name)
+        Write-Warning -Message ('providerd gave a source without a name or a location (name {0}, location {1}); it is left out' -f $name, $location)
         return
     }
     $details = @{}
@@ -465,7 +503,7 @@ function Get-ProviderSource {
         [string[]]$Wanted
     )
     $Wanted = @($Wanted | Where-Object { $_ })
-    $res = Invoke-ContainerImageApi @{ Route = 'GetSources' }
+    $res = Invoke-ContainerImageApi @{ Route = 'GetSources' } -Search
     @(Get-JsonValue $res 'sources') | Where-Object {
         $s = $_
         $null -ne $s -and ($Wanted.Count -eq 0 -or @($Wanted | Where-Object { $s.name -like $_ -or $s.location -eq $_ }).Count -gt 0)

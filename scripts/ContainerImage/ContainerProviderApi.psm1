@@ -402,10 +402,10 @@ function Get-ContainerProviderClient {
     param(
         [string]$Endpoint
     )
-    $caFile = $env:CONTAINERPROVIDER_CA_FILE
-    if (-not [string]::IsNullOrEmpty($caFile)) {
+    $caFile = $null
+    if ($Endpoint -like 'https://*' -and -not [string]::IsNullOrEmpty($env:CONTAINERPROVIDER_CA_FILE)) {
         # Relative to PowerShell's location, not the process's directory.
-        $caFile = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($caFile)
+        $caFile = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($env:CONTAINERPROVIDER_CA_FILE)
     }
     $key = '{0}|{1}' -f $Endpoint, $caFile
     if ($script:Clients.ContainsKey($key)) {
@@ -433,6 +433,16 @@ function Get-ContainerProviderClient {
         $handler = New-Object System.Net.Http.HttpClientHandler
         $handler.UseProxy = $false
         $handler.AllowAutoRedirect = $false
+        if ($scheme -eq 'https' -and $PSVersionTable.PSEdition -ne 'Core') {
+            # providerd speaks TLS 1.2 and later; .NET Framework may offer
+            # only older versions unless told.
+            if ($handler.PSObject.Properties['SslProtocols']) {
+                $handler.SslProtocols = [System.Security.Authentication.SslProtocols]::Tls12
+            }
+            else {
+                [System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor [System.Net.SecurityProtocolType]::Tls12
+            }
+        }
         if ($scheme -eq 'https' -and -not [string]::IsNullOrEmpty($caFile)) {
             if (-not ('ContainerProvider.Tls' -as [type])) {
                 $compile = @{ LiteralPath = (Join-Path $PSScriptRoot 'ContainerProvider.Tls.cs') }
@@ -496,7 +506,14 @@ function Wait-ContainerProviderTask {
             $Cancel.Cancel()
         }
     }
-    return $Task.GetAwaiter().GetResult()
+    try {
+        return $Task.GetAwaiter().GetResult()
+    }
+    catch {
+        # Thrown, so that the failure is not also recorded in the caller's
+        # -ErrorVariable as a .NET exception crossing the function.
+        throw $_
+    }
 }
 
 function Invoke-ContainerProviderApi {
@@ -811,11 +828,11 @@ function Read-JobEvent {
 
 function Wait-ContainerProviderJob {
     # Follows job Id on its NDJSON event stream (GET /v1/jobs/{id}/events)
-    # with Write-Progress, and returns the final job. A stream that ends or
-    # breaks before the result is opened again, 1 s later, after the job
-    # itself is asked whether it ended; after 5 streams in a row that
-    # brought no event (1 to 8 s apart), an Unavailable error says that the
-    # job goes on.
+    # with Write-Progress, and returns the final job. A stream that ends,
+    # breaks or stays quiet for 2 minutes before the result is opened
+    # again, 1 s later, after the job itself is asked whether it ended;
+    # after 5 streams in a row that brought no event (1 to 8 s apart), an
+    # Unavailable error says that the job goes on.
     #
     # Cancellation: when CancelWhen returns $true (the provider's
     # $request.IsCanceled), the job is canceled and followed to its end.
@@ -835,29 +852,40 @@ function Wait-ContainerProviderJob {
     # Tick runs inside Wait-ContainerProviderTask and sees this function's
     # variables through PowerShell's dynamic scope (so none may be named as
     # one of that function's); a hashtable carries what it changes back.
-    $cancellation = @{ Sent = $false }
+    $cancellation = @{ Sent = $false; Quiet = $false }
+    # A stream that brings no line for this long is taken for a dead
+    # connection (providerd sends no heartbeat): it is closed and opened
+    # again, which costs a live one nothing but a new first event.
+    $quietLimit = [System.TimeSpan]::FromMinutes(2)
     $tick = {
         if (-not $cancellation.Sent -and $CancelWhen -and (& $CancelWhen)) {
             Write-Verbose ('Canceling job {0}' -f $Id)
             $null = Invoke-ContainerProviderApi -Route CancelJob @api
             $cancellation.Sent = $true
         }
+        if ($quiet -and $quiet.Elapsed -ge $quietLimit -and $response) {
+            $cancellation.Quiet = $true
+            $response.Dispose()
+        }
     }
-    # Rounds in a row whose stream ended or broke before any event.
-    $rounds = 0
+    $response = $null
+    $quiet = $null
     try {
         while ($null -eq $final) {
             $events = 0
+            $cancellation.Quiet = $false
             try {
                 $response = Invoke-ContainerProviderApi -Route GetJobEvents -Accept 'application/x-ndjson' -TimeoutSeconds 60 -Raw @api
                 $reader = New-Object System.IO.StreamReader -ArgumentList ($response.Content.ReadAsStreamAsync().GetAwaiter().GetResult())
                 $shown = [System.Diagnostics.Stopwatch]::StartNew()
+                $quiet = [System.Diagnostics.Stopwatch]::StartNew()
                 try {
                     while ($null -eq $final) {
                         $line = Wait-ContainerProviderTask -Task $reader.ReadLineAsync() -Tick $tick
                         if ($null -eq $line) {
                             break
                         }
+                        $quiet.Restart()
                         if ([string]::IsNullOrWhiteSpace($line)) {
                             continue
                         }
@@ -873,14 +901,18 @@ function Wait-ContainerProviderJob {
                     }
                 }
                 finally {
+                    $quiet = $null
                     $reader.Dispose()
                     $response.Dispose()
+                    $response = $null
                 }
             }
             catch {
                 # An answer of providerd (the job is unknown, say) ends the
-                # wait; a broken connection is tried again below.
-                if ($_.FullyQualifiedErrorId -notlike 'ContainerProvider.Unavailable*' -and $_.Exception -isnot [System.IO.IOException] -and $_.Exception.InnerException -isnot [System.IO.IOException]) {
+                # wait; a broken connection, or a quiet one closed here, is
+                # tried again below.
+                $broken = $_.Exception.GetBaseException()
+                if (-not $cancellation.Quiet -and $_.FullyQualifiedErrorId -notlike 'ContainerProvider.Unavailable*' -and $broken -isnot [System.IO.IOException] -and $broken -isnot [System.Net.Sockets.SocketException] -and $broken -isnot [System.Net.Http.HttpRequestException]) {
                     $ended = $true
                     throw
                 }
@@ -903,12 +935,12 @@ function Wait-ContainerProviderJob {
                     throw
                 }
             }
-            $rounds = if ($events -gt 0) { 1 } else { $rounds + 1 }
+            $rounds = if ($events -gt 0) { 0 } else { $rounds + 1 }
             if ($rounds -ge 5) {
                 $ended = $true
                 throw (New-ContainerProviderError -Code Unavailable -Message ('Lost the progress of job {0} after {1} tries; the job goes on in providerd: Wait-ContainerImageJob -Id {0} re-attaches to it.' -f $Id, $rounds) -Target $Id)
             }
-            Start-Sleep -Seconds ([Math]::Pow(2, $rounds - 1))
+            Start-Sleep -Seconds ([Math]::Pow(2, [Math]::Max(0, $rounds - 1)))
         }
         $ended = $true
         return $final

@@ -180,7 +180,7 @@ func TestPowerShellContract(t *testing.T) {
 		},
 		{
 			name:  "Name not by property name",
-			muts:  []psMutation{{file: module, old: "[Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'Name')]\n        [ValidateNotNullOrEmpty()]\n        [string[]]$Name,\n        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]", new: "[Parameter(Mandatory = $true, Position = 0, ParameterSetName = 'Name')]\n        [ValidateNotNullOrEmpty()]\n        [string[]]$Name,\n        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]"}},
+			muts:  []psMutation{{file: module, old: "[Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true, ParameterSetName = 'Name')]\n        [ValidateNotNullOrEmpty()]\n        [string[]]$Name,\n        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]\n        [object[]]$InputObject,", new: "[Parameter(Mandatory = $true, Position = 0, ParameterSetName = 'Name')]\n        [ValidateNotNullOrEmpty()]\n        [string[]]$Name,\n        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ParameterSetName = 'InputObject')]\n        [object[]]$InputObject,"}},
 			wants: []string{"Install-ContainerImage -Name (set Name) is not ValueFromPipelineByPropertyName", "'NanoServer' | Install-ContainerImage binds the string to -InputObject, not to -Name"},
 		},
 		{
