@@ -30,6 +30,11 @@
 //               Install-ContainerImage cancels on Ctrl+C (-CancelOnStop),
 //               and Wait-ContainerProviderJob reads the job's event stream
 //               (GetJobEvents) and calls CancelJob;
+//   strict      no function of the three modules reads a variable before
+//               assigning it, which Set-StrictMode -Version 2.0 makes an
+//               error (a read inside a script block counts once the
+//               function assigns the variable anywhere: the block runs
+//               later, through dynamic scope);
 //   pipeline    Install-, Save- and Remove-ContainerImage take -Name
 //               ValueFromPipelineByPropertyName, a string piped binds to
 //               -Name, and Save-ContainerImage's -Path keeps 0.5's
@@ -159,7 +164,7 @@ const providerFile = parse('ContainerImageProvider.psm1');
 const apiFile = existsSync(join(moduleDir, 'ContainerProviderApi.psm1')) ? parse('ContainerProviderApi.psm1') : moduleFile;
 
 const failures = {};
-const checks = ['overrides', 'mandatory', 'options', 'routes', 'credentials', 'cancel', 'pipeline'];
+const checks = ['overrides', 'mandatory', 'options', 'routes', 'credentials', 'cancel', 'strict', 'pipeline'];
 for (const c of checks) failures[c] = [];
 function fail(check, file, node, what) {
   failures[check].push(`FAIL ${check}: ${file.name}:${node.startPosition.row + 1}: ${what}`);
@@ -665,6 +670,47 @@ function checkCancel() {
   }
 }
 
+// The variables that PowerShell (or PackageManagement: $request) sets, which
+// a function may read without assigning them.
+const automaticVariables = new Set([
+  '$_', '$psitem', '$args', '$input', '$this', '$pscmdlet', '$psboundparameters', '$myinvocation',
+  '$true', '$false', '$null', '$error', '$home', '$psscriptroot', '$pscommandpath', '$psversiontable',
+  '$executioncontext', '$iswindows', '$islinux', '$ismacos', '$confirmpreference', '$matches',
+  '$lastexitcode', '$host', '$pwd', '$foreach', '$switch', '$request',
+]);
+
+function checkStrict() {
+  for (const file of new Set([moduleFile, providerFile, apiFile])) {
+    for (const fn of functions(file).values()) {
+      const fname = fn.displayName;
+      // Parameters, of the function and of its script blocks.
+      const known = new Set(ofType(fn, 'script_parameter').map((p) => lower(p.namedChildren.find((c) => c.type === 'variable')?.text ?? '')));
+      const lefts = ofType(fn, 'left_assignment_expression');
+      // Where each variable is first set: after its assignment is
+      // evaluated, or at its foreach.
+      const defs = [];
+      for (const a of ofType(fn, 'assignment_expression')) {
+        const left = a.namedChildren.find((c) => c.type === 'left_assignment_expression');
+        for (const v of left ? ofType(left, 'variable') : []) defs.push({ name: lower(v.text), at: a.endIndex });
+      }
+      for (const f of ofType(fn, 'foreach_statement')) {
+        const v = f.namedChildren.find((c) => c.type === 'variable');
+        if (v) defs.push({ name: lower(v.text), at: v.startIndex });
+      }
+      const blocks = ofType(fn, 'script_block_expression');
+      for (const v of ofType(fn, 'variable')) {
+        const name = lower(v.text);
+        if (!/^\$\w+$/.test(v.text) || known.has(name) || automaticVariables.has(name)) continue;
+        if (lefts.some((l) => l.startIndex <= v.startIndex && v.endIndex <= l.endIndex)) continue;
+        const inBlock = blocks.some((b) => b.startIndex <= v.startIndex && v.endIndex <= b.endIndex);
+        if (!defs.some((d) => d.name === name && (inBlock || d.at <= v.startIndex))) {
+          fail('strict', file, v, `${fname} reads ${v.text} before assigning it: under Set-StrictMode -Version 2.0 that throws`);
+        }
+      }
+    }
+  }
+}
+
 // The parameter sets of a parameter's [Parameter()] attributes, each with
 // its flags; a parameter without one is in every set.
 function parameterSets(p) {
@@ -727,6 +773,7 @@ checkOptions();
 checkRoutes();
 checkCredentials();
 checkCancel();
+checkStrict();
 checkPipeline();
 
 let failed = 0;

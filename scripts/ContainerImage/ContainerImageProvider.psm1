@@ -49,7 +49,12 @@ function Write-SearchProblem {
     param(
         [System.Management.Automation.ErrorRecord]$Record
     )
+    # PackageManagement's Write-Verbose and Write-Warning refuse an empty
+    # message, and that refusal would be an error.
     $message = $Record.Exception.Message
+    if ([string]::IsNullOrEmpty($message)) {
+        $message = [string]$Record.FullyQualifiedErrorId
+    }
     if ([string]$Record.FullyQualifiedErrorId -like 'ContainerProvider.NotFound*') {
         Write-Verbose $message
         return

@@ -864,12 +864,17 @@ function Wait-ContainerProviderJob {
             $cancellation.Sent = $true
         }
         if ($quiet -and $quiet.Elapsed -ge $quietLimit -and $response) {
+            # Closed, and the wait for its line given up: a transport need
+            # not fail a pending read when its stream is disposed.
             $cancellation.Quiet = $true
             $response.Dispose()
+            throw (New-ContainerProviderError -Code Unavailable -Message ('The event stream of job {0} was silent for {1} minutes.' -f $Id, $quietLimit.TotalMinutes) -Target $Id)
         }
     }
     $response = $null
     $quiet = $null
+    # Streams in a row that ended or broke before any event.
+    $rounds = 0
     try {
         while ($null -eq $final) {
             $events = 0

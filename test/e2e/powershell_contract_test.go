@@ -102,8 +102,9 @@ func mutatedModule(t *testing.T, muts ...psMutation) string {
 // a category of a cmdlet that calls the function (or is a static
 // parameter), every route of the table is used, the request's credential
 // (the registry's) goes only to Add-PackageSource, an install can be
-// canceled, and Install-, Save- and Remove-ContainerImage bind a piped
-// string and -Name by property name.
+// canceled, no function reads a variable before setting it (strict mode),
+// and Install-, Save- and Remove-ContainerImage bind a piped string and
+// -Name by property name.
 // Then it checks that the check catches each of these defects, put into a
 // copy of the module.
 func TestPowerShellContract(t *testing.T) {
@@ -202,6 +203,11 @@ func TestPowerShellContract(t *testing.T) {
 			name:  "request credential as the token",
 			muts:  []psMutation{{file: provider, new: "function Test-Mutation {\n    Invoke-ContainerImageApi @{ Route = 'GetSources'; Credential = (Get-RequestCredential) }\n}"}},
 			wants: []string{"FAIL credentials: ", "Test-Mutation reads the request's credential, the registry's", "Test-Mutation: a Credential argument of the shared module's calls would send the request's credential to providerd"},
+		},
+		{
+			name:  "a variable read before it is set",
+			muts:  []psMutation{{file: shared, old: "    # Streams in a row that ended or broke before any event.\n    $rounds = 0\n", new: ""}},
+			wants: []string{"FAIL strict: " + shared, "Wait-ContainerProviderJob reads $rounds before assigning it"},
 		},
 		{
 			name:  "Save without -Destination",
