@@ -314,7 +314,7 @@ function Find-Package {
 
 function Find-PackageByFile {
     # The images of saved archives (.tar, Get-Feature's file-extensions), so
-    # that Install-Package .\NanoServer-10.0.10586.0.tar works: named from
+    # that Install-Package .\NanoServer-10-0-10586-0.tar works: named from
     # the archive's own manifest.json or index.json, which is read here
     # without reading its layers. A file that names no image gives none.
     param(
