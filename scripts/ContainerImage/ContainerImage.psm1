@@ -223,7 +223,7 @@ function Install-ContainerImage {
     .EXAMPLE
     PS C:\> 'NanoServer', 'WindowsServerCore' | Install-ContainerImage
     .EXAMPLE
-    PS C:\> Install-ContainerImage -Path C:\images\NanoServer-10.0.10586.0.tar -PassThru
+    PS C:\> Install-ContainerImage -Path C:\images\NanoServer-10-0-10586-0.tar -PassThru
     .NOTES
     A piped string is a -Name, and an object with a Name property (what
     Find-ContainerImage writes) is an -InputObject, installed with its

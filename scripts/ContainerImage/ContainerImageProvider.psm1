@@ -235,7 +235,7 @@ function Initialize-Provider {
 }
 
 function Get-Feature {
-    # Install-Package .\NanoServer-10.0.10586.0.tar goes to Find-PackageByFile.
+    # Install-Package .\NanoServer-10-0-10586-0.tar goes to Find-PackageByFile.
     Write-Output -InputObject (New-Feature -Name 'file-extensions' -Values @('.tar'))
 }
 
