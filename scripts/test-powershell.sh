@@ -9,11 +9,10 @@
 # calls mocked). Without pwsh it prints why it skips and exits 0.
 #
 # It builds nothing: catalogd and providerd come from $CP_BIN_DIR (default
-# ./bin). As scripts/run.sh does, catalogd seeds its catalog and serves it on
-# loopback, and providerd serves API v1 on its unix socket and on
-# 127.0.0.1, with that catalog as its source; here on free ports, in a
-# temporary directory that is removed on success and kept, with the
-# daemons' logs, on failure. The tests reach providerd through
+# ./bin), started by scripts/run.sh as make run starts them (the catalog
+# seeded, catalogd, then providerd with it as its source), here on free
+# loopback ports, in a temporary directory that is removed on success and
+# kept, with the daemons' logs, on failure. The tests reach providerd through
 # CONTAINERPROVIDER_ENDPOINT and CONTAINERPROVIDER_TOKEN_FILE.
 # CP_PESTER_TIMEOUT (seconds, default 1200) bounds the Pester run.
 
@@ -68,28 +67,25 @@ echo "test-powershell: $(pwsh_run '"PowerShell $($PSVersionTable.PSVersion)"'), 
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/cp-pester.XXXXXX")
 chmod 755 "$work"
-catroot="$work/catalogd"
 provroot="$work/providerd"
-rundir="$work/run"
-socket="$rundir/providerd.sock"
-logs=("$work/seed.log" "$work/catalogd.log" "$work/providerd.log")
+socket="$work/run/providerd.sock"
+logs=("$work/run.log" "$work/catalogd.log" "$work/providerd.log")
 
-pids=()
-# stop: end the daemons (TERM, then KILL after 10 s), print the logs' tails
-# on failure and keep them, and remove the directory on success.
+run_pid=
+# stop: end scripts/run.sh, which stops its daemons (TERM, then KILL after
+# 10 s), print the logs' tails on failure and keep them, and remove the
+# directory on success.
 stop() {
-  local rc=$? pid
+  local rc=$?
   trap - EXIT INT TERM
-  if [ ${#pids[@]} -gt 0 ]; then
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "$run_pid" ]; then
+    kill "$run_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do
-      local alive=0
-      for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-      [ "$alive" -eq 1 ] || break
+      kill -0 "$run_pid" 2>/dev/null || break
       sleep 0.1
     done
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    kill -KILL "$run_pid" 2>/dev/null || true
+    wait "$run_pid" 2>/dev/null || true
   fi
   if [ "$rc" -ne 0 ]; then
     local log
@@ -112,39 +108,21 @@ trap 'exit 143' TERM
 # port 0, then released.
 read -r catalog_port provider_port < <(pwsh_run '$a = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $b = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $a.Start(); $b.Start(); "{0} {1}" -f $a.LocalEndpoint.Port, $b.LocalEndpoint.Port; $a.Stop(); $b.Stop()')
 [ -n "${provider_port:-}" ] || fail "pwsh found no free loopback port"
-catalog="127.0.0.1:$catalog_port"
 provider="127.0.0.1:$provider_port"
 
-# wait_for NAME PID CURL ARGS...: wait up to 30 s for curl to get an HTTP
-# answer while PID lives.
-wait_for() {
-  local name=$1 pid=$2; shift 2
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || fail "$name exited at start"
-    if curl -sS -o /dev/null "$@" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  fail "$name did not answer within 30 s"
-}
-
-echo "test-powershell: seeding the catalog in $catroot"
-"$bin/catalogd" seed --root "$catroot" --base-host "$catalog" >"$work/seed.log" 2>&1 ||
-  fail "catalogd seed failed"
-
-echo "test-powershell: catalogd on http://$catalog"
-"$bin/catalogd" serve --root "$catroot" --listen "$catalog" >"$work/catalogd.log" 2>&1 &
-catalog_pid=$!
-pids+=("$catalog_pid")
-wait_for catalogd "$catalog_pid" -f "http://$catalog/healthz"
-
-echo "test-powershell: providerd on http://$provider and unix://$socket"
-"$bin/providerd" serve --root "$provroot" --run-dir "$rundir" --listen "$provider" \
-  --source "catalog=http://$catalog" >"$work/providerd.log" 2>&1 &
-provider_pid=$!
-pids+=("$provider_pid")
-wait_for providerd "$provider_pid" -f --unix-socket "$socket" http://providerd/healthz
-# The TCP listener answers 401 without the token: it is up.
-wait_for providerd "$provider_pid" "http://$provider/healthz"
+# The daemons as make run starts them (scripts/run.sh: the catalog seeded,
+# catalogd, then providerd with it as its source), in $work on these ports.
+echo "test-powershell: scripts/run.sh in $work (catalogd on 127.0.0.1:$catalog_port, providerd on http://$provider)"
+CP_BIN_DIR="$bin" CP_RUN_STATE="$work" CATALOGD_LISTEN="127.0.0.1:$catalog_port" PROVIDERD_LISTEN="$provider" \
+  scripts/run.sh >"$work/run.log" 2>&1 &
+run_pid=$!
+# run.sh waits for each daemon's health; providerd's on its socket is its last.
+for _ in $(seq 1 600); do
+  kill -0 "$run_pid" 2>/dev/null || fail "scripts/run.sh stopped before its daemons answered"
+  if curl -fsS -o /dev/null --unix-socket "$socket" http://providerd/healthz 2>/dev/null; then break; fi
+  sleep 0.1
+done
+curl -fsS -o /dev/null --unix-socket "$socket" http://providerd/healthz 2>/dev/null || fail "providerd did not answer within 60 s"
 [ -s "$provroot/auth/token" ] || fail "providerd made no token at $provroot/auth/token"
 
 export CONTAINERPROVIDER_ENDPOINT="http://$provider"
