@@ -2,12 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -50,68 +44,6 @@ class Driver {
 }
 `
 
-// psCert is a certificate and its key, and the PEM file of the
-// certificate.
-type psCert struct {
-	cert     *x509.Certificate
-	key      *rsa.PrivateKey
-	certFile string
-	keyFile  string
-}
-
-// newPSCert makes an RSA certificate (Mono reads no ECDSA key) for the IP
-// addresses and DNS names of hosts, signed by parent, or self-signed when
-// parent is nil; a CA when isCA.
-func newPSCert(t *testing.T, dir, name string, parent *psCert, isCA bool, hosts ...string) *psCert {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &psCert{key: key, certFile: filepath.Join(dir, name+".pem"), keyFile: filepath.Join(dir, name+".key")}
-	if c.cert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(c.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(c.keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestPowerShellTrustedCertificates compiles ContainerProvider.Tls.cs and
 // checks, against providerd with TLS, that the certificates of the file are
 // trusted (a self-signed certificate, or the CA of the server's, by IP
@@ -140,12 +72,12 @@ func TestPowerShellTrustedCertificates(t *testing.T) {
 		t.Fatalf("mcs -langversion:5 %s: %v\n%s", tls, err, out)
 	}
 
-	ca := newPSCert(t, dir, "ca", nil, true)
-	other := newPSCert(t, dir, "other-ca", nil, true)
-	servers := map[string]*psCert{
-		"issued":      newPSCert(t, dir, "issued", ca, false, "127.0.0.1", "localhost"),
-		"self-signed": newPSCert(t, dir, "self-signed", nil, false, "127.0.0.1"),
-		"other-host":  newPSCert(t, dir, "other-host", ca, false, "providerd.example"),
+	ca := newTestCert(t, dir, "ca", nil, true)
+	other := newTestCert(t, dir, "other-ca", nil, true)
+	servers := map[string]*testCert{
+		"issued":      newTestCert(t, dir, "issued", ca, false, "127.0.0.1", "localhost"),
+		"self-signed": newTestCert(t, dir, "self-signed", nil, false, "127.0.0.1"),
+		"other-host":  newTestCert(t, dir, "other-host", ca, false, "providerd.example"),
 	}
 	addr := map[string]string{}
 	for name, c := range servers {
