@@ -135,9 +135,6 @@ const callers = {
 // argument) names; inside them the name is a variable.
 const optionReaders = ['get-requestoption', 'get-requestlist', 'test-requestswitch'];
 
-// Routes of the table that no function uses yet, each with the reason; the
-// check fails when one of them is used, so that the line goes with it.
-const unusedRoutes = {};
 
 // The cmdlets whose -Name must bind from the pipeline, as in ContainerProvider
 // 0.6's ContainerImage.psm1.
@@ -597,9 +594,7 @@ function checkRoutes() {
     }
   }
   for (const [name, node] of routes) {
-    if (used.has(name) && unusedRoutes[name]) {
-      fail('routes', apiFile, node, `route ${name} is used now: take it out of the check's list of unused routes`);
-    } else if (!used.has(name) && !unusedRoutes[name]) {
+    if (!used.has(name)) {
       fail('routes', apiFile, node, `route ${name} is used by no function`);
     }
   }
