@@ -280,16 +280,17 @@ func (c *psTransport) install(t *testing.T, body psInstallBody) api.Job {
 	return job
 }
 
-// installed lists the installed images of name, as GET /v1/images?name=
-// answers it.
+// installed lists the installed images of name (a check of providerd's
+// state, not a request of the module's: p.images, filtered).
 func (c *psTransport) installed(t *testing.T, name string) []api.Image {
 	t.Helper()
-	code, _, b := c.send(t, http.MethodGet, psRoutePath(t, http.MethodGet, "GetImages")+"?"+url.Values{"name": {name}}.Encode(), nil)
-	var res api.ImagesResponse
-	if err := json.Unmarshal(b, &res); code != http.StatusOK || err != nil {
-		t.Fatalf("images of %s: %d %s (%v)", name, code, b, err)
+	var out []api.Image
+	for _, img := range c.p.images(t) {
+		if strings.EqualFold(img.Name, name) {
+			out = append(out, img)
+		}
 	}
-	return res.Images
+	return out
 }
 
 // psRegisterBody is the body that Register-PackageSource -Credential
