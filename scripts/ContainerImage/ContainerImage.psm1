@@ -127,20 +127,7 @@ function Complete-ImageJob {
         }
         return
     }
-    $target = Get-JsonValue (Get-JsonValue $job 'request') 'name'
-    if ($job.state -eq 'canceled') {
-        # Canceled from elsewhere (Stop-ContainerImageJob, say).
-        $Cmdlet.WriteError((New-ContainerProviderError -Code Canceled -Category OperationStopped -Message $message -Target $target))
-        return
-    }
-    $e = Get-JsonValue $job 'error'
-    $code = 'Internal'
-    $message = 'job {0} {1}' -f $job.id, $job.state
-    if ($null -ne $e) {
-        $code = Get-JsonValue $e 'code'
-        $message = Get-JsonValue $e 'message'
-    }
-    $Cmdlet.WriteError((New-ContainerProviderError -Code $code -Message $message -Id (Get-JsonValue $e 'id') -Dependents @(Get-JsonValue $e 'dependents' | Where-Object { $_ }) -Target $target))
+    $Cmdlet.WriteError((ConvertFrom-JobFailure -Job $job -Target (Get-JsonValue (Get-JsonValue $job 'request') 'name')))
 }
 
 function Find-ContainerImage {

@@ -380,12 +380,7 @@ function Install-Package {
         return
     }
     if ($job.state -ne 'succeeded') {
-        $e = Get-JsonValue $job 'error'
-        $record = New-ContainerProviderError -Code ([string](Get-JsonValue $e 'code')) -Message ([string](Get-JsonValue $e 'message')) -Id (Get-JsonValue $e 'id') -Target $fastPackageReference
-        if ($null -eq $e) {
-            $record = New-ContainerProviderError -Code Internal -Message ('job {0} {1}: {2}' -f $job.id, $job.state, (Get-JsonValue $job 'message')) -Target $fastPackageReference
-        }
-        Write-ContainerImageError $record
+        Write-ContainerImageError (ConvertFrom-JobFailure -Job $job -Target $fastPackageReference)
         return
     }
     if (Get-JsonValue $job 'message') {

@@ -311,8 +311,8 @@ function New-ContainerProviderError {
 }
 
 function ConvertFrom-ErrorEnvelope {
-    # The ErrorRecord of a v1 error envelope {"error":{code,message,id,
-    # dependents}}, or of an answer without one.
+    # The ErrorRecord of a v1 error envelope {"error":{...}}, or of an
+    # answer without one.
     param(
         [object]$Envelope,
         [int]$Status,
@@ -322,7 +322,36 @@ function ConvertFrom-ErrorEnvelope {
     if ($null -eq $e) {
         return New-ContainerProviderError -Code Internal -Message ('providerd at {0} answered {1} without an error envelope' -f (Get-ContainerProviderEndpoint), $Status) -Target $Target
     }
-    return New-ContainerProviderError -Code (Get-JsonValue $e 'code') -Message (Get-JsonValue $e 'message') -Id (Get-JsonValue $e 'id') -Dependents @(Get-JsonValue $e 'dependents' | Where-Object { $_ }) -Target $Target
+    return ConvertFrom-ApiError -ApiError $e -Target $Target
+}
+
+function ConvertFrom-ApiError {
+    # The ErrorRecord of an api.Error ({code,message,id,dependents}): the
+    # envelope's, or a failed job's.
+    param(
+        [object]$ApiError,
+        [object]$Target
+    )
+    return New-ContainerProviderError -Code (Get-JsonValue $ApiError 'code') -Message (Get-JsonValue $ApiError 'message') -Id (Get-JsonValue $ApiError 'id') -Dependents @(Get-JsonValue $ApiError 'dependents' | Where-Object { $_ }) -Target $Target
+}
+
+function ConvertFrom-JobFailure {
+    # The ErrorRecord of a job that ended without succeeding: its error; a
+    # job canceled (from elsewhere: Stop-ContainerImageJob, say) is
+    # OperationStopped, with the job's message.
+    param(
+        [object]$Job,
+        [object]$Target
+    )
+    $message = [string](Get-JsonValue $Job 'message')
+    if ($Job.state -eq 'canceled') {
+        return New-ContainerProviderError -Code Canceled -Category OperationStopped -Message $message -Target $Target
+    }
+    $e = Get-JsonValue $Job 'error'
+    if ($null -ne $e) {
+        return ConvertFrom-ApiError -ApiError $e -Target $Target
+    }
+    return New-ContainerProviderError -Code Internal -Message ('job {0} {1}: {2}' -f $Job.id, $Job.state, $message) -Target $Target
 }
 
 function Get-ContainerProviderEndpoint {
@@ -1154,7 +1183,7 @@ function Read-ContainerImageArchive {
 }
 
 Export-ModuleMember -Function @(
-    'Get-JsonValue', 'ConvertTo-ContainerProviderObject', 'Format-SourceMirror', 'New-ContainerProviderError',
+    'Get-JsonValue', 'ConvertTo-ContainerProviderObject', 'Format-SourceMirror', 'New-ContainerProviderError', 'ConvertFrom-JobFailure',
     'Get-ContainerProviderEndpoint', 'Invoke-ContainerProviderApi', 'Wait-ContainerProviderJob',
     'New-SourceMirrorRequest', 'Read-ContainerImageArchive'
 )
